@@ -1,0 +1,290 @@
+"""Twilio Media Streams wire format: parse inbound frames, build outbound ones.
+
+Pure and on the hot path: every call sends 50 ``media`` frames per second, so parsing is
+``json.loads`` plus direct field access and one base64 decode, with no model validation.
+A malformed frame never raises: it comes back as a :class:`FrameError` value that the bridge
+logs and skips, because one bad frame must not end a patient's call.
+
+Inbound (Twilio -> server): ``connected``, ``start``, ``media``, ``dtmf``, ``mark``, ``stop``.
+Outbound (server -> Twilio): ``media``, ``mark``, ``clear``; anything else is Twilio error 31924.
+Counters (``sequenceNumber``, ``chunk``, ``timestamp``) travel as JSON strings.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from binascii import a2b_base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+__all__ = [
+    "Connected",
+    "Dtmf",
+    "FrameError",
+    "Mark",
+    "Media",
+    "MediaFormat",
+    "Start",
+    "Stop",
+    "TwilioEvent",
+    "clear_frame",
+    "mark_frame",
+    "media_frame",
+    "parse_twilio_frame",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """First frame of a stream; carries no sequence number."""
+
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFormat:
+    """Audio format Twilio announces in ``start`` (always 8 kHz mono μ-law for voice calls)."""
+
+    encoding: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Stream metadata; ``custom_parameters`` carries the TwiML ``<Parameter>`` values."""
+
+    sequence_number: int
+    stream_sid: str
+    account_sid: str
+    call_sid: str
+    tracks: tuple[str, ...]
+    media_format: MediaFormat
+    custom_parameters: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """20 ms of caller audio.
+
+    ``payload_b64`` is kept next to the decoded bytes so the bridge can forward it to the
+    Realtime API (which also wants base64) without re-encoding.
+    """
+
+    sequence_number: int
+    stream_sid: str
+    track: str
+    chunk: int
+    timestamp: int
+    payload: bytes
+    payload_b64: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """A keypad digit pressed by the caller."""
+
+    sequence_number: int
+    stream_sid: str
+    track: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Echo of a mark we sent: the audio queued before it has been played to the caller."""
+
+    sequence_number: int
+    stream_sid: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The stream ended (caller hung up or the call was redirected)."""
+
+    sequence_number: int
+    stream_sid: str
+    account_sid: str
+    call_sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameError:
+    """A frame that could not be understood; ``reason`` is safe to log (no payload data)."""
+
+    reason: str
+    event: str | None = None
+
+
+TwilioEvent: TypeAlias = Connected | Start | Media | Dtmf | Mark | Stop
+
+
+class _BadFrame(Exception):
+    """Internal signal for a structurally invalid frame; never escapes this module."""
+
+
+def _obj(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if type(value) is not dict:
+        raise _BadFrame(f"missing or non-object field {key!r}")
+    return value
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if type(value) is not str:
+        raise _BadFrame(f"missing or non-string field {key!r}")
+    return value
+
+
+def _counter(data: dict[str, Any], key: str) -> int:
+    """Counters are JSON strings on the wire; a bare integer is tolerated."""
+    value = data.get(key)
+    if type(value) is str and value.isdigit() and value.isascii():
+        return int(value)
+    if type(value) is int:
+        return value
+    raise _BadFrame(f"missing or non-numeric counter {key!r}")
+
+
+def _parse_media(data: dict[str, Any]) -> Media:
+    """Hot path (50 frames/s per call): checks are inlined rather than delegated to helpers."""
+    media = data.get("media")
+    if type(media) is not dict:
+        raise _BadFrame("missing or non-object field 'media'")
+    payload_b64 = media.get("payload")
+    stream_sid = data.get("streamSid")
+    track = media.get("track")
+    if type(payload_b64) is not str or type(stream_sid) is not str or type(track) is not str:
+        raise _BadFrame("media payload, track or streamSid missing or not a string")
+    try:
+        payload = a2b_base64(payload_b64, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _BadFrame("media payload is not valid base64") from exc
+    return Media(
+        _counter(data, "sequenceNumber"),
+        stream_sid,
+        track,
+        _counter(media, "chunk"),
+        _counter(media, "timestamp"),
+        payload,
+        payload_b64,
+    )
+
+
+def _parse_start(data: dict[str, Any]) -> Start:
+    start = _obj(data, "start")
+    tracks = start.get("tracks", [])
+    if type(tracks) is not list or not all(type(t) is str for t in tracks):
+        raise _BadFrame("start.tracks is not a list of strings")
+    params = start.get("customParameters") or {}
+    if type(params) is not dict or not all(type(v) is str for v in params.values()):
+        raise _BadFrame("start.customParameters is not a string map")
+    fmt = _obj(start, "mediaFormat")
+    sample_rate, channels = fmt.get("sampleRate"), fmt.get("channels")
+    if type(sample_rate) is not int or type(channels) is not int:
+        raise _BadFrame("start.mediaFormat sampleRate/channels are not integers")
+    stream_sid = _str(start, "streamSid")
+    outer_sid = data.get("streamSid", stream_sid)
+    if outer_sid != stream_sid:
+        raise _BadFrame("start.streamSid differs from the frame streamSid")
+    return Start(
+        sequence_number=_counter(data, "sequenceNumber"),
+        stream_sid=stream_sid,
+        account_sid=_str(start, "accountSid"),
+        call_sid=_str(start, "callSid"),
+        tracks=tuple(tracks),
+        media_format=MediaFormat(_str(fmt, "encoding"), sample_rate, channels),
+        custom_parameters=MappingProxyType(dict(params)),
+    )
+
+
+def _parse_dtmf(data: dict[str, Any]) -> Dtmf:
+    dtmf = _obj(data, "dtmf")
+    return Dtmf(
+        _counter(data, "sequenceNumber"),
+        _str(data, "streamSid"),
+        _str(dtmf, "track"),
+        _str(dtmf, "digit"),
+    )
+
+
+def _parse_mark(data: dict[str, Any]) -> Mark:
+    return Mark(
+        _counter(data, "sequenceNumber"),
+        _str(data, "streamSid"),
+        _str(_obj(data, "mark"), "name"),
+    )
+
+
+def _parse_stop(data: dict[str, Any]) -> Stop:
+    stop = _obj(data, "stop")
+    return Stop(
+        _counter(data, "sequenceNumber"),
+        _str(data, "streamSid"),
+        _str(stop, "accountSid"),
+        _str(stop, "callSid"),
+    )
+
+
+def _parse_connected(data: dict[str, Any]) -> Connected:
+    return Connected(_str(data, "protocol"), _str(data, "version"))
+
+
+_PARSERS = {
+    "media": _parse_media,
+    "mark": _parse_mark,
+    "start": _parse_start,
+    "dtmf": _parse_dtmf,
+    "stop": _parse_stop,
+    "connected": _parse_connected,
+}
+
+
+def parse_twilio_frame(text: str | bytes) -> TwilioEvent | FrameError:
+    """Parse one inbound text frame; never raises, returns :class:`FrameError` instead."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        return FrameError("frame is not valid JSON")
+    if type(data) is not dict:
+        return FrameError("frame is not a JSON object")
+    event = data.get("event")
+    parser = _PARSERS.get(event) if type(event) is str else None
+    if parser is None:
+        return FrameError("unknown or missing event type")
+    try:
+        return parser(data)
+    except _BadFrame as exc:
+        return FrameError(str(exc), event)
+
+
+def _quote(value: str) -> str:
+    """JSON string literal via the C encoder json.dumps uses, without its per-call overhead."""
+    return encode_basestring_ascii(value)
+
+
+def media_frame(stream_sid: str, payload_b64: str) -> str:
+    """Outbound audio: base64 of raw 8 kHz μ-law, any length."""
+    return (
+        f'{{"event":"media","streamSid":{_quote(stream_sid)},'
+        f'"media":{{"payload":{_quote(payload_b64)}}}}}'
+    )
+
+
+def mark_frame(stream_sid: str, name: str) -> str:
+    """Ask Twilio to echo ``name`` once the audio queued before it has been played."""
+    return f'{{"event":"mark","streamSid":{_quote(stream_sid)},"mark":{{"name":{_quote(name)}}}}}'
+
+
+def clear_frame(stream_sid: str) -> str:
+    """Drop all audio buffered at Twilio; pending marks are echoed right away."""
+    return f'{{"event":"clear","streamSid":{_quote(stream_sid)}}}'
