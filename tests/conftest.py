@@ -1,0 +1,121 @@
+"""Shared fixtures: a fixed clock, the sample clinic, services on SQLite and (when configured)
+PostgreSQL. PostgreSQL tests run when VOICE_AGENT_TEST_DATABASE_URL is set (CI sets it)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, text
+
+from voice_agent.alerts import ConsoleAlerter
+from voice_agent.clinic import Clinic, load_clinic_file
+from voice_agent.clock import FixedClock
+from voice_agent.services import Services, build_services
+from voice_agent.settings import DEFAULT_CLINIC_FILE, SAMPLES_DIR, Settings
+from voice_agent.store.db import make_engine
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+for _name in ("TWILIO_EDGE", "TWILIO_REGION", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+    os.environ.pop(_name, None)
+
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+# Monday 23 November 2026, 10:00 in São Paulo: "tomorrow" is Tuesday the 24th.
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=SAO_PAULO)
+PG_URL = os.environ.get("VOICE_AGENT_TEST_DATABASE_URL")
+RUSSIAN_CLINIC_FILE = SAMPLES_DIR / "klinika_zdorovye.yaml"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture(scope="session")
+def sample_clinic() -> Clinic:
+    return load_clinic_file(DEFAULT_CLINIC_FILE)
+
+
+def _pg_engine(worker: str) -> Engine:
+    """A clean schema per xdist worker, so parallel workers never see each other's rows."""
+    schema = "t_" + re.sub(r"[^a-z0-9]", "", worker.lower())
+    admin = make_engine(PG_URL)  # type: ignore[arg-type]
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    admin.dispose()
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    return make_engine(url)
+
+
+def _worker(request: pytest.FixtureRequest) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+def database_params() -> list[object]:
+    params: list[object] = ["sqlite"]
+    params.append(
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(PG_URL is None, reason="VOICE_AGENT_TEST_DATABASE_URL unset"),
+        )
+    )
+    return params
+
+
+@pytest.fixture
+def make_engine_for(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], Engine]]:
+    engines: list[Engine] = []
+
+    def factory(kind: str) -> Engine:
+        if kind == "sqlite":
+            engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+        else:
+            engine = _pg_engine(_worker(request))
+        engines.append(engine)
+        return engine
+
+    yield factory
+    for engine in engines:
+        engine.dispose()
+
+
+def make_settings(database_url: str = "sqlite://", **overrides: object) -> Settings:
+    return Settings(
+        database_url=database_url,
+        clinic_file=overrides.pop("clinic_file", DEFAULT_CLINIC_FILE),  # type: ignore[arg-type]
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=database_params())
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def any_services(
+    db_kind: str, make_engine_for: Callable[[str], Engine], clock: FixedClock
+) -> Iterator[Services]:
+    """Services on SQLite and, when configured, on PostgreSQL."""
+    engine = make_engine_for(db_kind)
+    services = build_services(
+        make_settings(str(engine.url)), clock=clock, alerter=ConsoleAlerter(), engine=engine
+    )
+    yield services
+
+
+@pytest.fixture
+def services(make_engine_for: Callable[[str], Engine], clock: FixedClock) -> Iterator[Services]:
+    """Services on a fresh SQLite file with the sample clinic and a fixed clock."""
+    engine = make_engine_for("sqlite")
+    yield build_services(
+        make_settings(str(engine.url)), clock=clock, alerter=ConsoleAlerter(), engine=engine
+    )

@@ -1,0 +1,54 @@
+"""FastAPI application factory: services built once, background jobs in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from fastapi import FastAPI
+
+from voice_agent import __version__
+from voice_agent.services import Services, build_services
+from voice_agent.settings import Settings, load_settings
+from voice_agent.web import api
+
+logger = logging.getLogger("voice_agent")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. Tests pass ready ``services`` (fixed clock, fakes); production passes none."""
+    settings = settings or (services.settings if services else load_settings())
+    owned = services is None
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            services.booking.purge_expired_holds,
+            "interval",
+            minutes=1,
+            id="purge-holds",
+            coalesce=True,
+            max_instances=1,
+        )
+        scheduler.start()
+        if settings.insecure_skip_twilio_signature:
+            logger.warning(
+                "VOICE_AGENT_INSECURE_SKIP_TWILIO_SIGNATURE is on: Twilio requests are NOT "
+                "verified. Never run like this in production."
+            )
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=False)
+            if owned:
+                services.close()
+
+    app = FastAPI(title="Voice receptionist", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    app.state.settings = settings
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,1 @@
+"""Calendar backends: where a doctor's time lives. The local SQL calendar is the default."""

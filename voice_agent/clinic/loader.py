@@ -1,0 +1,47 @@
+"""Load a clinic YAML file into a `Clinic`; invalid files are refused with path and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from voice_agent.clinic.model import Clinic
+
+
+class ClinicFileError(ValueError):
+    """A clinic file that cannot be used; the message names the file, field path and reason."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def parse_clinic(text: str, source: str = "<clinic>") -> Clinic:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ClinicFileError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ClinicFileError(source, ["top level must be a mapping of clinic fields"])
+    try:
+        return Clinic.model_validate(data)
+    except ValidationError as exc:
+        raise ClinicFileError(source, [_describe(error) for error in exc.errors()]) from None
+
+
+def load_clinic_file(path: Path | str) -> Clinic:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ClinicFileError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    return parse_clinic(text, str(path))
+
+
+def _describe(error: dict) -> str:  # type: ignore[type-arg]
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{location}: {message}"

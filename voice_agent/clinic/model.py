@@ -1,0 +1,351 @@
+"""The clinic as immutable values. Everything the slot engine and the tools know about a clinic.
+
+Ids are short slugs chosen by the clinic (``dr-ana-souza``, ``cardio-consult``); appointments keep
+them, so re-loading a changed file never orphans an appointment's references silently.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+SUPPORTED_LANGUAGES = ("pt-BR", "ru", "en")
+
+
+class Weekday(StrEnum):
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+    @property
+    def index(self) -> int:
+        """Monday is 0, as in ``date.weekday()``."""
+        return list(Weekday).index(self)
+
+    @classmethod
+    def of(cls, day: date) -> Weekday:
+        return list(Weekday)[day.weekday()]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Localized = dict[str, str]
+"""Text per language code (``pt-BR``, ``ru``, ``en``)."""
+
+
+def _on_grid(value: time) -> time:
+    """Times sit on a 5-minute grid: the booking store claims time in 5-minute cells."""
+    if value.minute % 5 or value.second or value.microsecond:
+        raise ValueError(f"{value} is not on a 5-minute boundary")
+    return value
+
+
+GridTime = Annotated[time, AfterValidator(_on_grid)]
+
+
+class TimeRange(Frozen):
+    start: GridTime
+    end: GridTime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+
+class WorkingDay(Frozen):
+    """Hours of one weekday at one place, with breaks inside them."""
+
+    start: GridTime
+    end: GridTime
+    breaks: tuple[TimeRange, ...] = ()
+    hospital: Slug | None = Field(
+        default=None, description="Where the doctor attends then; the clinic itself if empty."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkingDay:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        for pause in self.breaks:
+            if pause.start < self.start or pause.end > self.end:
+                raise ValueError(f"break {pause.start}-{pause.end} is outside working hours")
+        return self
+
+
+class Hospital(Frozen):
+    id: Slug
+    name: str
+    address: str
+    phone: str | None = None
+
+
+class Insurance(Frozen):
+    """A convênio / health plan. Acceptance is per doctor and service (empty = all of them)."""
+
+    id: Slug
+    name: str
+    synonyms: tuple[str, ...] = ()
+    doctors: tuple[Slug, ...] = ()
+    services: tuple[Slug, ...] = ()
+
+
+class Service(Frozen):
+    id: Slug
+    names: Localized
+    synonyms: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    specialty: Slug
+    duration_minutes: int = Field(gt=0, le=480, multiple_of=5)
+    private_price: Decimal = Field(ge=0)
+    insurance_prices: dict[Slug, Decimal] = Field(
+        default_factory=dict, description="Co-payment per insurance; 0 means fully covered."
+    )
+    min_qualification: int = Field(
+        default=1, ge=1, le=5, description="Least seniority a doctor needs for this service."
+    )
+    description: Localized = Field(default_factory=dict)
+
+    def name(self, language: str) -> str:
+        return self.names.get(language) or next(iter(self.names.values()))
+
+
+class Doctor(Frozen):
+    id: Slug
+    name: str
+    specialties: tuple[Slug, ...]
+    services: tuple[Slug, ...]
+    qualification: int = Field(ge=1, le=5, description="1 = resident … 5 = head of department.")
+    title: Localized = Field(default_factory=dict, description="e.g. 'Cardiologista, CRM-SP 123'")
+    hospitals: tuple[Slug, ...] = ()
+    slot_minutes: int = Field(default=30, gt=0, le=240, multiple_of=5)
+    working_hours: dict[Weekday, tuple[WorkingDay, ...]]
+    languages: tuple[str, ...] = ()
+    calendar_id: str | None = Field(default=None, description="External calendar of the doctor.")
+
+
+class Period(Frozen):
+    """A named period of the day (morning, afternoon, evening) and its synonyms per language."""
+
+    id: Slug
+    start: time
+    end: time
+    names: Localized = Field(default_factory=dict)
+
+
+class Closure(Frozen):
+    """A holiday or closure: the whole clinic, or only some doctors, over a span of days."""
+
+    start: date
+    end: date | None = None
+    reason: str = ""
+    doctors: tuple[Slug, ...] = ()
+
+    @property
+    def last_day(self) -> date:
+        return self.end or self.start
+
+    def covers(self, day: date, doctor_id: str) -> bool:
+        if not (self.start <= day <= self.last_day):
+            return False
+        return not self.doctors or doctor_id in self.doctors
+
+
+class BookingPolicy(Frozen):
+    min_notice_minutes: int = Field(default=120, ge=0)
+    horizon_days: int = Field(default=90, ge=1, le=730)
+    start_tomorrow: bool = Field(
+        default=True, description="Offer slots from the next day on, as clinics usually do."
+    )
+    cancel_notice_minutes: int = Field(default=0, ge=0)
+
+
+class Clinic(Frozen):
+    name: str
+    timezone: str
+    country: str = Field(min_length=2, max_length=2, description="ISO country for phone parsing.")
+    languages: tuple[str, ...]
+    default_language: str
+    address: str
+    phone: str
+    staff_phone: str = Field(description="Where calls are transferred to a person.")
+    doctor_whatsapp: str | None = Field(default=None, description="Alerts go here.")
+    emergency_number: str = "192"
+    email: str | None = None
+    website: str | None = None
+    hours: Localized = Field(default_factory=dict, description="Opening hours as said aloud.")
+    booking: BookingPolicy = BookingPolicy()
+    periods: tuple[Period, ...]
+    hospitals: tuple[Hospital, ...] = ()
+    insurances: tuple[Insurance, ...] = ()
+    services: tuple[Service, ...]
+    doctors: tuple[Doctor, ...]
+    closures: tuple[Closure, ...] = ()
+    calendar_backend: str = Field(default="local", pattern=r"^(local|google|clinic_api)$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _supported_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for language in value:
+            if language not in SUPPORTED_LANGUAGES:
+                raise ValueError(f"language {language!r} is not one of {SUPPORTED_LANGUAGES}")
+        if not value:
+            raise ValueError("at least one language is required")
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _upper_country(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _references(self) -> Clinic:
+        """Every id a doctor, service or insurance points at must exist; phones must parse."""
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} not in languages")
+        for field_name in ("phone", "staff_phone", "doctor_whatsapp"):
+            number = getattr(self, field_name)
+            if number is not None and not _valid_phone(number, self.country):
+                raise ValueError(f"{field_name} {number!r} is not a valid phone number")
+        _unique("doctors", [d.id for d in self.doctors])
+        _unique("services", [s.id for s in self.services])
+        _unique("insurances", [i.id for i in self.insurances])
+        _unique("hospitals", [h.id for h in self.hospitals])
+        _unique("periods", [p.id for p in self.periods])
+        services = {s.id for s in self.services}
+        hospitals = {h.id for h in self.hospitals}
+        doctors = {d.id for d in self.doctors}
+        insurances = {i.id for i in self.insurances}
+        for doctor in self.doctors:
+            _known(f"doctor {doctor.id}: service", doctor.services, services)
+            _known(f"doctor {doctor.id}: hospital", doctor.hospitals, hospitals)
+            for days in doctor.working_hours.values():
+                _known(
+                    f"doctor {doctor.id}: working_hours hospital",
+                    [d.hospital for d in days if d.hospital],
+                    hospitals,
+                )
+        for service in self.services:
+            _known(f"service {service.id}: insurance price", service.insurance_prices, insurances)
+            if not any(service.id in d.services for d in self.doctors):
+                raise ValueError(f"service {service.id}: no doctor performs it")
+        for insurance in self.insurances:
+            _known(f"insurance {insurance.id}: doctor", insurance.doctors, doctors)
+            _known(f"insurance {insurance.id}: service", insurance.services, services)
+        for closure in self.closures:
+            _known("closure doctor", closure.doctors, doctors)
+            if closure.end is not None and closure.end < closure.start:
+                raise ValueError(f"closure {closure.start}: end before start")
+        return self
+
+    # Look-ups (the model is frozen, so caching is safe)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def doctors_by_id(self) -> dict[str, Doctor]:
+        return {d.id: d for d in self.doctors}
+
+    @cached_property
+    def services_by_id(self) -> dict[str, Service]:
+        return {s.id: s for s in self.services}
+
+    @cached_property
+    def insurances_by_id(self) -> dict[str, Insurance]:
+        return {i.id: i for i in self.insurances}
+
+    @cached_property
+    def hospitals_by_id(self) -> dict[str, Hospital]:
+        return {h.id: h for h in self.hospitals}
+
+    @cached_property
+    def periods_by_id(self) -> dict[str, Period]:
+        return {p.id: p for p in self.periods}
+
+    def doctor(self, doctor_id: str) -> Doctor | None:
+        return self.doctors_by_id.get(doctor_id)
+
+    def service(self, service_id: str) -> Service | None:
+        return self.services_by_id.get(service_id)
+
+    def insurance(self, insurance_id: str) -> Insurance | None:
+        return self.insurances_by_id.get(insurance_id)
+
+    def doctors_for(self, service_id: str) -> list[Doctor]:
+        return [d for d in self.doctors if service_id in d.services]
+
+    def accepts(self, insurance_id: str, doctor_id: str, service_id: str) -> bool:
+        """Whether a convênio covers this service with this doctor."""
+        insurance = self.insurance(insurance_id)
+        service = self.service(service_id)
+        if insurance is None or service is None or insurance_id not in service.insurance_prices:
+            return False
+        if insurance.doctors and doctor_id not in insurance.doctors:
+            return False
+        return not insurance.services or service_id in insurance.services
+
+    def price(self, service_id: str, insurance_id: str | None = None) -> Decimal | None:
+        """What the patient pays: the private price, or the co-payment under a convênio."""
+        service = self.service(service_id)
+        if service is None:
+            return None
+        if insurance_id is None:
+            return service.private_price
+        return service.insurance_prices.get(insurance_id)
+
+    def is_closed(self, day: date, doctor_id: str) -> bool:
+        return any(closure.covers(day, doctor_id) for closure in self.closures)
+
+
+def _valid_phone(number: str, region: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _unique(kind: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"{kind}: id {item!r} appears twice")
+        seen.add(item)
+
+
+def _known(what: str, refs: object, known: set[str]) -> None:
+    for ref in refs:  # type: ignore[attr-defined]
+        if ref not in known:
+            raise ValueError(f"{what} {ref!r} is not defined")

@@ -1,0 +1,1 @@
+"""Patients: identity by phone, contact details validated, stored in the database only."""

@@ -1,0 +1,116 @@
+"""Wiring: build every service once from settings. Channels and the CLI receive `Services`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from voice_agent.alerts import Alerter, ConsoleAlerter
+from voice_agent.calendars.base import CalendarBackend
+from voice_agent.calendars.local import LocalCalendar
+from voice_agent.clinic.loader import load_clinic_file
+from voice_agent.clinic.model import Clinic
+from voice_agent.clinic.repository import load_active_clinic, save_clinic
+from voice_agent.clock import Clock, SystemClock
+from voice_agent.interactions import InteractionLog
+from voice_agent.patients.service import PatientService
+from voice_agent.scheduling.booking import BookingService
+from voice_agent.settings import ConfigurationError, Settings
+from voice_agent.store.db import make_engine
+from voice_agent.store.migrate import upgrade
+from voice_agent.tools.catalog import build_registry
+from voice_agent.tools.registry import ToolRegistry
+
+logger = logging.getLogger("voice_agent")
+
+
+class ClinicHolder:
+    """The clinic in force; re-read from the database when staff load a new file."""
+
+    def __init__(self, engine: Engine, timezone_override: str | None) -> None:
+        self._engine = engine
+        self._override = timezone_override
+        self._lock = threading.Lock()
+        self._clinic: Clinic | None = None
+
+    def __call__(self) -> Clinic:
+        clinic = self._clinic
+        if clinic is None:
+            with self._lock:
+                clinic = self._clinic or self.reload()
+        return clinic
+
+    def reload(self) -> Clinic:
+        clinic = load_active_clinic(self._engine)
+        if clinic is None:
+            raise ConfigurationError(
+                "no clinic loaded: run `voice-agent clinic load FILE` "
+                "or set VOICE_AGENT_CLINIC_FILE"
+            )
+        if self._override:
+            data = clinic.model_dump()
+            data["timezone"] = self._override
+            clinic = Clinic.model_validate(data)
+        self._clinic = clinic
+        return clinic
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    clinic: ClinicHolder
+    clock: Clock
+    patients: PatientService
+    booking: BookingService
+    calendar: CalendarBackend
+    interactions: InteractionLog
+    alerter: Alerter
+    registry: ToolRegistry
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def prepare_database(settings: Settings, engine: Engine) -> None:
+    """Migrate the schema and, on a fresh database, load the configured clinic file."""
+    upgrade(engine)
+    if load_active_clinic(engine) is None:
+        clinic = load_clinic_file(settings.clinic_file)
+        save_clinic(engine, clinic, str(settings.clinic_file))
+        logger.info("loaded clinic %r from %s", clinic.name, settings.clinic_file)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    alerter: Alerter | None = None,
+    calendar: CalendarBackend | None = None,
+    engine: Engine | None = None,
+) -> Services:
+    engine = engine or make_engine(settings.database_url)
+    prepare_database(settings, engine)
+    clock = clock or SystemClock()
+    holder = ClinicHolder(engine, settings.timezone)
+    clinic = holder()
+    interactions = InteractionLog(engine)
+    calendar = calendar or LocalCalendar(engine)
+    booking = BookingService(
+        engine, holder, calendar, interactions, clock, hold_minutes=settings.hold_minutes
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        clinic=holder,
+        clock=clock,
+        patients=PatientService(engine, clinic.country),
+        booking=booking,
+        calendar=calendar,
+        interactions=interactions,
+        alerter=alerter or ConsoleAlerter(),
+        registry=build_registry(settings.tool_timeout_seconds),
+    )

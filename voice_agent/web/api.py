@@ -1,0 +1,73 @@
+"""Small JSON API for staff tools and health checks; no patient data is served here."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from voice_agent.clinic.lookup import find_service
+from voice_agent.i18n import say_when
+from voice_agent.scheduling.preferences import Preferences
+from voice_agent.scheduling.ranking import RankingContext, rank_offers
+from voice_agent.web.deps import ServicesDep
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(services: ServicesDep) -> dict[str, Any]:
+    clinic = services.clinic()
+    return {"status": "ok", "clinic": clinic.name, "calendar": services.calendar.name}
+
+
+@router.get("/api/clinic")
+async def clinic(services: ServicesDep) -> dict[str, Any]:
+    return services.clinic().model_dump(mode="json")
+
+
+@router.get("/api/slots")
+async def slots(
+    services: ServicesDep,
+    service: str,
+    doctor: str | None = None,
+    period: Annotated[list[str], Query()] = [],  # noqa: B006
+    date_from: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+    language: str | None = None,
+) -> dict[str, Any]:
+    """Ranked free slots without holding them (for staff screens and monitoring)."""
+    clinic = services.clinic()
+    found = find_service(clinic, service)
+    if found is None:
+        raise HTTPException(404, f"unknown service {service!r}")
+    try:
+        prefs = Preferences(periods=period, date_from=date_from, doctor_id=doctor)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    now = services.clock.now()
+    busy, load = await services.booking.busy_snapshot(found.id, prefs, now)
+    offers = rank_offers(
+        clinic,
+        found.id,
+        prefs,
+        now=now,
+        busy=busy,
+        context=RankingContext(previous_doctors={}, doctor_load=load, language=language),
+        limit=limit,
+    )
+    lang = language or clinic.default_language
+    return {
+        "service": found.id,
+        "offers": [
+            {
+                "doctor_id": o.slot.doctor_id,
+                "start": o.slot.start.isoformat(),
+                "when": say_when(o.slot.start.astimezone(clinic.tz), lang),
+                "score": round(o.score, 3),
+                "reasons": [r.code for r in o.reasons],
+            }
+            for o in offers
+        ],
+    }
