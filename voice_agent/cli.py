@@ -122,11 +122,11 @@ def clinic_show(
 def db_upgrade() -> None:
     """Apply schema migrations (safe to run repeatedly; data is kept)."""
     from voice_agent.store.db import make_engine
-    from voice_agent.store.migrate import current_revision, upgrade
+    from voice_agent.store.migrate import current_revisions, upgrade
 
     engine = make_engine(_settings().database_url)
     upgrade(engine)
-    typer.echo(f"database at revision {current_revision(engine)}")
+    typer.echo(f"database at revision {', '.join(sorted(current_revisions(engine)))}")
 
 
 @app.command()

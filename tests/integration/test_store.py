@@ -13,12 +13,12 @@ from voice_agent.clinic.repository import load_active_clinic, save_clinic
 from voice_agent.scheduling.booking import BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
-from voice_agent.store.migrate import current_revision, head_revision, upgrade
+from voice_agent.store.migrate import current_revisions, head_revisions, upgrade
 
 
 def test_migrations_match_the_tables(any_services: Services) -> None:
     engine = any_services.engine
-    assert current_revision(engine) == head_revision()
+    assert current_revisions(engine) == head_revisions()
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert diff == []

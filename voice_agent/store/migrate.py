@@ -20,7 +20,7 @@ def _config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Bring the schema to ``revision``; safe to run on every start (a no-op when current)."""
     config = _config(engine)
     with engine.begin() as connection:
@@ -28,13 +28,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> set[str]:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config_without_engine()).get_current_head()
+def head_revisions() -> set[str]:
+    """Every head: independent features may add branches; ``upgrade`` applies them all."""
+    return set(ScriptDirectory.from_config(_config_without_engine()).get_heads())
 
 
 def _config_without_engine() -> Config:

@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: 01844dfb2b74
+Revision ID: 0001_initial
 Revises: 
 Create Date: 2026-11-23 15:46:16.934293
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import voice_agent.store.types
 
-revision: str = '01844dfb2b74'
+revision: str = '0001_initial'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
