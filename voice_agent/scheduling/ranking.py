@@ -26,16 +26,18 @@ from voice_agent.scheduling.preferences import (
 )
 
 # Default weights. Soonness is the backbone (2.0 for the first possible slot, halving every
-# 3 days); the other signals move an option by about a day or two of waiting, never more.
+# 3 days, so waiting 3 days costs 1.0 and a week about 1.6). A stated wish or the patient's
+# language is worth a few days of waiting, continuity of care about a week or more; load and
+# seniority only break near-ties.
 PREVIOUS_DOCTOR_WEIGHT = 3.0
 """The patient saw this doctor for this service or specialty: continuity of care wins a week."""
 SOONNESS_WEIGHT = 2.0
 """Score of the earliest candidate; later ones decay exponentially."""
 SOONNESS_HALF_LIFE_DAYS = 3.0
 """Waiting this many more days halves the soonness score."""
-PREFERRED_PERIOD_WEIGHT = 1.0
+PREFERRED_PERIOD_WEIGHT = 1.5
 """Matches a soft time-of-day wish (RankingContext.soft periods/earliest/latest)."""
-PREFERRED_DAY_WEIGHT = 1.0
+PREFERRED_DAY_WEIGHT = 1.5
 """Matches a soft day wish (RankingContext.soft dates/weekdays/range/exclusions)."""
 LANGUAGE_WEIGHT = 1.5
 """The doctor speaks the caller's language (only counted when some candidate doctor does not)."""
@@ -285,6 +287,7 @@ def _collect(
     time_filter = prefs.has_time_filter
     wanted = limit * _CANDIDATES_PER_OFFER
     found: list[tuple[Slot, datetime, datetime]] = []
+    reserve: list[tuple[Slot, datetime, datetime]] = []  # beyond the bucket caps, if too few
     first_match: date | None = None
     matching_days = 0
     batches = free_slots_by_day(
@@ -313,6 +316,8 @@ def _collect(
             soft_ok = soft_time and soft.allows_time(clinic, start, end)  # type: ignore[union-attr]
             bucket = (slot.doctor_id, period, soft_ok)
             if kept[bucket] >= _PER_BUCKET:
+                if len(reserve) < limit:
+                    reserve.append((slot, start, end))
                 continue
             kept[bucket] += 1
             found.append((slot, start, end))
@@ -330,6 +335,9 @@ def _collect(
             and not missing_soft
         ):
             break
+    if len(found) < limit:
+        found.extend(reserve[: limit - len(found)])
+        found.sort(key=lambda item: (item[0].start, item[0].doctor_id))
     if not found:
         return []
     origin = found[0][0].start
