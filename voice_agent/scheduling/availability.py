@@ -409,29 +409,34 @@ def _clock_change_slots(
 
 class _BusyCursor:
     """One doctor's busy intervals, walked day by day in order, so a request that stops after a
-    few days never converts the rest. Input may be unsorted and overlapping."""
+    few days never converts the rest. Input may be unsorted and overlapping; UTC datetimes (as
+    the store returns them) compare fastest, other timezones are equally correct."""
 
     __slots__ = ("_items", "_next", "_open")
 
     def __init__(self, intervals: Sequence[Interval]) -> None:
         self._items = sorted(intervals, key=_START)
         self._next = 0
-        self._open: list[Interval] = []
+        self._open: list[tuple[int, int]] = []
 
     def between(self, lo: datetime, hi: datetime) -> list[tuple[int, int]]:
-        """Busy (start, end) seconds overlapping [lo, hi), sorted; ``lo`` must not go backwards."""
+        """Busy (start, end) seconds overlapping [lo, hi), sorted by start.
+
+        Calls must not go back in time: what ended before ``lo`` is dropped for good.
+        """
+        floor = math.floor(lo.timestamp())
+        taken = [span for span in self._open if span[1] > floor]
         items, i, count = self._items, self._next, len(self._items)
-        still_open = [interval for interval in self._open if interval.end > lo]
         while i < count and items[i].start < hi:
-            if items[i].end > lo:
-                still_open.append(items[i])
+            interval = items[i]
             i += 1
+            if interval.end > lo:
+                start = math.floor(interval.start.timestamp())
+                taken.append((start, math.ceil(interval.end.timestamp())))
+        taken.sort()  # already in order unless wall-clock sorting met a repeated hour
         self._next = i
-        self._open = still_open
-        return sorted(
-            (math.floor(interval.start.timestamp()), math.ceil(interval.end.timestamp()))
-            for interval in still_open
-        )
+        self._open = taken
+        return taken
 
 
 # Time arithmetic
