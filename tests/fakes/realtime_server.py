@@ -167,6 +167,7 @@ class FakeRealtimeSession:
         self._cursor = 0
         self._ids = itertools.count(1)
         self._item_audio_bytes: dict[str, int] = {}
+        self._uncommitted_bytes = 0
         self._open_calls: set[str] = set()
         self._issued_calls: set[str] = set()
         self._active: ResponseRecord | None = None
@@ -210,7 +211,7 @@ class FakeRealtimeSession:
         return b"\x00\x10" * (ms * fmt // 2)  # quiet non-zero pcm16
 
     def _violation(self, message: str) -> None:
-        log.debug("realtime fake violation: %s", message)
+        log.warning("realtime fake: protocol violation: %s", message)
         self.violations.append(message)
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -220,7 +221,8 @@ class FakeRealtimeSession:
             problem = validate_server_event(event)
             if problem is not None:
                 self._violation(f"fake sent an invalid {event['type']}: {problem.message}")
-        self.server_events.append(event)
+        if self._server.keep_history:
+            self.server_events.append(event)
         with contextlib.suppress(ConnectionClosed):
             await self._ws.send(json.dumps(event))
 
@@ -280,7 +282,8 @@ class FakeRealtimeSession:
             self.invalid_events.append(raw)
             await self._error(problem, getattr(event, "event_id", None))
             return
-        self.client_events.append(event)
+        if self._server.keep_history:
+            self.client_events.append(event)
         handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
         if handler is not None:
             await handler(event)
@@ -309,7 +312,9 @@ class FakeRealtimeSession:
                 event.event_id,
             )
             return
-        self.audio_in += audio
+        if self._server.keep_history:
+            self.audio_in += audio
+        self._uncommitted_bytes += len(audio)
         if self._turn_detection() is None:
             return
         for change in self._vad.feed(audio):
@@ -347,12 +352,25 @@ class FakeRealtimeSession:
             await self._trigger_response()
 
     async def _on_input_audio_buffer_commit(self, event: Any) -> None:
+        buffered_ms = self._uncommitted_bytes // self._input_format().bytes_per_ms
+        if buffered_ms < 100:
+            await self._error(
+                EventProblem(
+                    "input_audio_buffer_commit_empty",
+                    "Error committing input audio buffer: buffer too small. Expected at least "
+                    f"100ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.",
+                ),
+                event.event_id,
+            )
+            return
         await self._commit(self._id("item"))
 
     async def _on_input_audio_buffer_clear(self, event: Any) -> None:
+        self._uncommitted_bytes = 0
         await self.send({"type": "input_audio_buffer.cleared"})
 
     async def _commit(self, item_id: str) -> None:
+        self._uncommitted_bytes = 0
         await self.send(
             {
                 "type": "input_audio_buffer.committed",
@@ -380,6 +398,8 @@ class FakeRealtimeSession:
             self.unscripted_speech += 1
             transcript = ""
         self.transcripts.append(transcript)
+        if not self.config.get("audio", {}).get("input", {}).get("transcription"):
+            return  # like the API: no input transcription unless the session asks for it
         await self.send(
             {
                 "type": "conversation.item.input_audio_transcription.completed",
@@ -702,6 +722,8 @@ class FakeRealtimeServer:
     second of generated audio; 0 = as fast as possible, like the real API's bursts),
     ``chunk_ms`` (audio per delta), ``response_delay`` (seconds before each response starts),
     ``refuse_connections`` (answer the upgrade with HTTP 500), :meth:`drop_after`.
+    ``keep_history=False`` (long benchmark runs) keeps no event/audio log and forgets closed
+    sessions; violations of live sessions are still recorded.
     """
 
     def __init__(
@@ -717,6 +739,7 @@ class FakeRealtimeServer:
         vad: VadConfig | None = None,
         loop_script: bool = False,
         validate_outgoing: bool = True,
+        keep_history: bool = True,
     ) -> None:
         self.script: tuple[Step, ...] = tuple(script)
         self.api_key = api_key
@@ -728,9 +751,11 @@ class FakeRealtimeServer:
         self.vad = vad or VadConfig()
         self.loop_script = loop_script
         self.validate_outgoing = validate_outgoing
+        self.keep_history = keep_history
         self.refuse_connections = False
         self.sessions: list[FakeRealtimeSession] = []
         self.rejected: list[str] = []
+        self._retired_violations: list[str] = []
         self._drop: _DropPolicy | None = None
         self._server: Server | None = None
 
@@ -787,7 +812,7 @@ class FakeRealtimeServer:
     @property
     def violations(self) -> list[str]:
         """Protocol violations across all sessions; tests assert this is empty."""
-        return [v for s in self.sessions for v in s.violations]
+        return self._retired_violations + [v for s in self.sessions for v in s.violations]
 
     @property
     def client_events(self) -> list[Any]:
@@ -882,6 +907,9 @@ class FakeRealtimeServer:
             pass
         finally:
             await session.shutdown()
+            if not self.keep_history:
+                self.sessions.remove(session)
+                self._retired_violations += session.violations
 
 
 def _default_script(speak_ms: int) -> list[Step]:
@@ -901,6 +929,7 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         audio_pace=args.pace,
         loop_script=True,
         validate_outgoing=not args.no_validate_outgoing,
+        keep_history=False,
     )
     async with server:
         log.info("fake realtime server on %s", server.base_url)

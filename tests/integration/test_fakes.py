@@ -29,6 +29,7 @@ from tests.fakes.realtime_server import (
     UserTurn,
 )
 from tests.fakes.twilio_media import TwilioMediaSimulator
+from voice_agent.voice.playback import PlaybackTracker
 from voice_agent.voice.twilio_protocol import (
     Connected,
     FrameError,
@@ -578,3 +579,80 @@ async def test_simulator_out_of_order_and_hangup() -> None:
     media = [e for e in received if isinstance(e, Media)]
     assert [m.sequence_number for m in media] == [9, 2]  # start was 1
     assert type(received[-1]).__name__ == "Stop"
+
+
+async def test_manual_commit_without_vad_and_transcription_only_when_configured() -> None:
+    manual = {
+        "type": "realtime",
+        "audio": {"input": {"format": {"type": "audio/pcmu"}, "turn_detection": None}},
+    }
+    script = [UserTurn("Sim."), UserTurn("Não.")]
+    async with FakeRealtimeServer(script) as server, _realtime(server) as conn:
+        await conn.session.update(session=manual)
+        await _next_of(conn, "session.updated")
+        await _append(conn, tone(60))
+        await conn.input_audio_buffer.commit()
+        error = await _next_of(conn, "error")
+        assert error.error.code == "input_audio_buffer_commit_empty"
+
+        await _append(conn, tone(200))
+        await conn.input_audio_buffer.commit()
+        await _next_of(conn, "input_audio_buffer.committed")
+
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"transcription": {"model": "whisper-1"}}},
+            }
+        )
+        await _append(conn, tone(200))
+        await conn.input_audio_buffer.commit()
+        done = await _next_of(conn, "conversation.item.input_audio_transcription.completed")
+        assert done.transcript == "Não."
+    session = server.session
+    assert session.transcripts == ["Sim.", "Não."]
+    sent = [e["type"] for e in session.server_events]
+    assert sent.count("conversation.item.input_audio_transcription.completed") == 1
+    assert not any(t.startswith("input_audio_buffer.speech") for t in sent)
+    assert server.violations == ["input_audio_buffer_commit_empty: " + error.error.message]
+
+
+async def test_playback_tracker_never_claims_more_than_the_simulator_played() -> None:
+    """The bridge's bookkeeping against a faithful Twilio: truncation <= audio really played."""
+    tracker = PlaybackTracker()
+    outcome: dict[str, Any] = {}
+    barge_in = asyncio.Event()
+
+    async def bridge(ws: ServerConnection) -> None:
+        sid = (await _until_start(ws)).stream_sid
+
+        async def read_marks() -> None:
+            async for message in ws:
+                event = parse_twilio_frame(message)
+                if type(event).__name__ == "Mark":
+                    tracker.on_mark(event.name)  # type: ignore[union-attr]
+
+        reader = asyncio.create_task(read_marks())
+        for _ in range(20):  # 20 x 100 ms of audio for one item, a mark after each chunk
+            chunk = tone(100)
+            await ws.send(media_frame(sid, _b64(chunk)))
+            await ws.send(mark_frame(sid, tracker.on_audio_sent("item_1", len(chunk))))
+        await barge_in.wait()
+        outcome["truncation"] = tracker.barge_in()
+        await ws.send(clear_frame(sid))
+        await asyncio.sleep(0.05)
+        reader.cancel()
+
+    async with _stream_server(bridge) as url, TwilioMediaSimulator(url, speed=0.25) as sim:
+        await sim.wait_played(4000, timeout=3)  # ~500 ms of the 2 s answer heard
+        barge_in.set()
+        await sim.wait_for(lambda s: len(s.clears) == 1)
+        await asyncio.sleep(0.05)
+    truncation = outcome["truncation"]
+    assert truncation is not None and truncation.item_id == "item_1"
+    heard_ms = sim.clears[0].played_bytes // 8
+    assert 0 < truncation.audio_end_ms <= heard_ms
+    assert heard_ms - truncation.audio_end_ms <= 200  # mark granularity plus one frame in flight
+    assert tracker.played_ms("item_1") == truncation.audio_end_ms  # stale echoes were ignored
+    assert tracker.should_drop("item_1")
+    assert sim.violations == []
