@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from voice_agent import __version__
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
-from voice_agent.web import api
+from voice_agent.web import api, twilio_voice
 
 logger = logging.getLogger("voice_agent")
 
@@ -44,11 +44,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             scheduler.shutdown(wait=False)
+            await app.state.voice.close()
             if owned:
                 services.close()
 
     app = FastAPI(title="Voice receptionist", version=__version__, lifespan=lifespan)
     app.state.services = services
     app.state.settings = settings
+    app.state.voice = twilio_voice.VoiceRuntime(services)
     app.include_router(api.router)
+    app.include_router(twilio_voice.router)
     return app

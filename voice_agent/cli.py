@@ -56,7 +56,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
-        ws="websockets",
+        ws="websockets-sansio",
     )
 
 

@@ -173,6 +173,14 @@ class CallRecord(SQLModel, table=True):
     outcome: CallOutcome = Field(default=CallOutcome.in_progress, max_length=24)
     flagged: bool = False
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    mode: str = Field(default="reception", max_length=16, description="reception | confirmation")
+    appointment_id: str | None = Field(default=None, max_length=32)
+    token_nonce: str | None = Field(default=None, max_length=64)
+    token_used_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
+    next_action: str | None = Field(
+        default=None, max_length=16, description="After the stream: hangup | transfer | fallback"
+    )
+    transfer_summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class CallEvent(SQLModel, table=True):
@@ -200,3 +208,7 @@ class CalendarBlock(SQLModel, table=True):
     start: datetime = Field(sa_column=_utc(nullable=False))
     end: datetime = Field(sa_column=_utc(nullable=False))
     reason: str = Field(default="", max_length=200)
+
+
+from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
+from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401

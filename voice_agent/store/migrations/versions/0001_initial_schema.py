@@ -57,6 +57,12 @@ def upgrade() -> None:
     sa.Column('outcome', sa.Enum('in_progress', 'completed', 'booked', 'transferred', 'emergency', 'caller_hung_up', 'failed', 'timed_out', name='calloutcome'), nullable=False),
     sa.Column('flagged', sa.Boolean(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('mode', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('appointment_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('token_nonce', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('token_used_at', voice_agent.store.types.UTCDateTime(), nullable=True),
+    sa.Column('next_action', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('transfer_summary', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('call_sid')
     )
     op.create_table('clinic_version',

@@ -1,0 +1,1 @@
+"""Clients of external services (Twilio REST, Google APIs, clinic REST APIs)."""

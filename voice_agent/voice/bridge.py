@@ -1,0 +1,545 @@
+"""One phone call: Twilio Media Streams ↔ OpenAI Realtime, with barge-in, tools and call control.
+
+Three tasks per call, none ever waiting on another: the Twilio reader (caller audio into a
+queue, marks, DTMF, stop), the OpenAI writer (drains that queue), and the OpenAI reader (audio
+to the caller followed by a mark, barge-in, tool calls, transcripts). A watchdog enforces the
+idle timeout and the maximum call length. When any of them ends the call, every task of the
+call is cancelled and awaited, so nothing leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from websockets.exceptions import ConnectionClosed
+
+from voice_agent.settings import Settings
+from voice_agent.store.tables import CallOutcome
+from voice_agent.tools.context import ToolContext
+from voice_agent.tools.registry import ToolRegistry
+from voice_agent.voice.call_log import CallRecorder
+from voice_agent.voice.instructions import VoiceLines
+from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
+from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
+from voice_agent.voice.twilio_protocol import (
+    Dtmf,
+    FrameError,
+    Mark,
+    Media,
+    Stop,
+    clear_frame,
+    mark_frame,
+    media_frame,
+    parse_twilio_frame,
+)
+
+logger = logging.getLogger("voice_agent.bridge")
+
+AUDIO_BACKLOG_FRAMES = 250  # 5 s of caller audio waiting for a slow OpenAI; older frames drop
+CONNECT_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 20.0
+ActionKind = Literal["hangup", "transfer", "emergency"]
+
+
+class TwilioSocket(Protocol):
+    """The part of a websocket the bridge uses (Starlette's WebSocket satisfies it)."""
+
+    async def receive_text(self) -> str: ...
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class CallActions(Protocol):
+    """How the call leaves the bridge: hang up, or put the caller through to staff."""
+
+    async def hang_up(self, call_sid: str) -> None: ...
+
+    async def transfer(self, call_sid: str, summary: str) -> None: ...
+
+    async def fall_back(self, call_sid: str, reason: str) -> None: ...
+
+
+@dataclass
+class PendingAction:
+    kind: ActionKind
+    summary: str = ""
+
+
+@dataclass
+class _ResponseState:
+    """What one model response contained, to decide what happens after it."""
+
+    function_calls: list[str] = field(default_factory=list)
+    had_audio: bool = False
+
+
+class CallEnded(Exception):
+    """Raised inside a task to end the call (hang-up, stop frame, fatal fault)."""
+
+
+class CallBridge:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        twilio: TwilioSocket,
+        stream_sid: str,
+        call_sid: str,
+        connector: RealtimeConnector,
+        registry: ToolRegistry,
+        context: ToolContext,
+        recorder: CallRecorder,
+        actions: CallActions,
+        alert: Callable[[str, str], Awaitable[None]],
+        instructions: str,
+        lines: VoiceLines,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.twilio = twilio
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.connector = connector
+        self.registry = registry
+        self.context = context
+        self.recorder = recorder
+        self.actions = actions
+        self.alert = alert
+        self.instructions = instructions
+        self.lines = lines
+        self.clock = clock
+        self.tracker = PlaybackTracker()
+        self.playback = PlaybackWaiter(self.tracker)
+        self.link: RealtimeLink | None = None
+        self.outcome = CallOutcome.completed
+        self.flagged = False
+        self.error: str | None = None
+        self._audio: asyncio.Queue[str] = asyncio.Queue()
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self._responses: dict[str, _ResponseState] = {}
+        self._response_active = False
+        self._response_idle = asyncio.Event()
+        self._response_idle.set()
+        self._pending: PendingAction | None = None
+        self._act_after_next_response = False
+        self._last_activity = clock()
+        self._idle_prompted = False
+        self._started = clock()
+        self._ending = False
+        self._reconnected = False
+        self._link_ready = asyncio.Event()
+        self._booked = False
+        self._helpers: set[asyncio.Future[None]] = set()
+        self._ended = asyncio.Event()
+        self._manager: Any = None
+        context.call_control = self
+        context.recorder = recorder.tool
+
+    # Entry point --------------------------------------------------------------------------------
+
+    async def run(self) -> CallOutcome:
+        """Run the call to its end and return its outcome; never raises for call faults."""
+        self.recorder.start()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                manager = self.connector.connect()
+                connection = await manager.__aenter__()
+        except Exception as exc:
+            logger.error("realtime connection failed at call start: %s", type(exc).__name__)
+            await self._fail_over("the AI voice service could not be reached")
+            return self.outcome
+        self.link = RealtimeLink(connection)
+        self._manager = manager
+        try:
+            await self._configure(greet=True)
+            self._link_ready.set()
+            await self._run_tasks()
+        finally:
+            await self._close_link()
+            await self._settle_tools()
+            await self.context.services.booking.release_holds(self.context.conversation_id)
+            await self.recorder.finish(self.outcome, error=self.error, flagged=self.flagged)
+        return self.outcome
+
+    async def _run_tasks(self) -> None:
+        tasks = [
+            asyncio.create_task(self._twilio_reader(), name="twilio-reader"),
+            asyncio.create_task(self._openai_writer(), name="openai-writer"),
+            asyncio.create_task(self._openai_reader(), name="openai-reader"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+            asyncio.create_task(self._ended.wait(), name="ended"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    if not isinstance(exc, CallEnded):
+                        logger.error("call task %s failed: %r", task.get_name(), exc)
+                        self.error = f"{task.get_name()}: {type(exc).__name__}"
+                        self.outcome = CallOutcome.failed
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # Twilio → OpenAI ----------------------------------------------------------------------------
+
+    async def _twilio_reader(self) -> None:
+        while True:
+            try:
+                text = await self.twilio.receive_text()
+            except Exception:  # disconnect of any kind: the caller is gone
+                self._caller_left()
+                raise CallEnded from None
+            frame = parse_twilio_frame(text)
+            if isinstance(frame, Media):
+                if self._audio.qsize() >= AUDIO_BACKLOG_FRAMES:
+                    self._audio.get_nowait()
+                self._audio.put_nowait(frame.payload_b64)
+            elif isinstance(frame, Mark):
+                self.playback.on_mark(frame.name)
+            elif isinstance(frame, Dtmf):
+                await self._on_dtmf(frame.digit)
+            elif isinstance(frame, Stop):
+                self._caller_left()
+                raise CallEnded
+            elif isinstance(frame, FrameError):
+                logger.warning("skipped a bad Twilio frame: %s", frame.reason)
+                self.recorder.event("error", {"twilio_frame": frame.reason})
+
+    def _caller_left(self) -> None:
+        if not self._ending:
+            self.outcome = CallOutcome.booked if self._booked else CallOutcome.caller_hung_up
+
+    async def _openai_writer(self) -> None:
+        while True:
+            payload = await self._audio.get()
+            await self._link_ready.wait()
+            assert self.link is not None
+            try:
+                await self.link.append_audio(payload)
+            except ConnectionClosed:
+                await self._link_ready.wait()  # the reader reconnects; this frame is lost
+
+    # OpenAI → Twilio ----------------------------------------------------------------------------
+
+    async def _openai_reader(self) -> None:
+        while True:
+            assert self.link is not None
+            try:
+                async for event in self.link.events():
+                    await self._on_event(event)
+            except ConnectionClosed:
+                pass
+            if self._ending:
+                raise CallEnded
+            await self._reconnect()
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "response.output_audio.delta":
+            await self._on_audio(event)
+        elif kind == "input_audio_buffer.speech_started":
+            await self._on_speech_started()
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._touch()
+        elif kind == "response.created":
+            self._response_active = True
+            self._response_idle.clear()
+            response_id = event.get("response", {}).get("id", "")
+            self._responses[response_id] = _ResponseState()
+        elif kind == "response.function_call_arguments.done":
+            self._on_function_call(event)
+        elif kind == "response.done":
+            await self._on_response_done(event.get("response", {}))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self._touch()
+            self.recorder.event("caller", str(event.get("transcript", "")))
+        elif kind == "response.output_audio_transcript.done":
+            self.recorder.event("receptionist", str(event.get("transcript", "")))
+        elif kind == "error":
+            error = event.get("error", {})
+            logger.warning("realtime error %s/%s", error.get("type"), error.get("code"))
+            self.recorder.event("error", {"realtime": error})
+
+    async def _on_audio(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id", "")
+        delta = event.get("delta", "")
+        if not delta or self.tracker.should_drop(item_id):
+            return
+        state = self._responses.get(event.get("response_id", ""))
+        if state is not None:
+            state.had_audio = True
+        mark = self.tracker.on_audio_sent(item_id, _b64_len(delta))
+        await self.twilio.send_text(media_frame(self.stream_sid, delta))
+        await self.twilio.send_text(mark_frame(self.stream_sid, mark))
+
+    async def _on_speech_started(self) -> None:
+        self._touch()
+        truncation = self.playback.barge_in()
+        if truncation is None:
+            return
+        await self.twilio.send_text(clear_frame(self.stream_sid))
+        assert self.link is not None
+        await self.link.truncate(
+            truncation.item_id, truncation.content_index, truncation.audio_end_ms
+        )
+
+    # Tools --------------------------------------------------------------------------------------
+
+    def _on_function_call(self, event: dict[str, Any]) -> None:
+        call_id = str(event.get("call_id", ""))
+        name = str(event.get("name", ""))
+        arguments = event.get("arguments") or "{}"
+        state = self._responses.get(event.get("response_id", ""))
+        if state is not None:
+            state.function_calls.append(call_id)
+        self._touch()
+        self._tool_tasks[call_id] = asyncio.create_task(
+            self._run_tool(call_id, name, arguments), name=f"tool-{name}"
+        )
+
+    async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
+        result = await self.registry.dispatch(name, arguments, self.context)
+        if result.ok and name in ("book_appointment", "reschedule_appointment"):
+            self._booked = True
+        if not result.ok and result.error_code == "internal_error":
+            await self.alert("tool_failure", f"call {self.call_sid}: tool {name} failed")
+        if self.link is not None and not self._ending:
+            await self.link.function_output(call_id, result.to_json())
+
+    async def _on_response_done(self, response: dict[str, Any]) -> None:
+        state = self._responses.pop(str(response.get("id", "")), _ResponseState())
+        self._response_active = False
+        self._response_idle.set()
+        self._touch()
+        if state.function_calls:
+            tasks = [self._tool_tasks[c] for c in state.function_calls if c in self._tool_tasks]
+            self._spawn(self._after_tools(tasks, had_audio=state.had_audio))
+        elif self._act_after_next_response:
+            self._act_after_next_response = False
+            self._spawn(self._act_when_heard())
+
+    async def _after_tools(self, tasks: list[asyncio.Task[None]], *, had_audio: bool) -> None:
+        """Tools of one response finished: let the model speak on, or carry out a call action."""
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.tool_filler_after_seconds)
+        if pending:
+            await self._speak(self.lines.get("filler"), tools=False)
+            await asyncio.wait(pending)
+        for call_id in [c for c, t in self._tool_tasks.items() if t.done()]:
+            del self._tool_tasks[call_id]
+        if self._pending is not None and self._pending.kind == "hangup" and had_audio:
+            await self._act_when_heard()
+            return
+        if self._pending is not None:
+            self._act_after_next_response = True
+        await self._speak(None)
+
+    async def _speak(self, instructions: str | None, *, tools: bool = True) -> None:
+        """Ask for a response once none is active (one response at a time, as the API requires)."""
+        await self._response_idle.wait()
+        if self.link is None or self._ending:
+            return
+        self._response_idle.clear()
+        self._response_active = True
+        if tools:
+            await self.link.create_response(instructions)
+        else:
+            await self.link.send(
+                {
+                    "type": "response.create",
+                    "response": {"instructions": instructions or "", "tool_choice": "none"},
+                }
+            )
+
+    # Call control (the tools call these through ToolContext.call_control) ------------------------
+
+    async def end_call(self, reason: str) -> None:
+        self._pending = PendingAction("hangup", reason)
+
+    async def transfer_to_staff(self, summary: str) -> None:
+        self._pending = PendingAction("transfer", summary)
+
+    async def flag_emergency(self, summary: str) -> None:
+        self.flagged = True
+        self.outcome = CallOutcome.emergency
+        self._pending = PendingAction("emergency", summary)
+
+    async def _act_when_heard(self) -> None:
+        """Carry out the pending action once the caller heard everything said before it."""
+        action = self._pending
+        if action is None:
+            return
+        item = self.tracker.current_item_id
+        if item is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_TIMEOUT):
+                    await self.playback.wait_drained(item)
+        self._ending = True
+        if action.kind == "transfer":
+            self.outcome = CallOutcome.transferred
+            await self.actions.transfer(self.call_sid, action.summary)
+        else:
+            if action.kind == "hangup" and self.outcome not in (
+                CallOutcome.emergency,
+                CallOutcome.timed_out,
+            ):
+                self.outcome = CallOutcome.booked if self._booked else CallOutcome.completed
+            await self.actions.hang_up(self.call_sid)
+        raise CallEnded
+
+    async def _on_dtmf(self, digit: str) -> None:
+        self._touch()
+        self.recorder.event("dtmf", digit)
+        if digit == "0":
+            self._pending = PendingAction("transfer", "caller pressed 0 for staff")
+            self._act_after_next_response = True
+            self._spawn(self._speak(self.lines.get("dtmf_staff"), tools=False))
+            return
+        if self.link is not None:
+            await self.link.user_text(f"[DTMF {digit}]")
+            self._spawn(self._speak(None))
+
+    # Limits ---------------------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._last_activity = self.clock()
+        self._idle_prompted = False
+
+    async def _watchdog(self) -> None:
+        max_length = self.settings.max_call_seconds
+        idle = self.settings.idle_timeout_seconds
+        warned_length = False
+        while True:
+            await asyncio.sleep(0.5)
+            now = self.clock()
+            if now - self._started > max_length + 30:
+                self.outcome = CallOutcome.timed_out
+                self._ending = True
+                await self.actions.hang_up(self.call_sid)
+                raise CallEnded
+            if not warned_length and now - self._started > max_length:
+                warned_length = True
+                self.outcome = CallOutcome.timed_out
+                await self._say_then_hang_up(self.lines.get("max_length_goodbye"))
+                continue
+            busy = self._response_active or self.tracker.has_unplayed_audio or self._tool_tasks
+            if busy or now - self._last_activity < idle:
+                continue
+            if not self._idle_prompted:
+                self._idle_prompted = True
+                self._last_activity = now
+                self._spawn(self._speak(self.lines.get("idle_prompt"), tools=False))
+            else:
+                self.outcome = CallOutcome.timed_out
+                self._last_activity = now
+                await self._say_then_hang_up(self.lines.get("idle_goodbye"))
+
+    async def _say_then_hang_up(self, instructions: str) -> None:
+        self._pending = PendingAction("hangup", "limit")
+        self._act_after_next_response = True
+        self._spawn(self._speak(instructions, tools=False))
+
+    # Faults ---------------------------------------------------------------------------------------
+
+    async def _configure(self, *, greet: bool, resume: str | None = None) -> None:
+        assert self.link is not None
+        instructions = self.instructions
+        if resume:
+            instructions = f"{instructions}\n\n{resume}"
+        await self.link.update_session(
+            session_config(self.settings, instructions, self.registry.realtime_schemas())
+        )
+        if greet:
+            await self._speak(None)
+
+    async def _reconnect(self) -> None:
+        """One reconnect per call: a new session, told what was said so far; else fail over."""
+        self._link_ready.clear()
+        self._response_active = False
+        self._response_idle.set()
+        if self._reconnected:
+            await self._fail_over("the AI voice service dropped twice")
+            raise CallEnded
+        self._reconnected = True
+        logger.warning("realtime connection dropped mid-call; reconnecting once")
+        self.recorder.event("error", {"realtime": "connection dropped; reconnecting"})
+        await self._close_link()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                manager = self.connector.connect()
+                connection = await manager.__aenter__()
+        except Exception as exc:
+            logger.error("realtime reconnect failed: %s", type(exc).__name__)
+            await self._fail_over("the AI voice service dropped and could not be reopened")
+            raise CallEnded from None
+        self._manager = manager
+        self.link = RealtimeLink(connection)
+        self.tracker = PlaybackTracker()
+        self.playback = PlaybackWaiter(self.tracker)
+        self._responses.clear()
+        summary = "\n".join(f"{who}: {text}" for who, text in self.recorder.transcript[-20:])
+        await self._configure(
+            greet=False, resume=self.lines.get("resume_after_reconnect") + "\n" + summary
+        )
+        self._link_ready.set()
+        await self._speak(None)
+
+    async def _fail_over(self, reason: str) -> None:
+        """The caller hears an apology and is transferred (or handed to the no-AI path)."""
+        self.outcome = CallOutcome.failed
+        self.error = reason
+        self._ending = True
+        self.recorder.event("error", {"failover": reason})
+        await self.alert("call_failure", f"call {self.call_sid}: {reason}")
+        await self.actions.fall_back(self.call_sid, reason)
+
+    async def _close_link(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            with contextlib.suppress(Exception):
+                await manager.__aexit__(None, None, None)
+
+    async def _settle_tools(self) -> None:
+        """A tool already running (a booking, say) finishes even if the caller hung up."""
+        running = [t for t in self._tool_tasks.values() if not t.done()]
+        if running:
+            await asyncio.wait(running, timeout=self.settings.tool_timeout_seconds)
+            for task in running:
+                task.cancel()
+        helpers = list(self._helpers)
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, *running, return_exceptions=True)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._helpers.add(task)
+        task.add_done_callback(self._helper_done)
+
+    def _helper_done(self, task: asyncio.Future[None]) -> None:
+        self._helpers.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, CallEnded):
+            self._ending = True
+            self._ended.set()
+        elif exc is not None:
+            logger.error("call helper failed: %r", exc)
+            self._ended.set()
+
+
+def _b64_len(payload: str) -> int:
+    """Decoded length of a base64 string without decoding it."""
+    padding = 2 if payload.endswith("==") else 1 if payload.endswith("=") else 0
+    return len(payload) * 3 // 4 - padding

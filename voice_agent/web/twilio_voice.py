@@ -1,0 +1,332 @@
+"""Twilio voice: the incoming-call webhook, the media-stream websocket, and what follows a stream.
+
+Every HTTP callback is signature-checked; the websocket checks the upgrade's signature and a
+per-call token before a single byte of audio reaches OpenAI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from fastapi import APIRouter, Request, Response, WebSocket
+from starlette.websockets import WebSocketState
+
+from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.services import Services
+from voice_agent.store.db import transaction
+from voice_agent.store.tables import CallRecord, Patient
+from voice_agent.tools.context import ToolContext
+from voice_agent.voice.bridge import CallBridge
+from voice_agent.voice.call_actions import TwilioCallActions
+from voice_agent.voice.call_log import CallRecorder, consume_token, get_call, set_call_fields
+from voice_agent.voice.call_tokens import CallTokens, TokenError
+from voice_agent.voice.instructions import caller_language, render_instructions, voice_lines
+from voice_agent.voice.realtime import RealtimeConnector
+from voice_agent.voice.twilio_protocol import FrameError, Start, parse_twilio_frame
+from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
+from voice_agent.web.twilio_security import (
+    public_base,
+    stream_url,
+    verified_form,
+    websocket_signature_ok,
+)
+
+logger = logging.getLogger("voice_agent.twilio")
+router = APIRouter(prefix="/twilio")
+
+POLICY_VIOLATION = 1008
+START_TIMEOUT = 10.0
+XML = "application/xml"
+
+
+class VoiceRuntime:
+    """Per-process voice state: the Realtime connector, call tokens, the Twilio REST client."""
+
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self.services = services
+        self.connector = RealtimeConnector(settings) if settings.openai_enabled else None
+        secret = (
+            settings.call_token_secret.get_secret_value().encode()
+            if settings.call_token_secret
+            else secrets.token_bytes(32)
+        )
+        self.tokens = CallTokens(secret)
+        from voice_agent.integrations.twilio_rest import make_twilio_client
+
+        self.twilio_client = make_twilio_client(settings)
+        self.calls: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        if self.connector is not None:
+            await self.connector.close()
+
+
+def _runtime(request: Request | WebSocket) -> VoiceRuntime:
+    return request.app.state.voice  # type: ignore[no-any-return]
+
+
+def _xml(body: str, status: int = 200) -> Response:
+    return Response(content=body, media_type=XML, status_code=status)
+
+
+@router.post("/voice")
+async def incoming_call(request: Request) -> Response:
+    """Twilio's voice webhook: answer with a media stream, or the no-AI fallback."""
+    runtime = _runtime(request)
+    services, settings = runtime.services, runtime.services.settings
+    params = await verified_form(request, settings)
+    call_sid = params.get("CallSid", "")
+    if not call_sid.startswith("CA"):
+        return _xml(say_twiml("Invalid request.", "en-US"), status=400)
+    clinic = services.clinic()
+    patient = await _caller(services, params.get("From", ""))
+    language = caller_language(clinic, patient)
+    base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
+    now = services.clock.now()
+    token, claims = runtime.tokens.mint(call_sid, now)
+    await asyncio.to_thread(
+        _open_call_record,
+        services,
+        call_sid,
+        params.get("From", "") or "anonymous",
+        patient,
+        language,
+        claims.nonce,
+        params.get("Direction", "inbound"),
+    )
+    if runtime.connector is None:
+        return _xml(_fallback_twiml(services, language, base))
+    twiml = stream_twiml(
+        stream_url(settings, request, "/twilio/media-stream"),
+        {"token": token},
+        status_callback=f"{base}/twilio/stream-status",
+        after_url=f"{base}/twilio/after-stream",
+    )
+    return _xml(twiml)
+
+
+@router.post("/after-stream")
+async def after_stream(request: Request) -> Response:
+    """The stream closed and the call is still up: do what the bridge decided."""
+    runtime = _runtime(request)
+    services = runtime.services
+    params = await verified_form(request, services.settings)
+    call = await asyncio.to_thread(get_call, services.engine, params.get("CallSid", ""))
+    if call is None:
+        return _xml(hangup_twiml())
+    language = call.language or services.clinic().default_language
+    base = public_base(services.settings, request.headers, request.url.scheme, request.url.netloc)
+    if call.next_action == "hangup":
+        return _xml(hangup_twiml())
+    if call.next_action == "transfer":
+        clinic = services.clinic()
+        lines = voice_lines(services.settings.prompts_dir, language)
+        return _xml(
+            transfer_twiml(
+                clinic.staff_phone,
+                None,
+                lines.say_language,
+                f"{base}/twilio/whisper",
+                clinic.phone,
+            )
+        )
+    return _xml(_fallback_twiml(services, language, base))
+
+
+@router.post("/whisper")
+async def whisper(request: Request) -> Response:
+    """Staff picked up a transfer: they hear the one-line summary before the caller joins."""
+    runtime = _runtime(request)
+    services = runtime.services
+    params = await verified_form(request, services.settings)
+    parent = params.get("ParentCallSid") or params.get("CallSid", "")
+    call = await asyncio.to_thread(get_call, services.engine, parent)
+    language = (call.language if call else None) or services.clinic().default_language
+    lines = voice_lines(services.settings.prompts_dir, language)
+    summary = (call.transfer_summary if call else None) or "-"
+    return _xml(
+        say_twiml(lines.get("transfer_whisper", summary=summary), lines.say_language, hangup=False)
+    )
+
+
+@router.post("/stream-status")
+async def stream_status(request: Request) -> Response:
+    runtime = _runtime(request)
+    services = runtime.services
+    params = await verified_form(request, services.settings)
+    event = params.get("StreamEvent", "")
+    if event == "stream-error":
+        call_sid = params.get("CallSid", "")
+        await asyncio.to_thread(
+            set_call_fields, services.engine, call_sid, error=params.get("StreamError", "")[:500]
+        )
+        await services.alerter.alert("stream_error", f"media stream error on call {call_sid}")
+    return Response(status_code=204)
+
+
+@router.websocket("/media-stream")
+async def media_stream(websocket: WebSocket) -> None:
+    runtime = _runtime(websocket)
+    services = runtime.services
+    settings = services.settings
+    await websocket.accept()
+    if not websocket_signature_ok(websocket, settings):
+        logger.warning("media stream refused: bad or missing signature")
+        await websocket.close(POLICY_VIOLATION)
+        return
+    start = await _read_start(websocket)
+    if start is None:
+        await websocket.close(POLICY_VIOLATION)
+        return
+    call = await _authorize(runtime, start)
+    if call is None or runtime.connector is None:
+        await websocket.close(POLICY_VIOLATION)
+        return
+    try:
+        await _run_bridge(runtime, websocket, start, call)
+    finally:
+        if websocket.client_state == WebSocketState.CONNECTED:
+            await websocket.close(1000)
+
+
+async def _read_start(websocket: WebSocket) -> Start | None:
+    """Skip ``connected`` (and any stray frame) until ``start``; give up after a few seconds."""
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            while True:
+                frame = parse_twilio_frame(await websocket.receive_text())
+                if isinstance(frame, Start):
+                    return frame
+                if isinstance(frame, FrameError):
+                    logger.warning("bad frame before start: %s", frame.reason)
+    except (TimeoutError, Exception):
+        return None
+
+
+async def _authorize(runtime: VoiceRuntime, start: Start) -> CallRecord | None:
+    services = runtime.services
+    token = start.custom_parameters.get("token", "")
+    now = services.clock.now()
+    try:
+        claims = runtime.tokens.verify(token, start.call_sid, now)
+    except TokenError as exc:
+        logger.warning("media stream refused: %s", exc)
+        return None
+    if not await asyncio.to_thread(
+        consume_token, services.engine, start.call_sid, claims.nonce, now
+    ):
+        logger.warning("media stream refused: token already used")
+        return None
+    return await asyncio.to_thread(get_call, services.engine, start.call_sid)
+
+
+async def _run_bridge(
+    runtime: VoiceRuntime, websocket: WebSocket, start: Start, call: CallRecord
+) -> None:
+    services = runtime.services
+    settings = services.settings
+    clinic = services.clinic()
+    patient = await services.patients.get(call.patient_id) if call.patient_id else None
+    language = call.language or clinic.default_language
+    lines = voice_lines(settings.prompts_dir, language)
+    await asyncio.to_thread(
+        set_call_fields, services.engine, call.call_sid, stream_sid=start.stream_sid
+    )
+    context = ToolContext(
+        services=services,
+        channel="voice",
+        conversation_id=call.call_sid,
+        caller_phone=patient.phone if patient else None,
+        language=language,
+        call_sid=call.call_sid,
+        appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
+    )
+    base = settings.public_url or ""
+    actions = TwilioCallActions(
+        services.engine,
+        runtime.twilio_client,
+        staff_phone=clinic.staff_phone,
+        caller_id=clinic.phone,
+        whisper_url=f"{base}/twilio/whisper" if base else None,
+        say_language=lines.say_language,
+    )
+    instructions = render_instructions(
+        settings.prompts_dir,
+        clinic,
+        language,
+        now=services.clock.now(),
+        patient=patient,
+        caller_verified=patient is not None,
+    )
+    bridge = CallBridge(
+        settings=settings,
+        twilio=websocket,
+        stream_sid=start.stream_sid,
+        call_sid=call.call_sid,
+        connector=runtime.connector,  # type: ignore[arg-type]
+        registry=services.registry,
+        context=context,
+        recorder=CallRecorder(services.engine, call.call_sid),
+        actions=actions,
+        alert=services.alerter.alert,
+        instructions=instructions,
+        lines=lines,
+    )
+    await bridge.run()
+
+
+async def _caller(services: Services, raw_from: str) -> Patient | None:
+    """The caller as a patient when caller id gives a valid number (hidden numbers: None)."""
+    try:
+        phone = normalize_phone(raw_from, services.patients.region)
+    except InvalidPatientData:
+        return None
+    return await services.patients.find_or_create(phone)
+
+
+def _open_call_record(
+    services: Services,
+    call_sid: str,
+    caller: str,
+    patient: Patient | None,
+    language: str,
+    nonce: str,
+    direction: str,
+) -> None:
+    """Create the call's record; a retried webhook gets a fresh token on the same record."""
+    with transaction(services.engine) as session:
+        record = session.get(CallRecord, call_sid)
+        if record is None:
+            session.add(
+                CallRecord(
+                    call_sid=call_sid,
+                    caller=caller[:32],
+                    patient_id=patient.id if patient else None,
+                    language=language,
+                    token_nonce=nonce,
+                    direction="outbound" if direction.startswith("outbound") else "inbound",
+                )
+            )
+        else:
+            record.token_nonce = nonce
+            record.token_used_at = None
+            session.add(record)
+
+
+def _fallback_twiml(services: Services, language: str, base: str) -> str:
+    """Without the AI voice: apologise and put the caller through to the staff."""
+    clinic = services.clinic()
+    lines = voice_lines(services.settings.prompts_dir, language)
+    return transfer_twiml(
+        clinic.staff_phone,
+        lines.get("apology_transfer"),
+        lines.say_language,
+        f"{base}/twilio/whisper",
+        clinic.phone,
+    )
+
+
+__all__ = ["VoiceRuntime", "router"]
