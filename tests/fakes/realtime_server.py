@@ -298,7 +298,20 @@ class FakeRealtimeSession:
                 event.event_id,
             )
             return
-        self.config = _deep_merge(self.config, update)
+        merged = _deep_merge(self.config, update)
+        voice = merged.get("audio", {}).get("output", {}).get("voice")
+        old_voice = self.config.get("audio", {}).get("output", {}).get("voice")
+        if voice != old_voice and any(self._item_audio_bytes.values()):
+            await self._error(
+                EventProblem(
+                    "cannot_update_voice",
+                    "Cannot update a conversation's voice if assistant audio is present.",
+                    "session.audio.output.voice",
+                ),
+                event.event_id,
+            )
+            return
+        self.config = merged
         self._vad.config = self._vad_config()
         self._vad.set_format(self._input_format())
         await self.send({"type": "session.updated", "session": self.config})
@@ -580,6 +593,25 @@ class FakeRealtimeSession:
             if self._cancel_reason is not None:
                 done["status_details"] = {"type": "cancelled", "reason": self._cancel_reason}
             await self.send({"type": "response.done", "response": done})
+            await self.send(
+                {
+                    "type": "rate_limits.updated",
+                    "rate_limits": [
+                        {
+                            "name": "requests",
+                            "limit": 5000,
+                            "remaining": 4999,
+                            "reset_seconds": 0.01,
+                        },
+                        {
+                            "name": "tokens",
+                            "limit": 40000,
+                            "remaining": 39000,
+                            "reset_seconds": 1.5,
+                        },
+                    ],
+                }
+            )
         except ConnectionClosed:
             pass
         except Exception as exc:  # a bug in the fake must fail the test, not vanish in a task

@@ -226,21 +226,33 @@ class TwilioMediaSimulator:
         )
         self.audio_sent += len(payload)
 
-    async def send_audio(self, ulaw: bytes) -> None:
-        """Stream caller audio as 20 ms frames, paced like a phone line (x ``speed``)."""
+    async def send_audio(self, ulaw: bytes) -> int:
+        """Stream caller audio as 20 ms frames, paced like a phone line (x ``speed``).
+
+        Stops quietly when the server closes the stream (Twilio stops streaming then too);
+        returns the number of bytes sent.
+        """
         frame_time = FRAME_MS / 1000 * self.speed
         due = time.monotonic()
+        sent = 0
         for offset in range(0, len(ulaw), FRAME_BYTES):
+            if self._closed.is_set():
+                break
             frame = ulaw[offset : offset + FRAME_BYTES].ljust(FRAME_BYTES, SILENCE)
-            await self.send_media(frame)
+            try:
+                await self.send_media(frame)
+            except ConnectionClosed:
+                break
+            sent += len(frame)
             if frame_time > 0:
                 due += frame_time
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
             else:
                 await asyncio.sleep(0)
+        return sent
 
-    async def send_silence(self, ms: int) -> None:
-        await self.send_audio(SILENCE * (ms * BYTES_PER_SECOND // 1000))
+    async def send_silence(self, ms: int) -> int:
+        return await self.send_audio(SILENCE * (ms * BYTES_PER_SECOND // 1000))
 
     async def send_dtmf(self, digit: str) -> None:
         await self.send_json(

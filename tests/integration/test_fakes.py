@@ -656,3 +656,31 @@ async def test_playback_tracker_never_claims_more_than_the_simulator_played() ->
     assert tracker.played_ms("item_1") == truncation.audio_end_ms  # stale echoes were ignored
     assert tracker.should_drop("item_1")
     assert sim.violations == []
+
+
+async def test_voice_cannot_change_once_audio_was_produced() -> None:
+    async with FakeRealtimeServer([SpeakTurn("Oi", audio_ms=100)]) as server:
+        async with _realtime(server) as conn:
+            await conn.session.update(session=GA_SESSION)
+            await conn.response.create()
+            await _next_of(conn, "rate_limits.updated")  # sent after every response.done
+            await conn.session.update(
+                session={"type": "realtime", "audio": {"output": {"voice": "cedar"}}}
+            )
+            error = await _next_of(conn, "error")
+        assert error.error.code == "cannot_update_voice"
+        assert server.session.config["audio"]["output"]["voice"] == "marin"
+        assert len(server.violations) == 1
+
+
+async def test_simulator_stops_streaming_when_the_server_hangs_up() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await _until_start(ws)
+        for _ in range(5):
+            await ws.recv()
+        await ws.close()
+
+    async with _stream_server(handler) as url, TwilioMediaSimulator(url, speed=0.05) as sim:
+        sent = await sim.send_audio(silence(2000))
+        assert await sim.wait_closed() == 1000
+    assert 5 * 160 <= sent < 2000 * 8

@@ -1,0 +1,1 @@
+"""The phone audio path: Twilio Media Streams bridged to the OpenAI Realtime API."""
