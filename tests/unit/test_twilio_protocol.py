@@ -156,6 +156,8 @@ def _mutations() -> list[tuple[str, str | bytes]]:
     mutate("media", "timestamp negative", lambda f: f["media"].update(timestamp="-5"))
     mutate("media", "timestamp unicode digits", lambda f: f["media"].update(timestamp="²"))
     mutate("media", "sequence is bool", lambda f: f.update(sequenceNumber=True))
+    mutate("media", "sequence is negative", lambda f: f.update(sequenceNumber=-1))
+    mutate("media", "sequence is huge", lambda f: f.update(sequenceNumber="9" * 5000))
     mutate("media", "no track", lambda f: f["media"].pop("track"))
     mutate("start", "no start body", lambda f: f.pop("start"))
     mutate("start", "no callSid", lambda f: f["start"].pop("callSid"))

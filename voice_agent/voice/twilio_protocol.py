@@ -148,9 +148,9 @@ def _str(data: dict[str, Any], key: str) -> str:
 def _counter(data: dict[str, Any], key: str) -> int:
     """Counters are JSON strings on the wire; a bare integer is tolerated."""
     value = data.get(key)
-    if type(value) is str and value.isdigit() and value.isascii():
+    if type(value) is str and value.isdigit() and value.isascii() and len(value) <= 18:
         return int(value)
-    if type(value) is int:
+    if type(value) is int and value >= 0:
         return value
     raise _BadFrame(f"missing or non-numeric counter {key!r}")
 
