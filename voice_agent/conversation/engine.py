@@ -1,0 +1,205 @@
+"""One entry for every text channel: ``ConversationService.handle(channel, session, text, phone)``.
+
+It loads the persisted state, settles the language, runs a turn with the OpenAI loop when it is
+configured and with the offline receptionist otherwise (or when OpenAI fails during the turn),
+saves the state and returns a ``Reply``. Every channel (WhatsApp/SMS, web chat, the terminal,
+no-AI voice) goes through here, so they all share the tool layer and the same memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from voice_agent.conversation.language import detect_language
+from voice_agent.conversation.offline.dialogue import Dialogue, Turn
+from voice_agent.conversation.offline.replies import Replies
+from voice_agent.conversation.state import ConversationState, ConversationStore
+from voice_agent.i18n import language_or_default
+from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.services import Services
+from voice_agent.tools.catalog import text_registry
+from voice_agent.tools.context import ToolContext
+
+logger = logging.getLogger("voice_agent.conversation")
+
+
+@dataclass
+class Reply:
+    text: str
+    language: str
+    stage: str
+    engine: str
+    offers: list[dict[str, Any]] = field(default_factory=list)
+    appointment: dict[str, Any] | None = None
+    tool_calls: list[str] = field(default_factory=list)
+    end: bool = False
+    handoff: bool = False
+    duration_ms: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "reply": self.text,
+            "language": self.language,
+            "engine": self.engine,
+            "state": {
+                "stage": self.stage,
+                "offers": self.offers,
+                "appointment": self.appointment,
+            },
+            "tool_calls": self.tool_calls,
+            "end": self.end,
+            "handoff": self.handoff,
+        }
+
+
+class _Locks:
+    """One lock per conversation, so two messages of one patient never interleave."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str) -> asyncio.Lock:
+        lock = self._locks.pop(key, None) or asyncio.Lock()
+        self._locks[key] = lock
+        while len(self._locks) > self._size:
+            oldest, old_lock = next(iter(self._locks.items()))
+            if old_lock.locked():
+                break
+            self._locks.pop(oldest)
+        return lock
+
+
+class ConversationService:
+    def __init__(self, services: Services, *, use_llm: bool | None = None) -> None:
+        settings = services.settings
+        self.services = services
+        self.registry = text_registry(services.registry)
+        self.replies = Replies(settings.prompts_dir)
+        self.offline = Dialogue(self.registry, self.replies)
+        self.store = ConversationStore(services.engine)
+        self._locks = _Locks()
+        self.llm = None
+        if settings.openai_enabled if use_llm is None else use_llm:
+            from voice_agent.conversation.llm import LLMConversation
+
+            self.llm = LLMConversation(settings, self.registry)
+
+    async def handle(
+        self,
+        channel: str,
+        session_key: str,
+        text: str,
+        *,
+        phone: str | None = None,
+        phone_verified: bool = False,
+        language: str | None = None,
+    ) -> Reply:
+        """Answer one message; ``phone`` is the caller (verified on WhatsApp, SMS, voice)."""
+        started = time.perf_counter()
+        async with self._locks.get(f"{channel}\x00{session_key}"):
+            state = await self.store.load(channel, session_key)
+            await self._settle_phone(state, phone, phone_verified)
+            await self._settle_language(state, text, language)
+            ctx = ToolContext(
+                services=self.services,
+                channel=channel,
+                conversation_id=state.conversation_id,
+                caller_phone=state.phone,
+                language=state.language or "en",
+            )
+            turn, engine = await self._turn(state, text, ctx)
+            state.phone = ctx.caller_phone
+            state.turns += 1
+            await self.store.save(session_key, state)
+        shown = state.offers if state.stage in ("offering", "confirm") else []
+        return Reply(
+            text=turn.text,
+            language=state.language or "en",
+            stage=state.stage,
+            engine=engine,
+            offers=shown,
+            appointment=turn.changed,
+            tool_calls=turn.tool_calls,
+            end=turn.end,
+            handoff=turn.handoff,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _turn(
+        self, state: ConversationState, text: str, ctx: ToolContext
+    ) -> tuple[Turn, str]:
+        if self.llm is not None and text.strip():
+            turn = Turn()
+            try:
+                await self.llm.respond(state, text, ctx, turn)
+                return turn, "llm"
+            except Exception as exc:  # any OpenAI failure: the offline receptionist takes the turn
+                logger.warning(
+                    "OpenAI turn failed (%s); the offline receptionist answers", type(exc).__name__
+                )
+                if turn.changed is not None:
+                    # The action already happened through the tools: say so, do not redo it.
+                    done = turn.changed
+                    turn.parts = [
+                        self.replies.say(ctx.language, done["action"], **done),
+                    ]
+                    state.stage, state.goal = "idle", None
+                    _remember(state, text, turn.text)
+                    return turn, "offline"
+                calls = turn.tool_calls
+                turn = Turn(tool_calls=list(calls))
+        else:
+            turn = Turn()
+        offline = await self.offline.respond(state, text, ctx)
+        offline.tool_calls = turn.tool_calls + offline.tool_calls
+        if self.llm is not None:
+            _remember(state, text, offline.text)
+        return offline, "offline"
+
+    async def _settle_phone(
+        self, state: ConversationState, phone: str | None, verified: bool
+    ) -> None:
+        if not phone:
+            return
+        try:
+            e164 = normalize_phone(phone, self.services.clinic().country)
+        except InvalidPatientData:
+            return
+        if state.phone_verified and state.phone != e164:
+            return  # a verified channel's caller never changes within its session
+        state.phone = e164
+        state.phone_verified = state.phone_verified or verified
+
+    async def _settle_language(
+        self, state: ConversationState, text: str, requested: str | None
+    ) -> None:
+        clinic = self.services.clinic()
+        if requested:
+            state.language = language_or_default(requested)
+            state.language_confirmed = True
+        detected = detect_language(text)
+        if state.language is None:
+            known = None
+            if state.phone:
+                patient = await self.services.patients.find_by_phone(state.phone)
+                known = patient.language if patient else None
+            state.language = detected or known or clinic.default_language
+        elif detected and detected != state.language and _long_enough(text, detected):
+            state.language = detected
+
+
+def _long_enough(text: str, detected: str) -> bool:
+    return detected == "ru" or len(text.split()) >= 2
+
+
+def _remember(state: ConversationState, text: str, reply: str) -> None:
+    """Keep the LLM's history complete when the offline receptionist answered a turn."""
+    state.history.append({"role": "user", "content": text[:2000]})
+    state.history.append({"role": "assistant", "content": reply})
+    state.trim_history()

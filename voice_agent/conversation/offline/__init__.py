@@ -1,0 +1,1 @@
+"""The offline receptionist: rule-based understanding, a dialogue state machine, reply files."""

@@ -1,0 +1,529 @@
+"""Understanding one message, without a model: intents, the clinic's services, doctors and
+insurances, contact details, option choices, and date/time wishes relative to the clinic's today.
+
+Pure functions over text and values: no I/O, no clock (``today`` is passed in), easy to test.
+The date/time reader turns "na próxima terça à tarde", "не в понедельник", "next week, any
+afternoon" into the arguments of the ``find_slots`` tool.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from functools import cache
+from typing import Any
+
+from voice_agent.clinic.lookup import fold
+from voice_agent.clinic.model import Clinic, Weekday
+from voice_agent.conversation.offline.lexicon import INTENTS, LEXICONS, Lexicon
+
+WEEKDAY_IDS = tuple(w.value for w in Weekday)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+PHONE = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{7,}\d(?![\w@])")
+CLOCK = re.compile(r"\b([01]?\d|2[0-3])(?::|h)([0-5]\d)\b")
+
+
+@dataclass
+class TimeWish:
+    """Date and time wishes, in the shape of ``find_slots``'s arguments."""
+
+    dates: list[date] = field(default_factory=list)
+    date_from: date | None = None
+    date_to: date | None = None
+    weekdays: list[str] = field(default_factory=list)
+    exclude_weekdays: list[str] = field(default_factory=list)
+    periods: list[str] = field(default_factory=list)
+    earliest: time | None = None
+    latest: time | None = None
+    today_asked: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.dates
+            or self.date_from
+            or self.date_to
+            or self.weekdays
+            or self.exclude_weekdays
+            or self.periods
+            or self.earliest
+            or self.latest
+            or self.today_asked
+        )
+
+    def has_day(self) -> bool:
+        return bool(self.dates or self.date_from or self.date_to or self.weekdays)
+
+    def has_time(self) -> bool:
+        return bool(self.periods or self.earliest or self.latest)
+
+    def merged_over(self, old: TimeWish) -> TimeWish:
+        """New wishes replace old ones aspect by aspect (days, times); exclusions accumulate."""
+        merged = TimeWish(**{k: v for k, v in vars(old).items()})
+        if self.has_day():
+            merged.dates, merged.date_from, merged.date_to = self.dates, self.date_from, None
+            merged.date_to, merged.weekdays = self.date_to, self.weekdays
+        if self.has_time():
+            merged.periods, merged.earliest, merged.latest = (
+                self.periods,
+                self.earliest,
+                self.latest,
+            )
+        merged.exclude_weekdays = sorted(
+            set(old.exclude_weekdays) | set(self.exclude_weekdays),
+            key=WEEKDAY_IDS.index,
+        )
+        merged.weekdays = [w for w in merged.weekdays if w not in merged.exclude_weekdays]
+        merged.today_asked = self.today_asked
+        return merged
+
+    def to_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if self.dates:
+            args["dates"] = [d.isoformat() for d in self.dates]
+        if self.date_from:
+            args["date_from"] = self.date_from.isoformat()
+        if self.date_to:
+            args["date_to"] = self.date_to.isoformat()
+        if self.weekdays:
+            args["weekdays"] = list(self.weekdays)
+        if self.exclude_weekdays:
+            args["exclude_weekdays"] = list(self.exclude_weekdays)
+        if self.periods:
+            args["periods"] = list(self.periods)
+        if self.earliest:
+            args["earliest"] = self.earliest.strftime("%H:%M")
+        if self.latest:
+            args["latest"] = self.latest.strftime("%H:%M")
+        return args
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> TimeWish:
+        return cls(
+            dates=[date.fromisoformat(d) for d in args.get("dates", [])],
+            date_from=date.fromisoformat(args["date_from"]) if args.get("date_from") else None,
+            date_to=date.fromisoformat(args["date_to"]) if args.get("date_to") else None,
+            weekdays=list(args.get("weekdays", [])),
+            exclude_weekdays=list(args.get("exclude_weekdays", [])),
+            periods=list(args.get("periods", [])),
+            earliest=time.fromisoformat(args["earliest"]) if args.get("earliest") else None,
+            latest=time.fromisoformat(args["latest"]) if args.get("latest") else None,
+        )
+
+
+@dataclass
+class Understanding:
+    intents: set[str] = field(default_factory=set)
+    service_id: str | None = None
+    doctor_id: str | None = None
+    insurance_id: str | None = None
+    private: bool = False
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    wish: TimeWish = field(default_factory=TimeWish)
+    option: int | None = None
+    """1-based option, or -1 for the last one."""
+    clock: time | None = None
+    """A clock time said alone ("the 10:30 one"), to match an offer."""
+    weekday_mentions: list[str] = field(default_factory=list)
+
+    def has(self, *intents: str) -> bool:
+        return any(i in self.intents for i in intents)
+
+    @property
+    def question(self) -> str | None:
+        for intent in INTENTS:
+            if intent.startswith("ask_") and intent in self.intents:
+                return intent
+        return None
+
+
+def _strip_marks(pattern: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", pattern.replace("ё", "е"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@cache
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(_strip_marks(pattern))
+
+
+def normalize(text: str) -> str:
+    """Folded text with emoji and symbols turned to spaces, so patterns see words only."""
+    cleaned = "".join(
+        ch if unicodedata.category(ch)[0] in "LNZ" or ch in "@.:+-'/,?!_" else " " for ch in text
+    )
+    return fold(cleaned)
+
+
+def parse(
+    text: str,
+    language: str,
+    clinic: Clinic,
+    today: date,
+    *,
+    expecting_choice: bool = False,
+) -> Understanding:
+    """Everything the offline receptionist can read in one message."""
+    lex = LEXICONS.get(language, LEXICONS["en"])
+    folded = normalize(text)
+    found = Understanding()
+    email = EMAIL.search(text)
+    if email:
+        found.email = email.group(0).strip(".")
+    without_email = EMAIL.sub(" ", folded)
+    phone = PHONE.search(without_email)
+    if phone and sum(ch.isdigit() for ch in phone.group(0)) >= 8:
+        found.phone = phone.group(0).strip()
+        without_email = without_email.replace(phone.group(0), " ")
+    for intent in INTENTS:
+        if any(_rx(p).search(without_email) for p in lex.intents.get(intent, ())):
+            found.intents.add(intent)
+    _refine_intents(found, without_email, lex)
+    found.service_id = _find_service(clinic, without_email)
+    found.doctor_id = _find_doctor(clinic, without_email)
+    found.insurance_id = _find_insurance(clinic, without_email)
+    found.private = bool(_rx(lex.private).search(without_email))
+    found.name = extract_name(text, language, prefixed_only=True)
+    rest = without_email
+    if expecting_choice:
+        found.option, rest = _find_option(rest, lex)
+    found.wish, found.weekday_mentions, found.clock = parse_when(rest, language, today)
+    return found
+
+
+def _refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
+    intents = found.intents
+    if "book_weak" in intents:
+        intents.discard("book_weak")
+        # "quanto custa a consulta?" asks a price; "quero uma consulta" asks to book.
+        if not any(i.startswith("ask_") for i in intents):
+            intents.add("book")
+    if "cancel" in intents and "reschedule" in intents:
+        intents.discard("cancel")
+    if intents & {"cancel", "reschedule", "list", "confirm_attendance"}:
+        intents.discard("book")
+    if "confirm_attendance" in intents:
+        intents.discard("yes")
+    if "no" in intents and "yes" in intents:
+        # "não, pode ser na quinta" / "нет, давайте в четверг": the first word decides.
+        first = text.split()[0] if text.split() else ""
+        yes_first = any(_rx(p).match(first) for p in lex.intents["yes"][:1])
+        intents.discard("no" if yes_first else "yes")
+    if "reject" in intents and "yes" in intents:
+        intents.discard("yes")
+
+
+def _find_option(text: str, lex: Lexicon) -> tuple[int | None, str]:
+    """An option number or ordinal; returns it and the text without it."""
+    numbered = re.search(
+        r"(?:^|\b(?:opcao|option|вариант|numero|number|n|#|no)\.?\s*)([1-3])\b(?![:h.]\d)", text
+    )
+    if numbered and (numbered.group(0).strip() == numbered.group(1) or len(text.split()) <= 4):
+        start, end = numbered.span()
+        return int(numbered.group(1)), text[:start] + " " + text[end:]
+    if re.fullmatch(r"\s*#?\s*([1-3])\s*[.!)]?\s*", text):
+        return int(text.strip(" #.!)")), ""
+    for number, pattern in lex.ordinals.items():
+        match = _rx(pattern).search(text)
+        if match is None:
+            continue
+        if lex.ordinal_prefix and not _rx(lex.ordinal_prefix).search(text[: match.start()]):
+            continue
+        return number, text[: match.start()] + " " + text[match.end() :]
+    return None, text
+
+
+def parse_when(text: str, language: str, today: date) -> tuple[TimeWish, list[str], time | None]:
+    """Date/time wishes in folded ``text``, relative to ``today`` (the clinic's local date)."""
+    lex = LEXICONS.get(language, LEXICONS["en"])
+    wish = TimeWish()
+    text = _rx(lex.period_blockers).sub(" ", text)
+    mentions: list[str] = []
+    # Days: relative words first, longest first, then masked so "amanhã" inside "depois de
+    # amanhã" is not read twice.
+    for pattern, offset in lex.relative_days:
+        match = _rx(pattern).search(text)
+        if match:
+            if offset == 0:
+                wish.today_asked = True
+            else:
+                wish.dates.append(today + timedelta(days=offset))
+            text = text[: match.start()] + " " + text[match.end() :]
+    if (match := _rx(lex.in_days).search(text)) is not None:
+        wish.dates.append(today + timedelta(days=int(match.group(1))))
+    monday = today - timedelta(days=today.weekday())
+    if _rx(lex.next_week).search(text):
+        wish.date_from = monday + timedelta(days=7)
+        wish.date_to = monday + timedelta(days=13)
+    elif _rx(lex.this_week).search(text):
+        wish.date_from, wish.date_to = today, monday + timedelta(days=6)
+    if _rx(lex.next_month).search(text):
+        first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        wish.date_from = first
+        wish.date_to = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    if _rx(lex.weekend).search(text):
+        wish.weekdays += ["sat", "sun"]
+    wish.dates += _explicit_dates(text, lex, today)
+    for weekday, pattern in lex.weekdays.items():
+        for match in _rx(pattern).finditer(text):
+            before = text[: match.start()]
+            mentions.append(weekday)
+            if _rx(lex.negation_before).search(before):
+                wish.exclude_weekdays.append(weekday)
+            elif _rx(lex.next_before).search(before):
+                wish.dates.append(_next_weekday(today, WEEKDAY_IDS.index(weekday)))
+            else:
+                wish.weekdays.append(weekday)
+    wish.weekdays = _unique(w for w in wish.weekdays if w not in wish.exclude_weekdays)
+    wish.exclude_weekdays = _unique(wish.exclude_weekdays)
+    wish.dates = sorted(set(wish.dates))
+    # Periods, with negation ("não de manhã" → the other periods).
+    excluded: set[str] = set()
+    for period, pattern in lex.periods.items():
+        for match in _rx(pattern).finditer(text):
+            if _rx(lex.negation_before).search(text[: match.start()]):
+                excluded.add(period)
+            elif period not in wish.periods:
+                wish.periods.append(period)
+    if excluded and not wish.periods:
+        wish.periods = [p for p in ("morning", "afternoon", "evening") if p not in excluded]
+    clock = _clock_wishes(text, lex, language, wish)
+    return wish, _unique(mentions), clock
+
+
+_HOUR = r"(\d{1,2})(?!\d)(?:(?::|h)(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?"
+_AT_WORDS = {"as", "pelas", "at", "around", "в", "к"}
+
+
+def _clock_wishes(text: str, lex: Lexicon, language: str, wish: TimeWish) -> time | None:
+    """earliest/latest from "depois das 15h", "после 15", "before 11am"; returns a bare time
+    ("às 10h30", "the 10:30 one", "в 10"), which also becomes a one-hour window."""
+    suffix = rf"(?:\s*{lex.hour_suffix}\b)?"
+    text = _rx(lex.noon).sub(" 12:00 ", text)
+    text = re.sub(r"\b(\d{1,2})\s*(?:h|horas?)?\s+e meia\b", r"\1:30", text)
+    text = re.sub(r"\bhalf past (\d{1,2})\b", r"\1:30", text)
+    text = re.sub(r"\b(\d{1,2})\s*(?:h|horas?)?\s+e quinze\b", r"\1:15", text)
+    for kind, marker in (("after", lex.after), ("before", lex.before)):
+        for match in _rx(rf"\b{marker}\s+{_HOUR}{suffix}").finditer(text):
+            value = _to_time(match)
+            if value is None:
+                continue
+            if kind == "after":
+                wish.earliest = value
+            else:
+                wish.latest = value
+    if wish.earliest is not None or wish.latest is not None:
+        return None
+    bare: time | None = None
+    at = _rx(rf"\b({lex.at})\s+{_HOUR}{suffix}")
+    for match in at.finditer(text):
+        tail = text[match.end() :].lstrip()
+        if re.match(r"(de |of |числа|\w+(ря|ля|та|ая|ня))", tail):
+            continue  # "a 25 de novembro", "в 25 ноября": a date, not a time
+        said = match.group(0)
+        marked = bool(re.search(r"\d[:h]\d|am|pm|h\b|ч|час|o'?clock|hora", said))
+        if marked or match.group(1) in _AT_WORDS:
+            bare = _to_time(match)
+            if bare is not None:
+                break
+    if bare is None and (match := CLOCK.search(text)) is not None:
+        bare = time(int(match.group(1)), int(match.group(2)))
+    if bare is None:
+        match = _rx(rf"\b(\d{{1,2}})\s*{lex.hour_suffix}\b").search(text)
+        if match and int(match.group(1)) < 24:
+            bare = time(int(match.group(1)), 0)
+    match = re.search(r"\b(\d{1,2})\s*(am|pm)\b", text) if bare is None else None
+    if match is not None and 1 <= int(match.group(1)) <= 12:
+        bare = time(int(match.group(1)) % 12 + (12 if match.group(2) == "pm" else 0), 0)
+    if bare is not None:
+        wish.earliest = bare
+        wish.latest = time(bare.hour + 1, bare.minute) if bare.hour < 23 else None
+    return bare
+
+
+def _to_time(match: re.Match[str]) -> time | None:
+    groups = [g for g in match.groups() if g is not None]
+    numbers = [g for g in groups if g.isdigit()]
+    if not numbers:
+        return None
+    hour = int(numbers[0])
+    minute = int(numbers[1]) if len(numbers) > 1 and len(numbers[1]) == 2 else 0
+    marks = [g.replace(".", "") for g in groups]
+    meridiem = next((g for g in marks if g in ("am", "pm")), None)
+    if hour > 23 or minute > 59:
+        return None
+    if meridiem:
+        hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    elif 1 <= hour <= 7:
+        # "depois das 3", "после 5", "after 4": clinics are closed at 3 am.
+        hour += 12
+    return time(hour, minute)
+
+
+def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
+    found: list[date] = []
+    for match in re.finditer(r"\b(\d{1,2})[/.](\d{1,2})(?:[/.](\d{2,4}))?\b", text):
+        day, month = int(match.group(1)), int(match.group(2))
+        year = int(match.group(3)) if match.group(3) else None
+        if year is not None and year < 100:
+            year += 2000
+        if lex is LEXICONS["en"] and day <= 12 < month:
+            day, month = month, day
+        value = _date(day, month, year, today)
+        if value:
+            found.append(value)
+    for index, month_pattern in enumerate(lex.months, 1):
+        rx_after = _rx(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{month_pattern}\w*\b")
+        rx_before = _rx(rf"\b{month_pattern}\w*\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
+        for rx in (rx_after, rx_before):
+            for match in rx.finditer(text):
+                value = _date(int(match.group(1)), index, None, today)
+                if value:
+                    found.append(value)
+    for match in _rx(lex.day_of_month).finditer(text):
+        day = int(match.group(1))
+        value = _date(day, today.month, None, today)
+        if value is None or value < today:
+            nxt = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+            value = _date(day, nxt.month, nxt.year, today)
+        if value:
+            found.append(value)
+    return found
+
+
+def _date(day: int, month: int, year: int | None, today: date) -> date | None:
+    try:
+        value = date(year or today.year, month, day)
+    except ValueError:
+        return None
+    if year is None and value < today:
+        try:
+            value = date(today.year + 1, month, day)
+        except ValueError:
+            return None
+    return value
+
+
+def _next_weekday(today: date, weekday: int) -> date:
+    days = (weekday - today.weekday()) % 7 or 7
+    return today + timedelta(days=days)
+
+
+def _unique(items: Any) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+# Clinic look-ups by whole words in free text ---------------------------------------------------
+
+
+_CYRILLIC_ENDING = re.compile(r"[аяоеиыуюь]$")
+
+
+def _contains(text: str, phrase: str) -> bool:
+    """Whole-word containment; Russian words also match inflected ("кардиологу", "коже")."""
+    if not phrase:
+        return False
+    words = _words(text).split()
+    wanted = phrase.split()
+    if f" {phrase} " in f" {' '.join(words)} ":
+        return True
+    if not re.search(r"[\u0400-\u04FF]", phrase):
+        return False
+    stems = [_CYRILLIC_ENDING.sub("", w) if len(w) > 4 else w for w in wanted]
+    for start in range(len(words) - len(stems) + 1):
+        window = words[start : start + len(stems)]
+        pairs = zip(window, stems, strict=True)
+        if all(w.startswith(stem) and len(w) - len(stem) <= 3 for w, stem in pairs):
+            return True
+    return False
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+(?:-[^\W_]+)*", text))
+
+
+def _find_service(clinic: Clinic, text: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for service in clinic.services:
+        names = [
+            service.id,
+            *service.names.values(),
+            *(s for group in service.synonyms.values() for s in group),
+        ]
+        for name in names:
+            phrase = _words(fold(name))
+            if _contains(text, phrase) and (best is None or len(phrase) > best[0]):
+                best = (len(phrase), service.id)
+    return best[1] if best else None
+
+
+_TITLES = {"dr", "dra", "doutor", "doutora", "doctor", "доктор", "врач", "dr.", "dra."}
+
+
+def _find_doctor(clinic: Clinic, text: str) -> str | None:
+    words = set(_words(text).split())
+    matches = []
+    for doctor in clinic.doctors:
+        name_words = [w for w in _words(fold(doctor.name)).split() if w not in _TITLES]
+        surnames = [w for w in name_words[1:] if len(w) >= 4] or name_words
+        if any(w in words for w in surnames):
+            matches.append(doctor.id)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _find_insurance(clinic: Clinic, text: str) -> str | None:
+    best: tuple[int, str] | None = None
+    for insurance in clinic.insurances:
+        for name in (insurance.name, *insurance.synonyms):
+            phrase = _words(fold(name))
+            if _contains(text, phrase) and (best is None or len(phrase) > best[0]):
+                best = (len(phrase), insurance.id)
+    return best[1] if best else None
+
+
+def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> str | None:
+    """A person's name from "meu nome é Maria Silva" or a bare "Maria Silva"."""
+    lex = LEXICONS.get(language, LEXICONS["en"])
+    raw = " ".join(EMAIL.sub(" ", text).split()).strip(" .,!?;:")
+    raw = PHONE.sub(" ", raw).strip(" .,!?;:")
+    lowered = fold(raw)
+    prefixed = False
+    for prefix in lex.name_prefixes:
+        match = _rx(rf"^(?:.*?[,.!]\s*)?{prefix}\s+").match(lowered)
+        if match and (not prefixed_only or len(prefix) > 3):
+            raw = raw[len(match.group(0)) :] if len(raw) >= len(match.group(0)) else raw
+            prefixed = True
+            break
+    if prefixed_only and not prefixed:
+        return None
+    raw = re.split(r"[,.;!?\n]| e meu| и мо| and my", raw)[0].strip()
+    words = raw.split()
+    if not 1 <= len(words) <= 6:
+        return None
+    if not all(re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", w) for w in words):
+        return None
+    if max(len(w) for w in words) < 2 or any(_rx(p).search(fold(raw)) for p in _NOT_NAMES):
+        return None
+    return " ".join(_capitalize(w) for w in words)
+
+
+_PARTICLES = {"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"}
+_NOT_NAMES = (
+    r"\b(primeir|segund|terceir|ultim)[ao]\b",
+    r"\b(first|second|third|last|one|option)\b",
+    r"\b(перв|втор|трет|последн)\w*",
+)
+
+
+def _capitalize(word: str) -> str:
+    if word.lower() in _PARTICLES:
+        return word.lower()
+    return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]

@@ -1,0 +1,111 @@
+"""What a conversation remembers between messages, persisted as JSON (survives restarts).
+
+Keyed by a hash of channel and session key, so the key column holds no phone number. Offers and
+appointments are copies of tool outputs: the conversation never invents them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.db import transaction
+from voice_agent.store.types import utcnow
+
+MAX_HISTORY = 40
+
+
+class ConversationState(BaseModel):
+    channel: str = "chat"
+    conversation_id: str = ""
+    """Holder of offers in the booking service; derived from the key, never a phone number."""
+    language: str | None = None
+    language_confirmed: bool = False
+    phone: str | None = None
+    phone_verified: bool = False
+    stage: str = "start"
+    goal: str | None = None
+    service_id: str | None = None
+    doctor_id: str | None = None
+    insurance_id: str | None = None
+    wish: dict[str, Any] = Field(default_factory=dict)
+    offers: list[dict[str, Any]] = Field(default_factory=list)
+    offered_service: str | None = None
+    chosen: str | None = None
+    target: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = Field(default_factory=list)
+    last_change: dict[str, Any] | None = None
+    misunderstood: int = 0
+    turns: int = 0
+    history: list[dict[str, Any]] = Field(default_factory=list)
+    """Chat Completions messages of the LLM loop (user, assistant, tool), trimmed."""
+
+    def trim_history(self) -> None:
+        """Keep the last messages, starting at a user message so tool results keep their call."""
+        if len(self.history) <= MAX_HISTORY:
+            return
+        cut = len(self.history) - MAX_HISTORY
+        while cut < len(self.history) and self.history[cut].get("role") != "user":
+            cut += 1
+        self.history = self.history[cut:]
+
+
+def state_key(channel: str, session_key: str) -> str:
+    return hashlib.sha256(f"{channel}\x00{session_key}".encode()).hexdigest()[:40]
+
+
+class ConversationStore:
+    """Load and save conversation states in the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def load(self, channel: str, session_key: str) -> ConversationState:
+        key = state_key(channel, session_key)
+        return await asyncio.to_thread(self._load, key, channel)
+
+    def _load(self, key: str, channel: str) -> ConversationState:
+        with transaction(self._engine) as session:
+            row = session.get(ConversationRecord, key)
+            if row is not None:
+                try:
+                    return ConversationState.model_validate_json(row.state)
+                except ValueError:
+                    pass  # an unreadable state starts over rather than failing the patient
+        return ConversationState(channel=channel, conversation_id=f"conv-{key[:24]}")
+
+    async def save(self, session_key: str, state: ConversationState) -> None:
+        key = state_key(state.channel, session_key)
+        payload = state.model_dump_json()
+        await asyncio.to_thread(self._save, key, state.channel, payload)
+
+    def _save(self, key: str, channel: str, payload: str) -> None:
+        with transaction(self._engine) as session:
+            row = session.get(ConversationRecord, key)
+            if row is None:
+                row = ConversationRecord(key=key, channel=channel, state=payload)
+            else:
+                row.state = payload
+                row.updated_at = utcnow()
+            session.add(row)
+
+    async def forget(self, channel: str, session_key: str) -> None:
+        key = state_key(channel, session_key)
+
+        def _delete() -> None:
+            with transaction(self._engine) as session:
+                row = session.get(ConversationRecord, key)
+                if row is not None:
+                    session.delete(row)
+
+        await asyncio.to_thread(_delete)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
