@@ -111,6 +111,8 @@ class ResponseRecord:
     status: str = "in_progress"
     item_ids: list[str] = field(default_factory=list)
     audio_bytes: int = 0
+    out_of_band: bool = False
+    metadata: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -167,6 +169,7 @@ class FakeRealtimeSession:
         self._cursor = 0
         self._ids = itertools.count(1)
         self._item_audio_bytes: dict[str, int] = {}
+        self._out_of_band_items: set[str] = set()  # not in the conversation: not truncatable
         self._uncommitted_bytes = 0
         self._open_calls: set[str] = set()
         self._issued_calls: set[str] = set()
@@ -466,11 +469,14 @@ class FakeRealtimeSession:
                 event.event_id,
             )
             return
-        if self._open_calls:
+        options = getattr(event, "response", None)
+        out_of_band = options is not None and getattr(options, "conversation", None) == "none"
+        if self._open_calls and not out_of_band:
             self._violation(
                 f"response.create before function_call_output for {sorted(self._open_calls)}"
             )
-        await self._trigger_response()
+        metadata = getattr(options, "metadata", None) if options is not None else None
+        await self._trigger_response(out_of_band=out_of_band, metadata=metadata)
 
     async def _on_response_cancel(self, event: Any) -> None:
         if self._active is None:
@@ -486,7 +492,7 @@ class FakeRealtimeSession:
 
     async def _on_conversation_item_truncate(self, event: Any) -> None:
         sent = self._item_audio_bytes.get(event.item_id)
-        if sent is None:
+        if sent is None or event.item_id in self._out_of_band_items:
             await self._error(
                 EventProblem(
                     "item_truncate_invalid_item_id",
@@ -542,15 +548,19 @@ class FakeRealtimeSession:
             self._cursor = 0
         return self._script[self._cursor] if self._cursor < len(self._script) else None
 
-    async def _trigger_response(self) -> None:
+    async def _trigger_response(
+        self, *, out_of_band: bool = False, metadata: dict[str, str] | None = None
+    ) -> None:
         if self._active_task is not None and not self._active_task.done():
             await self._active_task  # VAD without interrupt_response: answer after this one
         step = self._peek()
-        if isinstance(step, (SpeakTurn, FunctionCallTurn)):
+        if isinstance(step, SpeakTurn) or (isinstance(step, FunctionCallTurn) and not out_of_band):
             self._cursor += 1
         else:
             step = None
         record = ResponseRecord(self._id("resp"), step)
+        record.out_of_band = out_of_band
+        record.metadata = metadata
         self.responses.append(record)
         self._active = record
         self._cancel_reason = None
@@ -576,8 +586,10 @@ class FakeRealtimeSession:
                 "status": "in_progress",
                 "output": [],
                 "output_modalities": ["audio"],
-                "conversation_id": "conv_fake",
+                "conversation_id": None if record.out_of_band else "conv_fake",
             }
+            if record.metadata:
+                response["metadata"] = record.metadata
             await self.send({"type": "response.created", "response": response})
             outputs: list[dict[str, Any]] = []
             step = record.step
@@ -626,6 +638,8 @@ class FakeRealtimeSession:
         item_id = self._id("item")
         record.item_ids.append(item_id)
         self._item_audio_bytes[item_id] = 0
+        if record.out_of_band:
+            self._out_of_band_items.add(item_id)
         where = {"response_id": record.response_id, "item_id": item_id}
         indexed = {**where, "output_index": output_index, "content_index": 0}
         item: dict[str, Any] = {

@@ -79,6 +79,7 @@ class _ResponseState:
 
     function_calls: list[str] = field(default_factory=list)
     had_audio: bool = False
+    out_of_band: bool = False
 
 
 class CallEnded(Exception):
@@ -138,6 +139,7 @@ class CallBridge:
         self._link_ready = asyncio.Event()
         self._booked = False
         self._helpers: set[asyncio.Future[None]] = set()
+        self._out_of_band_items: set[str] = set()
         self._ended = asyncio.Event()
         self._manager: Any = None
         context.call_control = self
@@ -149,16 +151,16 @@ class CallBridge:
         """Run the call to its end and return its outcome; never raises for call faults."""
         self.recorder.start()
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                manager = self.connector.connect()
-                connection = await manager.__aenter__()
-        except Exception as exc:
-            logger.error("realtime connection failed at call start: %s", type(exc).__name__)
-            await self._fail_over("the AI voice service could not be reached")
-            return self.outcome
-        self.link = RealtimeLink(connection)
-        self._manager = manager
-        try:
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    manager = self.connector.connect()
+                    connection = await manager.__aenter__()
+            except Exception as exc:
+                logger.error("realtime connection failed at call start: %s", type(exc).__name__)
+                await self._fail_over("the AI voice service could not be reached")
+                return self.outcome
+            self.link = RealtimeLink(connection)
+            self._manager = manager
             await self._configure(greet=True)
             self._link_ready.set()
             await self._run_tasks()
@@ -255,8 +257,10 @@ class CallBridge:
         elif kind == "response.created":
             self._response_active = True
             self._response_idle.clear()
-            response_id = event.get("response", {}).get("id", "")
-            self._responses[response_id] = _ResponseState()
+            response = event.get("response", {})
+            self._responses[response.get("id", "")] = _ResponseState(
+                out_of_band=bool((response.get("metadata") or {}).get("purpose"))
+            )
         elif kind == "response.function_call_arguments.done":
             self._on_function_call(event)
         elif kind == "response.done":
@@ -279,6 +283,8 @@ class CallBridge:
         state = self._responses.get(event.get("response_id", ""))
         if state is not None:
             state.had_audio = True
+            if state.out_of_band:
+                self._out_of_band_items.add(item_id)
         mark = self.tracker.on_audio_sent(item_id, _b64_len(delta))
         await self.twilio.send_text(media_frame(self.stream_sid, delta))
         await self.twilio.send_text(mark_frame(self.stream_sid, mark))
@@ -289,6 +295,8 @@ class CallBridge:
         if truncation is None:
             return
         await self.twilio.send_text(clear_frame(self.stream_sid))
+        if truncation.item_id in self._out_of_band_items:
+            return  # a filler is not part of the conversation: nothing to truncate
         assert self.link is not None
         await self.link.truncate(
             truncation.item_id, truncation.content_index, truncation.audio_end_ms
@@ -354,10 +362,17 @@ class CallBridge:
         if tools:
             await self.link.create_response(instructions)
         else:
+            # Out of band: spoken now, kept out of the conversation, so it cannot collide with
+            # a function call still waiting for its output.
             await self.link.send(
                 {
                     "type": "response.create",
-                    "response": {"instructions": instructions or "", "tool_choice": "none"},
+                    "response": {
+                        "conversation": "none",
+                        "instructions": instructions or "",
+                        "tool_choice": "none",
+                        "metadata": {"purpose": "line"},
+                    },
                 }
             )
 
