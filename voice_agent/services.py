@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from voice_agent.alerts import Alerter, ConsoleAlerter
+from voice_agent.alerts import Alerter
 from voice_agent.calendars.base import CalendarBackend
-from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
 from voice_agent.clock import Clock, SystemClock
+from voice_agent.integrations.outbox import Outbox
+from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
 from voice_agent.patients.service import PatientService
 from voice_agent.scheduling.booking import BookingService
@@ -70,6 +71,13 @@ class Services:
     interactions: InteractionLog
     alerter: Alerter
     registry: ToolRegistry
+    integrations: Integrations | None = None
+
+    @property
+    def outbox(self) -> Outbox:
+        """Side effects delivered after commit (calendar, Sheets, WhatsApp, alerts)."""
+        assert self.integrations is not None
+        return self.integrations.outbox
 
     def close(self) -> None:
         self.engine.dispose()
@@ -98,9 +106,18 @@ def build_services(
     holder = ClinicHolder(engine, settings.timezone)
     clinic = holder()
     interactions = InteractionLog(engine)
-    calendar = calendar or LocalCalendar(engine)
+    integrations = build_integrations(
+        settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
+    )
+    calendar = integrations.calendar
     booking = BookingService(
-        engine, holder, calendar, interactions, clock, hold_minutes=settings.hold_minutes
+        engine,
+        holder,
+        calendar,
+        interactions,
+        clock,
+        hold_minutes=settings.hold_minutes,
+        confirmer=integrations.confirmer,
     )
     return Services(
         settings=settings,
@@ -111,6 +128,7 @@ def build_services(
         booking=booking,
         calendar=calendar,
         interactions=interactions,
-        alerter=alerter or ConsoleAlerter(),
+        alerter=integrations.alerter,
         registry=build_registry(settings.tool_timeout_seconds),
+        integrations=integrations,
     )

@@ -131,6 +131,47 @@ class Settings(BaseSettings):
     google_calendar_endpoint: str | None = Field(default=None)
     google_sheets_endpoint: str | None = Field(default=None)
     google_sheet_id: str | None = Field(default=None, description="Interaction log spreadsheet.")
+    google_sheet_tab: str | None = Field(
+        default=None, description="Tab of the interaction log (the first tab when unset)."
+    )
+    google_send_updates: Literal["all", "externalOnly", "none"] = Field(
+        default="none", description="Google Calendar sendUpdates on insert/patch/delete."
+    )
+    google_cancel_mode: Literal["delete", "mark"] = Field(
+        default="delete", description="Cancel = delete the event, or mark it cancelled."
+    )
+    google_event_title: str = Field(
+        default="{first_name} · {service}",
+        description="Event title; {first_name}, {full_name}, {service}.",
+    )
+    google_freebusy_cache_seconds: float = Field(default=30.0, ge=0, le=600)
+    sheets_mask_phone: bool = Field(default=True, description="Mask phones in the Sheets log.")
+
+    # WhatsApp messages, alerts and the outbox
+    whatsapp_confirmations: bool = Field(
+        default=True, description="Send booking confirmations to patients on WhatsApp."
+    )
+    whatsapp_confirmation_template_sid: str | None = Field(
+        default=None, description="ContentSid (HX…) used outside WhatsApp's 24-hour window."
+    )
+    whatsapp_alert_template_sid: str | None = Field(
+        default=None, description="ContentSid for alerts when the doctor's window is closed."
+    )
+    alert_dedup_minutes: int = Field(default=30, ge=1, description="One alert per kind per …")
+    alert_max_per_hour: int = Field(default=12, ge=1, description="Alerts sent per hour at most.")
+    outbox_max_attempts: int = Field(default=10, ge=1, description="Then a dead letter.")
+    outbox_interval_seconds: float = Field(default=5.0, gt=0, description="Delivery job period.")
+    reconcile_interval_minutes: int = Field(default=60, ge=1, description="Calendar drift check.")
+
+    # The clinic's own REST booking API (calendar_backend: clinic_api)
+    clinic_api_url: str | None = Field(default=None, description="Base URL of the clinic API.")
+    clinic_api_auth_header: SecretStr | None = Field(
+        default=None, description="e.g. 'Authorization: Bearer …' or 'X-Api-Key: …'."
+    )
+    clinic_api_timeout_seconds: float = Field(default=10.0, gt=0)
+    clinic_api_mapping_file: Path | None = Field(
+        default=None, description="YAML/JSON: paths, field names and error codes of the API."
+    )
 
     @field_validator("timezone")
     @classmethod

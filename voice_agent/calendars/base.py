@@ -34,6 +34,7 @@ class CalendarEvent(BaseModel):
     start: datetime
     end: datetime
     location: str | None = None
+    patient_full_name: str | None = None  # only used when a clinic configures it
 
 
 class ExternalEvent(BaseModel):

@@ -97,6 +97,7 @@ class BookingService:
         *,
         hold_minutes: int = 5,
         scorer: Scorer | None = None,
+        confirmer: Callable[[Session, Appointment], None] | None = None,
     ) -> None:
         self._engine = engine
         self._clinic = clinic
@@ -105,6 +106,9 @@ class BookingService:
         self._clock = clock
         self._hold = timedelta(minutes=hold_minutes)
         self._scorer = scorer
+        # An external system that must accept a booking before it commits (the clinic's API);
+        # it raises BookingError to refuse, and the transaction rolls back.
+        self.confirmer = confirmer
 
     @property
     def clinic(self) -> Clinic:
@@ -373,6 +377,8 @@ class BookingService:
                 self._claim(
                     session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id
                 )
+                if self.confirmer is not None:
+                    self.confirmer(session, appointment)
                 self._log.record_in(
                     session,
                     InteractionKind.booking,

@@ -1,0 +1,294 @@
+"""A local Twilio REST server (2010-04-01 Calls and Messages), reached through the twilio SDK.
+
+It checks HTTP Basic auth (AccountSid:AuthToken) and the form fields Twilio requires, answers
+201 with a resource or Twilio's error JSON, lists messages with the ``To``/``From``/``DateSent>``
+filters, enforces WhatsApp's 24-hour window (a ``Body`` outside it is error 63016) and injects
+faults: the next N requests fail (500, 429, slow), or are *applied and then* fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    delay: float = 0.0
+    apply: bool = False
+
+
+@dataclass
+class TwilioState:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    open_windows: set[str] = field(default_factory=set)
+    templates: dict[str, str] = field(default_factory=dict)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+class TwilioError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class TwilioRestFake:
+    def __init__(
+        self, account_sid: str = "AC" + "1" * 32, auth_token: str = "secret-token"
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.state = TwilioState()
+        self.lock = threading.RLock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> TwilioRestFake:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # Set-up and inspection --------------------------------------------------------------------
+
+    def open_window(self, number: str) -> None:
+        """The user wrote to us: free-form messages to them are allowed for 24 hours."""
+        with self.lock:
+            self.state.open_windows.add(number.removeprefix("whatsapp:"))
+
+    def add_template(self, content_sid: str, text: str) -> None:
+        """A content template; ``{{1}}``, ``{{2}}`` … are filled from ContentVariables."""
+        with self.lock:
+            self.state.templates[content_sid] = text
+
+    def fail_next(
+        self, count: int = 1, status: int = 500, *, delay: float = 0.0, apply: bool = False
+    ) -> None:
+        with self.lock:
+            self.state.faults += [Fault(status, delay, apply) for _ in range(count)]
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(m) for m in self.state.messages if to is None or m["to"] == to]
+
+    # HTTP -------------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _serve(self, method: str) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode() if length else ""
+                form = parse_qs(raw, keep_blank_values=True)
+                query = parse_qs(parts.query, keep_blank_values=True)
+                fault = None
+                with fake.lock:
+                    if fake.state.faults:
+                        fault = fake.state.faults.pop(0)
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                try:
+                    fake._check_auth(self.headers.get("Authorization"))
+                    if fault is not None and fault.status >= 400 and not fault.apply:
+                        raise TwilioError(fault.status, 20500, "Injected failure")
+                    if method == "POST" and self.headers.get_content_type() != (
+                        "application/x-www-form-urlencoded"
+                    ):
+                        raise TwilioError(400, 20001, "form encoding expected")
+                    with fake.lock:
+                        status, payload = fake._route(method, parts.path, form, query)
+                    if fault is not None and fault.status >= 400:
+                        raise TwilioError(fault.status, 20500, "Injected failure after apply")
+                except TwilioError as error:
+                    status = error.status
+                    payload = {
+                        "code": error.code,
+                        "message": error.message,
+                        "more_info": f"https://www.twilio.com/docs/errors/{error.code}",
+                        "status": error.status,
+                    }
+                    with fake.lock:
+                        fake.state.rejected.append((error.code, parts.path))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+        return Handler
+
+    def _check_auth(self, header: str | None) -> None:
+        expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        if header != f"Basic {expected}":
+            raise TwilioError(401, 20003, "Authenticate")
+
+    def _route(
+        self, method: str, path: str, form: dict[str, list[str]], query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        prefix = f"/2010-04-01/Accounts/{self.account_sid}/"
+        if not path.startswith(prefix):
+            raise TwilioError(404, 20404, f"The requested resource {path} was not found")
+        rest = path[len(prefix) :]
+        if rest == "Messages.json" and method == "POST":
+            return 201, self._create_message(form)
+        if rest == "Messages.json" and method == "GET":
+            return 200, self._list_messages(query)
+        if rest == "Calls.json" and method == "POST":
+            return 201, self._create_call(form)
+        match = re.fullmatch(r"Calls/(CA[0-9a-f]{32})\.json", rest)
+        if match and method == "POST":
+            return 200, self._update_call(match[1], form)
+        raise TwilioError(404, 20404, f"The requested resource {path} was not found")
+
+    @staticmethod
+    def _one(form: dict[str, list[str]], name: str) -> str | None:
+        values = form.get(name)
+        if values is None:
+            return None
+        if len(values) != 1:
+            raise TwilioError(400, 21201, f"{name} given more than once")
+        return values[0]
+
+    def _create_message(self, form: dict[str, list[str]]) -> dict[str, Any]:
+        allowed = {"To", "From", "Body", "ContentSid", "ContentVariables", "StatusCallback"}
+        allowed |= {"MessagingServiceSid", "MediaUrl"}
+        unknown = set(form) - allowed
+        if unknown:
+            raise TwilioError(400, 21201, f"Unknown parameters {sorted(unknown)}")
+        to, sender = self._one(form, "To"), self._one(form, "From")
+        if not to:
+            raise TwilioError(400, 21604, "A 'To' phone number is required.")
+        if not sender:
+            raise TwilioError(400, 21603, "A 'From' phone number is required.")
+        whatsapp = to.startswith("whatsapp:")
+        if whatsapp != sender.startswith("whatsapp:"):
+            raise TwilioError(400, 63007, "To and From must both be WhatsApp addresses")
+        number = to.removeprefix("whatsapp:")
+        if not E164.match(number) or not E164.match(sender.removeprefix("whatsapp:")):
+            raise TwilioError(400, 21211, "The 'To' number is not a valid phone number.")
+        body, content_sid = self._one(form, "Body"), self._one(form, "ContentSid")
+        if (body is None) == (content_sid is None):
+            raise TwilioError(400, 21619, "A text message body or ContentSid is required.")
+        if content_sid is not None:
+            if content_sid not in self.state.templates:
+                raise TwilioError(400, 21656, "The ContentSid is invalid.")
+            try:
+                variables = json.loads(self._one(form, "ContentVariables") or "{}")
+            except ValueError:
+                raise TwilioError(400, 21656, "ContentVariables is not valid JSON") from None
+            if not isinstance(variables, dict) or not all(
+                isinstance(v, str) for v in variables.values()
+            ):
+                raise TwilioError(400, 21656, "ContentVariables must map strings to strings")
+            body = self.state.templates[content_sid]
+            for key, value in variables.items():
+                body = body.replace("{{" + key + "}}", value)
+        elif whatsapp and number not in self.state.open_windows:
+            raise TwilioError(400, 63016, "Failed to send freeform message outside the window")
+        now = datetime.now(UTC)
+        message = {
+            "sid": "SM" + uuid.uuid4().hex,
+            "account_sid": self.account_sid,
+            "to": to,
+            "from": sender,
+            "body": body,
+            "content_sid": content_sid,
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "date_created": format_datetime(now, usegmt=True),
+            "date_sent": format_datetime(now, usegmt=True),
+            "date_updated": format_datetime(now, usegmt=True),
+            "_sent_at": now,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/SMx.json",
+        }
+        self.state.messages.append(message)
+        return {k: v for k, v in message.items() if not k.startswith("_")}
+
+    def _list_messages(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        found = self.state.messages
+        if "To" in query:
+            found = [m for m in found if m["to"] == query["To"][0]]
+        if "From" in query:
+            found = [m for m in found if m["from"] == query["From"][0]]
+        if "DateSent>" in query:
+            since = datetime.fromisoformat(query["DateSent>"][0].replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            found = [m for m in found if m["_sent_at"] >= since.replace(microsecond=0)]
+        size = int(query.get("PageSize", ["50"])[0])
+        page = [{k: v for k, v in m.items() if not k.startswith("_")} for m in found[-size:]]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        return {
+            "messages": list(reversed(page)),
+            "end": len(page) - 1,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
+        }
+
+    def _create_call(self, form: dict[str, list[str]]) -> dict[str, Any]:
+        to, sender = self._one(form, "To"), self._one(form, "From")
+        if not to or not sender:
+            raise TwilioError(400, 21201, "To and From are required")
+        if not (form.get("Url") or form.get("Twiml")):
+            raise TwilioError(400, 21205, "Url or Twiml is required")
+        call = {
+            "sid": "CA" + uuid.uuid4().hex,
+            "account_sid": self.account_sid,
+            "to": to,
+            "from": sender,
+            "status": "queued",
+            "form": {k: v for k, v in form.items()},
+        }
+        self.state.calls.append(call)
+        return {k: v for k, v in call.items() if k != "form"}
+
+    def _update_call(self, sid: str, form: dict[str, list[str]]) -> dict[str, Any]:
+        for call in self.state.calls:
+            if call["sid"] == sid:
+                if form.get("Status") == ["completed"]:
+                    call["status"] = "completed"
+                return {k: v for k, v in call.items() if k != "form"}
+        raise TwilioError(404, 20404, "The requested resource was not found")
