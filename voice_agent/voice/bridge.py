@@ -286,15 +286,22 @@ class CallBridge:
             if state.out_of_band:
                 self._out_of_band_items.add(item_id)
         mark = self.tracker.on_audio_sent(item_id, _b64_len(delta))
-        await self.twilio.send_text(media_frame(self.stream_sid, delta))
-        await self.twilio.send_text(mark_frame(self.stream_sid, mark))
+        await self._to_twilio(media_frame(self.stream_sid, delta))
+        await self._to_twilio(mark_frame(self.stream_sid, mark))
+
+    async def _to_twilio(self, frame: str) -> None:
+        try:
+            await self.twilio.send_text(frame)
+        except Exception:  # the caller's socket is gone: the call is over
+            self._caller_left()
+            raise CallEnded from None
 
     async def _on_speech_started(self) -> None:
         self._touch()
         truncation = self.playback.barge_in()
         if truncation is None:
             return
-        await self.twilio.send_text(clear_frame(self.stream_sid))
+        await self._to_twilio(clear_frame(self.stream_sid))
         if truncation.item_id in self._out_of_band_items:
             return  # a filler is not part of the conversation: nothing to truncate
         assert self.link is not None

@@ -7,6 +7,7 @@ per-call token before a single byte of audio reaches OpenAI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -188,8 +189,9 @@ async def media_stream(websocket: WebSocket) -> None:
     try:
         await _run_bridge(runtime, websocket, start, call)
     finally:
-        if websocket.client_state == WebSocketState.CONNECTED:
-            await websocket.close(1000)
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):  # the caller may already be gone
+                await websocket.close(1000)
 
 
 async def _read_start(websocket: WebSocket) -> Start | None:
