@@ -64,7 +64,7 @@ def _scenarios() -> list[Any]:
 
 
 def test_there_are_at_least_15_scenarios_per_language() -> None:
-    for language in ("pt-BR",):
+    for language in ("pt-BR", "ru", "en"):
         files = list((SCENARIOS / language).glob("*.yaml"))
         assert len(files) >= 15, f"{language}: {len(files)} scenarios"
 
@@ -102,13 +102,13 @@ def scenario_services(tmp_path: Path) -> Iterator[Services]:
     engine.dispose()
 
 
-async def _setup(services: Services, phone: str, setup: dict[str, Any]) -> None:
+async def _setup(services: Services, phone: str, setup: dict[str, Any], language: str) -> None:
     ctx = ToolContext(
         services=services,
         channel="setup",
         conversation_id="setup",
         caller_phone=phone,
-        language="pt-BR",
+        language=language,
     )
     patient = setup.get("patient")
     if patient:
@@ -212,7 +212,7 @@ def test_scenario(path: Path, channel: str, scenario_services: Services) -> None
     services = scenario_services
     phone = scenario.get("phone", "+5511987650001")
     if scenario.get("setup"):
-        asyncio.run(_setup(services, phone, scenario["setup"]))
+        asyncio.run(_setup(services, phone, scenario["setup"], path.parent.name))
     app = create_app(services.settings, services)
     conversations = ConversationService(services, use_llm=False)
     app.state.conversations = conversations

@@ -288,6 +288,9 @@ class _Run:
             state.stage = "confirm"
             self.read_back(offer)
             return True
+        if getattr(self, "ambiguous", False) and not u.has("reject", "no"):
+            self.say("which_option", count=len(state.offers))
+            return True
         if self.new_request(u):
             self.absorb(u)
             await self.search()
@@ -328,7 +331,7 @@ class _Run:
             self.absorb(u)
             await self.search()
             return True
-        if u.has("yes"):
+        if u.has("yes") or (state.goal == "reschedule" and u.has("reschedule")):
             await self.execute(offer)
             return True
         if u.has("no", "reject"):
@@ -347,7 +350,7 @@ class _Run:
         if target is None:
             state.stage = "idle"
             return False
-        if u.has("yes") and not u.has("no"):
+        if u.has("yes", "cancel") and not u.has("no"):
             result = await self.call(
                 "cancel_appointment",
                 appointment_id=target["appointment_id"],
@@ -822,6 +825,7 @@ class _Run:
             if not by_doctor:
                 return None
             matches = by_doctor
+        self.ambiguous = matches is not offers and len(matches) > 1
         if matches is not offers and len(matches) == 1:
             return matches[0]
         return None

@@ -490,7 +490,7 @@ _EN = Lexicon(
             r"^(y|yes|yeah|yep|yup|sure|ok|okay|correct|right|perfect|great|confirm|confirmed"
             r"|absolutely|fine|go ahead|please do|sounds good|book it|that'?s right|alright)\b",
             r"\byes\b",
-            r"\bplease (book|confirm|cancel|go ahead)\b",
+            r"\bplease (book|confirm|go ahead)\b",
             r"\b(go ahead|sounds good|book it|do it)\b",
         ),
         "no": (r"^(n|no|nope|nah|wrong)\b", r"\bno,? thanks?\b", r"\bnot (right|correct)\b"),

@@ -190,7 +190,9 @@ def parse(
     found.name = extract_name(text, language, prefixed_only=True)
     rest = without_email
     if expecting_choice:
-        found.option, rest = _find_option(rest, lex)
+        found.option, _ = _find_option(_without_dates(rest, lex), lex)
+        if found.option is not None:
+            _, rest = _find_option(rest, lex)
     found.wish, found.weekday_mentions, found.clock = parse_when(rest, language, today)
     return found
 
@@ -206,7 +208,8 @@ def _refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
         intents.discard("cancel")
     if intents & {"cancel", "reschedule", "list", "confirm_attendance"}:
         intents.discard("book")
-    if "confirm_attendance" in intents:
+    if intents & {"confirm_attendance", "cancel", "reschedule"}:
+        # "pode cancelar" is a yes only to a cancellation read-back: the dialogue decides.
         intents.discard("yes")
     if "no" in intents and "yes" in intents:
         # "não, pode ser na quinta" / "нет, давайте в четверг": the first word decides.
@@ -215,6 +218,16 @@ def _refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
         intents.discard("no" if yes_first else "yes")
     if "reject" in intents and "yes" in intents:
         intents.discard("yes")
+
+
+def _without_dates(text: str, lex: Lexicon) -> str:
+    """The text with explicit dates blanked, so "December 1st" is not "the first option"."""
+    text = re.sub(r"\b\d{1,2}[/.]\d{1,2}([/.]\d{2,4})?\b", " ", text)
+    text = _rx(lex.day_of_month).sub(" ", text)
+    for month in lex.months:
+        text = _rx(rf"\b\d{{1,2}}(st|nd|rd|th)?\s+(de\s+|of\s+)?{month}\w*").sub(" ", text)
+        text = _rx(rf"\b{month}\w*\s+\d{{1,2}}(st|nd|rd|th)?\b").sub(" ", text)
+    return text
 
 
 def _find_option(text: str, lex: Lexicon) -> tuple[int | None, str]:
@@ -505,6 +518,7 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     if prefixed_only and not prefixed:
         return None
     raw = re.split(r"[,.;!?\n]| e meu| и мо| and my", raw)[0].strip()
+    raw = _AFTER_NAME.split(raw)[0].strip()
     words = raw.split()
     if not 1 <= len(words) <= 6:
         return None
@@ -515,6 +529,11 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     return " ".join(_capitalize(w) for w in words)
 
 
+_AFTER_NAME = re.compile(
+    r"\s+(?:e\s+|и\s+|and\s+)?(?:quero|queria|gostaria|preciso|estou|tenho|gostaria|хочу|хотел\w*"
+    r"|нужн\w*|мне|i'?d|i|want|need|would)\b",
+    re.IGNORECASE,
+)
 _PARTICLES = {"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"}
 _NOT_NAMES = (
     r"\b(primeir|segund|terceir|ultim)[ao]\b",

@@ -1,0 +1,172 @@
+"""The text channels at their edges: signatures, malformed input, odd messages, persistence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from fastapi.testclient import TestClient
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import NOW, make_settings
+from voice_agent.alerts import ConsoleAlerter
+from voice_agent.app import create_app
+from voice_agent.clock import FixedClock
+from voice_agent.services import Services, build_services
+from voice_agent.store.db import make_engine
+
+TOKEN = "channel-token"
+PUBLIC = "https://clinic.example"
+URL = f"{PUBLIC}/twilio/messaging"
+
+
+def _services(db: Path) -> Services:
+    engine = make_engine(f"sqlite:///{db}")
+    settings = make_settings(
+        str(engine.url),
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token=TOKEN,
+        public_url=PUBLIC,
+    )
+    return build_services(settings, clock=FixedClock(NOW), alerter=ConsoleAlerter(), engine=engine)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    services = _services(tmp_path / "channels.db")
+    with TestClient(create_app(services.settings, services)) as test_client:
+        yield test_client
+    services.close()
+
+
+def _signed(params: dict[str, str], url: str = URL) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, params)}
+
+
+def _message(response_text: str) -> str:
+    node = ElementTree.fromstring(response_text).find("Message")
+    assert node is not None and node.text
+    return node.text
+
+
+def _whatsapp(client: TestClient, body: str, sender: str = "whatsapp:+5511987653001") -> str:
+    params = {"From": sender, "To": "whatsapp:+551134567800", "Body": body}
+    response = client.post("/twilio/messaging", data=params, headers=_signed(params))
+    assert response.status_code == 200, response.text
+    return _message(response.text)
+
+
+def test_unsigned_and_forged_webhooks_are_refused(client: TestClient) -> None:
+    params = {"From": "whatsapp:+5511987653001", "Body": "quero marcar"}
+    assert client.post("/twilio/messaging", data=params).status_code == 403
+    forged = client.post(
+        "/twilio/messaging", data=params, headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+    )
+    assert forged.status_code == 403
+    other_url = _signed(params, url="https://evil.example/twilio/messaging")
+    assert client.post("/twilio/messaging", data=params, headers=other_url).status_code == 403
+    tampered = dict(params, Body="cancelar tudo")
+    response = client.post("/twilio/messaging", data=tampered, headers=_signed(params))
+    assert response.status_code == 403
+
+
+def test_malformed_webhooks_get_a_400_with_a_message(client: TestClient) -> None:
+    no_sender = {"Body": "oi"}
+    response = client.post("/twilio/messaging", data=no_sender, headers=_signed(no_sender))
+    assert response.status_code == 400 and "mensagem" in _message(response.text)
+    garbage = {"From": "not a phone", "Body": "oi"}
+    response = client.post("/twilio/messaging", data=garbage, headers=_signed(garbage))
+    assert response.status_code == 400
+    raw = client.post(
+        "/twilio/messaging",
+        content=b"\xff\xfe{not a form",
+        headers={"Content-Type": "multipart/form-data; boundary=x", **_signed({})},
+    )
+    assert raw.status_code in (400, 403)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("", "Não recebi"),
+        ("   ", "Não recebi"),
+        ("a" * 10_000, "muito longa"),
+        ("👍👍🎉", "não entendi"),
+        ("Olá 你好 привет hello", ""),
+        ("\u0000\u202e\ufeff", ""),
+        ("<Response><Say>hack</Say></Response>", ""),
+    ],
+)
+def test_odd_messages_get_a_clear_answer(client: TestClient, body: str, fragment: str) -> None:
+    reply = _whatsapp(client, body)
+    assert reply.strip() and fragment.casefold() in reply.casefold()
+
+
+def test_api_chat_validates_and_never_fails(client: TestClient) -> None:
+    assert client.post("/api/chat", json={"session_id": "bad id!", "text": "hi"}).status_code == 422
+    assert client.post("/api/chat", content=b"{not json").status_code == 422
+    for text in ("", "x" * 10_000, "🙂", "漢字 и кириллица and english"):
+        response = client.post("/api/chat", json={"session_id": "odd", "text": text})
+        assert response.status_code == 200
+        assert response.json()["reply"]
+
+
+def test_api_chat_returns_offers_and_the_booked_appointment(client: TestClient) -> None:
+    def say(text: str) -> dict:
+        response = client.post(
+            "/api/chat", json={"session_id": "web-1", "text": text, "phone": "+5511987653002"}
+        )
+        assert response.status_code == 200
+        return response.json()
+
+    say("Olá, meu nome é Carla Dias e quero marcar dermatologia amanhã")
+    turn = say("pular")
+    offers = turn["state"]["offers"]
+    assert turn["state"]["stage"] == "offering" and [o["option"] for o in offers] == ["1", "2", "3"]
+    assert {"when", "doctor", "date", "time"} <= set(offers[0])
+    assert say("1")["state"]["stage"] == "confirm"
+    booked = say("sim")
+    assert booked["state"]["appointment"]["action"] == "booked"
+    assert booked["state"]["appointment"]["date"] == offers[0]["date"]
+    assert booked["tool_calls"] == ["book_appointment"]
+
+
+def test_web_chat_asks_for_a_phone_when_none_is_given(client: TestClient) -> None:
+    first = client.post(
+        "/api/chat", json={"session_id": "anon", "text": "quero marcar cardiologia"}
+    )
+    assert "celular" in first.json()["reply"]
+    second = client.post("/api/chat", json={"session_id": "anon", "text": "11 98765-3003"})
+    assert "nome completo" in second.json()["reply"]
+
+
+def test_conversation_state_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "restart.db"
+    services = _services(db)
+    with TestClient(create_app(services.settings, services)) as client:
+        _whatsapp(client, "Oi, meu nome é Rafael Souza")
+        _whatsapp(client, "pular")
+        offers = _whatsapp(client, "quero marcar clínico geral na quinta de manhã")
+        assert "1)" in offers
+    services.close()
+    restarted = _services(db)
+    with TestClient(create_app(restarted.settings, restarted)) as client:
+        assert "Posso marcar" in _whatsapp(client, "a primeira")
+        assert "marcado" in _whatsapp(client, "sim")
+    restarted.close()
+
+
+def test_the_verified_sender_cannot_be_changed_by_the_message(client: TestClient) -> None:
+    _whatsapp(client, "Oi, meu nome é Lia Campos", sender="whatsapp:+5511987653010")
+    _whatsapp(client, "pular", sender="whatsapp:+5511987653010")
+    reply = _whatsapp(
+        client, "meu telefone é 11 98765-3011, cancele minhas consultas", "whatsapp:+5511987653010"
+    )
+    assert "Não encontrei consultas" in reply
+
+
+def test_chat_page_is_served(client: TestClient) -> None:
+    page = client.get("/chat")
+    assert page.status_code == 200 and "/api/chat" in page.text
