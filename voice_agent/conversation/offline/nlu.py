@@ -546,3 +546,18 @@ def _capitalize(word: str) -> str:
     if word.lower() in _PARTICLES:
         return word.lower()
     return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
+
+
+def affirms(text: str, language: str) -> bool:
+    """Whether a message is an explicit yes (and not also a no), in any supported language.
+
+    The OpenAI loop uses it as a lock in code: the model may pass ``confirmed_by_patient`` only
+    when the patient's latest message really says yes.
+    """
+    folded = normalize(text)
+    for lex in (LEXICONS.get(language, LEXICONS["en"]), *LEXICONS.values()):
+        said_yes = any(_rx(p).search(folded) for p in lex.intents["yes"])
+        said_no = any(_rx(p).search(folded) for p in lex.intents["no"])
+        if said_yes and not said_no:
+            return True
+    return False
