@@ -60,6 +60,23 @@ def serve(
     )
 
 
+@app.command()
+def chat(
+    phone: Annotated[str | None, typer.Option(help="The patient's phone (as if verified).")] = None,
+    language: Annotated[str | None, typer.Option(help="pt-BR, ru or en (default: detect).")] = None,
+    offline: Annotated[bool, typer.Option(help="Use the offline receptionist only.")] = False,
+) -> None:
+    """Talk to the receptionist in the terminal (one line per message, from stdin)."""
+    from voice_agent.conversation.terminal import run_chat
+    from voice_agent.services import build_services
+
+    services = build_services(_settings())
+    try:
+        asyncio.run(run_chat(services, phone=phone, language=language, offline=offline))
+    finally:
+        services.close()
+
+
 @clinic_app.command("load")
 def clinic_load(file: Annotated[Path, typer.Argument(help="Clinic YAML file.")]) -> None:
     """Load (or re-load) the clinic file; appointments are kept."""

@@ -170,3 +170,18 @@ def test_the_verified_sender_cannot_be_changed_by_the_message(client: TestClient
 def test_chat_page_is_served(client: TestClient) -> None:
     page = client.get("/chat")
     assert page.status_code == 200 and "/api/chat" in page.text
+
+
+def test_terminal_chat(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voice_agent.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["chat", "--phone", "+5511987653020", "--offline"],
+        input="Olá\nMaria Teresa\npular\nquanto custa o ecocardiograma?\n",
+        env={"VOICE_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "nome completo" in result.output and "R$ 380,00" in result.output

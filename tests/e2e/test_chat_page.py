@@ -1,0 +1,130 @@
+"""The /chat page in headless Chromium: a person types, sees offers as buttons, clicks one,
+says yes, and the appointment is in the database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import NOW, make_settings
+from voice_agent.alerts import ConsoleAlerter
+from voice_agent.app import create_app
+from voice_agent.clock import FixedClock
+from voice_agent.services import Services, build_services
+from voice_agent.store.db import make_engine, transaction
+from voice_agent.store.tables import Appointment
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
+    import uvicorn
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'page.db'}")
+    services = build_services(
+        make_settings(str(engine.url)),
+        clock=FixedClock(NOW),
+        alerter=ConsoleAlerter(),
+        engine=engine,
+    )
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(services.settings, services), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield f"http://127.0.0.1:{port}", services
+    server.should_exit = True
+    thread.join(timeout=10)
+    services.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")
+    options = Options()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--no-first-run",
+        "--window-size=1000,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def test_a_person_books_in_the_browser(served: tuple[str, Services], browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, services = served
+    driver = browser
+    driver.get(f"{url}/chat")  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 15)
+
+    def send(text: str) -> str:
+        count = len(driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist"))  # type: ignore[attr-defined]
+        box = driver.find_element(By.ID, "text")  # type: ignore[attr-defined]
+        box.send_keys(text)
+        driver.find_element(By.ID, "send").click()  # type: ignore[attr-defined]
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".msg.receptionist")) > count)
+        return driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist")[-1].text  # type: ignore[attr-defined]
+
+    driver.find_element(By.ID, "phone").send_keys("+55 11 98765-4400")  # type: ignore[attr-defined]
+    assert "nome completo" in send("Olá, quero marcar dermatologia amanhã")
+    assert "e-mail" in send("Beatriz Lima")
+    offers_reply = send("pular")
+    assert "1)" in offers_reply
+    buttons = wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "button.offer")))
+    assert [b.get_attribute("data-option") for b in buttons[-3:]] == ["1", "2", "3"]
+    count = len(driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist"))  # type: ignore[attr-defined]
+    buttons[-3].click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".msg.receptionist")) > count)
+    assert "Posso marcar" in driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist")[-1].text  # type: ignore[attr-defined]
+    assert "marcado" in send("sim")
+    done = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".booked")))
+    assert done.get_attribute("data-action") == "booked"
+    # Patient text is shown as text, never as HTML.
+    send("<img src=x onerror=alert(1)>")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#log img")  # type: ignore[attr-defined]
+    with transaction(services.engine) as session:
+        rows = list(session.execute(select(Appointment)).scalars())
+    assert len(rows) == 1 and rows[0].service_id == "derma-consulta" and rows[0].channel == "web"

@@ -1,0 +1,40 @@
+"""`voice-agent chat`: the receptionist in a terminal, one line per message (stdin to stdout)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import TextIO
+
+from voice_agent.conversation.engine import ConversationService
+from voice_agent.services import Services
+
+
+async def run_chat(
+    services: Services,
+    *,
+    phone: str | None,
+    language: str | None,
+    offline: bool = False,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> None:
+    conversations = ConversationService(services, use_llm=False if offline else None)
+    session = f"cli-{uuid.uuid4().hex[:12]}"
+    interactive = stdin.isatty()
+    if interactive:
+        stdout.write("Type a message (Ctrl-D to quit).\n")
+    while True:
+        if interactive:
+            stdout.write("> ")
+            stdout.flush()
+        line = await asyncio.to_thread(stdin.readline)
+        if not line:
+            break
+        text = line.rstrip("\n")
+        reply = await conversations.handle(
+            "cli", session, text, phone=phone, phone_verified=phone is not None, language=language
+        )
+        stdout.write(reply.text + "\n\n")
+        stdout.flush()
