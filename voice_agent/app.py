@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from voice_agent import __version__
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
-from voice_agent.web import api, chat, twilio_voice
+from voice_agent.web import api, chat, twilio_gather, twilio_voice
 
 logger = logging.getLogger("voice_agent")
 
@@ -55,4 +55,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api.router)
     app.include_router(twilio_voice.router)
     app.include_router(chat.router)
+    app.include_router(twilio_gather.router)
     return app

@@ -1,0 +1,114 @@
+"""Twilio routes of the no-AI phone receptionist: ``/twilio/gather/start`` and ``/turn``.
+
+The voice webhook hands a call over (OpenAI not configured, or the Realtime session cannot be
+opened) by answering ``voice_agent.voice.gather.redirect_twiml(f"{base}/twilio/gather/start")``;
+Twilio then posts the call's parameters here, and every later turn comes back to ``/turn``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.voice.gather import (
+    MAX_SILENCES,
+    digits_to_text,
+    gather_twiml,
+    goodbye_twiml,
+    transfer_twiml,
+)
+from voice_agent.web.chat import get_conversations
+from voice_agent.web.twilio_security import public_base, verified_form
+
+logger = logging.getLogger("voice_agent.gather")
+router = APIRouter(prefix="/twilio/gather")
+XML = "application/xml"
+
+
+def _xml(body: str, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type=XML)
+
+
+async def _call(request: Request) -> tuple[dict[str, str], str | None, str]:
+    settings = request.app.state.settings
+    params = await verified_form(request, settings)
+    call_sid = params.get("CallSid", "")
+    if not call_sid.startswith("CA"):
+        raise HTTPException(400, "not a call")
+    services = request.app.state.services
+    try:
+        phone = normalize_phone(params.get("From", ""), services.clinic().country)
+    except InvalidPatientData:
+        phone = None  # a withheld number: the receptionist asks for it when it needs it
+    base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
+    return params, phone, base
+
+
+@router.post("/start")
+async def start(request: Request) -> Response:
+    """Greet the caller in their language (known patient) or the clinic's, and listen."""
+    _, phone, base = await _call(request)
+    conversations = get_conversations(request)
+    services = conversations.services
+    clinic = services.clinic()
+    language = clinic.default_language
+    if phone:
+        patient = await services.patients.find_by_phone(phone)
+        if patient is not None and patient.language:
+            language = patient.language
+    text = conversations.replies.say(language, "voice_welcome", clinic=clinic.name)
+    return _xml(gather_twiml(text, language, f"{base}/twilio/gather/turn"))
+
+
+@router.post("/turn")
+async def turn(request: Request) -> Response:
+    """One spoken (or keyed) answer through the offline receptionist."""
+    params, phone, base = await _call(request)
+    conversations = get_conversations(request)
+    services = conversations.services
+    clinic = services.clinic()
+    call_sid = params["CallSid"]
+    state = await conversations.store.load("voice", call_sid)
+    language = state.language or clinic.default_language
+    if state.language is None and phone:
+        patient = await services.patients.find_by_phone(phone)
+        language = (patient.language if patient else None) or language
+    action = f"{base}/twilio/gather/turn"
+    speech = params.get("SpeechResult", "").strip()
+    digits = params.get("Digits", "").strip()
+    if not speech and not digits:
+        silences = _int(request.query_params.get("silences")) + 1
+        if silences > MAX_SILENCES:
+            return _xml(
+                goodbye_twiml(conversations.replies.say(language, "voice_goodbye"), language)
+            )
+        text = conversations.replies.say(language, "voice_silence")
+        return _xml(gather_twiml(text, language, action, silences=silences))
+    if not speech:
+        yes = conversations.replies.say(language, "dtmf_yes")
+        no = conversations.replies.say(language, "dtmf_no")
+        speech = digits_to_text(digits, state.stage, yes, no)
+    reply = await conversations.handle(
+        "voice", call_sid, speech, phone=phone, phone_verified=phone is not None, language=language
+    )
+    logger.info(
+        "gather turn: stage=%s tools=%s %.0fms",
+        reply.stage,
+        ",".join(reply.tool_calls),
+        reply.duration_ms,
+    )
+    if reply.handoff:
+        text = reply.text + "\n" + conversations.replies.say(reply.language, "voice_transfer")
+        return _xml(transfer_twiml(text, reply.language, clinic.staff_phone, clinic.phone))
+    if reply.end:
+        return _xml(goodbye_twiml(reply.text, reply.language))
+    return _xml(gather_twiml(reply.text, reply.language, action))
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, min(10, int(value or 0)))
+    except ValueError:
+        return 0
