@@ -80,6 +80,7 @@ class ClinicApiFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
 
             def log_message(self, *args: object) -> None:
                 return

@@ -101,6 +101,7 @@ class TwilioRestFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
 
             def log_message(self, *args: object) -> None:
                 return

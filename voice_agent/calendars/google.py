@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import re
@@ -108,7 +107,7 @@ class GoogleCalendar:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            intervals = await asyncio.to_thread(self._free_busy, calendars, start, end)
+            intervals = await self._apis.run(self._free_busy, calendars, start, end)
         except GoogleUnavailable as error:
             if cached is not None and now - cached[0] < self._ttl * 20:
                 logger.warning(
@@ -126,7 +125,7 @@ class GoogleCalendar:
     def _free_busy(
         self, calendars: dict[str, str], start: datetime, end: datetime
     ) -> list[BusyInterval]:
-        service = self._apis.calendar()
+        freebusy = self._apis.calendar_freebusy()
         ids = list(calendars)
         found: list[BusyInterval] = []
         chunk_start = start
@@ -141,7 +140,7 @@ class GoogleCalendar:
                 }
                 self.freebusy_calls += 1
                 answer = self._apis.execute(
-                    lambda body=body: service.freebusy().query(body=body), what="freeBusy"
+                    lambda body=body: freebusy.query(body=body), what="freeBusy"
                 )
                 for calendar_id, data in answer.get("calendars", {}).items():
                     if data.get("errors"):
@@ -206,11 +205,11 @@ class GoogleCalendar:
         return body
 
     async def create_event(self, event: CalendarEvent, idempotency_key: str) -> str | None:
-        return await asyncio.to_thread(self._create, event, idempotency_key)
+        return await self._apis.run(self._create, event, idempotency_key)
 
     def _create(self, event: CalendarEvent, idempotency_key: str) -> str:
         calendar_id = self._calendar_of(event.doctor_id)
-        events = self._apis.calendar().events()
+        events = self._apis.calendar_events()
         event_id = event_id_for(idempotency_key)
         body = {**self._body(event), "id": event_id}
         try:
@@ -229,7 +228,7 @@ class GoogleCalendar:
         return event_id
 
     async def move_event(self, event: CalendarEvent, external_id: str | None) -> None:
-        await asyncio.to_thread(self._move, event, external_id)
+        await self._apis.run(self._move, event, external_id)
 
     def _move(self, event: CalendarEvent, external_id: str | None) -> None:
         calendar_id = self._calendar_of(event.doctor_id)
@@ -241,7 +240,7 @@ class GoogleCalendar:
             self._create(event, event.appointment_id)
 
     def _patch(self, calendar_id: str, event_id: str, body: dict[str, Any]) -> None:
-        events = self._apis.calendar().events()
+        events = self._apis.calendar_events()
         try:
             self._call(
                 lambda: events.patch(
@@ -256,12 +255,12 @@ class GoogleCalendar:
             raise _rejected(error, "patch event") from error
 
     async def delete_event(self, event: CalendarEvent, external_id: str | None) -> None:
-        await asyncio.to_thread(self._delete, event, external_id)
+        await self._apis.run(self._delete, event, external_id)
 
     def _delete(self, event: CalendarEvent, external_id: str | None) -> None:
         calendar_id = self._calendar_of(event.doctor_id)
         event_id = external_id or event_id_for(event.appointment_id)
-        events = self._apis.calendar().events()
+        events = self._apis.calendar_events()
         if self._cancel_mode == "mark":
             body = self._body(event)
             body["summary"] = "[cancelled] " + body["summary"]
@@ -287,11 +286,11 @@ class GoogleCalendar:
     async def list_events(
         self, doctor_id: str, start: datetime, end: datetime
     ) -> list[ExternalEvent]:
-        return await asyncio.to_thread(self._list, doctor_id, start, end)
+        return await self._apis.run(self._list, doctor_id, start, end)
 
     def _list(self, doctor_id: str, start: datetime, end: datetime) -> list[ExternalEvent]:
         calendar_id = self._calendar_of(doctor_id)
-        events = self._apis.calendar().events()
+        events = self._apis.calendar_events()
         found: list[ExternalEvent] = []
         token: str | None = None
         while True:

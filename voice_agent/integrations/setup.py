@@ -79,8 +79,7 @@ class InteractionEffects:
                 "whatsapp",
                 f"whatsapp:confirm:{interaction.id}",
                 {"appointment_id": appointment_id},
-                group_key=appointment_id,
-            )
+            )  # not grouped: a calendar outage must not hold the patient's confirmation
 
 
 def _previous_doctor(details: str) -> str | None:

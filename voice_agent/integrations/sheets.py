@@ -9,7 +9,6 @@ again. A header row is written when the sheet is empty.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import datetime
@@ -113,10 +112,10 @@ class SheetsHandler:
         self._header_seen = False
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
-        return await asyncio.to_thread(self._deliver, items)
+        return await self._apis.run(self._deliver, items)
 
     def _deliver(self, items: list[OutboxItem]) -> list[Outcome]:
-        values = self._apis.sheets().spreadsheets().values()
+        values = self._apis.sheets_values()
         rows = [item.payload["row"] for item in items]
         need_header = False
         if not self._header_seen or any(item.retried for item in items):
