@@ -163,7 +163,10 @@ async def twilio_client(port: int, call: int, stats: Stats, seconds: float) -> N
         )
     }
     async with connect(
-        f"ws://127.0.0.1:{port}/twilio/media-stream", additional_headers=headers, max_size=2**22
+        f"ws://127.0.0.1:{port}/twilio/media-stream",
+        additional_headers=headers,
+        max_size=2**22,
+        compression=None,
     ) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
         await ws.send(

@@ -57,6 +57,7 @@ def serve(
         port=port or settings.port,
         log_level="info",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,  # audio frames do not compress; deflate only costs CPU
     )
 
 

@@ -141,7 +141,10 @@ class RealtimeConnector:
         self._model = settings.realtime_model
 
     def connect(self) -> AbstractAsyncContextManager[AsyncRealtimeConnection]:
-        return self._client.realtime.connect(model=self._model)  # type: ignore[return-value]
+        # Base64 μ-law does not compress: permessage-deflate would only burn CPU per frame.
+        return self._client.realtime.connect(  # type: ignore[return-value]
+            model=self._model, websocket_connection_options={"compression": None}
+        )
 
     async def close(self) -> None:
         await self._client.close()
