@@ -159,11 +159,10 @@ async def test_unsigned_voice_webhook_is_refused(tmp_path, clock) -> None:
             assert forged.status_code == 403
 
 
-async def test_without_openai_the_caller_is_put_through_to_staff(tmp_path, clock) -> None:
+async def test_without_openai_the_call_goes_to_the_no_ai_receptionist(tmp_path, clock) -> None:
     async with live_app(tmp_path, clock, None) as app:
         response = await app.post_twilio(
             "/twilio/voice", {"CallSid": CALL_SID, "From": CALLER, "To": "+551134567800"}
         )
     assert response.status_code == 200
-    assert "<Dial" in response.text and "+55 11 3456-7801" in response.text
-    assert '<Say language="pt-BR">' in response.text
+    assert "<Redirect" in response.text and "/twilio/gather/start" in response.text

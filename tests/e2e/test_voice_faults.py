@@ -112,7 +112,7 @@ async def test_openai_failing_twice_apologises_transfers_and_alerts(tmp_path, cl
     record = call_record(app)
     assert record.outcome == "failed" and record.next_action == "fallback"
     assert record.ended_at is not None
-    assert "<Dial" in after.text and "Desculpe" in after.text
+    assert "/twilio/gather/start" in after.text and "Desculpe" in after.text
     assert [kind for kind, _ in app.services.alerter.sent] == ["call_failure"]
 
 
@@ -125,7 +125,11 @@ async def test_openai_unreachable_at_start_hands_the_call_to_staff(tmp_path, clo
         sim = await connect(app)
         assert await sim.wait_closed(timeout=15) == 1000
         after = await app.post_twilio("/twilio/after-stream", {"CallSid": CALL_SID})
-    assert "<Dial" in after.text
+        handed = await app.post_twilio(
+            "/twilio/gather/start", {"CallSid": CALL_SID, "From": "+5511987654321"}
+        )
+    assert "/twilio/gather/start" in after.text
+    assert "<Gather" in handed.text  # the no-AI receptionist takes the call over
     record = call_record(app)
     assert record.next_action == "fallback" and record.outcome == "failed" and record.ended_at
 

@@ -13,6 +13,7 @@ import secrets
 
 from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.websockets import WebSocketState
+from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
@@ -23,6 +24,7 @@ from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_actions import TwilioCallActions
 from voice_agent.voice.call_log import CallRecorder, consume_token, get_call, set_call_fields
 from voice_agent.voice.call_tokens import CallTokens, TokenError
+from voice_agent.voice.gather import redirect_twiml
 from voice_agent.voice.instructions import caller_language, render_instructions, voice_lines
 from voice_agent.voice.realtime import RealtimeConnector
 from voice_agent.voice.twilio_protocol import FrameError, Start, parse_twilio_frame
@@ -99,7 +101,7 @@ async def incoming_call(request: Request) -> Response:
         params.get("Direction", "inbound"),
     )
     if runtime.connector is None:
-        return _xml(_fallback_twiml(services, language, base))
+        return _xml(redirect_twiml(f"{base}/twilio/gather/start"))
     twiml = stream_twiml(
         stream_url(settings, request, "/twilio/media-stream"),
         {"token": token},
@@ -319,16 +321,12 @@ def _open_call_record(
 
 
 def _fallback_twiml(services: Services, language: str, base: str) -> str:
-    """Without the AI voice: apologise and put the caller through to the staff."""
-    clinic = services.clinic()
+    """Without the AI voice: a short apology, then the no-AI receptionist (Gather + Say)."""
     lines = voice_lines(services.settings.prompts_dir, language)
-    return transfer_twiml(
-        clinic.staff_phone,
-        lines.get("apology_transfer"),
-        lines.say_language,
-        f"{base}/twilio/whisper",
-        clinic.phone,
-    )
+    response = VoiceResponse()
+    response.say(lines.get("apology_handover"), language=lines.say_language)
+    response.redirect(f"{base}/twilio/gather/start", method="POST")
+    return str(response)
 
 
 __all__ = ["VoiceRuntime", "router"]
