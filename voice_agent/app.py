@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 
 from voice_agent import __version__
+from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
 from voice_agent.web import api, chat, twilio_gather, twilio_voice
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
+        schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
         scheduler.start()
         if settings.insecure_skip_twilio_signature:
             logger.warning(

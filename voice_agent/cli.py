@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from voice_agent.cli_outbox import calendar_reconcile, outbox_app
 from voice_agent.settings import ConfigurationError, Settings, load_settings
 
 app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
@@ -20,6 +21,8 @@ calendar_app = typer.Typer(help="The local calendar.", no_args_is_help=True)
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(db_app, name="db")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(outbox_app, name="outbox")
+calendar_app.command("reconcile")(calendar_reconcile)
 
 
 def _settings() -> Settings:

@@ -290,7 +290,10 @@ class GoogleFake:
                     self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (its timeout): as on the real service
 
             def do_GET(self) -> None:
                 self._serve("GET")

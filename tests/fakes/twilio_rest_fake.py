@@ -145,7 +145,10 @@ class TwilioRestFake:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (its timeout): as on the real service
 
             def do_GET(self) -> None:
                 self._serve("GET")

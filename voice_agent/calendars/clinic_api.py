@@ -326,7 +326,10 @@ class ClinicApiConfirmer:
             "end": appointment.end,
         }
         try:
-            appointment.external_id = self._api.create_sync(values, idempotency_key=appointment.id)
+            # The request key (conversation + offer) survives a retry after a lost answer, so
+            # the API replays its first answer instead of making a second record.
+            key = appointment.request_key or appointment.id
+            appointment.external_id = self._api.create_sync(values, idempotency_key=key)
         except ClinicApiRejected as error:
             if error.code == "slot_taken":
                 self._api.remember_taken(appointment.doctor_id, appointment.start, appointment.end)

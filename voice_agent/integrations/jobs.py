@@ -1,0 +1,62 @@
+"""Background jobs of the integrations, run by the app's APScheduler in every process: outbox
+delivery (rows are claimed, so processes share the work) and calendar reconciliation."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.base import BaseScheduler
+
+if TYPE_CHECKING:
+    from voice_agent.services import Services
+
+logger = logging.getLogger("voice_agent.jobs")
+
+
+def schedule_integration_jobs(scheduler: BaseScheduler, services: Services) -> None:
+    integrations = services.integrations
+    if integrations is None:
+        return
+    settings = services.settings
+
+    async def deliver() -> None:
+        try:
+            report = await integrations.outbox.drain(max_rounds=10)
+        except Exception:  # a job must survive a bad minute (the database restarting …)
+            logger.exception("outbox delivery failed")
+            return
+        if report.claimed:
+            logger.info(
+                "outbox: %s delivered, %s retried, %s dead",
+                report.delivered,
+                report.retried,
+                report.dead,
+            )
+
+    scheduler.add_job(
+        deliver,
+        "interval",
+        seconds=settings.outbox_interval_seconds,
+        id="outbox-delivery",
+        coalesce=True,
+        max_instances=1,
+    )
+    reconciler = integrations.reconciler
+    if reconciler is None:
+        return
+
+    async def reconcile() -> None:
+        try:
+            await reconciler.run()
+        except Exception:
+            logger.exception("calendar reconciliation failed")
+
+    scheduler.add_job(
+        reconcile,
+        "interval",
+        minutes=settings.reconcile_interval_minutes,
+        id="calendar-reconcile",
+        coalesce=True,
+        max_instances=1,
+    )
