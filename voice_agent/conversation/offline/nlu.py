@@ -438,22 +438,79 @@ def _unique(items: Any) -> list[str]:
 
 
 _CYRILLIC_ENDING = re.compile(r"[аяоеиыуюь]$")
+_CYRILLIC = re.compile(r"[\u0400-\u04FF]")
+_TITLES = {"dr", "dra", "doutor", "doutora", "doctor", "доктор", "врач", "dr.", "dra."}
 
 
-def _contains(text: str, phrase: str) -> bool:
+@dataclass(frozen=True)
+class _Phrase:
+    """A clinic name or synonym as folded words; Russian ones also as stems ("кардиолог")."""
+
+    text: str
+    stems: tuple[str, ...] | None
+    target: str
+
+
+@dataclass(frozen=True)
+class _ClinicIndex:
+    services: tuple[_Phrase, ...]
+    insurances: tuple[_Phrase, ...]
+    doctors: tuple[tuple[str, frozenset[str]], ...]
+
+
+def _phrase(name: str, target: str) -> _Phrase:
+    text = _words(fold(name))
+    stems = None
+    if _CYRILLIC.search(text):
+        stems = tuple(_CYRILLIC_ENDING.sub("", w) if len(w) > 4 else w for w in text.split())
+    return _Phrase(text, stems, target)
+
+
+_INDEXES: dict[int, tuple[Clinic, _ClinicIndex]] = {}
+
+
+def _index(clinic: Clinic) -> _ClinicIndex:
+    """Folded look-up tables of a clinic, built once per clinic object (clinics are frozen)."""
+    cached = _INDEXES.get(id(clinic))
+    if cached is not None and cached[0] is clinic:
+        return cached[1]
+    services = tuple(
+        _phrase(name, service.id)
+        for service in clinic.services
+        for name in (
+            service.id,
+            *service.names.values(),
+            *(s for group in service.synonyms.values() for s in group),
+        )
+    )
+    insurances = tuple(
+        _phrase(name, insurance.id)
+        for insurance in clinic.insurances
+        for name in (insurance.name, *insurance.synonyms)
+    )
+    doctors = []
+    for doctor in clinic.doctors:
+        name_words = [w for w in _words(fold(doctor.name)).split() if w not in _TITLES]
+        surnames = [w for w in name_words[1:] if len(w) >= 4] or name_words
+        doctors.append((doctor.id, frozenset(surnames)))
+    index = _ClinicIndex(services, insurances, tuple(doctors))
+    if len(_INDEXES) > 16:
+        _INDEXES.clear()
+    _INDEXES[id(clinic)] = (clinic, index)
+    return index
+
+
+def _contains(words: list[str], joined: str, phrase: _Phrase) -> bool:
     """Whole-word containment; Russian words also match inflected ("кардиологу", "коже")."""
-    if not phrase:
+    if not phrase.text:
         return False
-    words = _words(text).split()
-    wanted = phrase.split()
-    if f" {phrase} " in f" {' '.join(words)} ":
+    if f" {phrase.text} " in joined:
         return True
-    if not re.search(r"[\u0400-\u04FF]", phrase):
+    if phrase.stems is None:
         return False
-    stems = [_CYRILLIC_ENDING.sub("", w) if len(w) > 4 else w for w in wanted]
+    stems = phrase.stems
     for start in range(len(words) - len(stems) + 1):
-        window = words[start : start + len(stems)]
-        pairs = zip(window, stems, strict=True)
+        pairs = zip(words[start : start + len(stems)], stems, strict=True)
         if all(w.startswith(stem) and len(w) - len(stem) <= 3 for w, stem in pairs):
             return True
     return False
@@ -463,43 +520,28 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[^\W_]+(?:-[^\W_]+)*", text))
 
 
-def _find_service(clinic: Clinic, text: str) -> str | None:
+def _best(phrases: tuple[_Phrase, ...], text: str) -> str | None:
+    words = _words(text).split()
+    joined = f" {' '.join(words)} "
     best: tuple[int, str] | None = None
-    for service in clinic.services:
-        names = [
-            service.id,
-            *service.names.values(),
-            *(s for group in service.synonyms.values() for s in group),
-        ]
-        for name in names:
-            phrase = _words(fold(name))
-            if _contains(text, phrase) and (best is None or len(phrase) > best[0]):
-                best = (len(phrase), service.id)
+    for phrase in phrases:
+        if (best is None or len(phrase.text) > best[0]) and _contains(words, joined, phrase):
+            best = (len(phrase.text), phrase.target)
     return best[1] if best else None
 
 
-_TITLES = {"dr", "dra", "doutor", "doutora", "doctor", "доктор", "врач", "dr.", "dra."}
+def _find_service(clinic: Clinic, text: str) -> str | None:
+    return _best(_index(clinic).services, text)
+
+
+def _find_insurance(clinic: Clinic, text: str) -> str | None:
+    return _best(_index(clinic).insurances, text)
 
 
 def _find_doctor(clinic: Clinic, text: str) -> str | None:
     words = set(_words(text).split())
-    matches = []
-    for doctor in clinic.doctors:
-        name_words = [w for w in _words(fold(doctor.name)).split() if w not in _TITLES]
-        surnames = [w for w in name_words[1:] if len(w) >= 4] or name_words
-        if any(w in words for w in surnames):
-            matches.append(doctor.id)
+    matches = [doctor_id for doctor_id, names in _index(clinic).doctors if names & words]
     return matches[0] if len(matches) == 1 else None
-
-
-def _find_insurance(clinic: Clinic, text: str) -> str | None:
-    best: tuple[int, str] | None = None
-    for insurance in clinic.insurances:
-        for name in (insurance.name, *insurance.synonyms):
-            phrase = _words(fold(name))
-            if _contains(text, phrase) and (best is None or len(phrase) > best[0]):
-                best = (len(phrase), insurance.id)
-    return best[1] if best else None
 
 
 def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> str | None:
