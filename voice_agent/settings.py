@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         default=False,
         description="Local experiments only: accept unsigned Twilio requests (logged loudly).",
     )
+    chat_api_token: SecretStr | None = Field(
+        default=None,
+        description="Staff bearer token for /api/chat and /chat; unset = loopback clients only.",
+    )
     call_token_secret: SecretStr | None = Field(
         default=None,
         description="Secret that signs per-call media-stream tokens (random per process if unset).",

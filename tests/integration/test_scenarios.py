@@ -34,6 +34,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+
+LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
@@ -217,7 +219,7 @@ def test_scenario(path: Path, channel: str, scenario_services: Services) -> None
     conversations = ConversationService(services, use_llm=False)
     app.state.conversations = conversations
     spy = Spy(conversations)
-    with TestClient(app) as client:
+    with TestClient(app, client=LOCAL) as client:
         for number, step in enumerate(scenario["turns"], 1):
             before = len(spy.calls)
             reply, body = _send(client, channel, phone, str(step["say"]), path.stem)

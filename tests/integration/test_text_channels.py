@@ -8,6 +8,8 @@ from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
+
+LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import NOW, make_settings
@@ -36,7 +38,7 @@ def _services(db: Path) -> Services:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     services = _services(tmp_path / "channels.db")
-    with TestClient(create_app(services.settings, services)) as test_client:
+    with TestClient(create_app(services.settings, services), client=LOCAL) as test_client:
         yield test_client
     services.close()
 
@@ -145,14 +147,14 @@ def test_web_chat_asks_for_a_phone_when_none_is_given(client: TestClient) -> Non
 def test_conversation_state_survives_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "restart.db"
     services = _services(db)
-    with TestClient(create_app(services.settings, services)) as client:
+    with TestClient(create_app(services.settings, services), client=LOCAL) as client:
         _whatsapp(client, "Oi, meu nome é Rafael Souza")
         _whatsapp(client, "pular")
         offers = _whatsapp(client, "quero marcar clínico geral na quinta de manhã")
         assert "1)" in offers
     services.close()
     restarted = _services(db)
-    with TestClient(create_app(restarted.settings, restarted)) as client:
+    with TestClient(create_app(restarted.settings, restarted), client=LOCAL) as client:
         assert "Posso marcar" in _whatsapp(client, "a primeira")
         assert "marcado" in _whatsapp(client, "sim")
     restarted.close()
@@ -185,3 +187,19 @@ def test_terminal_chat(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "nome completo" in result.output and "R$ 380,00" in result.output
+
+
+def test_web_chat_is_local_only_unless_staff_token_is_set(services) -> None:
+    """The web chat trusts a typed phone number, so strangers must not reach it."""
+    from pydantic import SecretStr
+
+    body = {"session_id": "s1", "text": "oi", "phone": "+5511987653009"}
+    with TestClient(create_app(services.settings, services), client=("203.0.113.9", 1)) as remote:
+        assert remote.post("/api/chat", json=body).status_code == 403
+    services.settings.chat_api_token = SecretStr("staff-secret")
+    with TestClient(create_app(services.settings, services), client=("203.0.113.9", 1)) as remote:
+        assert remote.post("/api/chat", json=body).status_code == 401
+        wrong = remote.post("/api/chat", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = remote.post("/api/chat", json=body, headers={"Authorization": "Bearer staff-secret"})
+        assert ok.status_code == 200 and ok.json()["reply"]

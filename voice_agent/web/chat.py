@@ -7,6 +7,7 @@ try-out channel), where a phone number is what the person typed, not a verified 
 
 from __future__ import annotations
 
+import hmac
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,8 +98,33 @@ class ChatRequest(BaseModel):
     language: str | None = Field(default=None, pattern=r"^(pt-BR|ru|en)$")
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def require_chat_access(request: Request) -> None:
+    """The web chat trusts the phone number a person types, so it is a staff tool.
+
+    With ``VOICE_AGENT_CHAT_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``;
+    without it (the embedded default) only this machine may use it.
+    """
+    token = request.app.state.settings.chat_api_token
+    if token is None:
+        host = request.client.host if request.client else ""
+        if host not in LOOPBACK:
+            raise HTTPException(403, "the web chat is local-only; set VOICE_AGENT_CHAT_API_TOKEN")
+        return
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise HTTPException(401, "missing or wrong chat token", {"WWW-Authenticate": "Bearer"})
+
+
+ChatAccess = Annotated[None, Depends(require_chat_access)]
+
+
 @router.post("/api/chat")
-async def api_chat(payload: ChatRequest, conversations: ConversationsDep) -> dict[str, Any]:
+async def api_chat(
+    payload: ChatRequest, conversations: ConversationsDep, _: ChatAccess
+) -> dict[str, Any]:
     """One chat turn: the reply text plus the structured state (offers, the appointment changed)."""
     reply = await conversations.handle(
         "web",
