@@ -34,8 +34,6 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-
-LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
@@ -49,6 +47,8 @@ from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment, Patient
 from voice_agent.tools.context import ToolContext
+
+LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOKEN = "test-auth-token"

@@ -8,8 +8,6 @@ from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
-
-LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import NOW, make_settings
@@ -18,6 +16,8 @@ from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine
+
+LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 
 TOKEN = "channel-token"
 PUBLIC = "https://clinic.example"
