@@ -185,7 +185,7 @@ class CallBridge:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
                     if not isinstance(exc, CallEnded):
-                        logger.error("call task %s failed: %r", task.get_name(), exc)
+                        logger.error("call task %s failed: %s", task.get_name(), type(exc).__name__)
                         self.error = f"{task.get_name()}: {type(exc).__name__}"
                         self.outcome = CallOutcome.failed
         finally:
@@ -557,7 +557,7 @@ class CallBridge:
             self._ending = True
             self._ended.set()
         elif exc is not None:
-            logger.error("call helper failed: %r", exc)
+            logger.error("call helper failed: %s", type(exc).__name__)
             self._ended.set()
 
 
