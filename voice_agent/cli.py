@@ -170,7 +170,6 @@ def slots(
     from voice_agent.clinic.lookup import find_doctor, find_insurance, find_service
     from voice_agent.i18n import say_when
     from voice_agent.scheduling.preferences import Preferences
-    from voice_agent.scheduling.ranking import RankingContext, rank_offers
     from voice_agent.services import build_services
 
     services = build_services(_settings())
@@ -200,16 +199,10 @@ def slots(
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    now = services.clock.now()
-    busy, load = asyncio.run(services.booking.busy_snapshot(found.id, prefs, now))
-    offers = rank_offers(
-        clinic,
-        found.id,
-        prefs,
-        now=now,
-        busy=busy,
-        context=RankingContext(previous_doctors={}, doctor_load=load, language=language),
-        limit=limit,
+    offers = asyncio.run(
+        services.booking.rank(
+            found.id, prefs, now=services.clock.now(), limit=limit, language=language
+        )
     )
     lang = language or clinic.default_language
     typer.echo(f"{found.name(lang)} — {len(offers)} offers")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -24,7 +24,13 @@ from voice_agent.clock import Clock
 from voice_agent.interactions import InteractionLog
 from voice_agent.scheduling.availability import Interval, Slot, check_slot
 from voice_agent.scheduling.preferences import Preferences, window
-from voice_agent.scheduling.ranking import Offer, RankingContext, Scorer, rank_offers
+from voice_agent.scheduling.ranking import (
+    DEFAULT_SCORER,
+    Offer,
+    RankingContext,
+    Scorer,
+    rank_offers,
+)
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
@@ -69,14 +75,6 @@ class BookingRequest:
     insurance_id: str | None = None
 
 
-@dataclass
-class _Window:
-    start: datetime
-    end: datetime
-    busy: dict[str, list[Interval]] = field(default_factory=lambda: defaultdict(list))
-    load: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
 def cells(start: datetime, end: datetime) -> Iterator[datetime]:
     """The 5-minute cells an interval touches (UTC offsets are whole 5-minute multiples)."""
     epoch = start.replace(minute=0, second=0, microsecond=0)
@@ -105,7 +103,7 @@ class BookingService:
         self._log = log
         self._clock = clock
         self._hold = timedelta(minutes=hold_minutes)
-        self._scorer = scorer
+        self._scorer = scorer or DEFAULT_SCORER
         # An external system that must accept a booking before it commits (the clinic's API);
         # it raises BookingError to refuse, and the transaction rolls back.
         self.confirmer = confirmer
@@ -135,18 +133,8 @@ class BookingService:
             raise BookingError("unknown_service", "That service is not offered here.")
         now = self._clock.now()
         await asyncio.to_thread(self._release_holds, holder)
-        busy, load = await self.busy_snapshot(service_id, prefs, now)
-        previous = await asyncio.to_thread(self._previous_doctors, patient_id, now)
-        context = RankingContext(previous_doctors=previous, doctor_load=load, language=language)
-        ranked = rank_offers(
-            clinic,
-            service_id,
-            prefs,
-            now=now,
-            busy=busy,
-            context=context,
-            limit=limit * 2,
-            **({"scorer": self._scorer} if self._scorer else {}),
+        ranked = await self.rank(
+            service_id, prefs, now=now, limit=limit * 2, patient_id=patient_id, language=language
         )
         held: list[HeldOffer] = []
         for offer in ranked:
@@ -157,6 +145,31 @@ class BookingService:
             if hold is not None:
                 held.append(hold)
         return held
+
+    async def rank(
+        self,
+        service_id: str,
+        prefs: Preferences,
+        *,
+        now: datetime,
+        limit: int,
+        patient_id: str | None = None,
+        language: str | None = None,
+    ) -> list[Offer]:
+        """Ranked free slots for the preferences, nothing held (staff screens use it directly)."""
+        busy, load = await self.busy_snapshot(service_id, prefs, now)
+        previous = await asyncio.to_thread(self._previous_doctors, patient_id, now)
+        context = RankingContext(previous_doctors=previous, doctor_load=load, language=language)
+        return rank_offers(
+            self.clinic,
+            service_id,
+            prefs,
+            now=now,
+            busy=busy,
+            context=context,
+            limit=limit,
+            scorer=self._scorer,
+        )
 
     async def busy_snapshot(
         self, service_id: str, prefs: Preferences, now: datetime
@@ -170,15 +183,16 @@ class BookingService:
         start = datetime.combine(first_day, datetime.min.time(), clinic.tz)
         end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), clinic.tz)
         doctor_ids = [d.id for d in clinic.doctors_for(service_id)]
-        span = await asyncio.to_thread(self._busy_window, doctor_ids, start, end, now)
+        busy, load = await asyncio.to_thread(self._busy_window, doctor_ids, start, end, now)
         for interval in await self._calendar.busy(doctor_ids, start, end):
-            span.busy[interval.doctor_id].append(Interval(interval.start, interval.end))
-        return dict(span.busy), dict(span.load)
+            busy[interval.doctor_id].append(Interval(interval.start, interval.end))
+        return dict(busy), dict(load)
 
     def _busy_window(
         self, doctor_ids: list[str], start: datetime, end: datetime, now: datetime
-    ) -> _Window:
-        span = _Window(start, end)
+    ) -> tuple[defaultdict[str, list[Interval]], defaultdict[str, int]]:
+        busy: defaultdict[str, list[Interval]] = defaultdict(list)
+        load: defaultdict[str, int] = defaultdict(int)
         with transaction(self._engine) as session:
             appointments = session.execute(
                 select(Appointment.doctor_id, Appointment.start, Appointment.end).where(
@@ -197,11 +211,11 @@ class BookingService:
                 )
             ).all()
         for doctor_id, s, e in appointments:
-            span.busy[doctor_id].append(Interval(s, e))
-            span.load[doctor_id] += 1
+            busy[doctor_id].append(Interval(s, e))
+            load[doctor_id] += 1
         for doctor_id, s, e in holds:
-            span.busy[doctor_id].append(Interval(s, e))
-        return span
+            busy[doctor_id].append(Interval(s, e))
+        return busy, load
 
     def _previous_doctors(self, patient_id: str | None, now: datetime) -> dict[str, str]:
         """The doctor the patient last saw (or is booked with) per service and per specialty."""
@@ -299,6 +313,15 @@ class BookingService:
 
         return await asyncio.to_thread(_read)
 
+    async def _held_slot(self, hold_id: str, holder: str) -> Slot:
+        """The slot behind this holder's hold, or the error a patient hears when it is gone."""
+        hold = await self.get_hold(hold_id, holder)
+        if hold is None:
+            raise BookingError(
+                "offer_expired", "That option is no longer available; let me look again."
+            )
+        return Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
+
     async def get_hold(self, hold_id: str, holder: str) -> Hold | None:
         def _read() -> Hold | None:
             with transaction(self._engine) as session:
@@ -311,13 +334,8 @@ class BookingService:
 
     async def book(self, request: BookingRequest, hold_id: str) -> Appointment:
         """Book a held offer. Idempotent by ``request.request_key``."""
-        hold = await self.get_hold(hold_id, request.holder)
-        if hold is None:
-            raise BookingError(
-                "offer_expired", "That option is no longer available; let me look again."
-            )
-        slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
-        return await self.book_slot(request, slot, hold_id=hold.id)
+        slot = await self._held_slot(hold_id, request.holder)
+        return await self.book_slot(request, slot, hold_id=hold_id)
 
     async def book_slot(
         self, request: BookingRequest, slot: Slot, *, hold_id: str | None = None
@@ -418,17 +436,12 @@ class BookingService:
         self, request: BookingRequest, appointment_id: str, hold_id: str
     ) -> Appointment:
         """Move an appointment to a held offer; the old time is kept if the new one is taken."""
-        hold = await self.get_hold(hold_id, request.holder)
-        if hold is None:
-            raise BookingError(
-                "offer_expired", "That option is no longer available; let me look again."
-            )
+        slot = await self._held_slot(hold_id, request.holder)
         current = await self.get_own(request.patient_id, appointment_id)
-        slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
         if current.start == slot.start and current.doctor_id == slot.doctor_id:
             return current
         await self._check(slot, current.insurance_id)
-        return await asyncio.to_thread(self._move, request, current.id, slot, hold.id)
+        return await asyncio.to_thread(self._move, request, current.id, slot, hold_id)
 
     def _move(
         self, request: BookingRequest, appointment_id: str, slot: Slot, hold_id: str
@@ -538,22 +551,6 @@ class BookingService:
                 return list(session.execute(query.order_by(col(Appointment.start))).scalars())
 
         return await asyncio.to_thread(_read)
-
-    async def doctor_day_count(self, doctor_id: str, start: datetime, end: datetime) -> int:
-        def _count() -> int:
-            with transaction(self._engine) as session:
-                return int(
-                    session.execute(
-                        select(func.count()).where(
-                            Appointment.doctor_id == doctor_id,
-                            col(Appointment.status).in_(ACTIVE_STATUSES),
-                            col(Appointment.start) >= start,
-                            col(Appointment.start) < end,
-                        )
-                    ).scalar_one()
-                )
-
-        return await asyncio.to_thread(_count)
 
     # Internals --------------------------------------------------------------------------------
 

@@ -126,8 +126,7 @@ class CallBridge:
         self._audio: asyncio.Queue[str] = asyncio.Queue()
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._responses: dict[str, _ResponseState] = {}
-        self._response_active = False
-        self._response_idle = asyncio.Event()
+        self._response_idle = asyncio.Event()  # set while no model response is active
         self._response_idle.set()
         self._pending: PendingAction | None = None
         self._act_after_next_response = False
@@ -151,16 +150,10 @@ class CallBridge:
         """Run the call to its end and return its outcome; never raises for call faults."""
         self.recorder.start()
         try:
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT):
-                    manager = self.connector.connect()
-                    connection = await manager.__aenter__()
-            except Exception as exc:
-                logger.error("realtime connection failed at call start: %s", type(exc).__name__)
+            if not await self._open_link():
+                logger.error("realtime connection failed at call start")
                 await self._fail_over("the AI voice service could not be reached")
                 return self.outcome
-            self.link = RealtimeLink(connection)
-            self._manager = manager
             await self._configure(greet=True)
             self._link_ready.set()
             await self._run_tasks()
@@ -255,7 +248,6 @@ class CallBridge:
         elif kind == "input_audio_buffer.speech_stopped":
             self._touch()
         elif kind == "response.created":
-            self._response_active = True
             self._response_idle.clear()
             response = event.get("response", {})
             self._responses[response.get("id", "")] = _ResponseState(
@@ -334,7 +326,6 @@ class CallBridge:
 
     async def _on_response_done(self, response: dict[str, Any]) -> None:
         state = self._responses.pop(str(response.get("id", "")), _ResponseState())
-        self._response_active = False
         self._response_idle.set()
         self._touch()
         if state.function_calls:
@@ -365,7 +356,6 @@ class CallBridge:
         if self.link is None or self._ending:
             return
         self._response_idle.clear()
-        self._response_active = True
         if tools:
             await self.link.create_response(instructions)
         else:
@@ -454,7 +444,11 @@ class CallBridge:
                 self.outcome = CallOutcome.timed_out
                 await self._say_then_hang_up(self.lines.get("max_length_goodbye"))
                 continue
-            busy = self._response_active or self.tracker.has_unplayed_audio or self._tool_tasks
+            busy = (
+                not self._response_idle.is_set()
+                or self.tracker.has_unplayed_audio
+                or self._tool_tasks
+            )
             if busy or now - self._last_activity < idle:
                 continue
             if not self._idle_prompted:
@@ -487,7 +481,6 @@ class CallBridge:
     async def _reconnect(self) -> None:
         """One reconnect per call: a new session, told what was said so far; else fail over."""
         self._link_ready.clear()
-        self._response_active = False
         self._response_idle.set()
         if self._reconnected:
             await self._fail_over("the AI voice service dropped twice")
@@ -496,16 +489,10 @@ class CallBridge:
         logger.warning("realtime connection dropped mid-call; reconnecting once")
         self.recorder.event("error", {"realtime": "connection dropped; reconnecting"})
         await self._close_link()
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                manager = self.connector.connect()
-                connection = await manager.__aenter__()
-        except Exception as exc:
-            logger.error("realtime reconnect failed: %s", type(exc).__name__)
+        if not await self._open_link():
+            logger.error("realtime reconnect failed")
             await self._fail_over("the AI voice service dropped and could not be reopened")
-            raise CallEnded from None
-        self._manager = manager
-        self.link = RealtimeLink(connection)
+            raise CallEnded
         self.tracker = PlaybackTracker()
         self.playback = PlaybackWaiter(self.tracker)
         self._responses.clear()
@@ -524,6 +511,19 @@ class CallBridge:
         self.recorder.event("error", {"failover": reason})
         await self.alert("call_failure", f"call {self.call_sid}: {reason}")
         await self.actions.fall_back(self.call_sid, reason)
+
+    async def _open_link(self) -> bool:
+        """Open a Realtime connection within the connect timeout; False if it cannot be had."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                manager = self.connector.connect()
+                connection = await manager.__aenter__()
+        except Exception as exc:
+            logger.error("realtime connection attempt failed: %s", type(exc).__name__)
+            return False
+        self._manager = manager
+        self.link = RealtimeLink(connection)
+        return True
 
     async def _close_link(self) -> None:
         manager, self._manager = self._manager, None

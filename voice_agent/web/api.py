@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Query
 from voice_agent.clinic.lookup import find_service
 from voice_agent.i18n import say_when
 from voice_agent.scheduling.preferences import Preferences
-from voice_agent.scheduling.ranking import RankingContext, rank_offers
 from voice_agent.web.deps import ServicesDep
 
 router = APIRouter()
@@ -46,16 +45,8 @@ async def slots(
         prefs = Preferences(periods=period, date_from=date_from, doctor_id=doctor)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    now = services.clock.now()
-    busy, load = await services.booking.busy_snapshot(found.id, prefs, now)
-    offers = rank_offers(
-        clinic,
-        found.id,
-        prefs,
-        now=now,
-        busy=busy,
-        context=RankingContext(previous_doctors={}, doctor_load=load, language=language),
-        limit=limit,
+    offers = await services.booking.rank(
+        found.id, prefs, now=services.clock.now(), limit=limit, language=language
     )
     lang = language or clinic.default_language
     return {
