@@ -10,10 +10,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 
 from voice_agent import __version__
+from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
-from voice_agent.web import api, chat, twilio_gather, twilio_voice
+from voice_agent.web import api, chat, twilio_confirm, twilio_gather, twilio_voice
 
 logger = logging.getLogger("voice_agent")
 
@@ -36,6 +37,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             max_instances=1,
         )
         schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
+        scheduler.add_job(
+            app.state.confirmations.run_due_safely,
+            "interval",
+            seconds=settings.confirmation_interval_seconds,
+            id="confirmations",
+            coalesce=True,
+            max_instances=1,
+        )
         scheduler.start()
         if settings.insecure_skip_twilio_signature:
             logger.warning(
@@ -54,8 +63,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.settings = settings
     app.state.voice = twilio_voice.VoiceRuntime(services)
+    app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)
     app.include_router(chat.router)
     app.include_router(twilio_gather.router)
+    app.include_router(twilio_confirm.router)
     return app

@@ -14,6 +14,7 @@ from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
 from voice_agent.clock import Clock, SystemClock
+from voice_agent.confirmations.steps import StepPlanner
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
@@ -106,6 +107,7 @@ def build_services(
     holder = ClinicHolder(engine, settings.timezone)
     clinic = holder()
     interactions = InteractionLog(engine)
+    interactions.add_hook(StepPlanner(holder, clock))  # confirmation steps move with bookings
     integrations = build_integrations(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
     )

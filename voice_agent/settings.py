@@ -161,6 +161,17 @@ class Settings(BaseSettings):
     whatsapp_alert_template_sid: str | None = Field(
         default=None, description="ContentSid for alerts when the doctor's window is closed."
     )
+    whatsapp_reminder_template_sid: str | None = Field(
+        default=None,
+        description="ContentSid of the 'reply 1/2/3' confirmation request ({{1}} first name, "
+        "{{2}} date and time, {{3}} doctor, {{4}} address), used outside the 24-hour window.",
+    )
+    confirmation_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often due confirmation steps are looked for."
+    )
+    confirmation_ring_seconds: int = Field(
+        default=25, ge=5, le=600, description="How long a confirmation call rings."
+    )
     alert_dedup_minutes: int = Field(default=30, ge=1, description="One alert per kind per …")
     alert_max_per_hour: int = Field(default=12, ge=1, description="Alerts sent per hour at most.")
     outbox_max_attempts: int = Field(default=10, ge=1, description="Then a dead letter.")

@@ -182,6 +182,49 @@ class BookingPolicy(Frozen):
     cancel_notice_minutes: int = Field(default=0, ge=0)
 
 
+class ConfirmationStepPolicy(Frozen):
+    """One step: a WhatsApp message or a phone call, some hours before the appointment."""
+
+    via: str = Field(pattern=r"^(whatsapp|call)$")
+    hours_before: float = Field(gt=0, le=24 * 14)
+
+
+class ConfirmationPolicy(Frozen):
+    """How and when patients are asked to confirm, and when the clinic may contact them."""
+
+    enabled: bool = True
+    steps: tuple[ConfirmationStepPolicy, ...] = (
+        ConfirmationStepPolicy(via="whatsapp", hours_before=48),
+        ConfirmationStepPolicy(via="call", hours_before=24),
+    )
+    contact_hours: TimeRange = TimeRange(start=time(9, 0), end=time(20, 0))
+    """Local time (clinic timezone) within which messages are sent and calls placed."""
+    contact_days: tuple[Weekday, ...] = (
+        Weekday.mon,
+        Weekday.tue,
+        Weekday.wed,
+        Weekday.thu,
+        Weekday.fri,
+        Weekday.sat,
+    )
+    min_lead_minutes: int = Field(
+        default=120, ge=0, description="No confirmation step closer than this to the start."
+    )
+    call_attempts: int = Field(default=3, ge=1, le=10)
+    retry_minutes: tuple[int, ...] = Field(
+        default=(30, 120), description="Wait before attempt 2, 3, … (the last value repeats)."
+    )
+    whatsapp_fallback: bool = Field(
+        default=True, description="A WhatsApp message when every call attempt failed."
+    )
+
+    def retry_after(self, attempts_made: int) -> int:
+        """Minutes to wait after ``attempts_made`` unsuccessful attempts."""
+        if not self.retry_minutes:
+            return 60
+        return self.retry_minutes[min(attempts_made, len(self.retry_minutes)) - 1]
+
+
 class Clinic(Frozen):
     name: str
     timezone: str
@@ -197,6 +240,7 @@ class Clinic(Frozen):
     website: str | None = None
     hours: Localized = Field(default_factory=dict, description="Opening hours as said aloud.")
     booking: BookingPolicy = BookingPolicy()
+    confirmations: ConfirmationPolicy = ConfirmationPolicy()
     periods: tuple[Period, ...]
     hospitals: tuple[Hospital, ...] = ()
     insurances: tuple[Insurance, ...] = ()

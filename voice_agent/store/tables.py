@@ -126,6 +126,8 @@ class InteractionKind(StrEnum):
     cancellation = "cancellation"
     information = "information"
     confirmation = "confirmation"
+    reminder = "reminder"
+    """A confirmation step happened: message sent, call placed, voicemail, no answer …"""
     registration = "registration"
     transfer = "transfer"
     emergency = "emergency"
@@ -210,5 +212,6 @@ class CalendarBlock(SQLModel, table=True):
     reason: str = Field(default="", max_length=200)
 
 
+from voice_agent.store.confirmation_tables import ConfirmationStep  # noqa: E402,F401
 from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401

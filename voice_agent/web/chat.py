@@ -79,6 +79,14 @@ async def twilio_messaging(request: Request, conversations: ConversationsDep) ->
         logger.info("messaging webhook without a usable From (%s)", channel)
         return _problem(request, 400)
     body = params.get("Body", "")
+    confirmations = getattr(request.app.state, "confirmations", None)
+    if confirmations is not None:  # a reply to "1 confirm, 2 cancel, 3 change"?
+        decision = await confirmations.whatsapp_reply(phone, body)
+        if decision is not None and decision.text is not None:
+            logger.info("%s confirmation reply handled", channel)
+            return Response(message_twiml(decision.text), media_type=XML)
+        if decision is not None and decision.handover is not None:
+            body = decision.handover
     reply = await conversations.handle(channel, phone, body, phone=phone, phone_verified=True)
     logger.info(
         "%s turn: stage=%s engine=%s tools=%s %.0fms",

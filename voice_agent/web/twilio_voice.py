@@ -15,10 +15,12 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
+from voice_agent.confirmations.prompt import confirmation_prompt_values
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import CallRecord, Patient
+from voice_agent.tools.catalog import confirmation_registry
 from voice_agent.tools.context import ToolContext
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_actions import TwilioCallActions
@@ -91,7 +93,7 @@ async def incoming_call(request: Request) -> Response:
     now = services.clock.now()
     token, claims = runtime.tokens.mint(call_sid, now)
     await asyncio.to_thread(
-        _open_call_record,
+        open_call_record,
         services,
         call_sid,
         params.get("From", "") or "anonymous",
@@ -136,6 +138,8 @@ async def after_stream(request: Request) -> Response:
                 clinic.phone,
             )
         )
+    if call.mode == "confirmation":
+        return _xml(redirect_twiml(f"{base}/twilio/confirm/keypad"))
     return _xml(_fallback_twiml(services, language, base))
 
 
@@ -257,6 +261,14 @@ async def _run_bridge(
         whisper_url=f"{base}/twilio/whisper" if base else None,
         say_language=lines.say_language,
     )
+    registry = services.registry
+    prompt, extra = "receptionist.md", None
+    if call.mode == "confirmation" and call.appointment_id:
+        registry = confirmation_registry(registry)
+        prompt = "confirmation.md"
+        extra = await asyncio.to_thread(
+            confirmation_prompt_values, services, call.appointment_id, patient, language
+        )
     instructions = render_instructions(
         settings.prompts_dir,
         clinic,
@@ -264,6 +276,8 @@ async def _run_bridge(
         now=services.clock.now(),
         patient=patient,
         caller_verified=patient is not None,
+        prompt_name=prompt,
+        extra=extra,
     )
     bridge = CallBridge(
         settings=settings,
@@ -271,7 +285,7 @@ async def _run_bridge(
         stream_sid=start.stream_sid,
         call_sid=call.call_sid,
         connector=runtime.connector,  # type: ignore[arg-type]
-        registry=services.registry,
+        registry=registry,
         context=context,
         recorder=CallRecorder(services.engine, call.call_sid),
         actions=actions,
@@ -291,16 +305,21 @@ async def _caller(services: Services, raw_from: str) -> Patient | None:
     return await services.patients.find_or_create(phone)
 
 
-def _open_call_record(
+def open_call_record(
     services: Services,
     call_sid: str,
     caller: str,
     patient: Patient | None,
     language: str,
-    nonce: str,
+    nonce: str | None,
     direction: str,
+    *,
+    appointment_id: str | None = None,
 ) -> None:
-    """Create the call's record; a retried webhook gets a fresh token on the same record."""
+    """Create the call's record; a retried webhook gets a fresh token on the same record.
+
+    With ``appointment_id`` the call is a confirmation call about that appointment.
+    """
     with transaction(services.engine) as session:
         record = session.get(CallRecord, call_sid)
         if record is None:
@@ -312,6 +331,8 @@ def _open_call_record(
                     language=language,
                     token_nonce=nonce,
                     direction="outbound" if direction.startswith("outbound") else "inbound",
+                    mode="confirmation" if appointment_id else "reception",
+                    appointment_id=appointment_id,
                 )
             )
         else:
@@ -329,4 +350,4 @@ def _fallback_twiml(services: Services, language: str, base: str) -> str:
     return str(response)
 
 
-__all__ = ["VoiceRuntime", "router"]
+__all__ = ["VoiceRuntime", "open_call_record", "router"]

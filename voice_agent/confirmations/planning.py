@@ -1,0 +1,113 @@
+"""When to ask a patient to confirm: pure functions of the clinic policy and the clock.
+
+Contact happens only inside the clinic's contact hours, on contact days, never on a day the whole
+clinic is closed. Hours are wall-clock times in the clinic's timezone, so a DST change moves the
+UTC instant of "09:00" and never the local one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from voice_agent.clinic.model import Clinic, Weekday
+
+SEARCH_DAYS = 31
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    seq: int
+    via: str
+    due_at: datetime
+
+
+def _at(day: date, moment: time, clinic: Clinic) -> datetime:
+    """A local wall-clock time as an aware UTC instant (a time in a DST gap moves forward)."""
+    return datetime.combine(day, moment, tzinfo=clinic.tz).astimezone(UTC)
+
+
+def _contact_day(day: date, clinic: Clinic) -> bool:
+    policy = clinic.confirmations
+    if Weekday.of(day) not in policy.contact_days:
+        return False
+    return not any(c.covers(day, "") and not c.doctors for c in clinic.closures)
+
+
+def _window(day: date, clinic: Clinic) -> tuple[datetime, datetime]:
+    hours = clinic.confirmations.contact_hours
+    return _at(day, hours.start, clinic), _at(day, hours.end, clinic)
+
+
+def contact_allowed(moment: datetime, clinic: Clinic) -> bool:
+    day = moment.astimezone(clinic.tz).date()
+    if not _contact_day(day, clinic):
+        return False
+    opens, closes = _window(day, clinic)
+    return opens <= moment < closes
+
+
+def next_contact_time(moment: datetime, clinic: Clinic) -> datetime | None:
+    """The earliest allowed instant at or after ``moment`` (None if none within a month)."""
+    first = moment.astimezone(clinic.tz).date()
+    for offset in range(SEARCH_DAYS):
+        day = first + timedelta(days=offset)
+        if not _contact_day(day, clinic):
+            continue
+        opens, closes = _window(day, clinic)
+        if moment < closes:
+            return max(moment, opens)
+    return None
+
+
+def last_contact_time(moment: datetime, clinic: Clinic) -> datetime | None:
+    """The latest allowed instant at or before ``moment`` (None if none within a month)."""
+    last = moment.astimezone(clinic.tz).date()
+    for offset in range(SEARCH_DAYS):
+        day = last - timedelta(days=offset)
+        if not _contact_day(day, clinic):
+            continue
+        opens, closes = _window(day, clinic)
+        if moment >= opens:
+            return min(moment, closes - timedelta(minutes=1))
+    return None
+
+
+def plan_steps(clinic: Clinic, start: datetime, now: datetime) -> list[PlannedStep]:
+    """The steps for an appointment at ``start`` planned at ``now``.
+
+    A step goes to the first contact time at or after its ideal time; if that is too close to the
+    appointment (``min_lead_minutes``), to the last contact time before that limit. A step whose
+    ideal time has already passed is not planned: the patient has just booked and got the booking
+    confirmation.
+    """
+    policy = clinic.confirmations
+    if not policy.enabled:
+        return []
+    deadline = start - timedelta(minutes=policy.min_lead_minutes)
+    planned: list[PlannedStep] = []
+    for seq, step in enumerate(policy.steps):
+        ideal = start - timedelta(hours=step.hours_before)
+        if ideal < now or ideal >= deadline:
+            continue
+        due = next_contact_time(ideal, clinic)
+        if due is None or due > deadline:
+            due = last_contact_time(deadline, clinic)
+        if due is None or due < now:
+            continue
+        planned.append(PlannedStep(seq, step.via, due))
+    return sorted(planned, key=lambda p: p.due_at)
+
+
+def retry_time(
+    clinic: Clinic, now: datetime, start: datetime, attempts_made: int
+) -> datetime | None:
+    """When to try a call again after ``attempts_made`` failures; None if no time is left."""
+    policy = clinic.confirmations
+    if attempts_made >= policy.call_attempts:
+        return None
+    due = next_contact_time(now + timedelta(minutes=policy.retry_after(attempts_made)), clinic)
+    deadline = start - timedelta(minutes=policy.min_lead_minutes)
+    if due is None or due > deadline:
+        return None
+    return due

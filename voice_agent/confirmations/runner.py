@@ -1,0 +1,514 @@
+"""Runs confirmation steps: WhatsApp requests, outbound calls with answering-machine detection,
+and the outcomes Twilio reports back (answered, voicemail, busy, no answer, failed).
+
+Every process runs ``run_due`` from its scheduler; a step is claimed by one of them. A call step
+waits for Twilio's callbacks, which move it on once: done when a person answered, back to
+pending for the next attempt after voicemail / busy / no answer, and after the last attempt a
+WhatsApp fallback and an alert to the clinic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.twiml.voice_response import VoiceResponse
+
+from voice_agent.clinic.model import Clinic
+from voice_agent.confirmations.messages import (
+    Answer,
+    ConfirmationTexts,
+    appointment_values,
+    confirmation_texts,
+    patient_language,
+)
+from voice_agent.confirmations.planning import contact_allowed, next_contact_time, retry_time
+from voice_agent.confirmations.steps import (
+    FALLBACK_SEQ,
+    MANUAL_SEQ,
+    ClaimedStep,
+    StepStore,
+    event_details,
+)
+from voice_agent.integrations.outbox import PermanentFailure
+from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
+from voice_agent.scheduling.booking import BookingError
+from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
+from voice_agent.store.db import transaction
+from voice_agent.store.tables import Appointment, AppointmentStatus, Patient
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+    from voice_agent.services import Services
+
+logger = logging.getLogger("voice_agent.confirmations")
+
+FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+ERROR_RETRY = timedelta(minutes=5)
+MAX_ERROR_ATTEMPTS = 5
+
+
+def is_machine(answered_by: str | None) -> bool:
+    return bool(answered_by) and (answered_by.startswith("machine") or answered_by == "fax")  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    appointment: Appointment
+    patient: Patient
+    clinic: Clinic
+    texts: ConfirmationTexts
+    values: dict[str, str]
+
+    @property
+    def language(self) -> str:
+        return self.texts.language
+
+
+@dataclass(frozen=True)
+class ReplyDecision:
+    """What a WhatsApp reply to a confirmation request leads to."""
+
+    text: str | None = None
+    """Our answer, when the reply was handled here."""
+    handover: str | None = None
+    """Text for the text receptionist, when it takes over (rescheduling, free text)."""
+
+
+class ConfirmationRunner:
+    def __init__(
+        self, services: Services, twilio_client: Client | None, *, worker: str | None = None
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.settings = settings
+        self.client = twilio_client
+        self.store = StepStore(services.engine, services.interactions)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.sender = (
+            WhatsAppSender(twilio_client, settings.twilio_whatsapp_from)
+            if twilio_client is not None and settings.twilio_whatsapp_from
+            else None
+        )
+
+    @property
+    def _now(self) -> datetime:
+        return self.services.clock.now()
+
+    # Running steps ----------------------------------------------------------------------------
+
+    async def run_due(self, limit: int = 20) -> list[tuple[int, str]]:
+        """Claim and run the steps that are due; returns (step id, outcome) pairs."""
+        claimed = await asyncio.to_thread(self.store.claim_due, self._now, self.worker, limit=limit)
+        return [(step.id, await self._run(step)) for step in claimed]
+
+    async def run_due_safely(self) -> None:
+        """The scheduler's job: a bad minute (the database restarting …) must not kill it."""
+        try:
+            done = await self.run_due()
+        except Exception as error:
+            logger.warning("confirmation run failed: %s", type(error).__name__)
+            return
+        if done:
+            logger.info("confirmations: %s", ", ".join(f"{i}={o}" for i, o in done))
+
+    async def trigger(self, appointment_id: str, via: str) -> tuple[int, str]:
+        """Staff asked for a step now (``voice-agent confirm``): contact hours are not applied."""
+        if via not in ("whatsapp", "call"):
+            raise ValueError("via must be 'whatsapp' or 'call'")
+        context = await asyncio.to_thread(self.context_for, appointment_id)
+        if context is None or not context.appointment.active:
+            raise ValueError(f"appointment {appointment_id} is not an active appointment")
+        now = self._now
+        step_id = await asyncio.to_thread(self.store.add, appointment_id, via, now, MANUAL_SEQ, now)
+        claimed = await asyncio.to_thread(
+            self.store.claim_due, now, self.worker, limit=1, step_id=step_id
+        )
+        if not claimed:
+            return step_id, "claimed_elsewhere"
+        return step_id, await self._run(claimed[0], manual=True)
+
+    async def _run(self, step: ClaimedStep, *, manual: bool = False) -> str:
+        try:
+            return await self._execute(step, manual)
+        except Exception as error:  # a backend outage: try again in a few minutes
+            logger.warning("confirmation step %s failed: %s", step.id, type(error).__name__)
+            if step.attempts >= MAX_ERROR_ATTEMPTS:
+                await self._finish(step, StepStatus.failed, "error", error=type(error).__name__)
+                await self.services.alerter.alert(
+                    "confirmation", f"confirmation step {step.id} keeps failing; see the log"
+                )
+                return "error"
+            await self._finish(
+                step,
+                StepStatus.pending,
+                "error_retry",
+                due_at=self._now + ERROR_RETRY,
+                error=type(error).__name__,
+            )
+            return "error_retry"
+
+    async def _execute(self, step: ClaimedStep, manual: bool) -> str:
+        context = await asyncio.to_thread(self.context_for, step.appointment_id)
+        now = self._now
+        if context is None or not context.appointment.active:
+            return await self._finish(step, StepStatus.cancelled, "appointment_inactive")
+        if context.appointment.status == AppointmentStatus.confirmed and not manual:
+            return await self._finish(step, StepStatus.cancelled, "already_confirmed")
+        if context.appointment.start <= now:
+            return await self._finish(step, StepStatus.failed, "too_late")
+        if not manual and not contact_allowed(now, context.clinic):
+            later = next_contact_time(now, context.clinic)
+            if later is None or later >= context.appointment.start:
+                return await self._finish(step, StepStatus.failed, "no_contact_time")
+            return await self._finish(
+                step, StepStatus.pending, None, due_at=later, attempts=step.attempts - 1
+            )
+        if step.via == "whatsapp":
+            return await self._send_whatsapp(step, context)
+        return await self._place_call(step, context)
+
+    async def _finish(
+        self,
+        step: ClaimedStep,
+        status: StepStatus,
+        outcome: str | None,
+        event: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> str:
+        changed = await asyncio.to_thread(
+            self.store.update_claimed,
+            step,
+            self.worker,
+            self._now,
+            event,
+            status=status,
+            outcome=outcome,
+            lease_until=None,
+            **values,
+        )
+        return (outcome or str(status)) if changed else "settled_meanwhile"
+
+    def context_for(self, appointment_id: str) -> StepContext | None:
+        with transaction(self.services.engine) as session:
+            appointment = session.get(Appointment, appointment_id)
+            patient = session.get(Patient, appointment.patient_id) if appointment else None
+        if appointment is None or patient is None:
+            return None
+        clinic = self.services.clinic()
+        texts = confirmation_texts(self.settings.prompts_dir, patient_language(clinic, patient))
+        return StepContext(
+            appointment,
+            patient,
+            clinic,
+            texts,
+            appointment_values(clinic, appointment, patient, texts),
+        )
+
+    # WhatsApp ---------------------------------------------------------------------------------
+
+    async def _send_whatsapp(self, step: ClaimedStep, context: StepContext) -> str:
+        if self.sender is None:
+            return await self._finish(step, StepStatus.failed, "whatsapp_not_configured")
+        values = context.values
+        body = context.texts.get("whatsapp_request", **values)
+        last_inbound = await asyncio.to_thread(self.store.last_inbound_whatsapp, context.patient.id)
+        in_window = last_inbound is not None and self._now - last_inbound < WINDOW
+        lookup = step.claimed_at - timedelta(minutes=5) if step.recovering else None
+        template = self.settings.whatsapp_reminder_template_sid
+        sid: str | None = None
+        try:
+            if in_window:
+                try:
+                    sid = await self.sender.send(
+                        Message(to=context.patient.phone, body=body), lookup_since=lookup
+                    )
+                except OutsideWindow:
+                    sid = None
+            if sid is None:
+                if not template:
+                    await self.services.alerter.alert(
+                        "confirmation",
+                        "a WhatsApp confirmation could not be sent: the patient's 24-hour window "
+                        "is closed and VOICE_AGENT_WHATSAPP_REMINDER_TEMPLATE_SID is not set",
+                    )
+                    return await self._finish(step, StepStatus.failed, "whatsapp_no_template")
+                variables = {
+                    "1": values["first_name"],
+                    "2": values["when"],
+                    "3": values["doctor"],
+                    "4": values["address"],
+                }
+                sid = await self.sender.send(
+                    Message(to=context.patient.phone, content_sid=template, variables=variables),
+                    lookup_since=lookup,
+                )
+        except PermanentFailure:
+            await self.services.alerter.alert(
+                "confirmation", f"Twilio refused a WhatsApp confirmation (step {step.id})"
+            )
+            return await self._finish(step, StepStatus.failed, "whatsapp_rejected")
+        return await self._finish(
+            step,
+            StepStatus.waiting,
+            "sent",
+            event_details("whatsapp", "sent", step.id, attempt=step.attempts),
+            message_sid=sid,
+        )
+
+    # Calls ------------------------------------------------------------------------------------
+
+    def _urls(self, step_id: int) -> dict[str, str]:
+        base = self.settings.public_url or ""
+        return {
+            "answer": f"{base}/twilio/confirm/answer?step={step_id}",
+            "status": f"{base}/twilio/confirm/status?step={step_id}",
+            "amd": f"{base}/twilio/confirm/amd?step={step_id}",
+        }
+
+    def _caller_id(self, clinic: Clinic) -> str:
+        return self.settings.twilio_from_number or clinic.phone
+
+    async def _place_call(self, step: ClaimedStep, context: StepContext) -> str:
+        client = self.client
+        if client is None or not self.settings.public_url:
+            await self._finish(step, StepStatus.failed, "calls_not_configured")
+            await self._fallback(context, step.id)
+            return "calls_not_configured"
+        to, caller_id = context.patient.phone, self._caller_id(context.clinic)
+        if step.recovering:
+            existing = await asyncio.to_thread(self._existing_call, to, caller_id, step)
+            if existing is not None:
+                return await self._finish(step, StepStatus.waiting, "placed", call_sid=existing)
+        urls = self._urls(step.id)
+        try:
+            call = await asyncio.to_thread(
+                client.calls.create,
+                to=to,
+                from_=caller_id,
+                url=urls["answer"],
+                method="POST",
+                status_callback=urls["status"],
+                status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                machine_detection="DetectMessageEnd",
+                async_amd="true",
+                async_amd_status_callback=urls["amd"],
+                async_amd_status_callback_method="POST",
+                timeout=self.settings.confirmation_ring_seconds,
+            )
+        except TwilioRestException as error:
+            if error.status not in (400, 401, 403, 404):
+                raise ConnectionError(f"Twilio error {error.code}") from error
+            await self.services.alerter.alert(
+                "confirmation", f"Twilio refused a confirmation call (error {error.code})"
+            )
+            await self._finish(step, StepStatus.failed, "call_rejected")
+            await self._fallback(context, step.id)
+            return "call_rejected"
+        except TwilioException as error:
+            raise ConnectionError(type(error).__name__) from error
+        return await self._finish(
+            step,
+            StepStatus.waiting,
+            "placed",
+            event_details("call", "placed", step.id, attempt=step.attempts),
+            call_sid=str(call.sid),
+        )
+
+    def _existing_call(self, to: str, caller_id: str, step: ClaimedStep) -> str | None:
+        """A call this step placed before its process died (Twilio has no idempotency key)."""
+        assert self.client is not None
+        since = step.claimed_at - timedelta(minutes=1)
+        for call in self.client.calls.list(to=to, from_=caller_id, limit=20):
+            created = getattr(call, "date_created", None)
+            if created is not None and created >= since:
+                return str(call.sid)
+        return None
+
+    # Twilio's callbacks -----------------------------------------------------------------------
+
+    async def call_answered(self, step_id: int, call_sid: str) -> StepContext | None:
+        """The patient's phone was answered (by whom, AMD tells later); None: not our call."""
+        changed = await asyncio.to_thread(
+            self.store.update_call,
+            step_id,
+            call_sid,
+            self._now,
+            event=event_details("call", "answered", step_id),
+        )
+        if not changed:
+            return None
+        step = await asyncio.to_thread(self.store.get, step_id)
+        assert step is not None
+        context = await asyncio.to_thread(self.context_for, step.appointment_id)
+        if context is None or not context.appointment.active:
+            return None
+        return context
+
+    async def machine_detected(self, step_id: int, call_sid: str, answered_by: str) -> None:
+        """Asynchronous AMD result: a machine gets the voicemail, then the call ends."""
+        changed = await asyncio.to_thread(
+            self.store.update_call, step_id, call_sid, self._now, answered_by=answered_by[:32]
+        )
+        if not changed or not is_machine(answered_by) or self.client is None:
+            return
+        step = await asyncio.to_thread(self.store.get, step_id)
+        context = await asyncio.to_thread(self.context_for, step.appointment_id) if step else None
+        if context is None:
+            return
+        response = VoiceResponse()
+        if answered_by != "fax":
+            response.say(
+                context.texts.get("voicemail", **context.values),
+                language=context.texts.say_language,
+            )
+        response.hangup()
+        try:
+            await asyncio.to_thread(self.client.calls(call_sid).update, twiml=str(response))
+        except TwilioException as error:
+            logger.warning("could not leave the voicemail: %s", type(error).__name__)
+
+    async def call_status(self, step_id: int, call_sid: str, status: str) -> None:
+        """Twilio's status callback: a final status settles the attempt."""
+        if status not in FINAL_CALL_STATUSES:
+            return
+        step = await asyncio.to_thread(self.store.get, step_id)
+        if step is None or step.call_sid not in (None, call_sid):
+            return
+        if step.status not in (StepStatus.running, StepStatus.waiting):
+            return
+        if status == "completed" and not is_machine(step.answered_by):
+            await asyncio.to_thread(
+                self.store.update_call,
+                step_id,
+                call_sid,
+                self._now,
+                event=event_details("call", "completed", step_id),
+                status=StepStatus.done,
+                outcome="answered",
+                lease_until=None,
+            )
+            return
+        event = "voicemail" if status == "completed" else status.replace("-", "_")
+        await self._retry_or_fallback(step, call_sid, event)
+
+    async def _retry_or_fallback(self, step: ConfirmationStep, call_sid: str, event: str) -> None:
+        context = await asyncio.to_thread(self.context_for, step.appointment_id)
+        now = self._now
+        assert step.id is not None
+        if context is None or not context.appointment.active:
+            await asyncio.to_thread(
+                self.store.update_call,
+                step.id,
+                call_sid,
+                now,
+                status=StepStatus.cancelled,
+                outcome="appointment_inactive",
+            )
+            return
+        later = retry_time(context.clinic, now, context.appointment.start, step.attempts)
+        details = event_details("call", event, step.id, attempt=step.attempts)
+        if later is not None:
+            await asyncio.to_thread(
+                self.store.update_call,
+                step.id,
+                call_sid,
+                now,
+                event={**details, "next_attempt": later.isoformat()},
+                status=StepStatus.pending,
+                outcome=event,
+                due_at=later,
+                lease_until=None,
+            )
+            return
+        changed = await asyncio.to_thread(
+            self.store.update_call,
+            step.id,
+            call_sid,
+            now,
+            event={**details, "final": True},
+            status=StepStatus.failed,
+            outcome="unreachable",
+            lease_until=None,
+        )
+        if changed:
+            await self._fallback(context, step.id)
+            when = context.values["when"]
+            await self.services.alerter.alert(
+                "confirmation",
+                f"could not reach the patient of the appointment on {when} after "
+                f"{step.attempts} call(s); a WhatsApp message follows",
+            )
+
+    async def _fallback(self, context: StepContext, after_step: int) -> None:
+        """Every call attempt failed: ask on WhatsApp instead (once per appointment)."""
+        if not context.clinic.confirmations.whatsapp_fallback:
+            return
+        appointment_id = context.appointment.id
+        if await asyncio.to_thread(self.store.has_open, appointment_id, "whatsapp"):
+            return
+        now = self._now
+        due = next_contact_time(now, context.clinic) or now
+        if due >= context.appointment.start:
+            return
+        await asyncio.to_thread(self.store.add, appointment_id, "whatsapp", due, FALLBACK_SEQ, now)
+        logger.info("confirmation step %s: WhatsApp fallback planned", after_step)
+
+    # Answers ----------------------------------------------------------------------------------
+
+    async def apply_answer(self, context: StepContext, answer: Answer, *, channel: str) -> str:
+        """Confirm or cancel for the patient; returns the key of the text to answer with."""
+        booking = self.services.booking
+        appointment, patient = context.appointment, context.patient
+        try:
+            if answer == Answer.confirm:
+                await booking.confirm(patient.id, appointment.id, channel=channel)
+                return "confirmed"
+            if answer == Answer.cancel:
+                await booking.cancel(
+                    patient.id, appointment.id, channel=channel, reason="confirmation reply"
+                )
+                return "cancelled"
+        except BookingError as error:
+            if error.code == "too_late_to_cancel":
+                return "cancel_too_late"
+            return "not_possible"
+        raise ValueError(f"not an answer that changes the appointment: {answer}")
+
+    async def whatsapp_reply(self, phone: str, text: str) -> ReplyDecision | None:
+        """A patient's message while a confirmation request waits; None: not a reply to one."""
+        patient = await self.services.patients.find_by_phone(phone)
+        if patient is None:
+            return None
+        step = await asyncio.to_thread(self.store.waiting_whatsapp, patient.id)
+        if step is None or step.id is None:
+            return None
+        context = await asyncio.to_thread(self.context_for, step.appointment_id)
+        now = self._now
+        if context is None or not context.appointment.active or context.appointment.start <= now:
+            await asyncio.to_thread(self.store.settle_reply, step.id, "expired", now)
+            return None
+        answer = context.texts.read_answer(text)
+        if answer == Answer.unclear:
+            return ReplyDecision(text=context.texts.get("reask", **context.values))
+        if answer in (Answer.confirm, Answer.cancel):
+            key = await self.apply_answer(context, answer, channel="whatsapp")
+            await asyncio.to_thread(self.store.settle_reply, step.id, key, now)
+            return ReplyDecision(text=context.texts.get(key, **context.values))
+        await asyncio.to_thread(
+            self.store.settle_reply,
+            step.id,
+            "reschedule_requested" if answer == Answer.change else "handed_over",
+            now,
+        )
+        handover = context.texts.get("handover_text") if answer == Answer.change else text
+        return ReplyDecision(handover=handover)

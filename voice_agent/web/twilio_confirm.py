@@ -1,0 +1,199 @@
+"""Twilio routes of confirmation calls: answer, answering-machine result, call status, and the
+no-AI keypad path (``<Gather input="dtmf speech">``) that works with Twilio alone.
+
+``/answer``, ``/amd`` and ``/status`` carry the step id in the query string (Twilio signs the
+full URL, query included); the keypad routes find the step by CallSid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from voice_agent.confirmations.messages import DIGITS, Answer
+from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
+from voice_agent.store.confirmation_tables import StepStatus
+from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
+from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.web.twilio_security import public_base, stream_url, verified_form
+from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record
+
+logger = logging.getLogger("voice_agent.confirmations")
+router = APIRouter(prefix="/twilio/confirm")
+XML = "application/xml"
+
+
+def _xml(body: str) -> Response:
+    return Response(body, media_type=XML)
+
+
+def _runner(request: Request) -> ConfirmationRunner:
+    return request.app.state.confirmations  # type: ignore[no-any-return]
+
+
+def _step_id(request: Request) -> int:
+    try:
+        return int(request.query_params.get("step", ""))
+    except ValueError:
+        raise HTTPException(400, "missing step") from None
+
+
+async def _params(request: Request) -> tuple[dict[str, str], str, str]:
+    settings = request.app.state.settings
+    params = await verified_form(request, settings)
+    call_sid = params.get("CallSid", "")
+    if not call_sid.startswith("CA"):
+        raise HTTPException(400, "not a call")
+    base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
+    return params, call_sid, base
+
+
+@router.post("/answer")
+async def answer(request: Request) -> Response:
+    """The patient's phone was answered: the Realtime receptionist in confirmation mode, or the
+    keypad path when OpenAI is not configured (a failing Realtime session falls back to it)."""
+    params, call_sid, base = await _params(request)
+    runner = _runner(request)
+    context = await runner.call_answered(_step_id(request), call_sid)
+    if context is None:
+        return _xml(hangup_twiml())
+    runtime: VoiceRuntime = request.app.state.voice
+    services = runtime.services
+    nonce, token = None, None
+    if runtime.connector is not None:
+        token, claims = runtime.tokens.mint(call_sid, services.clock.now())
+        nonce = claims.nonce
+    await asyncio.to_thread(
+        open_call_record,
+        services,
+        call_sid,
+        context.patient.phone,
+        context.patient,
+        context.language,
+        nonce,
+        params.get("Direction", "outbound-api"),
+        appointment_id=context.appointment.id,
+    )
+    if token is None:
+        return _xml(_keypad_prompt(context, base))
+    return _xml(
+        stream_twiml(
+            stream_url(services.settings, request, "/twilio/media-stream"),
+            {"token": token},
+            status_callback=f"{base}/twilio/stream-status",
+            after_url=f"{base}/twilio/after-stream",
+        )
+    )
+
+
+@router.post("/amd")
+async def answering_machine(request: Request) -> Response:
+    params, call_sid, _ = await _params(request)
+    await _runner(request).machine_detected(
+        _step_id(request), call_sid, params.get("AnsweredBy", "unknown")
+    )
+    return Response(status_code=204)
+
+
+@router.post("/status")
+async def call_status(request: Request) -> Response:
+    params, call_sid, _ = await _params(request)
+    await _runner(request).call_status(_step_id(request), call_sid, params.get("CallStatus", ""))
+    return Response(status_code=204)
+
+
+# The keypad path ------------------------------------------------------------------------------
+
+
+def _keypad_prompt(context: StepContext, base: str, key: str = "gather_prompt") -> str:
+    return gather_twiml(
+        context.texts.get(key, **context.values),
+        context.language,
+        f"{base}/twilio/confirm/gather",
+    )
+
+
+async def _call_context(
+    runner: ConfirmationRunner, call_sid: str
+) -> tuple[int, StepContext] | None:
+    step = await asyncio.to_thread(runner.store.by_call, call_sid)
+    if step is None or step.id is None:
+        return None
+    context = await asyncio.to_thread(runner.context_for, step.appointment_id)
+    if context is None:
+        return None
+    return step.id, context
+
+
+@router.post("/keypad")
+async def keypad(request: Request) -> Response:
+    """Start (or resume after a failed Realtime session) the keypad confirmation."""
+    _, call_sid, base = await _params(request)
+    found = await _call_context(_runner(request), call_sid)
+    if found is None:
+        return _xml(hangup_twiml())
+    return _xml(_keypad_prompt(found[1], base))
+
+
+@router.post("/gather")
+async def gather(request: Request) -> Response:
+    """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff."""
+    params, call_sid, base = await _params(request)
+    runner = _runner(request)
+    found = await _call_context(runner, call_sid)
+    if found is None:
+        return _xml(hangup_twiml())
+    step_id, context = found
+    texts, language = context.texts, context.language
+    digits = params.get("Digits", "").strip().rstrip("#")
+    speech = params.get("SpeechResult", "").strip()
+    if not digits and not speech:
+        silences = _silences(request) + 1
+        if silences > MAX_SILENCES:
+            return _xml(goodbye_twiml(texts.get("gather_goodbye"), language))
+        return _xml(
+            gather_twiml(
+                texts.get("gather_reask"),
+                language,
+                f"{base}/twilio/confirm/gather",
+                silences=silences,
+            )
+        )
+    answer = DIGITS.get(digits) if digits else texts.read_answer(speech)
+    if answer in (Answer.confirm, Answer.cancel):
+        key = await runner.apply_answer(context, answer, channel="voice")
+        if key in ("confirmed", "cancelled"):
+            return _xml(goodbye_twiml(texts.get(f"gather_{key}"), language))
+        # The booking refused (too late to cancel …): say why and put them through to staff.
+        return _xml(
+            await _to_staff(runner, context, call_sid, step_id, texts.get(key, **context.values))
+        )
+    if answer == Answer.change:
+        return _xml(await _to_staff(runner, context, call_sid, step_id, ""))
+    return _xml(gather_twiml(texts.get("gather_reask"), language, f"{base}/twilio/confirm/gather"))
+
+
+async def _to_staff(
+    runner: ConfirmationRunner, context: StepContext, call_sid: str, step_id: int, before: str
+) -> str:
+    await asyncio.to_thread(
+        runner.store.update_call,
+        step_id,
+        call_sid,
+        runner.services.clock.now(),
+        statuses=(StepStatus.running, StepStatus.waiting),
+        status=StepStatus.done,
+        outcome="transferred",
+    )
+    clinic = context.clinic
+    text = (before + "\n" if before else "") + context.texts.get("gather_transfer")
+    return transfer_twiml(text, context.language, clinic.staff_phone, clinic.phone)
+
+
+def _silences(request: Request) -> int:
+    try:
+        return max(0, min(10, int(request.query_params.get("silences") or 0)))
+    except ValueError:
+        return 0
