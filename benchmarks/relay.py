@@ -1,18 +1,32 @@
 """Relay benchmark: N concurrent phone calls through the real app (uvicorn, its own process).
 
-The load process plays both peers: N Twilio media-stream clients (50 frames/s each, real time)
-and a minimal OpenAI Realtime peer that streams 20 ms audio deltas back for the whole call.
-Every 160-byte frame carries its sequence number, so each side timestamps the frames the other
-side sent (CLOCK_MONOTONIC is shared by processes on one machine):
+Two processes. The app (``voice-agent serve``) runs alone in one; this process is the load
+generator and plays both peers of every call on one event loop, with a minimal hand-rolled
+websocket (no framework, no JSON on the hot path) so that it stays cheap:
 
-- inbound latency: Twilio client send → Realtime peer receive (app relays caller audio)
-- outbound latency: Realtime peer send → Twilio client receive (app relays assistant audio)
-- barge-in: the peer sends ``input_audio_buffer.speech_started``; time until the client gets
-  ``clear`` (clients hold their marks, so the app always has unplayed audio to clear)
-- CPU per call and memory per call of the app process, from /proc, over the steady window.
+- N Twilio callers: each sends a 20 ms ``media`` frame every 20 ms (calls spread over the
+  20 ms period), plays the assistant audio it receives at 8000 bytes/s, echoes each ``mark``
+  once the audio queued before it has played, and on ``clear`` drops its queue and echoes
+  the pending marks (like Twilio);
+- one fake OpenAI Realtime server: after ``response.create`` it streams 20 ms audio deltas
+  for the whole call, 1.5x faster than real time (as the Realtime API bursts), and emits
+  ``input_audio_buffer.speech_started`` every ``--barge-every`` seconds.
 
-The peers here do no validation (the tests do); they only measure.
-Reproduce:  python benchmarks/relay.py --calls 100 --seconds 20
+Every 160-byte audio frame carries its sequence number and its send time, so:
+
+- inbound latency: caller frame sent -> the Realtime server reads it. The app batches caller
+  audio (``AUDIO_BATCH_MS`` in voice/bridge.py); ``inbound_ms`` is the relay's own latency,
+  measured on the newest frame of each batch, ``inbound_with_batching_ms`` covers every frame
+  and so includes the deliberate batching hold;
+- outbound latency: delta sent by the Realtime server -> the caller reads the media frame;
+- barge-in: the Realtime server writes ``speech_started`` -> the caller's socket reads the
+  ``clear`` frame (both timestamps are taken where the bytes are written and read, on one
+  clock, in this process);
+- CPU of the app process only, from /proc/PID/stat, over the steady window (all calls up);
+  the load generator's own CPU and the machine's idle share are reported too, so a
+  saturated machine shows.
+
+Reproduce:  python benchmarks/relay.py --calls 10 --seconds 20
 """
 
 from __future__ import annotations
@@ -20,235 +34,413 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import binascii
+import hashlib
 import json
-import multiprocessing
 import os
+import shutil
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import httpx
 from twilio.request_validator import RequestValidator
-from websockets.asyncio.client import connect
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.speedups import apply_mask
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 AUTH_TOKEN = "bench-twilio-token"
 PUBLIC = "https://bench.example"
-FRAME = 160
+FRAME = 160  # 20 ms of 8 kHz μ-law
+PAD = b"\xff" * (FRAME - 16)
 BURST = 1.5  # assistant audio arrives 1.5x faster than it plays
+TICK = 0.005  # the load generator's clock; each call sends on one of the 4 ticks of 20 ms
+SLOTS = 4
 TICKS = os.sysconf("SC_CLK_TCK")
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+ZERO_MASK = b"\x00\x00\x00\x00"  # valid (if not secret) client mask: masking is a no-op
 
 
-def frame(seq: int) -> str:
-    """A 160-byte frame carrying its sequence number and send time (CLOCK_MONOTONIC)."""
-    head = struct.pack(">Qd", seq, time.monotonic())
-    return base64.b64encode(head + b"\xff" * (FRAME - len(head))).decode()
+# Minimal websocket framing ------------------------------------------------------------------
 
 
-def sent_at(payload_b64: str) -> float:
-    return float(struct.unpack(">Qd", base64.b64decode(payload_b64[:24])[:16])[1])
+def ws_frame(payload: bytes, opcode: int = 1, *, masked: bool = False) -> bytes:
+    """One FIN frame; client frames carry the all-zero mask, so the payload goes as is."""
+    mask_bit = 0x80 if masked else 0
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, mask_bit | size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, mask_bit | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, mask_bit | 127)) + size.to_bytes(8, "big")
+    return head + ZERO_MASK + payload if masked else head + payload
 
 
-def payload_of(message: str) -> str:
-    start = (
-        message.index('"payload":"') + 11
-        if '"payload":"' in message
-        else (message.index('"audio":"') + 9)
-    )
-    return message[start : message.index('"', start)]
+def ws_parse(buffer: bytearray) -> list[tuple[int, bytes]]:
+    """Complete frames at the head of ``buffer`` (consumed); a partial frame stays."""
+    frames = []
+    pos = 0
+    end = len(buffer)
+    while end - pos >= 2:
+        first, second = buffer[pos], buffer[pos + 1]
+        size = second & 0x7F
+        head = pos + 2
+        if size == 126:
+            if end - head < 2:
+                break
+            size = int.from_bytes(buffer[head : head + 2], "big")
+            head += 2
+        elif size == 127:
+            if end - head < 8:
+                break
+            size = int.from_bytes(buffer[head : head + 8], "big")
+            head += 8
+        mask = b""
+        if second & 0x80:
+            if end - head < 4:
+                break
+            mask = bytes(buffer[head : head + 4])
+            head += 4
+        if end - head < size:
+            break
+        payload = bytes(buffer[head : head + size])
+        if mask and mask != ZERO_MASK:
+            payload = apply_mask(payload, mask)
+        frames.append((first & 0x0F, payload))
+        pos = head + size
+    del buffer[:pos]
+    return frames
+
+
+def stamp(seq: int, now: float) -> bytes:
+    """A 160-byte frame carrying a number (caller << 32 | sequence) and its send time."""
+    return struct.pack(">Qd", seq, now) + PAD
+
+
+def stamps(audio: bytes) -> list[float]:
+    """Send times of the 160-byte frames in a chunk of audio."""
+    return [struct.unpack_from(">d", audio, i + 8)[0] for i in range(0, len(audio) - 15, FRAME)]
+
+
+def field(payload: bytes, key: bytes) -> bytes:
+    start = payload.index(key) + len(key)
+    return payload[start : payload.index(b'"', start)]
+
+
+# Measurements -------------------------------------------------------------------------------
 
 
 class Stats:
     def __init__(self) -> None:
-        self.inbound: list[float] = []
+        self.inbound_newest: list[float] = []
+        self.inbound_all: list[float] = []
         self.outbound: list[float] = []
-        self.barge_sent: dict[int, list[float]] = {}
+        self.speech_started: dict[int, list[float]] = {}
         self.clears: dict[int, list[float]] = {}
-        self.measure_from = float("inf")
-        self.measure_until = float("inf")
+        self.window = (float("inf"), float("inf"))
+        self.closed_early: list[str] = []
 
     def measuring(self, now: float) -> bool:
-        return self.measure_from <= now <= self.measure_until
+        return self.window[0] <= now <= self.window[1]
 
 
-class RealtimePeer:
-    """Streams 20 ms deltas to each connected call and timestamps caller audio it receives."""
+# The Twilio side ----------------------------------------------------------------------------
 
-    def __init__(self, stats: Stats, seconds: float, barge_every: float) -> None:
+
+class TwilioCaller(asyncio.Protocol):
+    """One caller's media stream, Twilio's side of ``<Connect><Stream>``."""
+
+    def __init__(self, index: int, port: int, token: str, stats: Stats) -> None:
+        self.index = index
+        self.port = port
+        self.token = token
         self.stats = stats
-        self.seconds = seconds
-        self.barge_every = barge_every
-        self.calls = 0
+        self.stream_sid = f"MZ{index:032d}"
+        self.call_sid = f"CA{index:032d}"
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.open = False
+        self.seq = 0
+        self.play_until = 0.0
+        self.marks: deque[tuple[float, bytes]] = deque()
 
-    async def handle(self, ws: ServerConnection) -> None:
-        call = self.calls
-        self.calls += 1
-        await ws.send(json.dumps({"type": "session.created", "event_id": "e", "session": {}}))
-        streaming: asyncio.Task[None] | None = None
-        try:
-            async for message in ws:
-                event = json.loads(message)
-                kind = event["type"]
-                if kind == "input_audio_buffer.append":
-                    received = time.monotonic()
-                    if self.stats.measuring(received):
-                        self.stats.inbound.append(received - sent_at(event["audio"]))
-                elif kind == "session.update":
-                    await ws.send(json.dumps({"type": "session.updated", "session": {}}))
-                elif kind == "response.create" and streaming is None:
-                    streaming = asyncio.create_task(self.stream(ws, call))
-        finally:
-            if streaming:
-                streaming.cancel()
-
-    async def stream(self, ws: ServerConnection, call: int) -> None:
-        item = f"item_{call}_{{}}"
-        items = 0
-        await ws.send(
-            json.dumps(
-                {"type": "response.created", "response": {"id": f"r{call}", "metadata": None}}
-            )
-        )
-        started = time.monotonic()
-        next_barge = started + self.barge_every
-        seq = 0
-        while True:
-            now = time.monotonic()
-            if now >= next_barge:
-                next_barge += self.barge_every
-                self.stats.barge_sent.setdefault(call, []).append(time.monotonic())
-                await ws.send(
-                    json.dumps(
-                        {
-                            "type": "input_audio_buffer.speech_started",
-                            "audio_start_ms": 0,
-                            "item_id": f"in{seq}",
-                        }
-                    )
-                )
-                items += 1
-            await ws.send(
-                '{"type":"response.output_audio.delta","response_id":"r%d","item_id":"%s",'
-                '"output_index":0,"content_index":0,"delta":"%s"}'
-                % (call, item.format(items), frame(seq))
-            )
-            seq += 1
-            # Bursts faster than real time, as the Realtime API does, so the caller's side
-            # always has audio queued that a barge-in must clear.
-            await asyncio.sleep(max(0.0, started + seq * 0.02 / BURST - time.monotonic()))
-
-
-async def twilio_client(port: int, call: int, stats: Stats, seconds: float) -> None:
-    call_sid = f"CA{call:032d}"
-    params = {"CallSid": call_sid, "From": f"+5511987{call:06d}", "To": "+551134567800"}
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + "/twilio/voice", params)
-    async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"http://127.0.0.1:{port}/twilio/voice",
-            data=params,
-            headers={"X-Twilio-Signature": signature},
-            timeout=30,
-        )
-    token = response.text.split('name="token" value="')[1].split('"')[0]
-    headers = {
-        "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(
             "wss://bench.example/twilio/media-stream", {}
         )
-    }
-    async with connect(
-        f"ws://127.0.0.1:{port}/twilio/media-stream",
-        additional_headers=headers,
-        max_size=2**22,
-        compression=None,
-    ) as ws:
-        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        await ws.send(
-            json.dumps(
-                {
-                    "event": "start",
-                    "sequenceNumber": "1",
-                    "streamSid": f"MZ{call}",
-                    "start": {
-                        "accountSid": "AC1",
-                        "streamSid": f"MZ{call}",
-                        "callSid": call_sid,
-                        "tracks": ["inbound"],
-                        "customParameters": {"token": token},
-                        "mediaFormat": {
-                            "encoding": "audio/x-mulaw",
-                            "sampleRate": 8000,
-                            "channels": 1,
-                        },
-                    },
-                }
-            )
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.transport.write(
+            (
+                "GET /twilio/media-stream HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"X-Twilio-Signature: {signature}\r\n\r\n"
+            ).encode()
         )
 
-        # Like Twilio: audio plays at 8000 bytes/s; a mark is echoed once the audio queued
-        # before it has played; clear drops the queue and echoes pending marks at once.
-        marks: list[tuple[float, str]] = []
-        play_until = time.monotonic()
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.open:
+            self.stats.closed_early.append(f"call {self.index}: socket closed")
+        self.open = False
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError("closed during the upgrade"))
 
-        async def echo(name: str) -> None:
-            await ws.send(
-                '{"event":"mark","sequenceNumber":"0","streamSid":"MZ%d",'
-                '"mark":{"name":"%s"}}' % (call, name)
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buffer += data
+        if not self.upgraded.done():
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self.buffer[:end]).split(b"\r\n", 1)[0]
+            del self.buffer[: end + 4]
+            if b" 101 " not in status:
+                self.upgraded.set_exception(ConnectionError(status.decode()))
+                return
+            self.open = True
+            self.upgraded.set_result(None)
+        echo = []
+        for opcode, payload in ws_parse(self.buffer):
+            if opcode == 1:
+                if payload.startswith(b'{"event":"media"'):
+                    audio = binascii.a2b_base64(field(payload, b'"payload":"'))
+                    if self.stats.measuring(now):
+                        self.stats.outbound.extend(now - sent for sent in stamps(audio))
+                    self.play_until = max(self.play_until, now) + len(audio) / 8000
+                elif payload.startswith(b'{"event":"mark"'):
+                    self.marks.append((self.play_until, field(payload, b'"name":"')))
+                elif payload.startswith(b'{"event":"clear"'):
+                    self.stats.clears.setdefault(self.index, []).append(now)
+                    self.play_until = now
+                    echo.extend(self._mark(name) for _, name in self.marks)
+                    self.marks.clear()
+            elif opcode == 9:
+                echo.append(ws_frame(payload, 10, masked=True))
+            elif opcode == 8 and self.open:
+                self.open = False
+                self.stats.closed_early.append(f"call {self.index}: closed by the app")
+                echo.append(ws_frame(payload[:2], 8, masked=True))
+        if echo and self.transport is not None:
+            self.transport.write(b"".join(echo))
+
+    def _mark(self, name: bytes) -> bytes:
+        return ws_frame(
+            b'{"event":"mark","sequenceNumber":"0","streamSid":"%s","mark":{"name":"%s"}}'
+            % (self.stream_sid.encode(), name),
+            masked=True,
+        )
+
+    def send_json(self, event: dict[str, object]) -> None:
+        assert self.transport is not None
+        self.transport.write(ws_frame(json.dumps(event).encode(), masked=True))
+
+    def start(self) -> None:
+        self.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        self.send_json(
+            {
+                "event": "start",
+                "sequenceNumber": "1",
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": "AC1",
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": {"token": self.token},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
+
+    def tick(self, now: float) -> None:
+        """20 ms of caller audio, with the marks whose audio has played since the last tick."""
+        if not self.open or self.transport is None:
+            return
+        seq = self.seq
+        self.seq += 1
+        out = [
+            ws_frame(
+                b'{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":{"track":'
+                b'"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
+                % (
+                    seq + 2,
+                    self.stream_sid.encode(),
+                    seq + 1,
+                    seq * 20,
+                    base64.b64encode(stamp(self.index << 32 | seq, now)),
+                ),
+                masked=True,
             )
+        ]
+        marks = self.marks
+        while marks and marks[0][0] <= now:
+            out.append(self._mark(marks.popleft()[1]))
+        self.transport.write(b"".join(out))
 
-        async def receive() -> None:
-            nonlocal play_until
-            async for message in ws:
-                now = time.monotonic()
-                while marks and marks[0][0] <= now:
-                    await echo(marks.pop(0)[1])
-                if '"clear"' in message[:40]:
-                    stats.clears.setdefault(call, []).append(now)
-                    play_until = now
-                    while marks:
-                        await echo(marks.pop(0)[1])
-                    continue
-                if message.startswith('{"event":"media"'):
-                    if stats.measuring(now):
-                        stats.outbound.append(now - sent_at(payload_of(message)))
-                    play_until = max(play_until, now) + 0.02
-                elif message.startswith('{"event":"mark"'):
-                    name = message[message.index('"name":"') + 8 :].split('"', 1)[0]
-                    marks.append((play_until, name))
-
-        receiver = asyncio.create_task(receive())
-        started = time.monotonic()
-        seq = 0
-        while time.monotonic() - started < seconds:
-            await ws.send(
-                '{"event":"media","sequenceNumber":"%d","streamSid":"MZ%d","media":'
-                '{"track":"inbound","chunk":"%d","timestamp":"%d","payload":"%s"}}'
-                % (seq + 2, call, seq + 1, seq * 20, frame(seq))
-            )
-            seq += 1
-            await asyncio.sleep(max(0.0, started + seq * 0.02 - time.monotonic()))
-        await ws.send(
-            json.dumps(
+    def stop(self) -> None:
+        if self.open:
+            self.open = False
+            self.send_json(
                 {
                     "event": "stop",
-                    "sequenceNumber": str(seq + 2),
-                    "streamSid": f"MZ{call}",
-                    "stop": {"accountSid": "AC1", "callSid": call_sid},
+                    "sequenceNumber": str(self.seq + 2),
+                    "streamSid": self.stream_sid,
+                    "stop": {"accountSid": "AC1", "callSid": self.call_sid},
                 }
             )
-        )
-        receiver.cancel()
+
+
+# The OpenAI Realtime side -------------------------------------------------------------------
+
+
+class RealtimeSession(asyncio.Protocol):
+    """One Realtime websocket as the server: answers the session, streams audio, barges in."""
+
+    def __init__(self, server: RealtimeServer) -> None:
+        self.server = server
+        self.stats = server.stats
+        self.index = -1
+        self.caller = -1  # the caller's index, read from the caller audio it relays
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = False
+        self.streaming_since = 0.0
+        self.deltas = 0
+        self.item = 0
+        self.next_barge = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self.server.sessions.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buffer += data
+        if not self.open:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1")
+            del self.buffer[: end + 4]
+            key = next(
+                line.split(":", 1)[1].strip()
+                for line in head.split("\r\n")
+                if line.lower().startswith("sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+            assert self.transport is not None
+            self.transport.write(
+                (
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                ).encode()
+            )
+            self.open = True
+            self.server.sessions.add(self)
+            self._send(b'{"type":"session.created","event_id":"e0","session":{}}')
+        out = []
+        for opcode, payload in ws_parse(self.buffer):
+            if opcode == 1:
+                if payload.startswith(b'{"type":"input_audio_buffer.append"'):
+                    audio = binascii.a2b_base64(field(payload, b'"audio":"'))
+                    if self.caller < 0 and len(audio) >= 16:
+                        self.caller = struct.unpack_from(">Q", audio)[0] >> 32
+                    if self.stats.measuring(now):
+                        sent = stamps(audio)
+                        self.stats.inbound_all.extend(now - s for s in sent)
+                        if sent:
+                            self.stats.inbound_newest.append(now - max(sent))
+                    continue
+                event = json.loads(payload)
+                kind = event.get("type")
+                if kind == "session.update":
+                    out.append(ws_frame(b'{"type":"session.updated","event_id":"e1","session":{}}'))
+                elif kind == "response.create" and not self.streaming_since:
+                    self.index = self.server.next_index()
+                    self.streaming_since = now
+                    self.next_barge = now + self.server.barge_every * (1 + (self.index % 10) / 10)
+                    out.append(
+                        ws_frame(
+                            b'{"type":"response.created","event_id":"e2","response":'
+                            b'{"id":"r%d","metadata":null}}' % self.index
+                        )
+                    )
+            elif opcode == 9:
+                out.append(ws_frame(payload, 10))
+            elif opcode == 8:
+                out.append(ws_frame(payload[:2], 8))
+                self.open = False
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+    def _send(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(ws_frame(payload))
+
+    def tick(self, now: float) -> None:
+        """The deltas due by now (1.5x real time), after a speech start when one is due."""
+        if not self.streaming_since or not self.open or self.transport is None:
+            return
+        out = []
+        if now >= self.next_barge and self.caller >= 0:
+            self.next_barge += self.server.barge_every
+            self.item += 1
+            out.append(
+                ws_frame(
+                    b'{"type":"input_audio_buffer.speech_started","event_id":"s%d",'
+                    b'"audio_start_ms":0,"item_id":"in%d"}' % (self.item, self.item)
+                )
+            )
+            self.stats.speech_started.setdefault(self.caller, []).append(now)
+        due = int((now - self.streaming_since) * BURST / 0.02) + 1
+        while self.deltas < due:
+            out.append(
+                ws_frame(
+                    b'{"type":"response.output_audio.delta","event_id":"d","response_id":"r%d",'
+                    b'"item_id":"item_%d_%d","output_index":0,"content_index":0,"delta":"%s"}'
+                    % (self.index, self.index, self.item, base64.b64encode(stamp(0, now)))
+                )
+            )
+            self.deltas += 1
+        if out:
+            self.transport.write(b"".join(out))
+
+
+class RealtimeServer:
+    def __init__(self, stats: Stats, barge_every: float) -> None:
+        self.stats = stats
+        self.barge_every = barge_every
+        self.sessions: set[RealtimeSession] = set()
+        self._count = 0
+
+    def next_index(self) -> int:
+        self._count += 1
+        return self._count - 1
+
+
+# The run ------------------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_idle() -> tuple[float, float]:
+    """(idle, total) jiffies of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[3] + values[4], sum(values[:8])
 
 
 def rss_mb(pid: int) -> float:
@@ -262,7 +454,11 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": pct(values, 0.5), "p99": pct(values, 0.99), "max": pct(values, 1.0)}
 
 
 def free_port() -> int:
@@ -271,50 +467,68 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_peer(
-    port: int,
-    window: tuple[float, float],
-    seconds: float,
-    barge_every: float,
-    results: multiprocessing.Queue,
-) -> None:  # type: ignore[type-arg]
-    """The Realtime peer in its own process, so neither load side starves the other."""
-    stats = Stats()
-    stats.measure_from, stats.measure_until = window
-    peer = RealtimePeer(stats, seconds, barge_every)
-
-    async def serve_for() -> None:
-        async with serve(peer.handle, "127.0.0.1", port, max_size=2**22, compression=None):
-            await asyncio.sleep(seconds + 15)
-
-    asyncio.run(serve_for())
-    results.put((stats.inbound, stats.barge_sent))
-
-
-def barge_latencies(
-    sent: dict[int, list[float]], clears: dict[int, list[float]], window: tuple[float, float]
-) -> list[float]:
-    """Pair each speech start in the window with the first clear that followed it."""
+def barge_latencies(stats: Stats) -> list[float]:
+    """Pair each speech start in the window with the first clear the caller read after it."""
     latencies = []
-    for call, starts in sent.items():
-        received = sorted(clears.get(call, []))
+    for call, starts in stats.speech_started.items():
+        clears = sorted(stats.clears.get(call, []))
         for started in starts:
-            if not window[0] <= started <= window[1]:
+            if not stats.measuring(started):
                 continue
-            after = next((c for c in received if c >= started), None)
+            after = next((c for c in clears if c >= started), None)
             if after is not None and after - started < 2.0:
                 latencies.append(after - started)
     return latencies
+
+
+async def ticker(callers: list[TwilioCaller], server: RealtimeServer, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    slot = 0
+    due = loop.time()
+    while not stop.is_set():
+        now = time.monotonic()
+        for caller in callers[slot::SLOTS]:
+            caller.tick(now)
+        for session in list(server.sessions):
+            session.tick(now)
+        slot = (slot + 1) % SLOTS
+        due += TICK
+        await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+async def open_call(index: int, port: int, stats: Stats, http: httpx.AsyncClient) -> TwilioCaller:
+    call_sid = f"CA{index:032d}"
+    params = {"CallSid": call_sid, "From": f"+5511987{index:06d}", "To": "+551134567800"}
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + "/twilio/voice", params)
+    response = await http.post(
+        f"http://127.0.0.1:{port}/twilio/voice",
+        data=params,
+        headers={"X-Twilio-Signature": signature},
+        timeout=30,
+    )
+    token = response.text.split('name="token" value="')[1].split('"')[0]
+    loop = asyncio.get_running_loop()
+    _, caller = await loop.create_connection(
+        lambda: TwilioCaller(index, port, token, stats), "127.0.0.1", port
+    )
+    await caller.upgraded
+    caller.start()
+    return caller
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     stats = Stats()
     peer_port = free_port()
     app_port = free_port()
-    ramp = min(5.0, args.seconds / 4)
+    loop = asyncio.get_running_loop()
+    server = RealtimeServer(stats, args.barge_every)
+    listener = await loop.create_server(
+        lambda: RealtimeSession(server), "127.0.0.1", peer_port, backlog=1024
+    )
     with tempfile.TemporaryDirectory() as folder, open(args.log, "w") as log:
         env = {
             **os.environ,
+            "PYTHONPATH": str(ROOT),
             "VOICE_AGENT_DATABASE_URL": f"sqlite:///{folder}/relay.db",
             "VOICE_AGENT_PUBLIC_URL": PUBLIC,
             "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
@@ -333,87 +547,111 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             stderr=log,
             cwd=folder,
         )
+        stop = asyncio.Event()
+        callers: list[TwilioCaller] = []
+        profiler = None
         try:
-            for _ in range(200):
-                try:
-                    httpx.get(f"http://127.0.0.1:{app_port}/health", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            idle_rss = rss_mb(app.pid)
-            launch = time.monotonic()
-            window = (launch + ramp + 1.0, launch + ramp + 1.0 + args.seconds / 2)
-            stats.measure_from, stats.measure_until = window
-            results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-            peer = multiprocessing.Process(
-                target=run_peer,
-                args=(peer_port, window, args.seconds, args.barge_every, results),
-            )
-            peer.start()
-            await asyncio.sleep(1.0)
-            calls = [
-                asyncio.create_task(twilio_client(app_port, i, stats, args.seconds))
-                for i in range(args.calls)
-            ]
-            own0 = time.process_time()
-            await asyncio.sleep(max(0.0, window[0] - time.monotonic()))
-            cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
-            await asyncio.sleep(max(0.0, window[1] - time.monotonic()))
-            cpu1, t1 = cpu_seconds(app.pid), time.monotonic()
-            own1 = time.process_time()
+            async with httpx.AsyncClient() as http:
+                for _ in range(300):
+                    try:
+                        await http.get(f"http://127.0.0.1:{app_port}/health", timeout=1)
+                        break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)
+                idle_rss = rss_mb(app.pid)
+                cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
+                await asyncio.sleep(2.0)
+                idle_cores = (cpu_seconds(app.pid) - cpu0) / (time.monotonic() - t0)
+                ticks = asyncio.create_task(ticker(callers, server, stop))
+                for start in range(0, args.calls, 10):  # ramp up 10 calls at a time
+                    batch = range(start, min(args.calls, start + 10))
+                    callers.extend(
+                        await asyncio.gather(*(open_call(i, app_port, stats, http) for i in batch))
+                    )
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(2.0)  # every call greeted and streaming
+            began = time.monotonic()
+            stats.window = (began, began + args.seconds)
+            if args.profile and shutil.which("py-spy"):
+                profiler = subprocess.Popen(
+                    ["py-spy", "record", "-p", str(app.pid), "-d", str(int(args.seconds)),
+                     "-r", "200", "-f", "raw", "-o", args.profile],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            cpu0, own0, machine0 = cpu_seconds(app.pid), time.process_time(), machine_idle()
+            await asyncio.sleep(args.seconds)
+            cpu1, own1, machine1 = cpu_seconds(app.pid), time.process_time(), machine_idle()
+            elapsed = time.monotonic() - began
             busy_rss = rss_mb(app.pid)
-            outcomes = await asyncio.gather(*calls, return_exceptions=True)
-            failures = [repr(r) for r in outcomes if isinstance(r, BaseException)]
-            inbound, barge_sent = await asyncio.to_thread(results.get, True, args.seconds + 60)
-            peer.join(30)
+            stop.set()
+            await ticks
+            for caller in callers:
+                caller.stop()
+            await asyncio.sleep(1.0)
+            if profiler is not None:
+                profiler.wait(60)
         finally:
+            for caller in callers:
+                if caller.transport is not None:
+                    caller.transport.close()
+            listener.close()
             app.terminate()
             try:
                 app.wait(10)
             except subprocess.TimeoutExpired:
                 app.kill()
-    core_share = (cpu1 - cpu0) / (t1 - t0)
-    barge = barge_latencies(barge_sent, stats.clears, window)
+    app_cores = (cpu1 - cpu0) / elapsed
+    idle_share = (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1])
     return {
         "calls": args.calls,
-        "failed_calls": len(failures),
-        "first_failure": failures[0] if failures else None,
-        "frames_measured": {"inbound": len(inbound), "outbound": len(stats.outbound)},
-        "inbound_ms": {"p50": round(pct(inbound, 0.5), 2), "p99": round(pct(inbound, 0.99), 2)},
-        "outbound_ms": {
-            "p50": round(pct(stats.outbound, 0.5), 2),
-            "p99": round(pct(stats.outbound, 0.99), 2),
+        "seconds": args.seconds,
+        "calls_closed_early": stats.closed_early[:5],
+        "frames_measured": {
+            "inbound": len(stats.inbound_all),
+            "outbound": len(stats.outbound),
+            "barge_ins": sum(len(v) for v in stats.speech_started.values()),
         },
-        "speech_start_to_clear_ms": {
-            "p50": round(pct(barge, 0.5), 2),
-            "p99": round(pct(barge, 0.99), 2),
-            "samples": len(barge),
-        },
-        "app_cpu_cores": round(core_share, 3),
-        "cpu_per_call_pct_of_core": round(100 * core_share / args.calls, 3),
+        "inbound_ms": summary(stats.inbound_newest),
+        "inbound_with_batching_ms": summary(stats.inbound_all),
+        "outbound_ms": summary(stats.outbound),
+        "speech_start_to_clear_ms": summary(barge_latencies(stats)),
+        "app_cpu_cores": round(app_cores, 4),
+        "app_cpu_idle_cores": round(idle_cores, 4),
+        "cpu_per_call_pct_of_core": round(100 * app_cores / args.calls, 3),
         "memory_per_call_mb": round((busy_rss - idle_rss) / args.calls, 3),
         "app_rss_mb": {"idle": round(idle_rss, 1), "busy": round(busy_rss, 1)},
-        "twilio_side_load_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
+        "load_generator_cpu_cores": round((own1 - own0) / elapsed, 3),
+        "machine_idle_pct": round(100 * idle_share, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
     parser.add_argument("--barge-every", type=float, default=2.0)
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
+    parser.add_argument("--profile", help="py-spy raw profile of the app over the window")
     args = parser.parse_args()
-    result = asyncio.run(main_async(args))
+    try:
+        import uvloop  # the load generator must stay cheap
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    result = runner(main_async(args))
     print(json.dumps(result))
     print(
-        f"{result['calls']} calls: inbound p50 {result['inbound_ms']['p50']} ms / p99 "
-        f"{result['inbound_ms']['p99']} ms; outbound p50 {result['outbound_ms']['p50']} ms / "
-        f"p99 {result['outbound_ms']['p99']} ms; speech-start→clear p50 "
-        f"{result['speech_start_to_clear_ms']['p50']} ms / p99 "
-        f"{result['speech_start_to_clear_ms']['p99']} ms; app CPU "
-        f"{result['cpu_per_call_pct_of_core']}% of a core per call; "
-        f"{result['memory_per_call_mb']} MB per call"
+        f"{result['calls']} calls: app CPU {result['cpu_per_call_pct_of_core']}% of a core per "
+        f"call; relay latency in p50 {result['inbound_ms']['p50']} / p99 "
+        f"{result['inbound_ms']['p99']} ms (with batching p99 "
+        f"{result['inbound_with_batching_ms']['p99']} ms), out p50 "
+        f"{result['outbound_ms']['p50']} / p99 {result['outbound_ms']['p99']} ms; "
+        f"speech-start→clear p50 {result['speech_start_to_clear_ms']['p50']} / p99 "
+        f"{result['speech_start_to_clear_ms']['p99']} ms; {result['memory_per_call_mb']} MB "
+        f"per call; machine idle {result['machine_idle_pct']}%"
     )
     print(f"reproduce: python benchmarks/relay.py --calls {args.calls} --seconds {args.seconds:g}")
 
