@@ -1,4 +1,5 @@
-"""The `voice-agent` command: serve, clinic, db, slots, appointments, calendar."""
+"""The `voice-agent` command: serve, clinic, db, slots, appointments, calendar, outbox,
+confirm and confirmations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from voice_agent.cli_confirm import confirm, confirmations
 from voice_agent.cli_outbox import calendar_reconcile, outbox_app
 from voice_agent.settings import ConfigurationError, Settings, load_settings
 
@@ -23,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(outbox_app, name="outbox")
 calendar_app.command("reconcile")(calendar_reconcile)
+app.command("confirm")(confirm)
+app.command("confirmations")(confirmations)
 
 
 def _settings() -> Settings:

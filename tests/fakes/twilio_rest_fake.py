@@ -29,6 +29,8 @@ class Fault:
     status: int = 500
     delay: float = 0.0
     apply: bool = False
+    method: str | None = None
+    """Only requests of this method (GET, POST) meet the fault; None: any request."""
 
 
 @dataclass
@@ -85,10 +87,16 @@ class TwilioRestFake:
             self.state.templates[content_sid] = text
 
     def fail_next(
-        self, count: int = 1, status: int = 500, *, delay: float = 0.0, apply: bool = False
+        self,
+        count: int = 1,
+        status: int = 500,
+        *,
+        delay: float = 0.0,
+        apply: bool = False,
+        method: str | None = None,
     ) -> None:
         with self.lock:
-            self.state.faults += [Fault(status, delay, apply) for _ in range(count)]
+            self.state.faults += [Fault(status, delay, apply, method) for _ in range(count)]
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -114,8 +122,10 @@ class TwilioRestFake:
                 query = parse_qs(parts.query, keep_blank_values=True)
                 fault = None
                 with fake.lock:
-                    if fake.state.faults:
-                        fault = fake.state.faults.pop(0)
+                    for index, candidate in enumerate(fake.state.faults):
+                        if candidate.method in (None, method):
+                            fault = fake.state.faults.pop(index)
+                            break
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                 try:
@@ -176,6 +186,8 @@ class TwilioRestFake:
             return 200, self._list_messages(query)
         if rest == "Calls.json" and method == "POST":
             return 201, self._create_call(form)
+        if rest == "Calls.json" and method == "GET":
+            return 200, self._list_calls(query)
         match = re.fullmatch(r"Calls/(CA[0-9a-f]{32})\.json", rest)
         if match and method == "POST":
             return 200, self._update_call(match[1], form)
@@ -272,27 +284,106 @@ class TwilioRestFake:
             "uri": uri,
         }
 
+    CALL_PARAMETERS = frozenset(
+        {
+            "To",
+            "From",
+            "Url",
+            "Method",
+            "Twiml",
+            "StatusCallback",
+            "StatusCallbackMethod",
+            "StatusCallbackEvent",
+            "MachineDetection",
+            "MachineDetectionTimeout",
+            "AsyncAmd",
+            "AsyncAmdStatusCallback",
+            "AsyncAmdStatusCallbackMethod",
+            "Timeout",
+            "CallerId",
+            "Record",
+        }
+    )
+    AMD_MODES = frozenset({"Enable", "DetectMessageEnd"})
+    CALL_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+
     def _create_call(self, form: dict[str, list[str]]) -> dict[str, Any]:
+        unknown = set(form) - self.CALL_PARAMETERS
+        if unknown:
+            raise TwilioError(400, 21201, f"Unknown parameters {sorted(unknown)}")
         to, sender = self._one(form, "To"), self._one(form, "From")
         if not to or not sender:
             raise TwilioError(400, 21201, "To and From are required")
+        if not E164.match(to) or not E164.match(sender):
+            raise TwilioError(400, 21211, "Invalid 'To' or 'From' phone number")
         if not (form.get("Url") or form.get("Twiml")):
             raise TwilioError(400, 21205, "Url or Twiml is required")
+        detection = self._one(form, "MachineDetection")
+        if detection is not None and detection not in self.AMD_MODES:
+            raise TwilioError(400, 21201, f"MachineDetection {detection!r} is not valid")
+        if self._one(form, "AsyncAmd") not in (None, "true", "false"):
+            raise TwilioError(400, 21201, "AsyncAmd must be true or false")
+        events = set(form.get("StatusCallbackEvent", []))
+        if not events <= self.CALL_EVENTS:
+            raise TwilioError(400, 21201, f"StatusCallbackEvent {sorted(events)} is not valid")
+        now = datetime.now(UTC)
         call = {
             "sid": "CA" + uuid.uuid4().hex,
             "account_sid": self.account_sid,
             "to": to,
             "from": sender,
             "status": "queued",
+            "direction": "outbound-api",
+            "date_created": format_datetime(now, usegmt=True),
+            "date_updated": format_datetime(now, usegmt=True),
             "form": {k: v for k, v in form.items()},
+            "updates": [],
         }
         self.state.calls.append(call)
-        return {k: v for k, v in call.items() if k != "form"}
+        return self._public_call(call)
+
+    @staticmethod
+    def _public_call(call: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in call.items() if k not in ("form", "updates")}
+
+    def _list_calls(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        found = self.state.calls
+        if "To" in query:
+            found = [c for c in found if c["to"] == query["To"][0]]
+        if "From" in query:
+            found = [c for c in found if c["from"] == query["From"][0]]
+        size = int(query.get("PageSize", ["50"])[0])
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls.json"
+        return {
+            "calls": [self._public_call(c) for c in reversed(found[-size:])],
+            "end": 0,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
+        }
 
     def _update_call(self, sid: str, form: dict[str, list[str]]) -> dict[str, Any]:
+        allowed = {"Status", "Twiml", "Url", "Method", "StatusCallback", "StatusCallbackMethod"}
+        unknown = set(form) - allowed
+        if unknown:
+            raise TwilioError(400, 21201, f"Unknown parameters {sorted(unknown)}")
         for call in self.state.calls:
             if call["sid"] == sid:
-                if form.get("Status") == ["completed"]:
-                    call["status"] = "completed"
-                return {k: v for k, v in call.items() if k != "form"}
+                if call["status"] == "completed":
+                    raise TwilioError(400, 21220, "Call is not in-progress. Cannot redirect.")
+                status = self._one(form, "Status")
+                if status is not None and status not in ("completed", "canceled"):
+                    raise TwilioError(400, 21201, f"Status {status!r} is not valid")
+                call["updates"].append({k: v[0] for k, v in form.items()})
+                if status is not None:
+                    call["status"] = status
+                return self._public_call(call)
         raise TwilioError(404, 20404, "The requested resource was not found")
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(c) for c in self.state.calls]

@@ -31,6 +31,7 @@ from voice_agent.confirmations.messages import (
 )
 from voice_agent.confirmations.planning import contact_allowed, next_contact_time, retry_time
 from voice_agent.confirmations.steps import (
+    ERROR_RETRY,
     FALLBACK_SEQ,
     MANUAL_SEQ,
     ClaimedStep,
@@ -39,6 +40,7 @@ from voice_agent.confirmations.steps import (
 )
 from voice_agent.integrations.outbox import PermanentFailure
 from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
+from voice_agent.patients.service import normalize_phone
 from voice_agent.scheduling.booking import BookingError
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import transaction
@@ -52,8 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("voice_agent.confirmations")
 
 FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
-ERROR_RETRY = timedelta(minutes=5)
-MAX_ERROR_ATTEMPTS = 5
+ERROR_RETRY_AFTER = timedelta(minutes=5)
+MAX_ERRORS = 5
 
 
 def is_machine(answered_by: str | None) -> bool:
@@ -141,20 +143,25 @@ class ConfirmationRunner:
             return await self._execute(step, manual)
         except Exception as error:  # a backend outage: try again in a few minutes
             logger.warning("confirmation step %s failed: %s", step.id, type(error).__name__)
-            if step.attempts >= MAX_ERROR_ATTEMPTS:
-                await self._finish(step, StepStatus.failed, "error", error=type(error).__name__)
+            errors = step.errors + 1
+            if errors >= MAX_ERRORS:
+                await self._finish(
+                    step, StepStatus.failed, "error", error=type(error).__name__, errors=errors
+                )
                 await self.services.alerter.alert(
                     "confirmation", f"confirmation step {step.id} keeps failing; see the log"
                 )
                 return "error"
+            # The next run checks Twilio first: the message or call may have gone out.
             await self._finish(
                 step,
                 StepStatus.pending,
-                "error_retry",
-                due_at=self._now + ERROR_RETRY,
+                ERROR_RETRY,
+                due_at=self._now + ERROR_RETRY_AFTER,
                 error=type(error).__name__,
+                errors=errors,
             )
-            return "error_retry"
+            return ERROR_RETRY
 
     async def _execute(self, step: ClaimedStep, manual: bool) -> str:
         context = await asyncio.to_thread(self.context_for, step.appointment_id)
@@ -226,7 +233,7 @@ class ConfirmationRunner:
         template = self.settings.whatsapp_reminder_template_sid
         sid: str | None = None
         try:
-            if in_window:
+            if in_window or not template:  # without a template, Twilio decides (63016)
                 try:
                     sid = await self.sender.send(
                         Message(to=context.patient.phone, body=body), lookup_since=lookup
@@ -275,7 +282,8 @@ class ConfirmationRunner:
         }
 
     def _caller_id(self, clinic: Clinic) -> str:
-        return self.settings.twilio_from_number or clinic.phone
+        """The number calls come from: the Twilio number, else the clinic's, in E.164."""
+        return normalize_phone(self.settings.twilio_from_number or clinic.phone, clinic.country)
 
     async def _place_call(self, step: ClaimedStep, context: StepContext) -> str:
         client = self.client
@@ -454,7 +462,7 @@ class ConfirmationRunner:
         if not context.clinic.confirmations.whatsapp_fallback:
             return
         appointment_id = context.appointment.id
-        if await asyncio.to_thread(self.store.has_open, appointment_id, "whatsapp"):
+        if await asyncio.to_thread(self.store.has_step, appointment_id, FALLBACK_SEQ):
             return
         now = self._now
         due = next_contact_time(now, context.clinic) or now
@@ -495,18 +503,18 @@ class ConfirmationRunner:
         context = await asyncio.to_thread(self.context_for, step.appointment_id)
         now = self._now
         if context is None or not context.appointment.active or context.appointment.start <= now:
-            await asyncio.to_thread(self.store.settle_reply, step.id, "expired", now)
+            await asyncio.to_thread(self.store.settle_reply, step.appointment_id, "expired", now)
             return None
         answer = context.texts.read_answer(text)
         if answer == Answer.unclear:
             return ReplyDecision(text=context.texts.get("reask", **context.values))
         if answer in (Answer.confirm, Answer.cancel):
             key = await self.apply_answer(context, answer, channel="whatsapp")
-            await asyncio.to_thread(self.store.settle_reply, step.id, key, now)
+            await asyncio.to_thread(self.store.settle_reply, step.appointment_id, key, now)
             return ReplyDecision(text=context.texts.get(key, **context.values))
         await asyncio.to_thread(
             self.store.settle_reply,
-            step.id,
+            step.appointment_id,
             "reschedule_requested" if answer == Answer.change else "handed_over",
             now,
         )

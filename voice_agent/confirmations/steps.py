@@ -21,12 +21,13 @@ from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.confirmations.planning import plan_steps
 from voice_agent.interactions import InteractionLog
-from voice_agent.store.confirmation_tables import OPEN_STATUSES, ConfirmationStep, StepStatus
+from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.tables import Appointment, AppointmentStatus, Interaction, InteractionKind
 
 FALLBACK_SEQ = 99
 MANUAL_SEQ = 100
+ERROR_RETRY = "error_retry"
 REMINDER_CHANNEL = "outbound"
 """Channel of the reminder interactions: not ``whatsapp``, which means the patient wrote to us."""
 
@@ -40,7 +41,8 @@ class ClaimedStep:
     attempts: int
     claimed_at: datetime
     recovering: bool
-    """A previous claim ran out its lease: the message or call may already exist."""
+    """The previous run of this attempt died or failed midway: the message or call may exist."""
+    errors: int = 0
 
 
 class StepPlanner:
@@ -128,7 +130,7 @@ class StepStore:
                 query = query.with_for_update(skip_locked=True)
             claimed = []
             for step in session.execute(query).scalars():
-                recovering = step.status == StepStatus.running
+                recovering = step.status == StepStatus.running or step.outcome == ERROR_RETRY
                 if not recovering:
                     step.attempts += 1
                     step.claimed_at = now
@@ -146,6 +148,7 @@ class StepStore:
                         attempts=step.attempts,
                         claimed_at=step.claimed_at or now,
                         recovering=recovering,
+                        errors=step.errors,
                     )
                 )
             return claimed
@@ -207,13 +210,14 @@ class StepStore:
                 self._record(session, step.appointment_id, event)
             return changed
 
-    def settle_reply(self, step_id: int, outcome: str, now: datetime) -> bool:
-        """A WhatsApp reply closed a waiting step (when no booking change did already)."""
+    def settle_reply(self, appointment_id: str, outcome: str, now: datetime) -> bool:
+        """A WhatsApp reply closes the appointment's waiting requests (if no booking change did)."""
         with transaction(self._engine) as session:
             result = session.execute(
                 update(ConfirmationStep)
                 .where(
-                    ConfirmationStep.id == step_id,
+                    ConfirmationStep.appointment_id == appointment_id,
+                    ConfirmationStep.via == "whatsapp",
                     ConfirmationStep.status == StepStatus.waiting,
                 )
                 .values(status=StepStatus.done, outcome=outcome, updated_at=now)
@@ -273,14 +277,13 @@ class StepStore:
                 .limit(1)
             ).scalar_one_or_none()
 
-    def has_open(self, appointment_id: str, via: str) -> bool:
+    def has_step(self, appointment_id: str, seq: int) -> bool:
         with transaction(self._engine) as session:
             return (
                 session.execute(
                     select(ConfirmationStep.id).where(
                         ConfirmationStep.appointment_id == appointment_id,
-                        ConfirmationStep.via == via,
-                        col(ConfirmationStep.status).in_(OPEN_STATUSES),
+                        ConfirmationStep.seq == seq,
                     )
                 ).first()
                 is not None

@@ -44,6 +44,7 @@ class ConfirmationStep(SQLModel, table=True):
     due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     status: StepStatus = Field(default=StepStatus.pending, max_length=16)
     attempts: int = 0
+    errors: int = Field(default=0, description="Failed runs (outages), retried a few times.")
     outcome: str | None = Field(default=None, max_length=32)
     call_sid: str | None = Field(default=None, max_length=64, index=True)
     message_sid: str | None = Field(default=None, max_length=64)

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("due_at", voice_agent.store.types.UTCDateTime(), nullable=False),
         sa.Column("status", sa.Enum(*STATUSES, name="stepstatus"), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.Integer(), nullable=False),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("call_sid", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("message_sid", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
