@@ -74,6 +74,12 @@ def test_steps_already_past_or_too_close_are_not_planned(sample_clinic: Clinic) 
     assert plan_steps(sample_clinic, local(SAO_PAULO, 2026, 11, 24, 9, 0), now) == []
     steps = plan_steps(sample_clinic, local(SAO_PAULO, 2026, 11, 25, 9, 0), now)
     assert [s.via for s in steps] == ["call"]  # the 48 h message would have been due already
+    # Booked at 10:00 for tomorrow 10:30: no call at 10:30 today, half an hour after booking.
+    assert plan_steps(sample_clinic, local(SAO_PAULO, 2026, 11, 24, 10, 30), now) == []
+    eager = with_policy(sample_clinic, quiet_after_booking_hours=0)
+    assert [s.via for s in plan_steps(eager, local(SAO_PAULO, 2026, 11, 24, 10, 30), now)] == [
+        "call"
+    ]
     disabled = with_policy(sample_clinic, enabled=False)
     assert plan_steps(disabled, local(SAO_PAULO, 2026, 12, 1, 10, 0), now) == []
 

@@ -210,6 +210,11 @@ class ConfirmationPolicy(Frozen):
     min_lead_minutes: int = Field(
         default=120, ge=0, description="No confirmation step closer than this to the start."
     )
+    quiet_after_booking_hours: float = Field(
+        default=12,
+        ge=0,
+        description="No step in the first hours after booking: the patient has just booked.",
+    )
     call_attempts: int = Field(default=3, ge=1, le=10)
     retry_minutes: tuple[int, ...] = Field(
         default=(30, 120), description="Wait before attempt 2, 3, … (the last value repeats)."

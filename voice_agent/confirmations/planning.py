@@ -78,17 +78,18 @@ def plan_steps(clinic: Clinic, start: datetime, now: datetime) -> list[PlannedSt
 
     A step goes to the first contact time at or after its ideal time; if that is too close to the
     appointment (``min_lead_minutes``), to the last contact time before that limit. A step whose
-    ideal time has already passed is not planned: the patient has just booked and got the booking
-    confirmation.
+    ideal time falls within ``quiet_after_booking_hours`` of now is not planned: the patient has
+    just booked and got the booking confirmation.
     """
     policy = clinic.confirmations
     if not policy.enabled:
         return []
     deadline = start - timedelta(minutes=policy.min_lead_minutes)
+    earliest = now + timedelta(hours=policy.quiet_after_booking_hours)
     planned: list[PlannedStep] = []
     for seq, step in enumerate(policy.steps):
         ideal = start - timedelta(hours=step.hours_before)
-        if ideal < now or ideal >= deadline:
+        if ideal < earliest or ideal >= deadline:
             continue
         due = next_contact_time(ideal, clinic)
         if due is None or due > deadline:
