@@ -146,3 +146,37 @@ def _steps(services: Services):  # type: ignore[no-untyped-def]
     from voice_agent.confirmations.steps import StepStore
 
     return StepStore(services.engine, services.interactions).listing()
+
+
+async def test_a_confirmation_call_falls_back_to_the_keypad_when_realtime_fails(
+    tmp_path, clock
+) -> None:
+    """OpenAI is configured but unreachable: the stream ends, Twilio asks what next, and the call
+    goes on with `<Gather>`: the patient confirms with a key. Twilio alone suffices."""
+    with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+        async with live_app(
+            tmp_path, clock, "http://127.0.0.1:9/v1", twilio_api_base=twilio.base_url
+        ) as app:
+            appointment = await book(app.services)
+            runner = ConfirmationRunner(app.services, make_twilio_client(app.services.settings))
+            step_id, outcome = await runner.trigger(appointment.id, "call")
+            assert outcome == "placed"
+            sid = twilio.calls()[0]["sid"]
+            answer = await app.post_twilio(
+                f"/twilio/confirm/answer?step={step_id}", call_params(sid)
+            )
+            token = re.search(r'<Parameter name="token" value="([^"]+)"', answer.text)
+            assert token, answer.text
+            sim = TwilioMediaSimulator(
+                app.media_url, call_sid=sid, custom_parameters={"token": token[1]}, speed=0.05
+            )
+            await sim.connect()
+            await sim.wait_closed(timeout=20)
+            after = await app.post_twilio("/twilio/after-stream", call_params(sid))
+            assert "/twilio/confirm/keypad" in after.text
+            keypad = await app.post_twilio("/twilio/confirm/keypad", call_params(sid))
+            assert "<Gather" in keypad.text and "tecle 1" in keypad.text.lower()
+            done = await app.post_twilio("/twilio/confirm/gather", call_params(sid, Digits="1"))
+            assert "confirmada" in done.text
+        with transaction(app.services.engine) as db:
+            assert db.get(Appointment, appointment.id).status == AppointmentStatus.confirmed

@@ -69,7 +69,7 @@ def _details(interaction: Interaction, clinic: Clinic) -> str:
         before = data["from"].get("start")
         if before:
             parts.append("from " + _local(datetime.fromisoformat(before), clinic))
-    for key in ("reason", "message", "topic", "question"):
+    for key in ("via", "event", "reason", "message", "topic", "question"):
         if data.get(key):
             parts.append(f"{key}: {str(data[key])[:200]}")
     return "; ".join(parts)
