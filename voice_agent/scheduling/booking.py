@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, delete, insert, literal, select, text, union_all
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from voice_agent.calendars.base import CalendarBackend
@@ -31,7 +31,7 @@ from voice_agent.scheduling.ranking import (
     Scorer,
     rank_offers,
 )
-from voice_agent.store.db import transaction
+from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
     CELL_MINUTES,
@@ -40,9 +40,17 @@ from voice_agent.store.tables import (
     Hold,
     InteractionKind,
     SlotClaim,
+    new_id,
 )
+from voice_agent.store.types import utcnow
 
 CELL = timedelta(minutes=CELL_MINUTES)
+_HOLD = Hold.__table__  # type: ignore[attr-defined]
+_SLOT_CLAIM = SlotClaim.__table__  # type: ignore[attr-defined]
+_SEARCH_ROUNDS = 3
+"""A search ranks again (at most this often) when other conversations took its candidates."""
+_CONTENDED = {"55P03", "40P01"}
+"""PostgreSQL lock_not_available and deadlock_detected: others are claiming the same cells."""
 
 
 class BookingError(Exception):
@@ -82,6 +90,46 @@ def cells(start: datetime, end: datetime) -> Iterator[datetime]:
     while cell < end:
         yield cell
         cell += CELL
+
+
+@dataclass(frozen=True)
+class _Span:
+    """What one search reads: these doctors, from ``start`` to ``end`` (aware datetimes)."""
+
+    doctor_ids: tuple[str, ...]
+    start: datetime
+    end: datetime
+
+
+def _span(clinic: Clinic, service_id: str, prefs: Preferences, now: datetime) -> _Span | None:
+    """The doctors and local days the preferences allow; None when no day is left."""
+    first_day, last_day = window(prefs, clinic, now)
+    if last_day < first_day:
+        return None
+    return _Span(
+        tuple(d.id for d in clinic.doctors_for(service_id)),
+        datetime.combine(first_day, datetime.min.time(), clinic.tz),
+        datetime.combine(last_day + timedelta(days=1), datetime.min.time(), clinic.tz),
+    )
+
+
+def _contended(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _CONTENDED
+
+
+def _overlap(a: Slot, b: Slot) -> bool:
+    return a.doctor_id == b.doctor_id and a.start < b.end and b.start < a.end
+
+
+def _merged(
+    busy: dict[str, list[Interval]], external: dict[str, list[Interval]]
+) -> dict[str, list[Interval]]:
+    if not external:
+        return busy
+    merged = {doctor_id: list(intervals) for doctor_id, intervals in busy.items()}
+    for doctor_id, intervals in external.items():
+        merged.setdefault(doctor_id, []).extend(intervals)
+    return merged
 
 
 class BookingService:
@@ -127,24 +175,36 @@ class BookingService:
         """Rank free slots for the preferences and hold the best ``limit`` for this holder.
 
         Earlier holds of the same holder are released first: a new search replaces old offers.
+        The release, the busy-time read, the ranking and every hold run in one transaction on one
+        worker thread. Each hold gets its own savepoint, so a slot that another conversation
+        claimed in the meantime (its ``slot_claim`` rows collide) is skipped and the next ranked
+        slot is tried, without undoing the holds already placed.
         """
         clinic = self.clinic
         if clinic.service(service_id) is None:
             raise BookingError("unknown_service", "That service is not offered here.")
         now = self._clock.now()
-        await asyncio.to_thread(self._release_holds, holder)
-        ranked = await self.rank(
-            service_id, prefs, now=now, limit=limit * 2, patient_id=patient_id, language=language
-        )
-        held: list[HeldOffer] = []
-        for offer in ranked:
-            if len(held) == limit:
-                break
-            label = str(len(held) + 1)
-            hold = await asyncio.to_thread(self._place_hold, holder, label, offer, now)
-            if hold is not None:
-                held.append(hold)
-        return held
+        span = _span(clinic, service_id, prefs, now)
+        external = await self._external_busy(span)
+
+        def _offer() -> list[HeldOffer]:
+            with self._engine.begin() as db:
+                self._release_in(db, holder)
+                if span is None:
+                    return []
+                self._serialize_searches(db, span.doctor_ids)
+                previous = self._read_previous(db, clinic, patient_id)
+
+                def ranked(taken: dict[str, list[Interval]]) -> list[Offer]:
+                    busy, load = self._read_busy(db, span, now)
+                    busy = _merged(_merged(busy, external), taken)
+                    return self._ranked(
+                        clinic, service_id, prefs, now, busy, load, previous, language, limit * 2
+                    )
+
+                return self._hold_best(db, holder, ranked, limit, now)
+
+        return await asyncio.to_thread(_offer)
 
     async def rank(
         self,
@@ -157,11 +217,54 @@ class BookingService:
         language: str | None = None,
     ) -> list[Offer]:
         """Ranked free slots for the preferences, nothing held (staff screens use it directly)."""
-        busy, load = await self.busy_snapshot(service_id, prefs, now)
-        previous = await asyncio.to_thread(self._previous_doctors, patient_id, now)
+        clinic = self.clinic
+        span = _span(clinic, service_id, prefs, now)
+        if span is None:
+            return []
+        external = await self._external_busy(span)
+
+        def _read() -> tuple[dict[str, list[Interval]], dict[str, int], dict[str, str]]:
+            with self._engine.begin() as db:
+                busy, load = self._read_busy(db, span, now)
+                return busy, load, self._read_previous(db, clinic, patient_id)
+
+        busy, load, previous = await asyncio.to_thread(_read)
+        return self._ranked(
+            clinic, service_id, prefs, now, _merged(busy, external), load, previous, language, limit
+        )
+
+    async def busy_snapshot(
+        self, service_id: str, prefs: Preferences, now: datetime
+    ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
+        """Busy time per doctor (appointments, live holds, external calendar) and their load,
+        over the days the preferences allow."""
+        span = _span(self.clinic, service_id, prefs, now)
+        if span is None:
+            return {}, {}
+        external = await self._external_busy(span)
+
+        def _read() -> tuple[dict[str, list[Interval]], dict[str, int]]:
+            with self._engine.begin() as db:
+                return self._read_busy(db, span, now)
+
+        busy, load = await asyncio.to_thread(_read)
+        return _merged(busy, external), load
+
+    def _ranked(
+        self,
+        clinic: Clinic,
+        service_id: str,
+        prefs: Preferences,
+        now: datetime,
+        busy: dict[str, list[Interval]],
+        load: dict[str, int],
+        previous: dict[str, str],
+        language: str | None,
+        limit: int,
+    ) -> list[Offer]:
         context = RankingContext(previous_doctors=previous, doctor_load=load, language=language)
         return rank_offers(
-            self.clinic,
+            clinic,
             service_id,
             prefs,
             now=now,
@@ -171,66 +274,103 @@ class BookingService:
             scorer=self._scorer,
         )
 
-    async def busy_snapshot(
-        self, service_id: str, prefs: Preferences, now: datetime
-    ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
-        """Busy time per doctor (appointments, live holds, external calendar) and their load,
-        over the days the preferences allow."""
-        clinic = self.clinic
-        first_day, last_day = window(prefs, clinic, now)
-        if last_day < first_day:
-            return {}, {}
-        start = datetime.combine(first_day, datetime.min.time(), clinic.tz)
-        end = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), clinic.tz)
-        doctor_ids = [d.id for d in clinic.doctors_for(service_id)]
-        busy, load = await asyncio.to_thread(self._busy_window, doctor_ids, start, end, now)
-        for interval in await self._calendar.busy(doctor_ids, start, end):
-            busy[interval.doctor_id].append(Interval(interval.start, interval.end))
-        return dict(busy), dict(load)
+    async def _external_busy(self, span: _Span | None) -> dict[str, list[Interval]]:
+        """Busy time the calendar backend knows beyond our own tables, per doctor."""
+        external: defaultdict[str, list[Interval]] = defaultdict(list)
+        if span is not None:
+            for interval in await self._calendar.busy(span.doctor_ids, span.start, span.end):
+                external[interval.doctor_id].append(Interval(interval.start, interval.end))
+        return dict(external)
 
-    def _busy_window(
-        self, doctor_ids: list[str], start: datetime, end: datetime, now: datetime
-    ) -> tuple[defaultdict[str, list[Interval]], defaultdict[str, int]]:
+    def _hold_best(
+        self,
+        db: Connection,
+        holder: str,
+        ranked: Callable[[dict[str, list[Interval]]], list[Offer]],
+        limit: int,
+        now: datetime,
+    ) -> list[HeldOffer]:
+        """Hold the best ``limit`` of the ranked slots, labelled "1", "2", … in rank order.
+
+        A slot someone else claimed, or one overlapping a slot just held, is skipped; if that
+        leaves too few, the slots are read and ranked again (our own new holds are visible to
+        this transaction, and on PostgreSQL so are other transactions' commits).
+        """
+        held: list[HeldOffer] = []
+        taken: dict[str, list[Interval]] = {}
+        for _ in range(_SEARCH_ROUNDS):
+            offers = ranked(taken)
+            skipped = False
+            for offer in offers:
+                if len(held) == limit:
+                    break
+                slot = offer.slot
+                if any(_overlap(slot, h.slot) for h in held):
+                    # Candidates may overlap each other (30 minutes on a 15-minute grid).
+                    skipped = True
+                    continue
+                hold = self._place_hold(db, holder, str(len(held) + 1), offer, now)
+                if hold is not None:
+                    held.append(hold)
+                    continue
+                skipped = True
+                taken.setdefault(slot.doctor_id, []).append(Interval(slot.start, slot.end))
+            if len(held) == limit or not skipped:
+                break
+        return held
+
+    def _serialize_searches(self, db: Connection, doctor_ids: tuple[str, ...]) -> None:
+        """PostgreSQL: searches over the same doctors take turns (transaction-scoped advisory
+        locks, taken in one order so they cannot deadlock), and each reads busy time only once
+        the previous one committed. Otherwise concurrent searches rank the same free slots and
+        then wait on each other's uncommitted claims. SQLite's ``BEGIN IMMEDIATE`` already
+        serializes every transaction."""
+        if is_sqlite(self._engine):
+            return
+        for doctor_id in sorted(doctor_ids):
+            db.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"hold:{doctor_id}"}
+            )
+
+    @staticmethod
+    def _read_busy(
+        db: Connection, span: _Span, now: datetime
+    ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
+        """Appointments and live holds of the span's doctors; appointments per doctor."""
+        appointments = select(
+            Appointment.doctor_id, Appointment.start, Appointment.end, literal(1).label("booked")
+        ).where(
+            col(Appointment.doctor_id).in_(span.doctor_ids),
+            col(Appointment.status).in_(ACTIVE_STATUSES),
+            col(Appointment.start) < span.end,
+            col(Appointment.end) > span.start,
+        )
+        holds = select(Hold.doctor_id, Hold.start, Hold.end, literal(0)).where(
+            col(Hold.doctor_id).in_(span.doctor_ids),
+            col(Hold.expires_at) > now,
+            col(Hold.start) < span.end,
+            col(Hold.end) > span.start,
+        )
         busy: defaultdict[str, list[Interval]] = defaultdict(list)
         load: defaultdict[str, int] = defaultdict(int)
-        with transaction(self._engine) as session:
-            appointments = session.execute(
-                select(Appointment.doctor_id, Appointment.start, Appointment.end).where(
-                    col(Appointment.doctor_id).in_(doctor_ids),
-                    col(Appointment.status).in_(ACTIVE_STATUSES),
-                    col(Appointment.start) < end,
-                    col(Appointment.end) > start,
-                )
-            ).all()
-            holds = session.execute(
-                select(Hold.doctor_id, Hold.start, Hold.end).where(
-                    col(Hold.doctor_id).in_(doctor_ids),
-                    col(Hold.expires_at) > now,
-                    col(Hold.start) < end,
-                    col(Hold.end) > start,
-                )
-            ).all()
-        for doctor_id, s, e in appointments:
-            busy[doctor_id].append(Interval(s, e))
-            load[doctor_id] += 1
-        for doctor_id, s, e in holds:
-            busy[doctor_id].append(Interval(s, e))
-        return busy, load
+        for doctor_id, start, end, booked in db.execute(union_all(appointments, holds)):
+            busy[doctor_id].append(Interval(start, end))
+            load[doctor_id] += booked
+        return dict(busy), dict(load)
 
-    def _previous_doctors(self, patient_id: str | None, now: datetime) -> dict[str, str]:
+    @staticmethod
+    def _read_previous(db: Connection, clinic: Clinic, patient_id: str | None) -> dict[str, str]:
         """The doctor the patient last saw (or is booked with) per service and per specialty."""
         if patient_id is None:
             return {}
-        clinic = self.clinic
-        with transaction(self._engine) as session:
-            rows = session.execute(
-                select(Appointment.service_id, Appointment.doctor_id)
-                .where(
-                    Appointment.patient_id == patient_id,
-                    col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
-                )
-                .order_by(col(Appointment.start))
-            ).all()
+        rows = db.execute(
+            select(Appointment.service_id, Appointment.doctor_id)
+            .where(
+                Appointment.patient_id == patient_id,
+                col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
+            )
+            .order_by(col(Appointment.start))
+        ).all()
         previous: dict[str, str] = {}
         for service_id, doctor_id in rows:
             if clinic.doctor(doctor_id) is None:
@@ -241,34 +381,79 @@ class BookingService:
                 previous[service.specialty] = doctor_id
         return previous
 
-    def _place_hold(self, holder: str, label: str, offer: Offer, now: datetime) -> HeldOffer | None:
+    @staticmethod
+    def _purge_expired_claims(db: Connection, slot: Slot, now: datetime) -> bool:
+        """Expired holds give a slot's cells back (the housekeeping job may not have run yet);
+        whether any cell was freed. Skipped if another transaction is purging the same rows."""
+        try:
+            with db.begin_nested():
+                result = db.execute(
+                    delete(SlotClaim).where(
+                        SlotClaim.doctor_id == slot.doctor_id,
+                        col(SlotClaim.cell) >= slot.start - CELL,
+                        col(SlotClaim.cell) < slot.end,
+                        col(SlotClaim.hold_id).is_not(None),
+                        col(SlotClaim.expires_at) <= now,
+                    )
+                )
+        except OperationalError as exc:
+            if not _contended(exc):
+                raise
+            return False
+        return bool(result.rowcount)
+
+    def _place_hold(
+        self, db: Connection, holder: str, label: str, offer: Offer, now: datetime
+    ) -> HeldOffer | None:
+        """Hold one slot inside a savepoint; None when another conversation already claimed it.
+
+        A collision with cells of holds that have expired frees those cells and tries once more.
+        """
         slot = offer.slot
         expires = now + self._hold
-        try:
-            with transaction(self._engine) as session:
-                self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
-                hold = Hold(
-                    holder=holder,
-                    label=label,
-                    doctor_id=slot.doctor_id,
-                    service_id=slot.service_id,
-                    start=slot.start,
-                    end=slot.end,
-                    expires_at=expires,
-                )
-                session.add(hold)
-                self._claim(
-                    session,
-                    slot.doctor_id,
-                    slot.start,
-                    slot.end,
-                    hold_id=hold.id,
-                    expires_at=expires,
-                )
-        except IntegrityError:
-            return None
+        hold_id = new_id()
+        hold = {
+            "id": hold_id,
+            "holder": holder,
+            "label": label,
+            "doctor_id": slot.doctor_id,
+            "service_id": slot.service_id,
+            "start": slot.start,
+            "end": slot.end,
+            "expires_at": expires,
+            "created_at": utcnow(),
+        }
+        claims = [
+            {
+                "doctor_id": slot.doctor_id,
+                "cell": cell,
+                "appointment_id": None,
+                "hold_id": hold_id,
+                "expires_at": expires,
+            }
+            for cell in cells(slot.start, slot.end)
+        ]
+        # SQLite: executemany is cheapest. PostgreSQL: one multi-row INSERT, so a collision
+        # fails one statement rather than a psycopg pipeline.
+        if is_sqlite(self._engine):
+            claim, params = insert(_SLOT_CLAIM), claims
+        else:
+            claim, params = insert(_SLOT_CLAIM).values(claims), None
+        for attempt in (1, 2):
+            try:
+                with db.begin_nested():
+                    db.execute(insert(_HOLD), hold)
+                    db.execute(claim, params)
+                break
+            except IntegrityError:
+                if attempt == 2 or not self._purge_expired_claims(db, slot, now):
+                    return None
+            except OperationalError as exc:
+                if not _contended(exc):
+                    raise
+                return None
         return HeldOffer(
-            hold_id=hold.id,
+            hold_id=hold_id,
             label=label,
             slot=slot,
             expires_at=expires,
@@ -276,12 +461,16 @@ class BookingService:
             reasons=tuple(reason.code for reason in offer.reasons),
         )
 
+    @staticmethod
+    def _release_in(db: Connection, holder: str) -> None:
+        """Drop this holder's holds and their claims (two statements, no read first)."""
+        own = select(Hold.id).where(Hold.holder == holder)
+        db.execute(delete(SlotClaim).where(col(SlotClaim.hold_id).in_(own)))
+        db.execute(delete(Hold).where(Hold.holder == holder))
+
     def _release_holds(self, holder: str) -> None:
-        with transaction(self._engine) as session:
-            ids = list(session.execute(select(Hold.id).where(Hold.holder == holder)).scalars())
-            if ids:
-                session.execute(delete(SlotClaim).where(col(SlotClaim.hold_id).in_(ids)))
-                session.execute(delete(Hold).where(col(Hold.id).in_(ids)))
+        with self._engine.begin() as db:
+            self._release_in(db, holder)
 
     async def release_holds(self, holder: str) -> None:
         await asyncio.to_thread(self._release_holds, holder)
