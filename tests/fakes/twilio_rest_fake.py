@@ -191,6 +191,10 @@ class TwilioRestFake:
         match = re.fullmatch(r"Calls/(CA[0-9a-f]{32})\.json", rest)
         if match and method == "POST":
             return 200, self._update_call(match[1], form)
+        if match and method == "GET":
+            for call in self.state.calls:
+                if call["sid"] == match[1]:
+                    return 200, self._public_call(call)
         raise TwilioError(404, 20404, f"The requested resource {path} was not found")
 
     @staticmethod
@@ -387,3 +391,10 @@ class TwilioRestFake:
     def calls(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(c) for c in self.state.calls]
+
+    def set_call_status(self, sid: str, status: str) -> None:
+        """What Twilio reports for a call (``completed``, ``no-answer`` …) when it is fetched."""
+        with self.lock:
+            for call in self.state.calls:
+                if call["sid"] == sid:
+                    call["status"] = status

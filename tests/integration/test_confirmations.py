@@ -404,6 +404,25 @@ async def test_a_step_claimed_in_quiet_hours_waits_for_the_morning(env: Env) -> 
     assert env.twilio.messages() == []
 
 
+async def test_lost_callbacks_and_unanswered_requests_do_not_wait_forever(env: Env) -> None:
+    appointment = await book(env.services)
+    call_id, _ = await env.runner.trigger(appointment.id, "call")
+    env.twilio.open_window(PHONE)
+    whatsapp_id, _ = await env.runner.trigger(appointment.id, "whatsapp")
+    sid = env.twilio.calls()[-1]["sid"]
+    env.twilio.set_call_status(sid, "no-answer")  # its status callback never reached us
+    await env.runner.sweep()
+    assert env.runner.store.get(call_id).status == StepStatus.waiting  # not silent for long yet
+    env.clock.advance(timedelta(minutes=31))
+    await env.runner.sweep()
+    step = env.runner.store.get(call_id)
+    assert (step.status, step.outcome) == ("pending", "no_answer")
+    assert env.runner.store.get(whatsapp_id).status == StepStatus.waiting
+    env.clock.set(appointment.start + timedelta(minutes=1))
+    await env.runner.sweep()
+    assert env.runner.store.get(whatsapp_id).outcome == "no_reply"
+
+
 def test_cli_confirm_and_confirmations(
     tmp_path, clock: FixedClock, twilio: TwilioRestFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,6 +55,8 @@ logger = logging.getLogger("voice_agent.confirmations")
 
 FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 ERROR_RETRY_AFTER = timedelta(minutes=5)
+SILENT_CALL = timedelta(minutes=30)
+"""A call with no final status this long after placing: ask Twilio how it ended."""
 MAX_ERRORS = 5
 
 
@@ -112,10 +114,29 @@ class ConfirmationRunner:
         claimed = await asyncio.to_thread(self.store.claim_due, self._now, self.worker, limit=limit)
         return [(step.id, await self._run(step)) for step in claimed]
 
+    async def sweep(self) -> None:
+        """Close what would otherwise wait forever: unanswered requests of past appointments, and
+        calls whose final status callback never came (asked of Twilio instead)."""
+        now = self._now
+        await asyncio.to_thread(self.store.expire_unanswered, now)
+        if self.client is None:
+            return
+        client = self.client
+        for step in await asyncio.to_thread(self.store.silent_calls, now - SILENT_CALL):
+            if step.id is None or step.call_sid is None:
+                continue
+            try:
+                call = await asyncio.to_thread(client.calls(step.call_sid).fetch)
+            except TwilioException as error:
+                logger.warning("could not fetch call of step %s: %s", step.id, type(error).__name__)
+                continue
+            await self.call_status(step.id, step.call_sid, str(call.status))
+
     async def run_due_safely(self) -> None:
         """The scheduler's job: a bad minute (the database restarting …) must not kill it."""
         try:
             done = await self.run_due()
+            await self.sweep()
         except Exception as error:
             logger.warning("confirmation run failed: %s", type(error).__name__)
             return

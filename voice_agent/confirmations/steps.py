@@ -250,6 +250,36 @@ class StepStore:
             details=event,
         )
 
+    def expire_unanswered(self, now: datetime) -> int:
+        """WhatsApp requests whose appointment has begun will get no useful answer any more."""
+        started = select(Appointment.id).where(Appointment.start <= now)
+        with transaction(self._engine) as session:
+            result = session.execute(
+                update(ConfirmationStep)
+                .where(
+                    ConfirmationStep.status == StepStatus.waiting,
+                    ConfirmationStep.via == "whatsapp",
+                    col(ConfirmationStep.appointment_id).in_(started),
+                )
+                .values(status=StepStatus.done, outcome="no_reply", updated_at=now)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def silent_calls(self, older_than: datetime, limit: int = 20) -> list[ConfirmationStep]:
+        """Call steps still waiting long after they were placed: a status callback was lost."""
+        with transaction(self._engine) as session:
+            return list(
+                session.execute(
+                    select(ConfirmationStep)
+                    .where(
+                        ConfirmationStep.status == StepStatus.waiting,
+                        ConfirmationStep.via == "call",
+                        col(ConfirmationStep.updated_at) < older_than,
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+
     # Reads ------------------------------------------------------------------------------------
 
     def get(self, step_id: int) -> ConfirmationStep | None:
