@@ -573,9 +573,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.sleep(2.0)  # every call greeted and streaming
             began = time.monotonic()
             stats.window = (began, began + args.seconds)
-            if args.profile and shutil.which("py-spy"):
+            spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+            if args.profile and spy:
                 profiler = subprocess.Popen(
-                    ["py-spy", "record", "-p", str(app.pid), "-d", str(int(args.seconds)),
+                    [spy, "record", "-p", str(app.pid), "-d", str(int(args.seconds)),
                      "-r", "200", "-f", "raw", "-o", args.profile],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

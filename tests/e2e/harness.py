@@ -21,6 +21,7 @@ from voice_agent.app import create_app
 from voice_agent.clock import Clock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine
+from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
 
 PUBLIC_URL = "https://clinic.example"
 AUTH_TOKEN = "twilio-test-token"
@@ -84,7 +85,7 @@ async def live_app(
     config = uvicorn.Config(
         app,
         log_level="warning",
-        ws="websockets-sansio",
+        ws=RELAY_WS_PROTOCOL,  # as `voice-agent serve`
         lifespan="on",
         ws_per_message_deflate=False,
     )

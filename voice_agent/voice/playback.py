@@ -7,8 +7,16 @@ buffer) and ``conversation.item.truncate`` with the milliseconds actually heard,
 memory of what it said matches what the caller heard, and it never cuts past audio it sent.
 
 :class:`PlaybackTracker` is pure bookkeeping (no I/O, no asyncio) driven by three calls:
-``on_audio_sent`` after each media frame (returns the mark name to send right after it),
-``on_mark`` for each echoed mark, and ``barge_in`` when the caller starts speaking.
+``on_audio_sent`` after each media frame (returns the mark name to send right after it, or
+``None`` when no mark is due), ``on_mark`` for each echoed mark, ``flush_mark`` when an item's
+audio is complete, and ``barge_in`` when the caller starts speaking.
+
+Mark spacing: by default every media frame gets a mark. With ``mark_every=N`` (bytes) a mark
+follows a frame only when N bytes of the item went out since its last mark, when the frame
+starts a new item, or when nothing else is pending, and ``flush_mark`` marks the item's tail;
+audio sent after the last mark still counts as unplayed, so a barge-in still clears it. The
+bridge uses 100 ms: a Realtime API that streams 20 ms deltas then costs 10 marks (and 10
+echoes) a second instead of 75, and a truncation is at most 100 ms more conservative.
 
 Precision: by default only confirmed marks count, so ``played_ms`` lags reality by at most
 one chunk between marks (conservative: we never claim the caller heard more than they did).
@@ -49,6 +57,7 @@ class _Item:
     received: int = 0
     played: int = 0
     pending_marks: int = 0
+    unmarked: int = 0  # bytes sent after the item's last mark
     interrupted: bool = False
 
 
@@ -62,25 +71,64 @@ class _PendingMark:
 class PlaybackTracker:
     """Bookkeeping of audio sent to Twilio versus audio the caller has heard."""
 
-    __slots__ = ("_anchor", "_clock", "_ignored", "_items", "_pending", "_seq")
+    __slots__ = (
+        "_anchor",
+        "_clock",
+        "_ignored",
+        "_items",
+        "_last_item",
+        "_mark_every",
+        "_pending",
+        "_seq",
+        "_unmarked",
+    )
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None, *, mark_every: int = 0) -> None:
         self._clock = clock
+        self._mark_every = mark_every
         self._items: dict[str, _Item] = {}
         self._pending: deque[_PendingMark] = deque()
         self._ignored: set[str] = set()
         self._seq = 0
         self._anchor = 0.0  # clock time when the head of the queue started playing
+        self._unmarked = 0  # bytes sent after the last mark, all items together
+        self._last_item: str | None = None
 
-    def on_audio_sent(self, item_id: str, nbytes: int) -> str:
-        """Record ``nbytes`` of ``item_id`` forwarded to Twilio; return the mark to send next."""
+    def on_audio_sent(self, item_id: str, nbytes: int) -> str | None:
+        """Record ``nbytes`` of ``item_id`` forwarded to Twilio; return the mark to send next
+        (``None``: no mark is due yet, see ``mark_every``)."""
         item = self._items.get(item_id)
         if item is None:
             item = self._items[item_id] = _Item()
-        if not self._pending and self._clock is not None:
+        if not self._pending and not self._unmarked and self._clock is not None:
             self._anchor = self._clock()
         item.received += nbytes
+        item.unmarked += nbytes
+        self._unmarked += nbytes
+        self._last_item = item_id
+        pending = self._pending
+        if pending and item.unmarked < self._mark_every and pending[-1].item_id == item_id:
+            return None
+        return self._issue(item_id, item)
+
+    def flush_mark(self, item_id: str) -> str | None:
+        """The item's audio is complete: the mark to send after its tail, if one is due."""
+        item = self._items.get(item_id)
+        if item is None or item.interrupted or not item.unmarked:
+            return None
+        return self._issue(item_id, item)
+
+    def flush_marks(self) -> list[str]:
+        """Marks for every item with audio sent after its last mark (normally none)."""
+        if not self._unmarked:
+            return []
+        items = [i for i, item in self._items.items() if item.unmarked and not item.interrupted]
+        return [self._issue(item_id, self._items[item_id]) for item_id in items]
+
+    def _issue(self, item_id: str, item: _Item) -> str:
         item.pending_marks += 1
+        self._unmarked -= item.unmarked
+        item.unmarked = 0
         self._seq += 1
         name = str(self._seq)
         self._pending.append(_PendingMark(name, item_id, item.received))
@@ -105,18 +153,20 @@ class PlaybackTracker:
 
     @property
     def has_unplayed_audio(self) -> bool:
-        """Whether audio is still queued at Twilio (some sent mark has not come back)."""
-        return bool(self._pending)
+        """Whether audio may still be queued at Twilio (a mark not back, or unmarked audio)."""
+        return bool(self._pending) or self._unmarked > 0
 
     @property
     def is_speaking(self) -> bool:
         """Alias of :attr:`has_unplayed_audio`: the caller is hearing the assistant now."""
-        return bool(self._pending)
+        return self.has_unplayed_audio
 
     @property
     def current_item_id(self) -> str | None:
         """The item the caller is hearing right now, if any."""
-        return self._pending[0].item_id if self._pending else None
+        if self._pending:
+            return self._pending[0].item_id
+        return self._last_item if self._unmarked else None
 
     def played_bytes(self, item_id: str) -> int:
         """Bytes of ``item_id`` the caller has heard, never more than were sent."""
@@ -124,7 +174,7 @@ class PlaybackTracker:
         if item is None:
             return 0
         played = item.played
-        if self._clock is not None and self._pending and self._pending[0].item_id == item_id:
+        if self._clock is not None and self.current_item_id == item_id:
             elapsed = max(0.0, self._clock() - self._anchor)
             played += round(elapsed * _BYTES_PER_SECOND)
         return min(played, item.received)
@@ -146,9 +196,9 @@ class PlaybackTracker:
         echoed by Twilio without having been played, so they are ignored from here on, and
         every item with queued audio is marked interrupted so its late deltas are dropped.
         """
-        if not self._pending:
+        current = self.current_item_id
+        if current is None:
             return None
-        current = self._pending[0].item_id
         heard = self.played_bytes(current)
         self._items[current].played = heard
         truncation = Truncation(current, 0, heard // BYTES_PER_MS)
@@ -158,6 +208,12 @@ class PlaybackTracker:
             item.pending_marks = 0
             self._ignored.add(mark.name)
         self._pending.clear()
+        if self._unmarked:
+            for item in self._items.values():
+                if item.unmarked:
+                    item.interrupted = True
+                    item.unmarked = 0
+            self._unmarked = 0
         return truncation
 
     def should_drop(self, item_id: str) -> bool:
@@ -168,7 +224,7 @@ class PlaybackTracker:
     def is_drained(self, item_id: str) -> bool:
         """No audio of ``item_id`` is queued at Twilio anymore (played or cleared)."""
         item = self._items.get(item_id)
-        return item is None or item.pending_marks == 0
+        return item is None or (item.pending_marks == 0 and item.unmarked == 0)
 
     def all_played(self, item_id: str) -> bool:
         """Every byte sent for ``item_id`` was confirmed played (its last mark came back)."""
@@ -177,6 +233,7 @@ class PlaybackTracker:
             item is not None
             and not item.interrupted
             and item.pending_marks == 0
+            and item.unmarked == 0
             and item.played >= item.received
         )
 

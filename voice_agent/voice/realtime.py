@@ -1,13 +1,18 @@
 """The OpenAI Realtime session of one call, through the official SDK.
 
-Hot-path events (audio in, audio out) go through the SDK connection's raw send/receive with
-pre-built JSON, so a call costs a fraction of a millisecond per 20 ms frame; every other event
-is built as a plain dict that matches the GA client-event schema exactly.
+The SDK opens the connection (URL, auth headers, options) on a websockets connection of our
+own class (:class:`~voice_agent.voice.relay_sockets.RelayClientConnection`, passed as the
+SDK's ``websocket_connection_options["create_connection"]``). The hot events (caller audio
+out, model audio in) go straight through that websocket: ``input_audio_buffer.append`` is
+built as bytes around the base64 audio (which needs no JSON escaping), and server events are
+read as text and parsed with ``json.loads``. Every other client event is a plain dict that
+matches the GA client-event schema exactly and goes through the SDK's ``send_raw``.
 """
 
 from __future__ import annotations
 
 import json
+from binascii import b2a_base64
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -16,6 +21,7 @@ from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from voice_agent.settings import Settings
+from voice_agent.voice.relay_sockets import RelayClientConnection
 
 JsonEvent = dict[str, Any]
 
@@ -63,15 +69,23 @@ class RealtimeLink:
 
     def __init__(self, connection: AsyncRealtimeConnection) -> None:
         self._connection = connection
+        # The SDK connection's websocket; absent only if a future SDK renames it.
+        self._socket: Any = getattr(connection, "_connection", None)
 
     async def send(self, event: JsonEvent) -> None:
         await self._connection.send_raw(json.dumps(event, ensure_ascii=False))
 
-    async def append_audio(self, payload_b64: str) -> None:
-        # base64 needs no JSON escaping: build the frame without json.dumps.
-        await self._connection.send_raw(
-            '{"type":"input_audio_buffer.append","audio":"' + payload_b64 + '"}'
+    async def append_audio(self, audio: bytes) -> None:
+        """``input_audio_buffer.append`` with raw μ-law (base64 needs no JSON escaping)."""
+        frame = (
+            b'{"type":"input_audio_buffer.append","audio":"'
+            + b2a_base64(audio, newline=False)
+            + b'"}'
         )
+        if self._socket is not None:
+            await self._socket.send(frame, text=True)
+        else:
+            await self._connection.send_raw(frame.decode("ascii"))
 
     async def update_session(self, session: dict[str, Any]) -> None:
         await self.send({"type": "session.update", "session": session})
@@ -113,15 +127,20 @@ class RealtimeLink:
         )
 
     async def events(self) -> AsyncIterator[JsonEvent]:
-        """Server events as dicts, until the connection closes."""
+        """Server events as dicts, until the connection closes (``ConnectionClosed``)."""
+        socket = self._socket
+        loads = json.loads
         while True:
-            raw = await self._connection.recv_bytes()
             try:
-                event = json.loads(raw)
-            except ValueError:
+                raw = await (socket.recv(True) if socket is not None else self._recv_text())
+                event = loads(raw)
+            except ValueError:  # not JSON, or not UTF-8: skip it
                 continue
-            if isinstance(event, dict):
+            if type(event) is dict:
                 yield event
+
+    async def _recv_text(self) -> str:
+        return (await self._connection.recv_bytes()).decode()
 
     async def close(self) -> None:
         await self._connection.close()
@@ -142,8 +161,9 @@ class RealtimeConnector:
 
     def connect(self) -> AbstractAsyncContextManager[AsyncRealtimeConnection]:
         # Base64 μ-law does not compress: permessage-deflate would only burn CPU per frame.
+        options: Any = {"compression": None, "create_connection": RelayClientConnection}
         return self._client.realtime.connect(  # type: ignore[return-value]
-            model=self._model, websocket_connection_options={"compression": None}
+            model=self._model, websocket_connection_options=options
         )
 
     async def close(self) -> None:
