@@ -480,7 +480,7 @@ class ConfirmationRunner:
 
     async def _fallback(self, context: StepContext, after_step: int) -> None:
         """Every call attempt failed: ask on WhatsApp instead (once per appointment)."""
-        if not context.clinic.confirmations.whatsapp_fallback:
+        if not context.clinic.confirmations.whatsapp_fallback or self.sender is None:
             return
         appointment_id = context.appointment.id
         if await asyncio.to_thread(self.store.has_step, appointment_id, FALLBACK_SEQ):
