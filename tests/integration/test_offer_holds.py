@@ -96,3 +96,20 @@ async def test_concurrent_searches_never_hold_one_cell_twice(any_services: Servi
     assert len(held) == len(set(held))
     cells_held = [(c.doctor_id, c.cell) for c in _claims(any_services)]
     assert len(cells_held) == len(set(cells_held))
+
+
+async def test_local_calendar_blocks_are_read_in_the_same_transaction(
+    any_services: Services,
+) -> None:
+    booking = any_services.booking
+    first = await booking.find_offers("cardio-consulta", Preferences(), holder="probe")
+    await booking.release_holds("probe")
+    blocked = first[0].slot
+    await any_services.calendar.block(blocked.doctor_id, blocked.start, blocked.end, "surgery")
+    offers = await booking.find_offers("cardio-consulta", Preferences(), holder="conv-a")
+    assert blocked not in [o.slot for o in offers]
+    await booking.release_holds("conv-a")
+    ranked = await booking.rank("cardio-consulta", Preferences(), now=NOW, limit=5)
+    assert blocked not in [o.slot for o in ranked]
+    busy, _ = await booking.busy_snapshot("cardio-consulta", Preferences(), NOW)
+    assert any(i.start <= blocked.start < i.end for i in busy[blocked.doctor_id])

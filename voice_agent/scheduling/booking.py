@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from voice_agent.calendars.base import CalendarBackend
+from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.interactions import InteractionLog
@@ -37,6 +38,7 @@ from voice_agent.store.tables import (
     CELL_MINUTES,
     Appointment,
     AppointmentStatus,
+    CalendarBlock,
     Hold,
     InteractionKind,
     SlotClaim,
@@ -274,10 +276,16 @@ class BookingService:
             scorer=self._scorer,
         )
 
+    @property
+    def _blocks_in_db(self) -> bool:
+        """The embedded calendar keeps its blocks in our own database: the busy-time read takes
+        them in its transaction instead of the calendar opening another one."""
+        return isinstance(self._calendar, LocalCalendar)
+
     async def _external_busy(self, span: _Span | None) -> dict[str, list[Interval]]:
         """Busy time the calendar backend knows beyond our own tables, per doctor."""
         external: defaultdict[str, list[Interval]] = defaultdict(list)
-        if span is not None:
+        if span is not None and not self._blocks_in_db:
             for interval in await self._calendar.busy(span.doctor_ids, span.start, span.end):
                 external[interval.doctor_id].append(Interval(interval.start, interval.end))
         return dict(external)
@@ -332,11 +340,11 @@ class BookingService:
                 text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"hold:{doctor_id}"}
             )
 
-    @staticmethod
     def _read_busy(
-        db: Connection, span: _Span, now: datetime
+        self, db: Connection, span: _Span, now: datetime
     ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
-        """Appointments and live holds of the span's doctors; appointments per doctor."""
+        """Appointments, live holds and (local calendar) blocks of the span's doctors, in one
+        query; and the number of appointments per doctor."""
         appointments = select(
             Appointment.doctor_id, Appointment.start, Appointment.end, literal(1).label("booked")
         ).where(
@@ -351,9 +359,20 @@ class BookingService:
             col(Hold.start) < span.end,
             col(Hold.end) > span.start,
         )
+        parts = [appointments, holds]
+        if self._blocks_in_db:
+            parts.append(
+                select(
+                    CalendarBlock.doctor_id, CalendarBlock.start, CalendarBlock.end, literal(0)
+                ).where(
+                    col(CalendarBlock.doctor_id).in_(span.doctor_ids),
+                    col(CalendarBlock.end) > span.start,
+                    col(CalendarBlock.start) < span.end,
+                )
+            )
         busy: defaultdict[str, list[Interval]] = defaultdict(list)
         load: defaultdict[str, int] = defaultdict(int)
-        for doctor_id, start, end, booked in db.execute(union_all(appointments, holds)):
+        for doctor_id, start, end, booked in db.execute(union_all(*parts)):
             busy[doctor_id].append(Interval(start, end))
             load[doctor_id] += booked
         return dict(busy), dict(load)

@@ -14,7 +14,14 @@ from datetime import date
 from typing import Any
 
 from voice_agent.clinic.model import Clinic
-from voice_agent.conversation.offline.nlu import TimeWish, Understanding, extract_name, parse
+from voice_agent.conversation.offline.lexicon import LEXICONS
+from voice_agent.conversation.offline.nlu import (
+    TimeWish,
+    Understanding,
+    extract_name,
+    parse,
+    warm_up,
+)
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
@@ -72,6 +79,12 @@ class Dialogue:
     def __init__(self, registry: ToolRegistry, replies: Replies) -> None:
         self.registry = registry
         self.replies = replies
+
+    def warm_up(self, clinic: Clinic) -> None:
+        """Load every reply file and compile the NLU's patterns now, not on a patient's turn."""
+        for language in LEXICONS:
+            self.replies.templates(language)
+        warm_up(clinic)
 
     # Entry ---------------------------------------------------------------------------------------
 
