@@ -25,6 +25,7 @@ from voice_agent.app import create_app
 from voice_agent.cli import app as cli
 from voice_agent.clock import FixedClock
 from voice_agent.confirmations.runner import ConfirmationRunner
+from voice_agent.integrations.twilio_rest import make_twilio_client
 from voice_agent.scheduling.booking import BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
@@ -468,3 +469,55 @@ def _call(sid: str, status: str = "in-progress") -> dict[str, str]:
         "Direction": "outbound-api",
         "CallStatus": status,
     }
+
+
+async def test_a_dead_process_s_call_is_found_not_placed_again(env: Env) -> None:
+    """A process placed the call and died before recording it: after its lease the step is
+    claimed again, the call is found on Twilio, and no second call rings the patient."""
+    appointment = await book(env.services)
+    now = env.clock.now()
+    step_id = env.runner.store.add(appointment.id, "call", now, 7, now)
+    [claimed] = env.runner.store.claim_due(now, "dead-process", step_id=step_id)
+    assert claimed.attempts == 1
+    assert env.runner.client is not None
+    env.runner.client.calls.create(
+        to=PHONE, from_="+551134567800", url=f"{PUBLIC}/twilio/confirm/answer?step={step_id}"
+    )
+    assert await env.runner.run_due() == []  # still leased to the dead process
+    env.clock.advance(timedelta(minutes=4))
+    assert await env.runner.run_due() == [(step_id, "placed")]
+    assert len(env.twilio.calls()) == 1
+    step = env.runner.store.get(step_id)
+    assert (step.call_sid, step.attempts) == (env.twilio.calls()[0]["sid"], 1)
+
+
+async def test_quiet_hours_hold_across_dst_when_steps_run(
+    make_engine_for: Callable[[str], Engine], twilio: TwilioRestFake
+) -> None:
+    """A New York clinic the Monday after the clocks went back: 13:30 UTC was 09:30 last week
+    but is 08:30 now, a quiet hour; the message waits for 09:00 EST (14:00 UTC)."""
+    clock = FixedClock(datetime(2026, 10, 29, 16, 0, tzinfo=UTC))
+    services = build(
+        make_engine_for("sqlite"),
+        clock,
+        **twilio_settings(twilio.base_url),
+        timezone="America/New_York",
+        whatsapp_confirmations=False,
+    )
+    patient = await services.patients.find_or_create(PHONE, "en")
+    offers = await services.booking.find_offers(
+        "clinico-consulta", Preferences(dates=[date(2026, 11, 3)]), holder="h", limit=1
+    )
+    request = BookingRequest(patient_id=patient.id, channel="voice", holder="h")
+    appointment = await services.booking.book(request, offers[0].hold_id)
+    runner = ConfirmationRunner(services, make_twilio_client(services.settings))
+    step_id = runner.store.add(
+        appointment.id, "whatsapp", datetime(2026, 11, 2, 13, 30, tzinfo=UTC), 5, clock.now()
+    )
+    twilio.open_window(PHONE)
+    clock.set(datetime(2026, 11, 2, 13, 30, tzinfo=UTC))
+    assert (step_id, "pending") in await runner.run_due()
+    assert runner.store.get(step_id).due_at == datetime(2026, 11, 2, 14, 0, tzinfo=UTC)
+    assert twilio.messages() == []
+    clock.set(datetime(2026, 11, 2, 14, 0, tzinfo=UTC))
+    assert (step_id, "sent") in await runner.run_due()
