@@ -332,6 +332,18 @@ async def test_keypad_confirmation_without_openai(env: Env) -> None:
     assert env.runner.store.get(step_id).outcome == "confirmed"
 
 
+async def test_confirmed_on_whatsapp_while_the_phone_rang(env: Env) -> None:
+    appointment = await book(env.services)
+    env.twilio.open_window(PHONE)
+    await env.runner.trigger(appointment.id, "whatsapp")
+    step_id, _ = await env.runner.trigger(appointment.id, "call")
+    sid = env.twilio.calls()[-1]["sid"]
+    assert "está confirmada" in await env.whatsapp("1")
+    answered = await env.post(f"/twilio/confirm/answer?step={step_id}", _call(sid, "in-progress"))
+    assert "está confirmada" in answered.text and "<Hangup" in answered.text
+    assert "<Gather" not in answered.text
+
+
 async def test_keypad_cancel_and_staff(env: Env) -> None:
     first = await book(env.services)
     step_id, _ = await env.runner.trigger(first.id, "call")

@@ -56,9 +56,10 @@ async def answer(request: Request) -> Response:
     keypad path when OpenAI is not configured (a failing Realtime session falls back to it)."""
     params, call_sid, base = await _params(request)
     runner = _runner(request)
-    context = await runner.call_answered(_step_id(request), call_sid)
+    step_id = _step_id(request)
+    context = await runner.call_answered(step_id, call_sid)
     if context is None:
-        return _xml(hangup_twiml())
+        return _xml(await _already_settled(runner, step_id, call_sid))
     runtime: VoiceRuntime = request.app.state.voice
     services = runtime.services
     nonce, token = None, None
@@ -86,6 +87,17 @@ async def answer(request: Request) -> Response:
             after_url=f"{base}/twilio/after-stream",
         )
     )
+
+
+async def _already_settled(runner: ConfirmationRunner, step_id: int, call_sid: str) -> str:
+    """The patient confirmed (say, on WhatsApp) while the phone rang: thank them, hang up."""
+    step = await asyncio.to_thread(runner.store.get, step_id)
+    if step is None or step.call_sid != call_sid or step.outcome != "confirmed":
+        return hangup_twiml()
+    context = await asyncio.to_thread(runner.context_for, step.appointment_id)
+    if context is None:
+        return hangup_twiml()
+    return goodbye_twiml(context.texts.get("gather_confirmed"), context.language)
 
 
 @router.post("/amd")
