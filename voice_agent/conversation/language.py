@@ -26,7 +26,9 @@ _EN_WORDS = frozenset(
     schedule tomorrow today week next yes no thanks thank you please my name is am the
     what which how much cost price insurance doctor clinic cancel reschedule change monday
     tuesday wednesday thursday friday saturday sunday any time after before with for can could
-    speak someone person human hours open where address this that none of these one an""".split()  # noqa: SIM905
+    speak someone person human hours open where address this that none of these one an
+    does did have has are is was there see take accept work kids children other others lunch
+    parking""".split()  # noqa: SIM905
 )
 # Words shared by both lists count for neither.
 _PT_ONLY = _PT_WORDS - _EN_WORDS

@@ -43,6 +43,8 @@ class ConversationState(BaseModel):
     candidates: list[dict[str, Any]] = Field(default_factory=list)
     last_change: dict[str, Any] | None = None
     misunderstood: int = 0
+    unanswered: str | None = None
+    """A question the receptionist could not answer, offered to the staff in the last turn."""
     turns: int = 0
     history: list[dict[str, Any]] = Field(default_factory=list)
     """Chat Completions messages of the LLM loop (user, assistant, tool), trimmed."""

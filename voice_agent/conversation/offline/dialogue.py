@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from typing import Any
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline.lexicon import LEXICONS
 from voice_agent.conversation.offline.nlu import (
+    WEEKDAY_IDS,
     TimeWish,
     Understanding,
     extract_name,
@@ -24,13 +25,16 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
+from voice_agent.i18n import WEEKDAYS, language_or_default
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
 
 logger = logging.getLogger("voice_agent.conversation")
 
 MAX_TEXT = 2000
+MAX_QUESTION = 300
 TOPICS = {
     "ask_prices": "prices",
     "ask_insurances": "insurances",
@@ -138,6 +142,7 @@ class _Run:
         if len(stripped) > MAX_TEXT:
             self.say("too_long")
             return
+        self.text = stripped
         u = parse(
             stripped,
             self.lang,
@@ -145,12 +150,15 @@ class _Run:
             self.today,
             expecting_choice=state.stage in CHOICE_STAGES,
         )
+        # A question we could not answer, offered to the staff last turn: "yes" passes it on.
+        unanswered, state.unanswered = state.unanswered, None
         if u.has("emergency"):
             self.say("emergency", number=self.clinic.emergency_number)
             self.turn.handoff = True
             return
-        if u.has("handoff"):
-            await self.handoff()
+        just_yes = u.has("yes") and not u.intents - {"yes", "thanks", "greeting"}
+        if u.has("handoff") or (unanswered and just_yes):
+            await self.handoff(question=unanswered)
             return
         if await self.by_stage(stripped, u):
             state.misunderstood = 0
@@ -211,14 +219,16 @@ class _Run:
 
     def switches_goal(self, u: Understanding) -> bool:
         """A new request or a question takes over from what the stage was waiting for."""
-        return u.has("cancel", "reschedule", "list", "confirm_attendance") or (
-            u.question is not None
+        return (
+            u.has("cancel", "reschedule", "list", "confirm_attendance")
+            or u.question is not None
+            or u.unknown_question
         )
 
     async def on_phone(self, text: str, u: Understanding) -> bool:
         candidate = u.phone or (text if sum(c.isdigit() for c in text) >= 8 else None)
         if candidate is None:
-            if self.switches_goal(u) and u.question:
+            if self.switches_goal(u) and (u.question or u.unknown_question):
                 return False
             self.say("ask_phone")
             return True
@@ -295,6 +305,8 @@ class _Run:
         state = self.state
         if self.switches_goal(u) and u.option is None:
             return False
+        if await self.more(u):
+            return True
         offer = self.pick_offer(u)
         if offer is not None:
             state.chosen = offer["option"]
@@ -339,6 +351,8 @@ class _Run:
         if other is not None and other["option"] != offer["option"]:
             state.chosen = other["option"]
             self.read_back(other)
+            return True
+        if await self.more(u):
             return True
         if self.new_request(u):
             self.absorb(u)
@@ -406,18 +420,19 @@ class _Run:
     async def on_wish(self, text: str, u: Understanding) -> bool:
         if self.switches_goal(u) and not u.has(self.state.goal or "-"):
             return False
+        if await self.more(u):
+            return True
         if not u.wish.empty or u.doctor_id or u.service_id:
             self.absorb(u)
             await self.search()
             return True
         if u.has("yes", "reject", "any"):
-            # "any time" / "other options": drop the wishes and look past what was offered.
-            later = max((o["date"] for o in self.state.offers), default=None)
-            wish = TimeWish(exclude_weekdays=list(self.state.wish.get("exclude_weekdays", [])))
-            if later and not u.has("any"):
-                wish.date_from = date.fromisoformat(later)
-            self.state.wish = wish.to_args()
-            await self.search()
+            # "any time" drops the wishes (not the weekdays they cannot come); either way the
+            # patient has seen the last offers, so look past them.
+            if u.has("any"):
+                excluded = list(self.state.wish.get("exclude_weekdays", []))
+                self.state.wish = TimeWish(exclude_weekdays=excluded).to_args()
+            await self.search_after_offers()
             return True
         if u.has("no"):
             self.state.stage, self.state.goal = "idle", None
@@ -429,6 +444,9 @@ class _Run:
 
     async def by_intent(self, u: Understanding) -> bool:
         state = self.state
+        if u.unknown_question:
+            await self.unknown_question()
+            return True
         handled = False
         if u.question:
             await self.answer(u)
@@ -487,22 +505,45 @@ class _Run:
         else:
             self.state.stage = "idle"
 
-    async def handoff(self) -> None:
+    async def handoff(self, question: str | None = None) -> None:
+        """Hand the patient to the staff; ``question`` is one the receptionist could not answer
+        (kept in the interaction log for the staff, never in the alert text)."""
         self.say("handoff", phone=self.clinic.phone)
         self.turn.handoff = True
         self.state.stage, self.state.goal = "idle", None
-        from voice_agent.store.tables import InteractionKind
-
+        details = {"reason": "patient asked for staff"}
+        if question:
+            details = {"reason": "question for the staff", "question": question[:200]}
         patient = await self.patient_or_none()
         await self.ctx.services.interactions.record(
             InteractionKind.transfer,
             channel=self.ctx.channel,
             patient_id=patient.id if patient else None,
-            details={"reason": "patient asked for staff"},
+            details=details,
         )
+        what = "has a question for" if question else "asked to talk to"
         await self.ctx.services.alerter.alert(
-            "handoff", f"[{self.ctx.channel}] a patient asked to talk to the staff"
+            "handoff", f"[{self.ctx.channel}] a patient {what} the staff"
         )
+
+    async def unknown_question(self) -> None:
+        """An honest "I don't know" instead of a misunderstanding loop: offer to pass the
+        question on (idle), or say how to reach the staff and go back to what we were doing."""
+        state = self.state
+        patient = await self.patient_or_none()
+        await self.ctx.services.interactions.record(
+            InteractionKind.information,
+            channel=self.ctx.channel,
+            patient_id=patient.id if patient else None,
+            details={"topic": "unanswered", "question": self.text[:200]},
+        )
+        if state.stage in ("idle", "start"):
+            state.unanswered = self.text[:MAX_QUESTION]
+            state.stage = "idle"
+            self.say("unknown_question", phone=self.clinic.phone)
+        else:
+            self.say("unknown_question_busy", phone=self.clinic.phone)
+            self.reprompt()
 
     # Booking -------------------------------------------------------------------------------------
 
@@ -581,7 +622,33 @@ class _Run:
         else:
             self.say("how_can_help")
 
-    async def search(self) -> None:
+    async def more(self, u: Understanding) -> bool:
+        """ "Other times" / "другие" / "outros": the next times after the last one offered,
+        under the wishes so far and any named now ("others, but in the afternoon")."""
+        if not u.has("more") or u.option is not None or u.clock is not None:
+            return False
+        if u.service_id and u.service_id != self.state.service_id:
+            return False  # another service altogether: a new search, not "more of the same"
+        self.absorb(u)
+        self.state.chosen = None
+        await self.search_after_offers()
+        return True
+
+    async def search_after_offers(self) -> None:
+        """Search past the latest offer: the rest of its day, then the days after it."""
+        state = self.state
+        last = max(((o["date"], o["time"]) for o in state.offers), default=None)
+        if last is None:
+            await self.search()
+            return
+        rest, later = TimeWish.from_args(state.wish).after(
+            date.fromisoformat(last[0]), time.fromisoformat(last[1])
+        )
+        await self.search([w.to_args() for w in (rest, later) if w is not None], after=True)
+
+    async def search(self, wishes: list[dict[str, Any]] | None = None, after: bool = False) -> None:
+        """Find and offer slots for the wishes (``state.wish`` unless ``wishes`` are given: then
+        each is tried in turn until one has free times)."""
         state = self.state
         if state.goal is None:
             state.goal = "book"
@@ -595,21 +662,30 @@ class _Run:
             state.stage = "ask_service"
             self.say("ask_service", services=self.service_list())
             return
-        arguments: dict[str, Any] = {"service": service, **state.wish}
+        common: dict[str, Any] = {"service": service}
         if state.doctor_id:
-            arguments["doctor"] = state.doctor_id
+            common["doctor"] = state.doctor_id
         if state.insurance_id:
-            arguments["insurance"] = state.insurance_id
+            common["insurance"] = state.insurance_id
         prefix = ""
-        if getattr(self, "today_asked", False) or (
-            state.wish.get("dates") and min(state.wish["dates"]) <= self.today.isoformat()
-        ):
-            prefix = self.text_of("same_day")
-            dates = [d for d in state.wish.get("dates", []) if d > self.today.isoformat()]
-            arguments.pop("dates", None)
-            if dates:
-                arguments["dates"] = dates
-        result = await self.call("find_slots", **arguments)
+        result: ToolResult | None = None
+        for wish in [state.wish] if wishes is None else wishes:
+            arguments = {**common, **wish}
+            if getattr(self, "today_asked", False) or (
+                wish.get("dates") and min(wish["dates"]) <= self.today.isoformat()
+            ):
+                prefix = self.text_of("same_day")
+                dates = [d for d in wish.get("dates", []) if d > self.today.isoformat()]
+                arguments.pop("dates", None)
+                if dates:
+                    arguments["dates"] = dates
+            result = await self.call("find_slots", **arguments)
+            if not result.ok or result.output.get("options"):
+                break
+        if result is None:  # the wishes leave no day after the last offer
+            state.stage = "ask_wish"
+            self.say("no_more_slots", service=self.service_name(service))
+            return
         if not result.ok:
             state.stage = "ask_wish"
             if prefix:
@@ -621,6 +697,7 @@ class _Run:
         if not options:
             state.stage = "ask_wish"
             key = "no_slots_insurance" if state.insurance_id else "no_slots"
+            key = "no_more_slots" if after else key
             plan = self.clinic.insurance(state.insurance_id) if state.insurance_id else None
             self.say(key, service=service_name, plan=plan.name if plan else "", prefix=prefix)
             return
@@ -880,6 +957,19 @@ class _Run:
         self.turn.parts.append(self.format_info(topic, result.output))
 
     def format_info(self, topic: str, output: dict[str, Any]) -> str:
+        if "services" in output and topic == "services" and len(output["services"]) == 1:
+            # "do you see children?": that service, who does it and what it costs.
+            s = output["services"][0]
+            plans = ", ".join(
+                self.text_of("plan_price", plan=p, price=v) for p, v in s["with_insurance"].items()
+            )
+            return self.text_of(
+                "info_service",
+                service=s["service"],
+                doctors=", ".join(s["doctors"]),
+                price=s["private_price"],
+                plans=self.text_of("plans_part", plans=plans) if plans else "",
+            )
         if "services" in output and topic in ("prices", "services", "insurances"):
             lines = []
             for s in output["services"]:
@@ -919,6 +1009,10 @@ class _Run:
                     title=d["title"],
                     services=", ".join(d["services"]),
                     hospitals=", ".join(d["hospitals"]),
+                    days=", ".join(
+                        WEEKDAYS[language_or_default(self.lang)][WEEKDAY_IDS.index(day)]
+                        for day in d.get("works_on", [])
+                    ),
                 )
                 for d in output["doctors"]
             )
@@ -935,6 +1029,8 @@ class _Run:
             )
             return self.text_of("info_hospitals", lines=lines)
         if "hours" in output:
+            if not output["hours"]:  # the clinic file does not say: no guessing
+                return self.text_of("unknown_question_busy", phone=self.clinic.phone)
             return self.text_of("info_hours", hours=output["hours"])
         if "not_found" in output:
             return self.text_of("unknown_service", services=", ".join(output["services"]))

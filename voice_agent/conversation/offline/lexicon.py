@@ -6,7 +6,7 @@ Patterns are data: adding a phrasing is adding a line here, with a test in tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Intents, in priority order when several match (the dialogue reads them as a set).
 INTENTS = (
@@ -25,6 +25,8 @@ INTENTS = (
     "ask_hours",
     "ask_address",
     "ask_services",
+    "ask_accepts",
+    "more",
     "reject",
     "yes",
     "no",
@@ -69,7 +71,13 @@ class Lexicon:
     """Required before an ordinal word when it could also be a weekday (pt-BR "a segunda")."""
     name_prefixes: tuple[str, ...]
     private: str
-    extra_period_hints: dict[str, str] = field(default_factory=dict)
+    question: str
+    """A message phrased as a question even without "?" ("do you…", "есть ли…", "vocês têm…")."""
+    after_lunch: str
+    """"After lunch": from 13:00 on (``nlu.LUNCH_END``), not the whole afternoon period."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(pattern, word): everyday words rewritten to the clinic's vocabulary before services are
+    looked up ("детей" → "ребенок", "kids" → "child")."""
 
 
 _PT = Lexicon(
@@ -127,7 +135,6 @@ _PT = Lexicon(
         "ask_insurances": (
             r"\bconvenio",
             r"\bplano(s)? de saude\b",
-            r"\baceita(m)?\b",
             r"\batende(m)? (pelo|por|o) (plano|convenio)",
         ),
         "ask_hospitals": (r"\bhospita(l|is)\b",),
@@ -142,23 +149,35 @@ _PT = Lexicon(
             r"\bque horas (voces )?(abre|abrem|fecha|fecham)\b",
             r"\b(abre|abrem|fecha|fecham|funciona|funcionam) (que horas|ate|aos|no|sabado)",
             r"\bexpediente\b",
+            r"\b(abre|abrem|funciona|funcionam|atende|atendem|trabalha|trabalham|abert[ao]s?)"
+            r"( \w+){0,3} (sabados?|domingos?|feriados?|fi(m|nal) de semana)\b",
+            r"\bate que horas\b",
+            r"\ba partir de que horas\b",
         ),
         "ask_address": (
             r"\bendereco\b",
             r"\bonde (fica|ficam|voces ficam|e a clinica)\b",
             r"\blocalizacao\b",
             r"\btelefone da clinica\b",
+            r"\b(qual|quais) (e )?(o )?(seu |numero de )?(telefone|whatsapp|contato|e-?mail)\b",
+            r"\bcomo (eu )?(chego|chegar|falo com voces|entro em contato)\b",
         ),
         "ask_services": (
             r"\bquais (sao )?(os )?(servicos|especialidades|exames)\b",
             r"\bo que voces (fazem|atendem)\b",
         ),
+        # Resolved once entities are known: a plan → insurances, a service → services.
+        "ask_accepts": (r"\baceita(m)?\b", r"\batende(m)?\b", r"\btrata(m)?\b"),
+        "more": (
+            r"\boutr[ao]s?\b(?! (medic|doutor|dr|especial|servic|exame|clinica|plano|convenio))",
+            r"\bmais (opcoes|horarios|datas)\b",
+            r"\btem mais\b",
+            r"\bmais tarde\b",
+            r"\bproxim[ao]s (horarios|opcoes|datas)\b",
+        ),
         "reject": (
             r"\bnenhu(m|ma)\b",
-            r"\b(outro|outros) (horario|horarios|dia|dias|opcoes)\b",
-            r"\boutras? (opcoes|datas|opcao|data)\b",
             r"\bnao (serve|servem|da|posso|consigo|me serve|funciona)\b",
-            r"\bmais tarde\b",
             r"\bmais cedo\b",
         ),
         "yes": (
@@ -206,7 +225,7 @@ _PT = Lexicon(
     next_before=r"\b(proxim[ao]|nest[ae]|ess[ae])\s*$",
     periods={
         "morning": r"\b(manha|cedo)\b|\bantes do almoco\b",
-        "afternoon": r"\btarde\b|\bdepois do almoco\b",
+        "afternoon": r"\btarde\b",
         "evening": r"\bnoite\b",
     },
     period_blockers=r"\bbo(m|a) (dia|tarde|noite)\b|\bmais tarde\b|\bmais cedo\b",
@@ -256,6 +275,12 @@ _PT = Lexicon(
         r"nome:",
     ),
     private=r"\bparticular\b|\bsem (convenio|plano)\b",
+    question=(
+        r"^(e )?(voces|voce|vcs|tem|ha|existe|posso|pode|da pra|qual|quais|onde|como|quando"
+        r"|quem|por que|porque|e possivel|aceitam|atendem|fazem|trabalham)\b"
+    ),
+    after_lunch=r"\b(depois|apos) (do|o) almoco\b",
+    aliases=((r"\b(criancas|infantil|infantis)\b", "crianca"), (r"\bbebes\b", "bebe")),
 )
 
 _RU = Lexicon(
@@ -301,18 +326,13 @@ _RU = Lexicon(
         ),
         "book_weak": (r"\bпри[её]м\w*", r"\bконсультац\w*", r"\bврач\w*"),
         "ask_prices": (r"\bсколько стоит\b", r"\bцен(а|ы|у)\b", r"\bстоимост\w*", r"\bпрайс\w*"),
-        "ask_insurances": (
-            r"\bстрахов\w*",
-            r"\bдмс\b",
-            r"\bполис\w*",
-            r"\bпринимаете\b",
-            r"\bработаете с\b",
-        ),
+        "ask_insurances": (r"\bстрахов\w*", r"\bдмс\b", r"\bполис\w*"),
         "ask_hospitals": (r"\bбольниц\w*", r"\bгоспитал\w*", r"\bстационар\w*"),
         "ask_doctors": (
             r"\bкакие (у вас )?врачи\b",
             r"\bврачи\b",
-            r"\bдоктора\b",
+            # "доктора" is also "(at) the doctor's": "у доктора Лимы" asks for nobody's list.
+            r"\b(какие|ваши|все|кто) (у вас )?доктора\b",
             r"\bкто ведет\b",
         ),
         "ask_hours": (
@@ -321,21 +341,38 @@ _RU = Lexicon(
             r"\bво сколько (вы )?(открываетесь|закрываетесь|работаете)\b",
             r"\b(график|режим) работы\b",
             r"\bдо скольки\b",
+            r"\b(работаете|работает|открыт\w*|принимаете)( \w+){0,3} (суббот|воскресень|выходн"
+            r"|праздник)\w*",
+            r"\bв какие дни\b",
+            r"\bс (какого|скольки) часа\b",
         ),
         "ask_address": (
             r"\bадрес\w*",
             r"\bгде (вы )?(находитесь|наход\w*)\b",
             r"\bкак (до вас )?добраться\b",
+            r"\b(какои|ваш) (у вас )?(номер )?(телефон\w*|номер|email|имеил|почта)\b",
+            r"\bномер телефона\b",
+            r"\bкак (с вами )?связаться\b",
         ),
         "ask_services": (r"\bкакие (у вас )?(услуги|специалисты)\b", r"\bчто вы лечите\b"),
+        "ask_accepts": (
+            r"\bпринимаете\b",
+            r"\bработаете с\b",
+            r"\bлечите\b",
+            r"\bведете\b",
+        ),
+        "more": (
+            r"\bдруг(ие|ое|ои|ую|ая|ого|ом)\b(?! (врач|доктор|специалист|услуг|клиник|страхов))",
+            r"\bещ[её] (вариант\w*|время|что-нибудь|что-то)\b",
+            r"\bесть ещ[её]\b",
+            r"\bпозже\b",
+        ),
         "reject": (
             r"\bне подход\w*",
             r"\bни один\b",
             r"\bничего не подходит\b",
-            r"\bдруг(ие|ое|ои|ой) (вариант\w*|время|день|дни|дату)\b",
             r"\bне могу\b",
             r"\bне получится\b",
-            r"\bпозже\b",
             r"\bпораньше\b",
         ),
         "yes": (
@@ -369,7 +406,7 @@ _RU = Lexicon(
     next_before=r"\b(следующ\w*|ближаиш\w*|эт(от|у|ом))( в| во)?\s*$",
     periods={
         "morning": r"\bутр\w*|\bс утра\b|\bдо обеда\b",
-        "afternoon": r"\bдн[её]м\b|\bпосле обеда\b|\bдневн\w*",
+        "afternoon": r"\bдн[её]м\b|\bдневн\w*",
         "evening": r"\bвечер\w*",
     },
     period_blockers=r"\bдобр(ыи|ое) (день|утро|вечер)\b|\bдоброго (дня|утра|вечера)\b",
@@ -408,6 +445,15 @@ _RU = Lexicon(
     ordinal_prefix=r"",
     name_prefixes=(r"меня зовут", r"мо[её] имя", r"это", r"я", r"имя:"),
     private=r"\bплатн\w*|\bза свои\b|\bбез (страховки|полиса)\b|\bчастн\w*",
+    question=(
+        r"^(а |и )?(есть ли|у вас (есть|можно)|можно ли|можно|как|где|когда|кто|что|почему|зачем"
+        r"|какои|какая|какое|какие|сколько|вы)\b|\b\w+ ли\b"
+    ),
+    after_lunch=r"\bпосле (обеда|ланча)\b",
+    aliases=(
+        (r"\bдет(и|еи|ям|ьми|ях|ск\w*)\b", "ребенок"),
+        (r"\b(ребенк\w*|младен\w*|малыш\w*)", "ребенок"),
+    ),
 )
 
 _EN = Lexicon(
@@ -456,12 +502,7 @@ _EN = Lexicon(
         ),
         "book_weak": (r"\bappointment\b", r"\bconsultation\b", r"\bvisit\b"),
         "ask_prices": (r"\bhow much\b", r"\bprices?\b", r"\bcosts?\b", r"\bfees?\b"),
-        "ask_insurances": (
-            r"\binsurances?\b",
-            r"\bhealth plans?\b",
-            r"\bdo you (accept|take)\b",
-            r"\bcovered\b",
-        ),
+        "ask_insurances": (r"\binsurances?\b", r"\bhealth plans?\b", r"\bcovered\b"),
         "ask_hospitals": (r"\bhospitals?\b",),
         "ask_doctors": (r"\bwhich doctors\b", r"\bwho are the doctors\b", r"\bdoctors\b"),
         "ask_hours": (
@@ -470,20 +511,30 @@ _EN = Lexicon(
             r"\bwhen (are|do) you (open|close)\b",
             r"\bwhat time do you (open|close)\b",
             r"\byour hours\b",
+            r"\b(are|is) (you|the clinic) open\b",
+            r"\b(open|work|working)( \w+){0,2} (saturdays?|sundays?|weekends?|holidays?)\b",
         ),
         "ask_address": (
             r"\baddress\b",
             r"\bwhere (are you|is the clinic)\b",
             r"\blocat(ed|ion)\b",
+            r"\b(your|the clinic'?s?) (phone|phone number|number|e-?mail)\b",
+            r"\bhow (can|do) i (reach|contact|call) you\b",
         ),
         "ask_services": (r"\bwhat services\b", r"\bwhich (services|specialties)\b"),
+        "ask_accepts": (r"\bdo you (accept|take|see|treat)\b", r"\bdo you work with\b"),
+        "more": (
+            r"\bany others?\b",
+            r"\bothers\b",
+            r"\b(other|another|different|more) (times?|days?|options?|slots?|dates?|ones?)\b",
+            r"\bsomething else\b",
+            r"\bshow me more\b",
+            r"\blater\b",
+        ),
         "reject": (
             r"\bnone\b",
             r"\bneither\b",
-            r"\b(other|another|different) (times?|days?|options?|slots?|dates?)\b",
             r"\b(doesn'?t|don'?t|does not|do not|won'?t) work\b",
-            r"\bsomething else\b",
-            r"\blater\b",
             r"\bearlier\b",
         ),
         "yes": (
@@ -521,7 +572,7 @@ _EN = Lexicon(
     next_before=r"\b(next|this|coming)\s*$",
     periods={
         "morning": r"\bmornings?\b|\bbefore lunch\b",
-        "afternoon": r"\bafternoons?\b|\bafter lunch\b",
+        "afternoon": r"\bafternoons?\b",
         "evening": r"\bevenings?\b|\bnight\b",
     },
     period_blockers=r"\bgood (morning|afternoon|evening|night)\b",
@@ -564,6 +615,12 @@ _EN = Lexicon(
     ordinal_prefix=r"",
     name_prefixes=(r"my name is", r"my name'?s", r"i'?m", r"i am", r"this is", r"name:", r"it'?s"),
     private=r"\bprivate(ly)?\b|\bself-?pay\b|\bno insurance\b|\bwithout insurance\b",
+    question=(
+        r"^(and |so )?(do|does|is|are|can|could|may|will|would|what|what'?s|where|when|who|why"
+        r"|how|which|have|has)\b"
+    ),
+    after_lunch=r"\bafter lunch(time)?\b",
+    aliases=((r"\b(children|kids?|toddlers?|infants?)\b", "child"), (r"\bbabies\b", "baby")),
 )
 
 LEXICONS: dict[str, Lexicon] = {"pt-BR": _PT, "ru": _RU, "en": _EN}

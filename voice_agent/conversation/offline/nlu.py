@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from functools import cache
 from typing import Any
@@ -23,6 +23,10 @@ WEEKDAY_IDS = tuple(w.value for w in Weekday)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 PHONE = re.compile(r"(?<![\w@])\+?\d[\d\s().-]{7,}\d(?![\w@])")
 CLOCK = re.compile(r"\b([01]?\d|2[0-3])(?::|h)([0-5]\d)\b")
+_QUESTION_WORD = re.compile(r"\b[a-z\u0430-\u044f]{2,}\b")
+"""Words of our scripts: "hmm 漢字 ???" is not a question we could route."""
+LUNCH_END = time(13, 0)
+""""After lunch" / "после обеда" / "depois do almoço": appointments from this time on."""
 
 
 @dataclass
@@ -79,6 +83,50 @@ class TimeWish:
         merged.today_asked = self.today_asked
         return merged
 
+    def allows_day(self, day: date) -> bool:
+        """Whether the day wishes (dates, range, weekdays, exclusions) allow ``day``."""
+        if (self.dates and day not in self.dates) or (self.date_from and day < self.date_from):
+            return False
+        if self.date_to and day > self.date_to:
+            return False
+        weekday = WEEKDAY_IDS[day.weekday()]
+        if self.weekdays and weekday not in self.weekdays:
+            return False
+        return weekday not in self.exclude_weekdays
+
+    def after(self, day: date, at: time) -> tuple[TimeWish | None, TimeWish | None]:
+        """These wishes moved past a slot offered on ``day`` at ``at``: the rest of that day,
+        and the days after it. Either is None when the wishes leave nothing there.
+
+        ``find_slots`` filters days and clock times separately, so "after Tuesday 10:00" takes
+        two searches: Tuesday from 10:01, then from Wednesday on.
+        """
+        rest: TimeWish | None = None
+        if self.allows_day(day) and at < time(23, 59):
+            start = time(at.hour, at.minute + 1) if at.minute < 59 else time(at.hour + 1, 0)
+            earliest = max(self.earliest or start, start)
+            if self.latest is None or earliest < self.latest:
+                rest = replace(
+                    self,
+                    dates=[day],
+                    date_from=None,
+                    date_to=None,
+                    weekdays=[],
+                    earliest=earliest,
+                    today_asked=False,
+                )
+        following = day + timedelta(days=1)
+        later = replace(
+            self,
+            dates=[d for d in self.dates if d >= following],
+            date_from=max(self.date_from or following, following),
+            today_asked=False,
+        )
+        left = any(later.allows_day(d) for d in later.dates) if self.dates else True
+        if not left or (self.date_to and self.date_to < following):
+            return rest, None
+        return rest, later
+
     def to_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {}
         if self.dates:
@@ -113,6 +161,9 @@ class TimeWish:
         )
 
 
+_SMALL_TALK = frozenset({"greeting", "thanks", "yes", "no"})
+
+
 @dataclass
 class Understanding:
     intents: set[str] = field(default_factory=set)
@@ -129,9 +180,21 @@ class Understanding:
     clock: time | None = None
     """A clock time said alone ("the 10:30 one"), to match an offer."""
     weekday_mentions: list[str] = field(default_factory=list)
+    asks: bool = False
+    """Phrased as a question ("…?", "do you…", "есть ли…", "vocês têm…")."""
 
     def has(self, *intents: str) -> bool:
         return any(i in self.intents for i in intents)
+
+    @property
+    def unknown_question(self) -> bool:
+        """A question about nothing the receptionist knows or does ("do you have parking?")."""
+        if not self.asks or self.question is not None:
+            return False
+        if self.intents - _SMALL_TALK:
+            return False
+        entities = (self.service_id, self.doctor_id, self.insurance_id, self.email, self.phone)
+        return not any(entities) and self.option is None and self.clock is None and self.wish.empty
 
     @property
     def question(self) -> str | None:
@@ -183,10 +246,14 @@ def parse(
         if any(_rx(p).search(without_email) for p in lex.intents.get(intent, ())):
             found.intents.add(intent)
     _refine_intents(found, without_email, lex)
-    found.service_id = _find_service(clinic, without_email)
+    found.service_id = _find_service(clinic, _with_aliases(without_email, lex))
     found.doctor_id = _find_doctor(clinic, without_email)
     found.insurance_id = _find_insurance(clinic, without_email)
     found.private = bool(_rx(lex.private).search(without_email))
+    found.asks = bool(_rx(lex.question).search(without_email)) or (
+        text.rstrip().endswith("?") and len(_QUESTION_WORD.findall(without_email)) >= 2
+    )
+    _resolve_questions(found)
     found.name = extract_name(text, language, prefixed_only=True)
     rest = without_email
     if expecting_choice:
@@ -239,6 +306,31 @@ def _refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
         intents.discard("no" if yes_first else "yes")
     if "reject" in intents and "yes" in intents:
         intents.discard("yes")
+
+
+def _with_aliases(text: str, lex: Lexicon) -> str:
+    for pattern, word in lex.aliases:
+        text = _rx(pattern).sub(word, text)
+    return text
+
+
+def _resolve_questions(found: Understanding) -> None:
+    """What a question asks once its entities are known: "do you accept Amil?" asks about plans,
+    "вы принимаете детей?" about a service; "do you accept cards?" is not ours to answer."""
+    intents = found.intents
+    if "ask_accepts" in intents:
+        intents.discard("ask_accepts")
+        if found.question is None:
+            if found.insurance_id:
+                intents.add("ask_insurances")
+            elif found.service_id:
+                intents.add("ask_services")
+            else:
+                found.asks = True
+    if "ask_hours" in intents and found.doctor_id:
+        # "does Dr. Lima work on Saturdays?": that doctor's days, not the clinic's hours.
+        intents.discard("ask_hours")
+        intents.add("ask_doctors")
 
 
 def _without_dates(text: str, lex: Lexicon) -> str:
@@ -326,6 +418,8 @@ def parse_when(text: str, language: str, today: date) -> tuple[TimeWish, list[st
     if excluded and not wish.periods:
         wish.periods = [p for p in ("morning", "afternoon", "evening") if p not in excluded]
     clock = _clock_wishes(text, lex, language, wish)
+    if wish.earliest is None and _rx(lex.after_lunch).search(text):
+        wish.earliest = LUNCH_END
     return wish, _unique(mentions), clock
 
 
@@ -511,9 +605,7 @@ def _index(clinic: Clinic) -> _ClinicIndex:
     )
     doctors = []
     for doctor in clinic.doctors:
-        name_words = [w for w in _words(fold(doctor.name)).split() if w not in _TITLES]
-        surnames = [w for w in name_words[1:] if len(w) >= 4] or name_words
-        doctors.append((doctor.id, frozenset(surnames)))
+        doctors.append((doctor.id, frozenset(name_key(w) for w in _surnames(doctor.name))))
     index = _ClinicIndex(services, insurances, tuple(doctors))
     if len(_INDEXES) > 16:
         _INDEXES.clear()
@@ -560,9 +652,61 @@ def _find_insurance(clinic: Clinic, text: str) -> str | None:
 
 
 def _find_doctor(clinic: Clinic, text: str) -> str | None:
-    words = set(_words(text).split())
-    matches = [doctor_id for doctor_id, names in _index(clinic).doctors if names & words]
+    """The one doctor whose surname the text mentions, in any script and (Russian) any case:
+    "Dr. Lima", "к доктору Лиме", "Ана Соуза", "Ivanova" for "Иванова"."""
+    said = [(name_key(w), bool(_CYRILLIC.search(w))) for w in set(_words(text).split())]
+    matches = [
+        doctor_id
+        for doctor_id, names in _index(clinic).doctors
+        if any(_same_name(key, name, inflected) for key, inflected in said for name in names)
+    ]
     return matches[0] if len(matches) == 1 else None
+
+
+def _surnames(name: str) -> list[str]:
+    """ "Dra. Ana Souza" → souza; "Иванова Мария Петровна" (surname first) → иванова."""
+    words = [w for w in _words(fold(name)).split() if w not in _TITLES]
+    if len(words) >= 3 and _PATRONYMIC.search(words[-1]):
+        return words[:1]
+    return [w for w in words[1:] if len(w) >= 4] or words
+
+
+_PATRONYMIC = re.compile(r"(вна|вич|ична|ьич|ovna|evna|ovich|evich)$")
+_TRANSLIT = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ж": "zh", "з": "z",
+        "и": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o", "п": "p",
+        "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts", "ч": "ch",
+        "ш": "sh", "щ": "shch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu", "я": "ya",
+    }
+)  # fmt: skip
+_RU_ENDINGS = frozenset(
+    "a ia u iu e i oi ei om em im oiu eiu uiu ogo ego omu emu ikh am iam ami akh iakh ov ev".split()  # noqa: SIM905
+)
+"""Russian case endings of a name, transliterated as ``name_key`` spells them."""
+
+
+def name_key(word: str) -> str:
+    """A folded name word in one rough Latin spelling, so that "Силва" == "Silva" and
+    "Соуза" == "Souza": Cyrillic transliterated, then c/k/q, z/s, y/i, w/v, ph/f, th/t, doubled
+    letters and ж/j made alike."""
+    key = fold(word).translate(_TRANSLIT)
+    for old, new in (("zh", "j"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("qu", "k")):
+        key = key.replace(old, new)
+    key = re.sub(r"c(?=[eiy])", "s", key).replace("c", "k").replace("w", "v").replace("x", "ks")
+    key = key.replace("y", "i").replace("z", "s")
+    return re.sub(r"(.)\1+", r"\1", key)
+
+
+def _same_name(said: str, name: str, inflected: bool) -> bool:
+    """Whether a word (as ``name_key``) is this surname; a Cyrillic word may be inflected
+    ("Силве", "Лимы", "Ивановой" for Silva, Lima, Иванова)."""
+    if said == name:
+        return True
+    if not inflected:
+        return False
+    stem = name[:-1] if name[-1:] in ("a", "e", "i", "o", "u") else name
+    return len(stem) >= 3 and said.startswith(stem) and said[len(stem) :] in _RU_ENDINGS
 
 
 def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> str | None:
