@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -158,6 +159,25 @@ def test_conversation_state_survives_a_restart(tmp_path: Path) -> None:
         assert "Posso marcar" in _whatsapp(client, "a primeira")
         assert "marcado" in _whatsapp(client, "sim")
     restarted.close()
+
+
+def test_an_unanswered_question_reaches_the_staff_only_if_the_patient_agrees(
+    tmp_path: Path,
+) -> None:
+    services = _services(tmp_path / "questions.db")
+    with TestClient(create_app(services.settings, services), client=LOCAL) as client:
+        assert "não tenho essa informação" in _whatsapp(client, "vocês têm estacionamento?")
+        _whatsapp(client, "não, obrigada")
+        assert "não tenho essa informação" in _whatsapp(client, "aceitam cartão de crédito?")
+        assert "nossa equipe" in _whatsapp(client, "sim, por favor")
+    rows = [(row.kind, json.loads(row.details)) for row in services.interactions.recent()]
+    services.close()
+    transfers = [details for kind, details in rows if kind == "transfer"]
+    assert transfers == [
+        {"reason": "question for the staff", "question": "aceitam cartão de crédito?"}
+    ]
+    unanswered = [d["question"] for kind, d in rows if d.get("topic") == "unanswered"]
+    assert sorted(unanswered) == ["aceitam cartão de crédito?", "vocês têm estacionamento?"]
 
 
 def test_the_verified_sender_cannot_be_changed_by_the_message(client: TestClient) -> None:
