@@ -220,3 +220,45 @@ async def test_waiter_times_out_with_asyncio_timeout() -> None:
         async with asyncio.timeout(0.01):
             await waiter.wait_drained("a")
     assert waiter._waiters == []
+
+
+def test_spaced_marks_follow_every_n_bytes_and_each_new_item() -> None:
+    tracker = PlaybackTracker(mark_every=800)
+    marks = [tracker.on_audio_sent("a", 160) for _ in range(10)]
+    # The first frame is marked (nothing pending), then one mark per 800 bytes.
+    assert [m is not None for m in marks] == [True] + [False] * 4 + [True] + [False] * 4
+    assert tracker.has_unplayed_audio and tracker.current_item_id == "a"
+    assert tracker.on_audio_sent("b", 160) is not None  # a new item is marked at once
+    assert not tracker.is_drained("a")
+    tail = tracker.flush_mark("a")
+    assert tail is not None and tracker.flush_mark("a") is None
+    tracker.on_mark(tail)
+    assert tracker.all_played("a") and tracker.played_ms("a") == 200
+
+
+def test_unmarked_audio_still_counts_as_unplayed_and_is_cleared_on_barge_in() -> None:
+    tracker = PlaybackTracker(mark_every=800)
+    first = tracker.on_audio_sent("a", 160)
+    assert first is not None
+    assert tracker.on_audio_sent("a", 160) is None
+    tracker.on_mark(first)  # the marked part played; 20 ms were sent after it
+    assert tracker.has_unplayed_audio and tracker.current_item_id == "a"
+    assert not tracker.is_drained("a")
+    truncation = tracker.barge_in()
+    assert truncation == Truncation("a", 0, 20)
+    assert not tracker.has_unplayed_audio
+    assert tracker.should_drop("a") and tracker.flush_mark("a") is None
+    assert tracker.is_drained("a") and not tracker.all_played("a")
+
+
+def test_flush_marks_covers_every_item_with_a_tail() -> None:
+    tracker = PlaybackTracker(mark_every=800)
+    assert tracker.flush_marks() == []
+    tracker.on_audio_sent("a", 160)
+    tracker.on_audio_sent("a", 160)
+    tracker.on_audio_sent("b", 160)
+    tracker.on_audio_sent("b", 160)
+    names = tracker.flush_marks()
+    assert len(names) == 2 and tracker.flush_marks() == []
+    tracker.on_mark(names[-1])
+    assert tracker.all_played("a") and tracker.all_played("b")

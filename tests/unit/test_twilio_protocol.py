@@ -17,12 +17,14 @@ from voice_agent.voice.twilio_protocol import (
     Mark,
     Media,
     MediaFormat,
+    OutboundFrames,
     Start,
     Stop,
     clear_frame,
     mark_frame,
     media_frame,
     parse_twilio_frame,
+    read_inbound,
 )
 
 SID = "MZ0123456789abcdef0123456789abcdef"
@@ -249,3 +251,41 @@ def test_media_parsing_is_fast_enough() -> None:
         parse_twilio_frame(text)
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5, f"{n} media frames took {elapsed:.3f}s"
+
+
+def test_read_inbound_gives_audio_and_mark_names_and_else_the_full_parse() -> None:
+    frames = _frames()
+    assert read_inbound(json.dumps(frames["media"])) == AUDIO
+    assert read_inbound(json.dumps(frames["mark"]).encode()) == "resp_1:7"
+    for kind in ("connected", "start", "dtmf", "stop"):
+        assert read_inbound(json.dumps(frames[kind])) == EXPECTED[kind]
+
+
+@pytest.mark.parametrize(("label", "text"), _mutations(), ids=[c[0] for c in _mutations()])
+def test_read_inbound_never_raises_on_malformed_frames(label: str, text: str | bytes) -> None:
+    result = read_inbound(text)
+    # Only the fields the hot path needs are checked; anything else is the full parser's error.
+    assert isinstance(result, (FrameError, bytes, str)), label
+    if isinstance(result, bytes):
+        assert result == AUDIO and label.startswith("media:")
+    if isinstance(result, str):
+        assert result == "resp_1:7" and label.startswith("mark:")
+
+
+def test_read_inbound_rejects_what_parse_rejects_for_payload_and_name() -> None:
+    frame = _frames()["media"]
+    frame["media"]["payload"] = "secret!!"
+    assert read_inbound(json.dumps(frame)) == FrameError(
+        "media payload is not valid base64", "media"
+    )
+    mark = _frames()["mark"]
+    mark["mark"]["name"] = 7
+    assert isinstance(read_inbound(json.dumps(mark)), FrameError)
+
+
+def test_outbound_frames_of_a_stream_match_the_single_frame_builders() -> None:
+    for sid in (SID, 'MZ"}\\\n,"event":"x'):
+        frames = OutboundFrames(sid)
+        assert json.loads(frames.media(PAYLOAD)) == json.loads(media_frame(sid, PAYLOAD))
+        assert json.loads(frames.mark("42")) == json.loads(mark_frame(sid, "42"))
+        assert frames.clear() == clear_frame(sid)
