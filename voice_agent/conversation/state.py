@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from voice_agent.store.conversation_tables import ConversationRecord
@@ -20,6 +20,15 @@ from voice_agent.store.types import utcnow
 
 MAX_HISTORY = 40
 _TABLE = ConversationRecord.__table__  # type: ignore[attr-defined]
+# Built once: constructing a statement costs more than running it on SQLite.
+_LOAD = select(_TABLE.c.state).where(_TABLE.c.key == bindparam("key"))
+_UPDATE = (
+    update(_TABLE)
+    .where(_TABLE.c.key == bindparam("row_key"))
+    .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
+)
+_INSERT = insert(_TABLE)
+_DELETE = delete(_TABLE).where(_TABLE.c.key == bindparam("key"))
 
 
 class ConversationState(BaseModel):
@@ -79,7 +88,7 @@ class ConversationStore:
 
     def _load(self, key: str, channel: str) -> ConversationState:
         with self._engine.begin() as db:
-            payload = db.execute(select(_TABLE.c.state).where(_TABLE.c.key == key)).scalar()
+            payload = db.execute(_LOAD, {"key": key}).scalar()
         if payload is not None:
             try:
                 return ConversationState.model_validate_json(payload)
@@ -93,27 +102,28 @@ class ConversationStore:
         await asyncio.to_thread(self._save, key, state.channel, payload)
 
     def _save(self, key: str, channel: str, payload: str) -> None:
-        now = utcnow()
-        change = update(_TABLE).where(_TABLE.c.key == key).values(state=payload, updated_at=now)
+        change = {"row_key": key, "state": payload, "updated_at": utcnow()}
         with self._engine.begin() as db:
-            if db.execute(change).rowcount:
+            if db.execute(_UPDATE, change).rowcount:
                 return
+            row = {
+                "key": key,
+                "channel": channel,
+                "state": payload,
+                "updated_at": change["updated_at"],
+            }
             try:
                 with db.begin_nested():
-                    db.execute(
-                        insert(_TABLE).values(
-                            key=key, channel=channel, state=payload, updated_at=now
-                        )
-                    )
+                    db.execute(_INSERT, row)
             except IntegrityError:  # another process created the row first: ours is newer
-                db.execute(change)
+                db.execute(_UPDATE, change)
 
     async def forget(self, channel: str, session_key: str) -> None:
         key = state_key(channel, session_key)
 
         def _delete() -> None:
             with self._engine.begin() as db:
-                db.execute(delete(_TABLE).where(_TABLE.c.key == key))
+                db.execute(_DELETE, {"key": key})
 
         await asyncio.to_thread(_delete)
 

@@ -14,7 +14,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, insert, literal, select, text, union_all
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
@@ -53,6 +63,55 @@ _SEARCH_ROUNDS = 3
 """A search ranks again (at most this often) when other conversations took its candidates."""
 _CONTENDED = {"55P03", "40P01"}
 """PostgreSQL lock_not_available and deadlock_detected: others are claiming the same cells."""
+
+
+# Statements of the offer path, built once: constructing SQL expressions costs more per search
+# than running them on SQLite.
+_WHERE_BUSY = {
+    "doctors": bindparam("doctors", expanding=True),
+    "start": bindparam("start"),
+    "end": bindparam("end"),
+}
+_BUSY_PARTS = (
+    select(Appointment.doctor_id, Appointment.start, Appointment.end, literal(1)).where(
+        col(Appointment.doctor_id).in_(_WHERE_BUSY["doctors"]),
+        col(Appointment.status).in_(ACTIVE_STATUSES),
+        col(Appointment.start) < _WHERE_BUSY["end"],
+        col(Appointment.end) > _WHERE_BUSY["start"],
+    ),
+    select(Hold.doctor_id, Hold.start, Hold.end, literal(0)).where(
+        col(Hold.doctor_id).in_(_WHERE_BUSY["doctors"]),
+        col(Hold.expires_at) > bindparam("now"),
+        col(Hold.start) < _WHERE_BUSY["end"],
+        col(Hold.end) > _WHERE_BUSY["start"],
+    ),
+)
+_BUSY = union_all(*_BUSY_PARTS)
+"""Appointments (1 = counts as load) and live holds of some doctors over a span."""
+_BUSY_WITH_BLOCKS = union_all(
+    *_BUSY_PARTS,
+    select(CalendarBlock.doctor_id, CalendarBlock.start, CalendarBlock.end, literal(0)).where(
+        col(CalendarBlock.doctor_id).in_(_WHERE_BUSY["doctors"]),
+        col(CalendarBlock.end) > _WHERE_BUSY["start"],
+        col(CalendarBlock.start) < _WHERE_BUSY["end"],
+    ),
+)
+"""The same and the local calendar's blocks."""
+_PREVIOUS = (
+    select(Appointment.service_id, Appointment.doctor_id)
+    .where(
+        Appointment.patient_id == bindparam("patient"),
+        col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
+    )
+    .order_by(col(Appointment.start))
+)
+_RELEASE_CLAIMS = delete(SlotClaim).where(
+    col(SlotClaim.hold_id).in_(select(Hold.id).where(Hold.holder == bindparam("holder")))
+)
+_RELEASE_HOLDS = delete(Hold).where(Hold.holder == bindparam("holder"))
+_INSERT_HOLD = insert(_HOLD)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_INSERT_CLAIMS = insert(_SLOT_CLAIM)
 
 
 class BookingError(Exception):
@@ -336,43 +395,18 @@ class BookingService:
         if is_sqlite(self._engine):
             return
         for doctor_id in sorted(doctor_ids):
-            db.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"hold:{doctor_id}"}
-            )
+            db.execute(_ADVISORY_LOCK, {"key": f"hold:{doctor_id}"})
 
     def _read_busy(
         self, db: Connection, span: _Span, now: datetime
     ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
         """Appointments, live holds and (local calendar) blocks of the span's doctors, in one
         query; and the number of appointments per doctor."""
-        appointments = select(
-            Appointment.doctor_id, Appointment.start, Appointment.end, literal(1).label("booked")
-        ).where(
-            col(Appointment.doctor_id).in_(span.doctor_ids),
-            col(Appointment.status).in_(ACTIVE_STATUSES),
-            col(Appointment.start) < span.end,
-            col(Appointment.end) > span.start,
-        )
-        holds = select(Hold.doctor_id, Hold.start, Hold.end, literal(0)).where(
-            col(Hold.doctor_id).in_(span.doctor_ids),
-            col(Hold.expires_at) > now,
-            col(Hold.start) < span.end,
-            col(Hold.end) > span.start,
-        )
-        parts = [appointments, holds]
-        if self._blocks_in_db:
-            parts.append(
-                select(
-                    CalendarBlock.doctor_id, CalendarBlock.start, CalendarBlock.end, literal(0)
-                ).where(
-                    col(CalendarBlock.doctor_id).in_(span.doctor_ids),
-                    col(CalendarBlock.end) > span.start,
-                    col(CalendarBlock.start) < span.end,
-                )
-            )
         busy: defaultdict[str, list[Interval]] = defaultdict(list)
         load: defaultdict[str, int] = defaultdict(int)
-        for doctor_id, start, end, booked in db.execute(union_all(*parts)):
+        statement = _BUSY_WITH_BLOCKS if self._blocks_in_db else _BUSY
+        params = {"doctors": span.doctor_ids, "start": span.start, "end": span.end, "now": now}
+        for doctor_id, start, end, booked in db.execute(statement, params):
             busy[doctor_id].append(Interval(start, end))
             load[doctor_id] += booked
         return dict(busy), dict(load)
@@ -382,14 +416,7 @@ class BookingService:
         """The doctor the patient last saw (or is booked with) per service and per specialty."""
         if patient_id is None:
             return {}
-        rows = db.execute(
-            select(Appointment.service_id, Appointment.doctor_id)
-            .where(
-                Appointment.patient_id == patient_id,
-                col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
-            )
-            .order_by(col(Appointment.start))
-        ).all()
+        rows = db.execute(_PREVIOUS, {"patient": patient_id}).all()
         previous: dict[str, str] = {}
         for service_id, doctor_id in rows:
             if clinic.doctor(doctor_id) is None:
@@ -455,13 +482,13 @@ class BookingService:
         # SQLite: executemany is cheapest. PostgreSQL: one multi-row INSERT, so a collision
         # fails one statement rather than a psycopg pipeline.
         if is_sqlite(self._engine):
-            claim, params = insert(_SLOT_CLAIM), claims
+            claim, params = _INSERT_CLAIMS, claims
         else:
-            claim, params = insert(_SLOT_CLAIM).values(claims), None
+            claim, params = _INSERT_CLAIMS.values(claims), None
         for attempt in (1, 2):
             try:
                 with db.begin_nested():
-                    db.execute(insert(_HOLD), hold)
+                    db.execute(_INSERT_HOLD, hold)
                     db.execute(claim, params)
                 break
             except IntegrityError:
@@ -483,9 +510,8 @@ class BookingService:
     @staticmethod
     def _release_in(db: Connection, holder: str) -> None:
         """Drop this holder's holds and their claims (two statements, no read first)."""
-        own = select(Hold.id).where(Hold.holder == holder)
-        db.execute(delete(SlotClaim).where(col(SlotClaim.hold_id).in_(own)))
-        db.execute(delete(Hold).where(Hold.holder == holder))
+        db.execute(_RELEASE_CLAIMS, {"holder": holder})
+        db.execute(_RELEASE_HOLDS, {"holder": holder})
 
     def _release_holds(self, holder: str) -> None:
         with self._engine.begin() as db:
