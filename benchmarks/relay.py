@@ -66,6 +66,23 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ZERO_MASK = b"\x00\x00\x00\x00"  # valid (if not secret) client mask: masking is a no-op
 
 
+# The app under cProfile; uvicorn re-raises SIGTERM after its shutdown, so exit from there.
+CPROFILE = """
+import cProfile, signal, sys
+from voice_agent.cli import app
+def leave(*_):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, leave)
+profiler = cProfile.Profile()
+profiler.enable()
+try:
+    app(sys.argv[1:])
+finally:
+    profiler.disable()
+    profiler.dump_stats(%r)
+"""
+
+
 # Minimal websocket framing ------------------------------------------------------------------
 
 
@@ -432,9 +449,20 @@ class RealtimeServer:
 # The run ------------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def syscalls(pid: int) -> tuple[int, int]:
+    """(read, write) system calls of a process so far (reads include recv, writes send)."""
+    values = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(values["syscr"]), int(values["syscw"])
 
 
 def machine_idle() -> tuple[float, float]:
@@ -540,8 +568,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             "VOICE_AGENT_MAX_CALL_SECONDS": "3600",
             "NO_PROXY": "127.0.0.1,localhost",
         }
+        command = ["-m", "voice_agent", "serve", "--port", str(app_port)]
+        if args.cprofile:
+            command = ["-c", CPROFILE % args.cprofile, *command[2:]]
         app = subprocess.Popen(
-            [sys.executable, "-m", "voice_agent", "serve", "--port", str(app_port)],
+            [sys.executable, *command],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -582,8 +613,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             cpu0, own0, machine0 = cpu_seconds(app.pid), time.process_time(), machine_idle()
+            io0, split0 = syscalls(app.pid), cpu_split(app.pid)
             await asyncio.sleep(args.seconds)
             cpu1, own1, machine1 = cpu_seconds(app.pid), time.process_time(), machine_idle()
+            io1, split1 = syscalls(app.pid), cpu_split(app.pid)
             elapsed = time.monotonic() - began
             busy_rss = rss_mb(app.pid)
             stop.set()
@@ -618,6 +651,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "inbound_with_batching_ms": summary(stats.inbound_all),
         "outbound_ms": summary(stats.outbound),
         "speech_start_to_clear_ms": summary(barge_latencies(stats)),
+        "app_syscalls_per_call_second": {
+            "read": round((io1[0] - io0[0]) / elapsed / args.calls, 1),
+            "write": round((io1[1] - io0[1]) / elapsed / args.calls, 1),
+        },
+        "app_cpu_system_share_pct": round(
+            100 * (split1[1] - split0[1]) / max(1e-9, cpu1 - cpu0), 1
+        ),
         "app_cpu_cores": round(app_cores, 4),
         "app_cpu_idle_cores": round(idle_cores, 4),
         "cpu_per_call_pct_of_core": round(100 * app_cores / args.calls, 3),
@@ -635,7 +675,10 @@ def main() -> None:
     parser.add_argument("--barge-every", type=float, default=2.0)
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--profile", help="py-spy raw profile of the app over the window")
+    parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
     args = parser.parse_args()
+    if args.cprofile:
+        args.cprofile = os.path.abspath(args.cprofile)  # the app runs in a temporary folder
     try:
         import uvloop  # the load generator must stay cheap
 

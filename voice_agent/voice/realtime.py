@@ -24,6 +24,7 @@ from voice_agent.settings import Settings
 from voice_agent.voice.relay_sockets import RelayClientConnection
 
 JsonEvent = dict[str, Any]
+_scan = json.JSONDecoder().scan_once
 
 
 def session_config(
@@ -129,12 +130,13 @@ class RealtimeLink:
     async def events(self) -> AsyncIterator[JsonEvent]:
         """Server events as dicts, until the connection closes (``ConnectionClosed``)."""
         socket = self._socket
-        loads = json.loads
         while True:
             try:
                 raw = await (socket.recv(True) if socket is not None else self._recv_text())
-                event = loads(raw)
-            except ValueError:  # not JSON, or not UTF-8: skip it
+                event, end = _scan(raw, 0)  # json.loads without its wrapper's regex matches
+                if end != len(raw):
+                    event = json.loads(raw)
+            except (StopIteration, ValueError, RecursionError):  # not JSON, or not UTF-8
                 continue
             if type(event) is dict:
                 yield event

@@ -175,6 +175,7 @@ class RelayServerProtocol(WebSocketsSansIOProtocol):
         self._fast = False
         self._checked = False
         self._buffer = bytearray()
+        self._max_size = _size_limit(self.conn)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -201,7 +202,7 @@ class RelayServerProtocol(WebSocketsSansIOProtocol):
             view = data
         pos, end = 0, len(view)
         queue = self.queue
-        max_size = _size_limit(self.conn)
+        max_size = self._max_size
         while True:
             bounds = _frame_end(view, pos, end)
             if bounds is None:
@@ -299,6 +300,7 @@ class RelayClientConnection(ClientConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._max_size = _size_limit(self.protocol)
         self._fast = False
         self._handshaking = True
         self._buffer = bytearray()
@@ -346,7 +348,7 @@ class RelayClientConnection(ClientConnection):
             view = data
         pos, end = 0, len(view)
         inbox = self._inbox
-        max_size = _size_limit(self.protocol)
+        max_size = self._max_size
         while True:
             bounds = _frame_end(view, pos, end)
             if bounds is None:
