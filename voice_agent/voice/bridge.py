@@ -27,12 +27,14 @@ from typing import Any, Literal, Protocol
 from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
+from voice_agent.clinic.model import SUPPORTED_LANGUAGES
+from voice_agent.conversation.language import detect_language
 from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_log import CallRecorder
-from voice_agent.voice.instructions import VoiceLines
+from voice_agent.voice.call_log import CallRecorder, set_call_fields
+from voice_agent.voice.instructions import VoiceLines, voice_lines
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
 from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.relay_sockets import AsgiTextSocket
@@ -288,7 +290,9 @@ class CallBridge:
             await self._on_response_done(event.get("response", {}))
         elif kind == "conversation.item.input_audio_transcription.completed":
             self._touch()
-            self.recorder.event("caller", str(event.get("transcript", "")))
+            transcript = str(event.get("transcript", ""))
+            self.recorder.event("caller", transcript)
+            self._follow_language(transcript)
         elif kind == "response.output_audio.done":
             await self._send_mark(self.tracker.flush_mark(str(event.get("item_id", ""))))
         elif kind == "response.output_audio_transcript.done":
@@ -337,6 +341,28 @@ class CallBridge:
             truncation.item_id, truncation.content_index, truncation.audio_end_ms
         )
 
+    def _follow_language(self, transcript: str) -> None:
+        """The caller speaks another of our languages: tools, lines and the record follow.
+
+        Same rule as the text channel: Cyrillic switches at once, pt-BR and English need two
+        words or more (a name or an "ok" must not switch the call). The model hears the caller
+        and answers in their language by itself.
+        """
+        detected = detect_language(transcript)
+        if (
+            detected is None
+            or detected == self.context.language
+            or detected not in SUPPORTED_LANGUAGES
+            or (detected != "ru" and len(transcript.split()) < 2)
+        ):
+            return
+        logger.info("caller language %s -> %s", self.context.language, detected)
+        self.context.language = detected
+        self.lines = voice_lines(self.settings.prompts_dir, detected)
+        self.recorder.event("language", detected)
+        engine = self.context.services.engine
+        self._spawn(asyncio.to_thread(set_call_fields, engine, self.call_sid, language=detected))
+
     # Tools --------------------------------------------------------------------------------------
 
     def _on_function_call(self, event: dict[str, Any]) -> None:
@@ -346,7 +372,7 @@ class CallBridge:
         state = self._responses.get(event.get("response_id", ""))
         if state is not None:
             state.function_calls.append(call_id)
-        self._touch()
+        self._touch(caller=False)
         self._tool_tasks[call_id] = asyncio.create_task(
             self._run_tool(call_id, name, arguments), name=f"tool-{name}"
         )
@@ -365,7 +391,7 @@ class CallBridge:
         for mark in self.tracker.flush_marks():  # audio whose item never said it was done
             await self._send_mark(mark)
         self._response_idle.set()
-        self._touch()
+        self._touch(caller=False)  # the model finished; only the caller answers an idle prompt
         if state.function_calls:
             tasks = [self._tool_tasks[c] for c in state.function_calls if c in self._tool_tasks]
             self._spawn(self._after_tools(tasks, had_audio=state.had_audio))
@@ -461,9 +487,11 @@ class CallBridge:
 
     # Limits ---------------------------------------------------------------------------------------
 
-    def _touch(self) -> None:
+    def _touch(self, *, caller: bool = True) -> None:
+        """Something happened on the call; the idle clock restarts from now."""
         self._last_activity = self.clock()
-        self._idle_prompted = False
+        if caller:
+            self._idle_prompted = False
 
     async def _watchdog(self) -> None:
         max_length = self.settings.max_call_seconds
