@@ -9,22 +9,24 @@ websocket (no framework, no JSON on the hot path) so that it stays cheap:
   once the audio queued before it has played, and on ``clear`` drops its queue and echoes
   the pending marks (like Twilio);
 - one fake OpenAI Realtime server: after ``response.create`` it streams 20 ms audio deltas
-  for the whole call, 1.5x faster than real time (as the Realtime API bursts), and emits
+  (``--delta-ms``) for the whole call, 1.5x faster than real time (the API bursts), and emits
   ``input_audio_buffer.speech_started`` every ``--barge-every`` seconds.
 
-Every 160-byte audio frame carries its sequence number and its send time, so:
+Every 160-byte audio frame carries its call, its sequence number and its send time, so:
 
-- inbound latency: caller frame sent -> the Realtime server reads it. The app batches caller
-  audio (``AUDIO_BATCH_MS`` in voice/bridge.py); ``inbound_ms`` is the relay's own latency,
-  measured on the newest frame of each batch, ``inbound_with_batching_ms`` covers every frame
-  and so includes the deliberate batching hold;
+- inbound latency: caller frame sent -> the Realtime server reads it. The app sends caller
+  audio in 60 ms batches (``AUDIO_BATCH_BYTES`` in voice/bridge.py); ``inbound_ms`` is the
+  relay's own latency, measured on the newest frame of each batch, and
+  ``inbound_with_batching_ms`` covers every frame, so it includes the deliberate hold (<= 40 ms);
 - outbound latency: delta sent by the Realtime server -> the caller reads the media frame;
 - barge-in: the Realtime server writes ``speech_started`` -> the caller's socket reads the
   ``clear`` frame (both timestamps are taken where the bytes are written and read, on one
   clock, in this process);
-- CPU of the app process only, from /proc/PID/stat, over the steady window (all calls up);
-  the load generator's own CPU and the machine's idle share are reported too, so a
-  saturated machine shows.
+- CPU of the app process only, from /proc/PID/stat, over the steady window (all calls up),
+  with its system calls per call-second (/proc/PID/io) and the kernel's share; the load
+  generator's own CPU and the machine's idle share are reported too, so a saturated machine
+  shows. ``--profile FILE`` records the app with py-spy over the window, ``--cprofile FILE``
+  runs it under cProfile.
 
 Reproduce:  python benchmarks/relay.py --calls 10 --seconds 20
 """
@@ -420,13 +422,14 @@ class RealtimeSession(asyncio.Protocol):
                 )
             )
             self.stats.speech_started.setdefault(self.caller, []).append(now)
-        due = int((now - self.streaming_since) * BURST / 0.02) + 1
+        delta_s = self.server.delta_ms / 1000
+        due = int((now - self.streaming_since) * BURST / delta_s) + 1
         while self.deltas < due:
             out.append(
                 ws_frame(
                     b'{"type":"response.output_audio.delta","event_id":"d","response_id":"r%d",'
                     b'"item_id":"item_%d_%d","output_index":0,"content_index":0,"delta":"%s"}'
-                    % (self.index, self.index, self.item, base64.b64encode(stamp(0, now)))
+                    % (self.index, self.index, self.item, base64.b64encode(self.server.audio(now)))
                 )
             )
             self.deltas += 1
@@ -435,11 +438,16 @@ class RealtimeSession(asyncio.Protocol):
 
 
 class RealtimeServer:
-    def __init__(self, stats: Stats, barge_every: float) -> None:
+    def __init__(self, stats: Stats, barge_every: float, delta_ms: int) -> None:
         self.stats = stats
         self.barge_every = barge_every
+        self.delta_ms = delta_ms
         self.sessions: set[RealtimeSession] = set()
         self._count = 0
+
+    def audio(self, now: float) -> bytes:
+        """One delta of audio: stamped 160-byte frames."""
+        return stamp(0, now) * (self.delta_ms // 20)
 
     def next_index(self) -> int:
         self._count += 1
@@ -549,7 +557,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     peer_port = free_port()
     app_port = free_port()
     loop = asyncio.get_running_loop()
-    server = RealtimeServer(stats, args.barge_every)
+    server = RealtimeServer(stats, args.barge_every, args.delta_ms)
     listener = await loop.create_server(
         lambda: RealtimeSession(server), "127.0.0.1", peer_port, backlog=1024
     )
@@ -673,6 +681,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
     parser.add_argument("--barge-every", type=float, default=2.0)
+    parser.add_argument(
+        "--delta-ms", type=int, default=20, help="audio per model delta (20: the worst case)"
+    )
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--profile", help="py-spy raw profile of the app over the window")
     parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
@@ -697,7 +708,11 @@ def main() -> None:
         f"{result['speech_start_to_clear_ms']['p99']} ms; {result['memory_per_call_mb']} MB "
         f"per call; machine idle {result['machine_idle_pct']}%"
     )
-    print(f"reproduce: python benchmarks/relay.py --calls {args.calls} --seconds {args.seconds:g}")
+    extra = f" --delta-ms {args.delta_ms}" if args.delta_ms != 20 else ""
+    print(
+        f"reproduce: python benchmarks/relay.py --calls {args.calls} "
+        f"--seconds {args.seconds:g}{extra}"
+    )
 
 
 if __name__ == "__main__":

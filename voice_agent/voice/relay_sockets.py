@@ -34,6 +34,7 @@ from typing import Any
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConcurrencyError
 from websockets.protocol import State
 
 try:
@@ -410,6 +411,8 @@ class RelayClientConnection(ClientConnection):
                 return payload.decode() if decode else payload
             if not self._fast:
                 return await super().recv(decode)
+            if self._waiter is not None:
+                raise ConcurrencyError("cannot call recv while another coroutine is in recv")
             waiter = self._waiter = self.loop.create_future()
             try:
                 await waiter

@@ -3,7 +3,9 @@
 Pure and on the hot path: every call sends 50 ``media`` frames per second, so parsing is
 ``json.loads`` plus direct field access and one base64 decode, with no model validation.
 A malformed frame never raises: it comes back as a :class:`FrameError` value that the bridge
-logs and skips, because one bad frame must not end a patient's call.
+logs and skips, because one bad frame must not end a patient's call. The bridge reads frames
+with :func:`read_inbound` (audio as bytes, mark echoes as names, no value object for either)
+and writes them with :class:`OutboundFrames` (the stream's JSON prefix built once per call).
 
 Inbound (Twilio -> server): ``connected``, ``start``, ``media``, ``dtmf``, ``mark``, ``stop``.
 Outbound (server -> Twilio): ``media``, ``mark``, ``clear``; anything else is Twilio error 31924.
