@@ -34,8 +34,12 @@ from typing import Any
 from starlette.websockets import WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConcurrencyError
 from websockets.protocol import State
+
+try:
+    from websockets.exceptions import ConcurrencyError
+except ImportError:  # pragma: no cover - websockets < 14
+    ConcurrencyError = RuntimeError  # type: ignore[misc,assignment]
 
 try:
     from websockets.speedups import apply_mask
@@ -109,6 +113,8 @@ def _frame_end(buffer: bytes | bytearray, pos: int, end: int) -> tuple[int, int]
 
 def _size_limit(protocol: Any) -> int | None:
     """The largest unfragmented message websockets would accept (None: no limit)."""
+    if not hasattr(protocol, "max_message_size"):  # pragma: no cover - websockets < 15
+        return protocol.max_size  # type: ignore[no-any-return]
     limits = [
         limit
         for limit in (protocol.max_message_size, protocol.max_fragment_size)
