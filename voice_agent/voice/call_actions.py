@@ -12,7 +12,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
 from voice_agent.voice.call_log import set_call_fields
-from voice_agent.voice.twiml import transfer_twiml
+from voice_agent.voice.twiml import dialable, transfer_twiml
 
 logger = logging.getLogger("voice_agent.calls")
 
@@ -30,8 +30,8 @@ class TwilioCallActions:
     ) -> None:
         self._engine = engine
         self._client = client
-        self._staff_phone = _dialable(staff_phone)
-        self._caller_id = _dialable(caller_id)
+        self._staff_phone = dialable(staff_phone)
+        self._caller_id = dialable(caller_id)
         self._whisper_url = whisper_url
         self._say_language = say_language
 
@@ -66,10 +66,3 @@ class TwilioCallActions:
             logger.warning(
                 "Twilio REST call update failed (%s); using the stream redirect", type(exc).__name__
             )
-
-
-def _dialable(phone: str) -> str:
-    """``+55 11 3456-7801`` as Twilio wants it in ``<Dial>``/``<Number>``: ``+551134567801``."""
-    if phone.startswith("+"):
-        return "+" + "".join(ch for ch in phone if ch.isdigit())
-    return phone.strip()

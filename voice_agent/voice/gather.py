@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
+from voice_agent.voice.twiml import dialable
+
 TWILIO_LANGUAGES = {"pt-BR": "pt-BR", "ru": "ru-RU", "en": "en-US"}
 VOICES = {"pt-BR": "Polly.Camila", "ru": "Polly.Tatyana", "en": "Polly.Joanna"}
 YES_NO_STAGES = ("confirm", "confirm_cancel")
@@ -56,8 +58,8 @@ def goodbye_twiml(text: str, language: str) -> str:
 def transfer_twiml(text: str, language: str, staff_phone: str, caller_id: str | None) -> str:
     response = VoiceResponse()
     _say(response, text, language)
-    dial = Dial(caller_id=caller_id or None, timeout=30)
-    dial.number(staff_phone)
+    dial = Dial(caller_id=dialable(caller_id) if caller_id else None, timeout=30)
+    dial.number(dialable(staff_phone))
     response.append(dial)
     return str(response)
 

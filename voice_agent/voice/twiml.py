@@ -21,6 +21,13 @@ def stream_twiml(
     return str(response)
 
 
+def dialable(phone: str) -> str:
+    """``+55 11 3456-7801`` as Twilio wants it in ``<Dial>``/``<Number>``: ``+551134567801``."""
+    if phone.startswith("+"):
+        return "+" + "".join(ch for ch in phone if ch.isdigit())
+    return phone.strip()
+
+
 def transfer_twiml(
     staff_phone: str, say: str | None, language: str, whisper_url: str | None, caller_id: str
 ) -> str:
@@ -28,7 +35,8 @@ def transfer_twiml(
     response = VoiceResponse()
     if say:
         response.say(say, language=language)
-    dial = Dial(caller_id=caller_id or None, timeout=30)
+    staff_phone = dialable(staff_phone)
+    dial = Dial(caller_id=dialable(caller_id) if caller_id else None, timeout=30)
     if whisper_url:
         dial.number(staff_phone, url=whisper_url, method="POST")
     else:
