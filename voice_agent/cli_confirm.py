@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import Annotated
 
 import typer
 
-from voice_agent.settings import ConfigurationError, load_settings
+from voice_agent.cli_outbox import services_or_exit
 
 STATUSES = ("pending", "running", "waiting", "done", "failed", "cancelled")
 
@@ -16,15 +15,9 @@ STATUSES = ("pending", "running", "waiting", "done", "failed", "cancelled")
 def _runner():  # type: ignore[no-untyped-def]
     from voice_agent.confirmations.runner import ConfirmationRunner
     from voice_agent.integrations.twilio_rest import make_twilio_client
-    from voice_agent.services import build_services
 
-    try:
-        settings = load_settings()
-        services = build_services(settings)
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    return ConfirmationRunner(services, make_twilio_client(settings))
+    services = services_or_exit()
+    return ConfirmationRunner(services, make_twilio_client(services.settings))
 
 
 def confirm(
@@ -69,11 +62,10 @@ def confirmations(
             for step_id, outcome in asyncio.run(runner.run_due(limit=100)):
                 typer.echo(f"ran step {step_id}: {outcome}")
         steps = runner.store.listing(status=status, appointment_id=appointment, limit=limit)
-        everything = runner.store.listing(limit=100_000)
+        counts = runner.store.counts()
         tz = runner.services.clinic().tz
     finally:
         runner.services.close()
-    counts = Counter(str(step.status) for step in everything)
     typer.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in STATUSES))
     for step in steps:
         due = step.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")

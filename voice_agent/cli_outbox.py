@@ -16,7 +16,7 @@ outbox_app = typer.Typer(
 )
 
 
-def _services():  # type: ignore[no-untyped-def]
+def services_or_exit():  # type: ignore[no-untyped-def]
     from voice_agent.services import build_services
 
     try:
@@ -38,7 +38,7 @@ def outbox_list(
     if status not in (None, "pending", "failed", "dead", "done"):
         typer.echo("error: --status must be pending, failed, dead or done", err=True)
         raise typer.Exit(2)
-    services = _services()
+    services = services_or_exit()
     outbox = services.outbox
     counts = outbox.counts()
     typer.echo(
@@ -64,7 +64,7 @@ def outbox_retry(
     if row_id is None and not all_dead:
         typer.echo("error: give a row id or --all-dead", err=True)
         raise typer.Exit(2)
-    services = _services()
+    services = services_or_exit()
     count = services.outbox.retry(row_id, all_dead=all_dead)
     services.close()
     if count == 0:
@@ -76,7 +76,7 @@ def outbox_retry(
 @outbox_app.command("deliver")
 def outbox_deliver() -> None:
     """Deliver what is due now (the server does this every few seconds by itself)."""
-    services = _services()
+    services = services_or_exit()
     report = asyncio.run(services.outbox.drain())
     services.close()
     typer.echo(
@@ -87,7 +87,7 @@ def outbox_deliver() -> None:
 
 def calendar_reconcile() -> None:
     """Compare our appointments with the external calendar and list the drift."""
-    services = _services()
+    services = services_or_exit()
     reconciler = services.integrations.reconciler if services.integrations else None
     if reconciler is None:
         typer.echo("the local calendar has nothing to reconcile")

@@ -273,11 +273,18 @@ class TwilioRestFake:
             if since.tzinfo is None:
                 since = since.replace(tzinfo=UTC)
             found = [m for m in found if m["_sent_at"] >= since.replace(microsecond=0)]
+        public = [{k: v for k, v in m.items() if not k.startswith("_")} for m in found]
+        return self._page("Messages", public, query)
+
+    def _page(
+        self, resource: str, items: list[dict[str, Any]], query: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        """One page of a list resource, newest first, as Twilio's list endpoints answer."""
         size = int(query.get("PageSize", ["50"])[0])
-        page = [{k: v for k, v in m.items() if not k.startswith("_")} for m in found[-size:]]
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        page = list(reversed(items[-size:]))
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/{resource}.json"
         return {
-            "messages": list(reversed(page)),
+            resource.lower(): page,
             "end": len(page) - 1,
             "first_page_uri": uri,
             "next_page_uri": None,
@@ -356,19 +363,7 @@ class TwilioRestFake:
             found = [c for c in found if c["to"] == query["To"][0]]
         if "From" in query:
             found = [c for c in found if c["from"] == query["From"][0]]
-        size = int(query.get("PageSize", ["50"])[0])
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls.json"
-        return {
-            "calls": [self._public_call(c) for c in reversed(found[-size:])],
-            "end": 0,
-            "first_page_uri": uri,
-            "next_page_uri": None,
-            "page": 0,
-            "page_size": size,
-            "previous_page_uri": None,
-            "start": 0,
-            "uri": uri,
-        }
+        return self._page("Calls", [self._public_call(c) for c in found], query)
 
     def _update_call(self, sid: str, form: dict[str, list[str]]) -> dict[str, Any]:
         allowed = {"Status", "Twiml", "Url", "Method", "StatusCallback", "StatusCallbackMethod"}

@@ -85,12 +85,6 @@ def confirmation_texts(prompts_dir: Path, language: str) -> ConfirmationTexts:
     return ConfirmationTexts(language, _load(prompts_dir / language / "confirmation_messages.yaml"))
 
 
-def patient_language(clinic: Clinic, patient: Patient | None) -> str:
-    if patient is not None and patient.language in clinic.languages:
-        return patient.language
-    return clinic.default_language
-
-
 def appointment_values(
     clinic: Clinic, appointment: Appointment, patient: Patient | None, texts: ConfirmationTexts
 ) -> dict[str, str]:

@@ -27,7 +27,6 @@ from voice_agent.confirmations.messages import (
     ConfirmationTexts,
     appointment_values,
     confirmation_texts,
-    patient_language,
 )
 from voice_agent.confirmations.planning import contact_allowed, next_contact_time, retry_time
 from voice_agent.confirmations.steps import (
@@ -45,6 +44,7 @@ from voice_agent.scheduling.booking import BookingError
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, AppointmentStatus, Patient
+from voice_agent.voice.instructions import caller_language
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -61,7 +61,7 @@ MAX_ERRORS = 5
 
 
 def is_machine(answered_by: str | None) -> bool:
-    return bool(answered_by) and (answered_by.startswith("machine") or answered_by == "fax")  # type: ignore[union-attr]
+    return answered_by is not None and (answered_by.startswith("machine") or answered_by == "fax")
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class ConfirmationRunner:
         if appointment is None or patient is None:
             return None
         clinic = self.services.clinic()
-        texts = confirmation_texts(self.settings.prompts_dir, patient_language(clinic, patient))
+        texts = confirmation_texts(self.settings.prompts_dir, caller_language(clinic, patient))
         return StepContext(
             appointment,
             patient,

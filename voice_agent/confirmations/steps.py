@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlmodel import Session, col
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.confirmations.planning import plan_steps
+from voice_agent.integrations.whatsapp import last_inbound
 from voice_agent.interactions import InteractionLog
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import is_sqlite, transaction
@@ -333,12 +334,15 @@ class StepStore:
 
     def last_inbound_whatsapp(self, patient_id: str) -> datetime | None:
         with transaction(self._engine) as session:
-            return session.execute(
-                select(Interaction.at)
-                .where(Interaction.patient_id == patient_id, Interaction.channel == "whatsapp")
-                .order_by(col(Interaction.at).desc())
-                .limit(1)
-            ).scalar_one_or_none()
+            return last_inbound(session, patient_id)
+
+    def counts(self) -> dict[str, int]:
+        """Steps per status (for the CLI), counted by the database."""
+        with transaction(self._engine) as session:
+            rows = session.execute(
+                select(ConfirmationStep.status, func.count()).group_by(ConfirmationStep.status)
+            )
+            return {str(status): int(count) for status, count in rows}
 
 
 def event_details(via: str, event: str, step_id: int, **extra: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlmodel import col
+from sqlmodel import Session, col
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
@@ -52,6 +52,16 @@ CONFIRMATION = {
         "или позвоните по номеру {phone}."
     ),
 }
+
+
+def last_inbound(session: Session, patient_id: str) -> datetime | None:
+    """When the patient last wrote to us on WhatsApp (their 24-hour window opens then)."""
+    return session.execute(
+        select(Interaction.at)
+        .where(Interaction.patient_id == patient_id, Interaction.channel == "whatsapp")
+        .order_by(col(Interaction.at).desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def whatsapp_address(phone: str) -> str:
@@ -145,16 +155,7 @@ class ConfirmationHandler:
             if appointment is None:
                 return None, None, None
             patient = session.get(Patient, appointment.patient_id)
-            last_inbound = session.execute(
-                select(Interaction.at)
-                .where(
-                    Interaction.patient_id == appointment.patient_id,
-                    Interaction.channel == "whatsapp",
-                )
-                .order_by(col(Interaction.at).desc())
-                .limit(1)
-            ).scalar_one_or_none()
-            return appointment, patient, last_inbound
+            return appointment, patient, last_inbound(session, appointment.patient_id)
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
         outcomes: list[Outcome] = []

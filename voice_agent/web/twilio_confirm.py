@@ -17,6 +17,7 @@ from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.web.twilio_gather import silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
 from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record
 
@@ -162,7 +163,7 @@ async def gather(request: Request) -> Response:
     digits = params.get("Digits", "").strip().rstrip("#")
     speech = params.get("SpeechResult", "").strip()
     if not digits and not speech:
-        silences = _silences(request) + 1
+        silences = silences_so_far(request) + 1
         if silences > MAX_SILENCES:
             return _xml(goodbye_twiml(texts.get("gather_goodbye"), language))
         return _xml(
@@ -195,17 +196,9 @@ async def _to_staff(
         step_id,
         call_sid,
         runner.services.clock.now(),
-        statuses=(StepStatus.running, StepStatus.waiting),
         status=StepStatus.done,
         outcome="transferred",
     )
     clinic = context.clinic
     text = (before + "\n" if before else "") + context.texts.get("gather_transfer")
     return transfer_twiml(text, context.language, clinic.staff_phone, clinic.phone)
-
-
-def _silences(request: Request) -> int:
-    try:
-        return max(0, min(10, int(request.query_params.get("silences") or 0)))
-    except ValueError:
-        return 0

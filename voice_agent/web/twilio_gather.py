@@ -79,7 +79,7 @@ async def turn(request: Request) -> Response:
     speech = params.get("SpeechResult", "").strip()
     digits = params.get("Digits", "").strip()
     if not speech and not digits:
-        silences = _int(request.query_params.get("silences")) + 1
+        silences = silences_so_far(request) + 1
         if silences > MAX_SILENCES:
             return _xml(
                 goodbye_twiml(conversations.replies.say(language, "voice_goodbye"), language)
@@ -107,8 +107,9 @@ async def turn(request: Request) -> Response:
     return _xml(gather_twiml(reply.text, reply.language, action))
 
 
-def _int(value: str | None) -> int:
+def silences_so_far(request: Request) -> int:
+    """How many silent turns in a row (``?silences=N`` on the action URL), bounded."""
     try:
-        return max(0, min(10, int(value or 0)))
+        return max(0, min(10, int(request.query_params.get("silences") or 0)))
     except ValueError:
         return 0
