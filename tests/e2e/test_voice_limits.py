@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
+
 from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, CALLER, LiveApp, live_app
 from tests.e2e.test_voice_call import CALL_SID, call_events, call_record, speak
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
@@ -199,10 +201,17 @@ async def test_transfer_redirects_the_call_to_a_dial_through_the_twilio_rest_api
     assert record.transfer_summary == summary
 
 
-async def test_a_caller_speaking_english_switches_the_call_to_english(tmp_path, clock) -> None:
+@pytest.mark.parametrize(
+    "transcript_delay",
+    [0.0, 0.4],
+    ids=["transcript-first", "transcript-after-the-function-call"],
+)
+async def test_a_caller_speaking_english_switches_the_call_to_english(
+    tmp_path, clock, transcript_delay: float
+) -> None:
     script = [
         SpeakTurn("Clínica São Lucas, bom dia! Em que posso ajudar?", audio_ms=300),
-        UserTurn("Hello, I would like to see a cardiologist, please."),
+        UserTurn("Hello, I would like to see a cardiologist, please.", transcript_delay),
         FunctionCallTurn("find_slots", {"service": "cardiologia"}),
         SpeakTurn("I have Tuesday at nine with Dr. Carlos.", audio_ms=300),
     ]
@@ -224,3 +233,34 @@ async def test_a_caller_speaking_english_switches_the_call_to_english(tmp_path, 
     assert call_record(app).language == "en"
     events = call_events(app)
     assert [e.content for e in events if e.kind == "language"] == ["en"]
+    sent = [e["type"] for e in realtime.session.server_events]
+    called = sent.index("response.function_call_arguments.done")
+    transcribed = sent.index("conversation.item.input_audio_transcription.completed")
+    assert (called < transcribed) == (transcript_delay > 0)
+
+
+async def test_a_transcript_that_is_late_holds_a_tool_call_for_one_second_at_most(
+    tmp_path, clock
+) -> None:
+    script = [
+        SpeakTurn("Clínica São Lucas, bom dia! Em que posso ajudar?", audio_ms=300),
+        UserTurn("Hello, I would like to see a cardiologist, please.", transcript_delay=4.0),
+        FunctionCallTurn("find_slots", {"service": "cardiologia"}),
+        SpeakTurn("Tenho terça às nove com o Dr. Carlos.", audio_ms=300),
+    ]
+    async with (
+        FakeRealtimeServer(script) as realtime,
+        live_app(tmp_path, clock, realtime.base_url) as app,
+    ):
+        sim = await connect(app)
+        await speak(sim, "en_greeting_cardiology")
+        await realtime.wait_for(lambda r: r.tool_outputs, timeout=15)
+        sent = [e["type"] for e in realtime.session.server_events]
+        # The tool ran without the transcript, in the call's language so far.
+        assert "conversation.item.input_audio_transcription.completed" not in sent
+        await sim.hangup()
+        await asyncio.sleep(0.2)
+    assert realtime.violations == [] and sim.violations == []
+    output = json.loads(next(iter(realtime.tool_outputs.values())))
+    cardiology = next(s for s in app.services.clinic().services if s.id.startswith("cardio"))
+    assert output["service"] == cardiology.name("pt-BR")

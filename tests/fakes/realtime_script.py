@@ -39,9 +39,14 @@ class FunctionCallTurn:
 
 @dataclass(frozen=True, slots=True)
 class UserTurn:
-    """The transcript reported for the next committed caller utterance."""
+    """The transcript reported for the next committed caller utterance.
+
+    ``transcript_delay`` seconds after the commit (0: at once). Transcription runs beside the
+    response on the real API, so its event can arrive after the response's function call.
+    """
 
     transcript: str
+    transcript_delay: float = 0.0
 
 
 ResponseStep: TypeAlias = SpeakTurn | FunctionCallTurn

@@ -175,6 +175,7 @@ class FakeRealtimeSession:
         self._issued_calls: set[str] = set()
         self._active: ResponseRecord | None = None
         self._active_task: asyncio.Task[None] | None = None
+        self._late_transcripts: set[asyncio.Task[None]] = set()
         self._cancel_reason: Literal["turn_detected", "client_cancelled"] | None = None
         self._speech_item: str | None = None
         self._last_item: str | None = None
@@ -261,11 +262,11 @@ class FakeRealtimeSession:
     async def shutdown(self) -> None:
         """Stop a response still streaming when the connection ends."""
         self.closed = True
-        task = self._active_task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in [self._active_task, *self._late_transcripts]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def drop(self) -> None:
         """Abort the TCP connection without a close frame (an abrupt network failure)."""
@@ -407,15 +408,28 @@ class FakeRealtimeSession:
         )
         self._last_item = item_id
         step = self._peek()
+        delay = 0.0
         if isinstance(step, UserTurn):
             self._cursor += 1
-            transcript = step.transcript
+            transcript, delay = step.transcript, step.transcript_delay
         else:
             self.unscripted_speech += 1
             transcript = ""
         self.transcripts.append(transcript)
         if not self.config.get("audio", {}).get("input", {}).get("transcription"):
             return  # like the API: no input transcription unless the session asks for it
+        if delay > 0:
+            task = asyncio.create_task(self._send_transcript(item_id, transcript, delay))
+            self._late_transcripts.add(task)
+            task.add_done_callback(self._late_transcripts.discard)
+            return
+        await self._send_transcript(item_id, transcript)
+
+    async def _send_transcript(self, item_id: str, transcript: str, delay: float = 0.0) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+            if self.closed:
+                return
         await self.send(
             {
                 "type": "conversation.item.input_audio_transcription.completed",

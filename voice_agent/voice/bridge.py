@@ -48,6 +48,9 @@ AUDIO_BACKLOG_BATCHES = 84  # 5 s of caller audio waiting for a slow OpenAI; old
 MARK_EVERY_BYTES = 800  # a mark after every 100 ms of assistant audio (and after each item)
 CONNECT_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 20.0
+# A tool call waits this long at most for the transcript of what the caller just said (it runs
+# beside the response), so a caller who switched language gets tool results in that language.
+TRANSCRIPT_WAIT = 1.0
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -136,6 +139,7 @@ class CallBridge:
         self._batch_timer: asyncio.TimerHandle | None = None
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._responses: dict[str, _ResponseState] = {}
+        self._transcripts_due: dict[str, asyncio.Event] = {}  # committed caller items
         self._response_idle = asyncio.Event()  # set while no model response is active
         self._response_idle.set()
         self._pending: PendingAction | None = None
@@ -288,11 +292,16 @@ class CallBridge:
             self._on_function_call(event)
         elif kind == "response.done":
             await self._on_response_done(event.get("response", {}))
+        elif kind == "input_audio_buffer.committed":
+            self._transcripts_due.setdefault(str(event.get("item_id", "")), asyncio.Event())
         elif kind == "conversation.item.input_audio_transcription.completed":
             self._touch()
             transcript = str(event.get("transcript", ""))
             self.recorder.event("caller", transcript)
             self._follow_language(transcript)
+            self._transcript_arrived(event)
+        elif kind == "conversation.item.input_audio_transcription.failed":
+            self._transcript_arrived(event)
         elif kind == "response.output_audio.done":
             await self._send_mark(self.tracker.flush_mark(str(event.get("item_id", ""))))
         elif kind == "response.output_audio_transcript.done":
@@ -363,6 +372,21 @@ class CallBridge:
         engine = self.context.services.engine
         self._spawn(asyncio.to_thread(set_call_fields, engine, self.call_sid, language=detected))
 
+    def _transcript_arrived(self, event: dict[str, Any]) -> None:
+        due = self._transcripts_due.pop(str(event.get("item_id", "")), None)
+        if due is not None:
+            due.set()
+
+    async def _await_transcripts(self) -> None:
+        """Let the caller's pending transcripts arrive first (bounded): they may switch language."""
+        waiting = [asyncio.create_task(e.wait()) for e in self._transcripts_due.values()]
+        if not waiting:
+            return
+        _, pending = await asyncio.wait(waiting, timeout=TRANSCRIPT_WAIT)
+        for task in pending:
+            task.cancel()
+        self._transcripts_due.clear()  # a transcript that never came is not waited for again
+
     # Tools --------------------------------------------------------------------------------------
 
     def _on_function_call(self, event: dict[str, Any]) -> None:
@@ -378,6 +402,7 @@ class CallBridge:
         )
 
     async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
+        await self._await_transcripts()
         result = await self.registry.dispatch(name, arguments, self.context)
         if result.ok and name in ("book_appointment", "reschedule_appointment"):
             self._booked = True
@@ -552,6 +577,7 @@ class CallBridge:
             await self._fail_over("the AI voice service dropped twice")
             raise CallEnded
         self._reconnected = True
+        self._transcripts_due.clear()  # the old session's transcripts will never come
         logger.warning("realtime connection dropped mid-call; reconnecting once")
         self.recorder.event("error", {"realtime": "connection dropped; reconnecting"})
         await self._close_link()
