@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
+        # Once, now: appointments booked before confirmations were on get their steps.
+        scheduler.add_job(app.state.confirmations.plan_missing_safely, id="confirmations-plan")
         scheduler.start()
         if settings.insecure_skip_twilio_signature:
             logger.warning(

@@ -51,6 +51,12 @@ def confirmations(
     appointment: Annotated[str | None, typer.Option(help="Only this appointment's steps.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     run: Annotated[bool, typer.Option(help="Run the due steps now, then list.")] = False,
+    plan_missing: Annotated[
+        bool,
+        typer.Option(
+            help="Plan steps for future appointments that have none (also done at start)."
+        ),
+    ] = False,
 ) -> None:
     """Confirmation steps (due, under way, done and failed), newest due first; no patient data."""
     if status is not None and status not in STATUSES:
@@ -58,6 +64,9 @@ def confirmations(
         raise typer.Exit(2)
     runner = _runner()
     try:
+        if plan_missing:
+            planned = asyncio.run(runner.plan_missing())
+            typer.echo(f"planned confirmations for {planned} appointment(s)")
         if run:
             for step_id, outcome in asyncio.run(runner.run_due(limit=100)):
                 typer.echo(f"ran step {step_id}: {outcome}")

@@ -73,6 +73,8 @@ class Services:
     alerter: Alerter
     registry: ToolRegistry
     integrations: Integrations | None = None
+    step_planner: StepPlanner | None = None
+    """Plans confirmation steps with each booking (an interaction hook); also plans late ones."""
 
     @property
     def outbox(self) -> Outbox:
@@ -107,7 +109,8 @@ def build_services(
     holder = ClinicHolder(engine, settings.timezone)
     clinic = holder()
     interactions = InteractionLog(engine)
-    interactions.add_hook(StepPlanner(holder, clock))  # confirmation steps move with bookings
+    step_planner = StepPlanner(holder, clock)
+    interactions.add_hook(step_planner)  # confirmation steps move with bookings
     integrations = build_integrations(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
     )
@@ -133,4 +136,5 @@ def build_services(
         alerter=integrations.alerter,
         registry=build_registry(settings.tool_timeout_seconds),
         integrations=integrations,
+        step_planner=step_planner,
     )

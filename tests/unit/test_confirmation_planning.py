@@ -150,3 +150,34 @@ def test_replies_are_read_in_the_patients_language(
     language: str, text: str, answer: Answer
 ) -> None:
     assert confirmation_texts(PROJECT_ROOT / "prompts", language).read_answer(text) == answer
+
+
+def test_late_planning_sends_one_overdue_request_at_the_next_contact_time(
+    sample_clinic: Clinic,
+) -> None:
+    booked_at = local(SAO_PAULO, 2026, 11, 10, 10, 0)  # before confirmations were switched on
+    start = local(SAO_PAULO, 2026, 11, 27, 10, 0)
+    # Planned at 21:00 on Wednesday: the 48 h request (Wednesday 10:00) is overdue; it goes at
+    # 09:00 on Thursday, the next contact time, and the 24 h call (Thursday 10:00) stays.
+    now = local(SAO_PAULO, 2026, 11, 25, 21, 0)
+    steps = plan_steps(sample_clinic, start, now, booked_at=booked_at)
+    assert [(s.via, s.due_at) for s in steps] == [
+        ("whatsapp", local(SAO_PAULO, 2026, 11, 26, 9, 0)),
+        ("call", local(SAO_PAULO, 2026, 11, 26, 10, 0)),
+    ]
+    # Both ideal times passed: only the latest step, once, now.
+    now = local(SAO_PAULO, 2026, 11, 26, 11, 0)
+    steps = plan_steps(sample_clinic, start, now, booked_at=booked_at)
+    assert [(s.via, s.due_at) for s in steps] == [("call", now)]
+    # A booking made just now plans nothing overdue (the patient got the booking confirmation).
+    assert plan_steps(sample_clinic, start, now) == []
+
+
+def test_an_overdue_request_gives_way_to_a_step_due_as_soon(sample_clinic: Clinic) -> None:
+    booked_at = local(SAO_PAULO, 2026, 11, 10, 10, 0)
+    start = local(SAO_PAULO, 2026, 11, 27, 8, 0)
+    # Thursday 07:00, before contact hours: the overdue 48 h request would wait for 09:00, when
+    # the 24 h call (ideal 08:00, moved to 09:00) is due anyway; the call alone remains.
+    now = local(SAO_PAULO, 2026, 11, 26, 7, 0)
+    steps = plan_steps(sample_clinic, start, now, booked_at=booked_at)
+    assert [(s.via, s.due_at) for s in steps] == [("call", local(SAO_PAULO, 2026, 11, 26, 9, 0))]

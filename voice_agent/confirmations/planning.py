@@ -73,31 +73,52 @@ def last_contact_time(moment: datetime, clinic: Clinic) -> datetime | None:
     return None
 
 
-def plan_steps(clinic: Clinic, start: datetime, now: datetime) -> list[PlannedStep]:
+def plan_steps(
+    clinic: Clinic, start: datetime, now: datetime, *, booked_at: datetime | None = None
+) -> list[PlannedStep]:
     """The steps for an appointment at ``start`` planned at ``now``.
 
     A step goes to the first contact time at or after its ideal time; if that is too close to the
     appointment (``min_lead_minutes``), to the last contact time before that limit. A step whose
-    ideal time falls within ``quiet_after_booking_hours`` of now is not planned: the patient has
-    just booked and got the booking confirmation.
+    ideal time falls within ``quiet_after_booking_hours`` of the booking is not planned: the
+    patient has just booked and got the booking confirmation.
+
+    ``booked_at`` (default ``now``) is earlier when steps are planned late for an appointment
+    booked before (confirmations switched on, or an upgrade): of the steps whose ideal time has
+    already passed only the latest is kept, due at the next contact time, so the patient gets one
+    late request rather than several at once.
     """
     policy = clinic.confirmations
     if not policy.enabled:
         return []
     deadline = start - timedelta(minutes=policy.min_lead_minutes)
-    earliest = now + timedelta(hours=policy.quiet_after_booking_hours)
+    earliest = (booked_at or now) + timedelta(hours=policy.quiet_after_booking_hours)
     planned: list[PlannedStep] = []
+    overdue: tuple[datetime, int, str] | None = None  # (ideal, seq, via) of the latest passed
     for seq, step in enumerate(policy.steps):
         ideal = start - timedelta(hours=step.hours_before)
         if ideal < earliest or ideal >= deadline:
             continue
-        due = next_contact_time(ideal, clinic)
-        if due is None or due > deadline:
-            due = last_contact_time(deadline, clinic)
-        if due is None or due < now:
+        if ideal < now:
+            if overdue is None or ideal > overdue[0]:
+                overdue = (ideal, seq, step.via)
             continue
-        planned.append(PlannedStep(seq, step.via, due))
+        due = _due(ideal, deadline, clinic)
+        if due is not None and due >= now:
+            planned.append(PlannedStep(seq, step.via, due))
+    if overdue is not None:
+        due = _due(now, deadline, clinic)
+        # A later step due as soon as the late one would be makes the late one pointless.
+        if due is not None and due >= now and all(p.due_at > due for p in planned):
+            planned.append(PlannedStep(overdue[1], overdue[2], due))
     return sorted(planned, key=lambda p: p.due_at)
+
+
+def _due(ideal: datetime, deadline: datetime, clinic: Clinic) -> datetime | None:
+    due = next_contact_time(ideal, clinic)
+    if due is None or due > deadline:
+        due = last_contact_time(deadline, clinic)
+    return due
 
 
 def retry_time(

@@ -143,6 +143,23 @@ class ConfirmationRunner:
         if done:
             logger.info("confirmations: %s", ", ".join(f"{i}={o}" for i, o in done))
 
+    async def plan_missing(self) -> int:
+        """Plan steps for future appointments that have none (booked before confirmations)."""
+        planner = self.services.step_planner
+        if planner is None:
+            return 0
+        return await asyncio.to_thread(planner.plan_missing, self.services.engine)
+
+    async def plan_missing_safely(self) -> None:
+        """Run once at start; a failure is logged and retried at the next start or by the CLI."""
+        try:
+            planned = await self.plan_missing()
+        except Exception as error:
+            logger.warning("planning missing confirmations failed: %s", type(error).__name__)
+            return
+        if planned:
+            logger.info("confirmations planned for %d earlier appointments", planned)
+
     async def trigger(self, appointment_id: str, via: str) -> tuple[int, str]:
         """Staff asked for a step now (``voice-agent confirm``): contact hours are not applied."""
         if via not in ("whatsapp", "call"):

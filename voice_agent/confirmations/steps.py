@@ -14,18 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlmodel import Session, col
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
-from voice_agent.confirmations.planning import plan_steps
+from voice_agent.confirmations.planning import PlannedStep, plan_steps
 from voice_agent.integrations.whatsapp import last_inbound
 from voice_agent.interactions import InteractionLog
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.tables import Appointment, AppointmentStatus, Interaction, InteractionKind
 
+_PLAN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('confirmations:plan-missing'))")
 FALLBACK_SEQ = 99
 MANUAL_SEQ = 100
 ERROR_RETRY = "error_retry"
@@ -64,21 +65,61 @@ class StepPlanner:
         if kind in (InteractionKind.booking, InteractionKind.reschedule):
             appointment = session.get(Appointment, appointment_id)
             if appointment is not None and appointment.status == AppointmentStatus.booked:
-                for planned in plan_steps(self._clinic(), appointment.start, now):
-                    session.add(
-                        ConfirmationStep(
-                            appointment_id=appointment_id,
-                            seq=planned.seq,
-                            via=planned.via,
-                            due_at=planned.due_at,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
+                _add_steps(
+                    session, appointment_id, plan_steps(self._clinic(), appointment.start, now), now
+                )
         elif kind == InteractionKind.cancellation:
             settle_open(session, appointment_id, "cancelled", now)
         elif kind == InteractionKind.confirmation:
             settle_open(session, appointment_id, "confirmed", now)
+
+    def plan_missing(self, engine: Engine) -> int:
+        """Plan steps for future booked appointments that have none; returns how many got some.
+
+        Appointments booked before confirmations were switched on (or before this feature
+        existed) were never planned. Run at start and by ``voice-agent confirmations
+        --plan-missing``; every run takes one lock, so processes starting together plan an
+        appointment once.
+        """
+        clinic = self._clinic()
+        if not clinic.confirmations.enabled:
+            return 0
+        now = self._clock.now()
+        planned = 0
+        with transaction(engine) as session:
+            if not is_sqlite(engine):  # SQLite's BEGIN IMMEDIATE already serializes writers
+                session.execute(_PLAN_LOCK)
+            has_steps = select(ConfirmationStep.id).where(
+                ConfirmationStep.appointment_id == Appointment.id
+            )
+            missing = session.execute(
+                select(Appointment).where(
+                    Appointment.status == AppointmentStatus.booked,
+                    col(Appointment.start) > now,
+                    ~has_steps.exists(),
+                )
+            ).scalars()
+            for appointment in missing.all():
+                steps = plan_steps(clinic, appointment.start, now, booked_at=appointment.created_at)
+                _add_steps(session, appointment.id, steps, now)
+                planned += bool(steps)
+        return planned
+
+
+def _add_steps(
+    session: Session, appointment_id: str, steps: list[PlannedStep], now: datetime
+) -> None:
+    for step in steps:
+        session.add(
+            ConfirmationStep(
+                appointment_id=appointment_id,
+                seq=step.seq,
+                via=step.via,
+                due_at=step.due_at,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
 
 def settle_open(session: Session, appointment_id: str, outcome: str, now: datetime) -> None:
