@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.e2e.harness import live_app
 from tests.e2e.test_voice_call import CALL_SID, call_events, call_record, speak
 from tests.fakes.audio import load_fixture
-from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
+from tests.fakes.realtime_script import FailedTurn, FunctionCallTurn, SpeakTurn, UserTurn
 from tests.fakes.realtime_server import FakeRealtimeServer
 from tests.fakes.twilio_media import TwilioMediaSimulator
 from voice_agent.store.db import transaction
@@ -112,6 +112,58 @@ async def test_openai_failing_twice_apologises_transfers_and_alerts(tmp_path, cl
     record = call_record(app)
     assert record.outcome == "failed" and record.next_action == "fallback"
     assert record.ended_at is not None
+    assert "/twilio/gather/start" in after.text and "Desculpe" in after.text
+    assert [kind for kind, _ in app.services.alerter.sent] == ["call_failure"]
+
+
+async def test_a_failed_response_is_asked_again_so_the_caller_is_answered(tmp_path, clock) -> None:
+    script = [
+        SpeakTurn("Olá, em que posso ajudar?", audio_ms=300),
+        UserTurn("Quero marcar uma consulta."),
+        FailedTurn(),
+        SpeakTurn("Claro, para qual especialidade?", audio_ms=400),
+    ]
+    async with (
+        FakeRealtimeServer(script) as realtime,
+        live_app(tmp_path, clock, realtime.base_url) as app,
+    ):
+        sim = await connect(app)
+        await sim.wait_idle(timeout=10)
+        heard_greeting = len(sim.played)
+        await speak(sim, "pt_br_greeting_cardiology")
+        await sim.wait_for(lambda s: len(s.played) > heard_greeting, timeout=10)
+        await sim.wait_idle(timeout=10)
+        await sim.hangup()
+        await asyncio.sleep(0.2)
+    assert realtime.violations == [] and sim.violations == []
+    statuses = [r.status for r in realtime.session.responses]
+    assert statuses[1:] == ["failed", "completed"]  # the greeting may be cut by the caller
+    errors = [json.loads(e.content) for e in call_events(app) if e.kind == "error"]
+    assert errors == [{"realtime_response_failed": {"type": "server_error", "code": None}}]
+    assert call_record(app).outcome == "caller_hung_up"
+    assert app.services.alerter.sent == []
+
+
+async def test_responses_failing_twice_in_a_row_hand_the_call_over(tmp_path, clock) -> None:
+    script = [
+        SpeakTurn("Olá, em que posso ajudar?", audio_ms=300),
+        UserTurn("Quero marcar uma consulta."),
+        FailedTurn(),
+        FailedTurn(code="overloaded"),
+    ]
+    async with (
+        FakeRealtimeServer(script) as realtime,
+        live_app(tmp_path, clock, realtime.base_url) as app,
+    ):
+        sim = await connect(app)
+        await sim.wait_idle(timeout=10)
+        await speak(sim, "pt_br_greeting_cardiology")
+        code = await sim.wait_closed(timeout=15)
+        after = await app.post_twilio("/twilio/after-stream", {"CallSid": CALL_SID})
+    assert code == 1000
+    assert realtime.violations == [] and sim.violations == []
+    record = call_record(app)
+    assert record.outcome == "failed" and record.next_action == "fallback"
     assert "/twilio/gather/start" in after.text and "Desculpe" in after.text
     assert [kind for kind, _ in app.services.alerter.sent] == ["call_failure"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-__all__ = ["FunctionCallTurn", "ResponseStep", "SpeakTurn", "Step", "UserTurn"]
+__all__ = ["FailedTurn", "FunctionCallTurn", "ResponseStep", "SpeakTurn", "Step", "UserTurn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,15 @@ class FunctionCallTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedTurn:
+    """A response that fails without output: ``response.done`` with status ``failed`` and the
+    error in ``status_details``, as the API reports a server error inside a response."""
+
+    error_type: str = "server_error"
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UserTurn:
     """The transcript reported for the next committed caller utterance.
 
@@ -49,5 +58,5 @@ class UserTurn:
     transcript_delay: float = 0.0
 
 
-ResponseStep: TypeAlias = SpeakTurn | FunctionCallTurn
-Step: TypeAlias = SpeakTurn | FunctionCallTurn | UserTurn
+ResponseStep: TypeAlias = SpeakTurn | FunctionCallTurn | FailedTurn
+Step: TypeAlias = SpeakTurn | FunctionCallTurn | FailedTurn | UserTurn

@@ -42,6 +42,7 @@ from websockets.http11 import Request, Response
 
 from tests.fakes.audio import tone
 from tests.fakes.realtime_script import (
+    FailedTurn,
     FunctionCallTurn,
     ResponseStep,
     SpeakTurn,
@@ -568,7 +569,9 @@ class FakeRealtimeSession:
         if self._active_task is not None and not self._active_task.done():
             await self._active_task  # VAD without interrupt_response: answer after this one
         step = self._peek()
-        if isinstance(step, SpeakTurn) or (isinstance(step, FunctionCallTurn) and not out_of_band):
+        if isinstance(step, SpeakTurn) or (
+            isinstance(step, FunctionCallTurn | FailedTurn) and not out_of_band
+        ):
             self._cursor += 1
         else:
             step = None
@@ -615,9 +618,14 @@ class FakeRealtimeSession:
                 if not self._cancelled():
                     outputs.append(await self._function_call(record, len(outputs), step))
             record.status = "cancelled" if self._cancelled() else "completed"
+            if isinstance(step, FailedTurn):
+                record.status = "failed"
             done: dict[str, Any] = {**response, "status": record.status, "output": outputs}
             if self._cancel_reason is not None:
                 done["status_details"] = {"type": "cancelled", "reason": self._cancel_reason}
+            elif isinstance(step, FailedTurn):
+                error = {"type": step.error_type, "code": step.code}
+                done["status_details"] = {"type": "failed", "error": error}
             await self.send({"type": "response.done", "response": done})
             await self.send(
                 {

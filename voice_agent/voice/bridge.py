@@ -51,6 +51,9 @@ DRAIN_TIMEOUT = 20.0
 # A tool call waits this long at most for the transcript of what the caller just said (it runs
 # beside the response), so a caller who switched language gets tool results in that language.
 TRANSCRIPT_WAIT = 1.0
+# Responses that fail in a row (``response.done`` status ``failed``: a server error inside the
+# API) before the call is handed over as if the connection had dropped for good.
+MAX_FAILED_RESPONSES = 2
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -149,6 +152,7 @@ class CallBridge:
         self._started = clock()
         self._ending = False
         self._reconnected = False
+        self._failed_responses = 0
         self._link_ready = asyncio.Event()
         self._booked = False
         self._helpers: set[asyncio.Future[None]] = set()
@@ -417,12 +421,31 @@ class CallBridge:
             await self._send_mark(mark)
         self._response_idle.set()
         self._touch(caller=False)  # the model finished; only the caller answers an idle prompt
+        if response.get("status") == "failed" and not state.function_calls:
+            await self._on_response_failed(response, state)
+            return
+        if response.get("status") == "completed":
+            self._failed_responses = 0
         if state.function_calls:
             tasks = [self._tool_tasks[c] for c in state.function_calls if c in self._tool_tasks]
             self._spawn(self._after_tools(tasks, had_audio=state.had_audio))
         elif self._act_after_next_response:
             self._act_after_next_response = False
             self._spawn(self._act_when_heard())
+
+    async def _on_response_failed(self, response: dict[str, Any], state: _ResponseState) -> None:
+        """The API failed to answer (a server error inside the response): the caller would hear
+        silence. Ask once more; a second failure in a row hands the call over."""
+        error = (response.get("status_details") or {}).get("error") or {}
+        logger.warning("realtime response failed: %s/%s", error.get("type"), error.get("code"))
+        self.recorder.event("error", {"realtime_response_failed": error})
+        if state.out_of_band:
+            return  # a filler line: the real answer is still to come
+        self._failed_responses += 1
+        if self._failed_responses >= MAX_FAILED_RESPONSES:
+            await self._fail_over("the AI voice service failed to answer twice in a row")
+            raise CallEnded
+        self._spawn(self._speak(None))
 
     async def _after_tools(self, tasks: list[asyncio.Task[None]], *, had_audio: bool) -> None:
         """Tools of one response finished: let the model speak on, or carry out a call action."""
