@@ -1,5 +1,5 @@
 """The `voice-agent` command: serve, clinic, db, slots, appointments, calendar, outbox,
-confirm and confirmations."""
+confirm, confirmations, calls and call."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from voice_agent.cli_calls import call, calls
 from voice_agent.cli_confirm import confirm, confirmations
 from voice_agent.cli_outbox import calendar_reconcile, outbox_app
 from voice_agent.settings import ConfigurationError, Settings, load_settings
@@ -27,6 +28,8 @@ app.add_typer(outbox_app, name="outbox")
 calendar_app.command("reconcile")(calendar_reconcile)
 app.command("confirm")(confirm)
 app.command("confirmations")(confirmations)
+app.command("calls")(calls)
+app.command("call")(call)
 
 
 def _settings() -> Settings:
