@@ -14,6 +14,7 @@ from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from tests.fakes.realtime_server import FakeRealtimeServer
 from voice_agent.cli import app as cli
 from voice_agent.patients.service import mask_phone
+from voice_agent.voice.call_log import get_call
 
 
 async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, clock) -> None:
@@ -32,7 +33,11 @@ async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, cl
         await realtime.wait_for(lambda r: r.tool_outputs, timeout=15)
         await sim.wait_idle(timeout=10)
         await sim.hangup()
-        await asyncio.sleep(0.3)
+        for _ in range(100):  # the call's record closes once its tasks have wound down
+            record = get_call(app.services.engine, CALL_SID)
+            if record is not None and record.ended_at is not None:
+                break
+            await asyncio.sleep(0.05)
         url = app.services.settings.database_url
     runner = CliRunner()
     env = {"VOICE_AGENT_DATABASE_URL": url}

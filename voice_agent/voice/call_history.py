@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlmodel import col
 
 from voice_agent.store.db import transaction
@@ -18,7 +19,7 @@ class CallFilter:
     outcome: CallOutcome | None = None
     flagged_only: bool = False
 
-    def apply(self, query):  # type: ignore[no-untyped-def]
+    def apply(self, query: Select[Any]) -> Select[Any]:
         if self.since is not None:
             query = query.where(col(CallRecord.started_at) >= self.since)
         if self.outcome is not None:
