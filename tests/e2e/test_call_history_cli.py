@@ -30,7 +30,13 @@ async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, cl
     ):
         sim = await connect(app)
         await speak(sim, "pt_br_greeting_cardiology")
-        await realtime.wait_for(lambda r: r.tool_outputs, timeout=15)
+        answer = script[-1]
+        await realtime.wait_for(
+            lambda r: any(
+                x.step == answer and x.status != "in_progress" for x in r.session.responses
+            ),
+            timeout=15,
+        )
         await sim.wait_idle(timeout=10)
         await sim.hangup()
         for _ in range(100):  # the call's record closes once its tasks have wound down
