@@ -6,23 +6,16 @@ applied-then-failed)."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.http_fake import Fault, LocalHttpFake, read_body, write_response
+
 REQUIRED = ("external_reference", "doctor_id", "start", "end", "patient_name")
-
-
-@dataclass
-class Fault:
-    status: int = 500
-    delay: float = 0.0
-    apply: bool = False
 
 
 @dataclass
@@ -35,27 +28,17 @@ class ClinicApiState:
     creates_received: int = 0
 
 
-class ClinicApiFake:
+class ClinicApiFake(LocalHttpFake):
+    methods = ("GET", "POST", "PATCH", "DELETE")
+
     def __init__(self, token: str = "clinic-token") -> None:
         self.token = token
         self.state = ClinicApiState()
-        self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ClinicApiFake:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api"
+        return f"{self.root_url}/api"
 
     def take(self, doctor_id: str, start: datetime) -> None:
         with self.lock:
@@ -75,59 +58,22 @@ class ClinicApiFake:
         with self.lock:
             return [dict(r) for r in self.state.records.values() if r["status"] == "booked"]
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def _serve(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                fault = None
-                with fake.lock:
-                    if fake.state.faults:
-                        fault = fake.state.faults.pop(0)
-                if fault is not None and fault.delay:
-                    time.sleep(fault.delay)
-                if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                    status, payload = 401, {"error": "unauthorized"}
-                elif fault is not None and fault.status >= 400 and not fault.apply:
-                    status, payload = fault.status, {"error": "internal"}
-                else:
-                    key = self.headers.get("Idempotency-Key")
-                    with fake.lock:
-                        status, payload = fake._route(method, parts.path, parts.query, raw, key)
-                    if fault is not None and fault.status >= 400:
-                        status, payload = fault.status, {"error": "internal"}
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up (its timeout): as on the real service
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_PATCH(self) -> None:
-                self._serve("PATCH")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
-        return Handler
+    def _serve(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(request.path)
+        raw = read_body(request)
+        fault = self._next_fault(self.state.faults, method, parts.path)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            status, payload = 401, {"error": "unauthorized"}
+        elif fault is not None and fault.fails_before:
+            status, payload = fault.status, {"error": "internal"}
+        else:
+            key = request.headers.get("Idempotency-Key")
+            with self.lock:
+                status, payload = self._route(method, parts.path, parts.query, raw, key)
+            if fault is not None and fault.fails_after:
+                status, payload = fault.status, {"error": "internal"}
+        data = json.dumps(payload).encode() if payload is not None else b""
+        write_response(request, status, data, "application/json")
 
     def _route(
         self, method: str, path: str, query: str, raw: bytes, key: str | None

@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes import http_fake
+from tests.fakes.http_fake import LocalHttpFake, read_body, write_response
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 SEND_UPDATES = {"all", "externalOnly", "none"}
@@ -56,12 +57,12 @@ class ApiError(Exception):
 
 
 @dataclass
-class Fault:
-    status: int = 500
+class Fault(http_fake.Fault):
     reason: str = "backendError"
-    delay: float = 0.0
-    apply: bool = False  # perform the request, then answer with the error
     path_contains: str = ""
+
+    def meets(self, method: str, path: str) -> bool:
+        return self.path_contains in path
 
 
 @dataclass
@@ -135,31 +136,15 @@ def _quick_ack(connection: socket.socket) -> None:
         connection.setsockopt(socket.IPPROTO_TCP, quick_ack, 1)
 
 
-class GoogleFake:
+class GoogleFake(LocalHttpFake):
     """Run with ``with GoogleFake() as fake:``; aim the SDK at ``fake.calendar_endpoint`` and
     ``fake.sheets_endpoint``."""
 
+    methods = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
     def __init__(self) -> None:
         self.state = GoogleState()
-        self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    # Lifecycle --------------------------------------------------------------------------------
-
-    def __enter__(self) -> GoogleFake:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     @property
     def calendar_endpoint(self) -> str:
@@ -191,7 +176,8 @@ class GoogleFake:
     ) -> None:
         with self.lock:
             self.state.faults += [
-                Fault(status, reason, delay, apply, path_contains) for _ in range(count)
+                Fault(status, delay, apply, reason=reason, path_contains=path_contains)
+                for _ in range(count)
             ]
 
     def slow_next(self, count: int, seconds: float, path_contains: str = "") -> None:
@@ -246,78 +232,33 @@ class GoogleFake:
 
     # HTTP -------------------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def _serve(self, method: str) -> None:
-                _quick_ack(self.connection)
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query, keep_blank_values=True)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body: Any = None
-                status, payload = 200, None
-                fault = fake._take_fault(parts.path)
-                if fault is not None and fault.delay:
-                    time.sleep(fault.delay)
-                try:
-                    if raw:
-                        body = json.loads(raw)
-                    if method != "DELETE" and query.get("alt") != ["json"]:
-                        raise ApiError(400, "alt=json expected", "badRequest")
-                    if fault is not None and fault.status >= 400 and not fault.apply:
-                        raise ApiError(fault.status, "Injected failure", fault.reason)
-                    with fake.lock:
-                        status, payload = fake._route(method, parts.path, query, body)
-                    if fault is not None and fault.status >= 400:
-                        raise ApiError(fault.status, "Injected failure after apply", fault.reason)
-                except ApiError as error:
-                    status, payload = error.code, error.body()
-                except (KeyError, TypeError, ValueError, AttributeError) as error:
-                    status, payload = 400, ApiError(400, f"Invalid request: {error}").body()
-                with fake.lock:
-                    fake.state.requests.append(Recorded(method, parts.path, query, body, status))
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                if data:
-                    self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up (its timeout): as on the real service
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_PATCH(self) -> None:
-                self._serve("PATCH")
-
-            def do_PUT(self) -> None:
-                self._serve("PUT")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
-        return Handler
-
-    def _take_fault(self, path: str) -> Fault | None:
+    def _serve(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        _quick_ack(request.connection)
+        parts = urlsplit(request.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        raw = read_body(request)
+        body: Any = None
+        status, payload = 200, None
+        fault = self._next_fault(self.state.faults, method, parts.path)
+        try:
+            if raw:
+                body = json.loads(raw)
+            if method != "DELETE" and query.get("alt") != ["json"]:
+                raise ApiError(400, "alt=json expected", "badRequest")
+            if fault is not None and fault.fails_before:
+                raise ApiError(fault.status, "Injected failure", fault.reason)
+            with self.lock:
+                status, payload = self._route(method, parts.path, query, body)
+            if fault is not None and fault.fails_after:
+                raise ApiError(fault.status, "Injected failure after apply", fault.reason)
+        except ApiError as error:
+            status, payload = error.code, error.body()
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            status, payload = 400, ApiError(400, f"Invalid request: {error}").body()
         with self.lock:
-            for index, fault in enumerate(self.state.faults):
-                if fault.path_contains in path:
-                    return self.state.faults.pop(index)
-        return None
+            self.state.requests.append(Recorded(method, parts.path, query, body, status))
+        data = b"" if payload is None else json.dumps(payload).encode()
+        write_response(request, status, data, "application/json; charset=UTF-8" if data else None)
 
     def _route(
         self, method: str, path: str, query: dict[str, list[str]], body: Any

@@ -11,26 +11,27 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import http_fake
+from tests.fakes.http_fake import LocalHttpFake, read_body, write_response
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 
 
 @dataclass
-class Fault:
-    status: int = 500
-    delay: float = 0.0
-    apply: bool = False
+class Fault(http_fake.Fault):
     method: str | None = None
     """Only requests of this method (GET, POST) meet the fault; None: any request."""
+
+    def meets(self, method: str, path: str) -> bool:
+        return self.method in (None, method)
 
 
 @dataclass
@@ -49,30 +50,16 @@ class TwilioError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class TwilioRestFake:
+class TwilioRestFake(LocalHttpFake):
+    methods = ("GET", "POST")
+
     def __init__(
         self, account_sid: str = "AC" + "1" * 32, auth_token: str = "secret-token"
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.state = TwilioState()
-        self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> TwilioRestFake:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__()
 
     # Set-up and inspection --------------------------------------------------------------------
 
@@ -104,69 +91,34 @@ class TwilioRestFake:
 
     # HTTP -------------------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def _serve(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
-                form = parse_qs(raw, keep_blank_values=True)
-                query = parse_qs(parts.query, keep_blank_values=True)
-                fault = None
-                with fake.lock:
-                    for index, candidate in enumerate(fake.state.faults):
-                        if candidate.method in (None, method):
-                            fault = fake.state.faults.pop(index)
-                            break
-                if fault is not None and fault.delay:
-                    time.sleep(fault.delay)
-                try:
-                    fake._check_auth(self.headers.get("Authorization"))
-                    if fault is not None and fault.status >= 400 and not fault.apply:
-                        raise TwilioError(fault.status, 20500, "Injected failure")
-                    if method == "POST" and self.headers.get_content_type() != (
-                        "application/x-www-form-urlencoded"
-                    ):
-                        raise TwilioError(400, 20001, "form encoding expected")
-                    with fake.lock:
-                        status, payload = fake._route(method, parts.path, form, query)
-                    if fault is not None and fault.status >= 400:
-                        raise TwilioError(fault.status, 20500, "Injected failure after apply")
-                except TwilioError as error:
-                    status = error.status
-                    payload = {
-                        "code": error.code,
-                        "message": error.message,
-                        "more_info": f"https://www.twilio.com/docs/errors/{error.code}",
-                        "status": error.status,
-                    }
-                    with fake.lock:
-                        fake.state.rejected.append((error.code, parts.path))
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up (its timeout): as on the real service
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-        return Handler
+    def _serve(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        parts = urlsplit(request.path)
+        form = parse_qs(read_body(request).decode(), keep_blank_values=True)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        fault = self._next_fault(self.state.faults, method, parts.path)
+        try:
+            self._check_auth(request.headers.get("Authorization"))
+            if fault is not None and fault.fails_before:
+                raise TwilioError(fault.status, 20500, "Injected failure")
+            if method == "POST" and request.headers.get_content_type() != (
+                "application/x-www-form-urlencoded"
+            ):
+                raise TwilioError(400, 20001, "form encoding expected")
+            with self.lock:
+                status, payload = self._route(method, parts.path, form, query)
+            if fault is not None and fault.fails_after:
+                raise TwilioError(fault.status, 20500, "Injected failure after apply")
+        except TwilioError as error:
+            status = error.status
+            payload = {
+                "code": error.code,
+                "message": error.message,
+                "more_info": f"https://www.twilio.com/docs/errors/{error.code}",
+                "status": error.status,
+            }
+            with self.lock:
+                self.state.rejected.append((error.code, parts.path))
+        write_response(request, status, json.dumps(payload).encode(), "application/json")
 
     def _check_auth(self, header: str | None) -> None:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
