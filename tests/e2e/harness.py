@@ -16,6 +16,8 @@ import uvicorn
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import make_settings
+from tests.fakes.realtime_script import Step
+from tests.fakes.realtime_server import FakeRealtimeServer
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import Clock
@@ -99,3 +101,15 @@ async def live_app(
         server.should_exit = True
         await asyncio.wait_for(task, 10)
         engine.dispose()
+
+
+@asynccontextmanager
+async def live_call(
+    tmp_path: Path, clock: Clock, script: list[Step], **overrides: Any
+) -> AsyncIterator[tuple[FakeRealtimeServer, LiveApp]]:
+    """The fake Realtime server playing ``script`` and the app aimed at it (most call tests)."""
+    async with (
+        FakeRealtimeServer(script) as realtime,
+        live_app(tmp_path, clock, realtime.base_url, **overrides) as app,
+    ):
+        yield realtime, app

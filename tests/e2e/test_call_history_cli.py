@@ -7,11 +7,10 @@ import asyncio
 
 from typer.testing import CliRunner
 
-from tests.e2e.harness import CALLER, live_app
+from tests.e2e.harness import CALLER, live_call
 from tests.e2e.test_voice_call import CALL_SID, speak
 from tests.e2e.test_voice_limits import connect
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
-from tests.fakes.realtime_server import FakeRealtimeServer
 from voice_agent.cli import app as cli
 from voice_agent.patients.service import mask_phone
 from voice_agent.voice.call_log import get_call
@@ -24,10 +23,7 @@ async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, cl
         FunctionCallTurn("find_slots", {"service": "cardiologia"}),
         SpeakTurn("Tenho terça às nove com o Dr. Carlos.", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await speak(sim, "pt_br_greeting_cardiology")
         answer = script[-1]

@@ -11,10 +11,9 @@ from datetime import date, time
 
 from sqlalchemy import select
 
-from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, CALLER, live_app
+from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, CALLER, live_app, live_call
 from tests.fakes.audio import load_fixture
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
-from tests.fakes.realtime_server import FakeRealtimeServer
 from tests.fakes.twilio_media import TwilioMediaSimulator
 from tests.fakes.twilio_rest_fake import TwilioRestFake
 from voice_agent.confirmations.runner import ConfirmationRunner
@@ -73,9 +72,9 @@ async def test_the_patient_confirms_by_voice_on_the_confirmation_call(tmp_path, 
                 "end_call", {"reason": "confirmed"}, say="Confirmado, obrigada! Até logo!"
             ),
         ]
-        async with (
-            FakeRealtimeServer(script) as realtime,
-            live_app(tmp_path, clock, realtime.base_url, twilio_api_base=twilio.base_url) as app,
+        async with live_call(tmp_path, clock, script, twilio_api_base=twilio.base_url) as (
+            realtime,
+            app,
         ):
             runner = ConfirmationRunner(app.services, make_twilio_client(app.services.settings))
             clock.set(call_step.due_at)

@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import select
 
-from tests.e2e.harness import CALLER, live_app
+from tests.e2e.harness import CALLER, live_app, live_call
 from tests.fakes.audio import load_fixture
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from tests.fakes.realtime_server import FakeRealtimeServer
@@ -49,10 +49,7 @@ async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock) -> None:
         UserTurn("Obrigada, tchau."),
         FunctionCallTurn("end_call", {"reason": "booked"}, say="Até logo!"),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         token = await app.incoming_call(CALL_SID)
         sim = TwilioMediaSimulator(
             app.media_url, call_sid=CALL_SID, custom_parameters={"token": token}, speed=0.05

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.e2e.harness import live_app
+from tests.e2e.harness import live_app, live_call
 from tests.e2e.test_voice_call import CALL_SID, call_events, call_record, speak
 from tests.fakes.audio import load_fixture
 from tests.fakes.realtime_script import FailedTurn, FunctionCallTurn, SpeakTurn, UserTurn
@@ -39,10 +39,7 @@ async def test_barge_in_clears_twilio_and_truncates_at_the_played_position(tmp_p
         UserTurn("Espera, espera."),
         SpeakTurn("Pois não?", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app, speed=0.2)
         await sim.wait_for(lambda s: len(s.played) > 8 * 500, timeout=10)  # 0.5 s heard
         await speak(sim, "pt_br_wait")
@@ -70,10 +67,7 @@ async def test_openai_dropping_mid_call_reconnects_once_with_the_conversation(
         UserTurn("Quero marcar uma consulta."),
         SpeakTurn("Claro, para qual especialidade?", audio_ms=400),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         await speak(sim, "pt_br_greeting_cardiology")
@@ -96,10 +90,7 @@ async def test_openai_dropping_mid_call_reconnects_once_with_the_conversation(
 
 async def test_openai_failing_twice_apologises_transfers_and_alerts(tmp_path, clock) -> None:
     script = [SpeakTurn("Olá!", audio_ms=300), UserTurn("Alô?"), SpeakTurn("Sim?", audio_ms=300)]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_for(lambda s: s.played, timeout=10)
         await sim.wait_idle(timeout=10)
@@ -123,10 +114,7 @@ async def test_a_failed_response_is_asked_again_so_the_caller_is_answered(tmp_pa
         FailedTurn(),
         SpeakTurn("Claro, para qual especialidade?", audio_ms=400),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         heard_greeting = len(sim.played)
@@ -151,10 +139,7 @@ async def test_responses_failing_twice_in_a_row_hand_the_call_over(tmp_path, clo
         FailedTurn(),
         FailedTurn(code="overloaded"),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         await speak(sim, "pt_br_greeting_cardiology")
@@ -203,10 +188,7 @@ async def test_a_slow_tool_gets_a_spoken_filler(tmp_path, clock) -> None:
         SpeakTurn("Um momento, por favor.", audio_ms=300),
         SpeakTurn("Sim, cobre.", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url, tool_filler_after_seconds=0.2) as app,
-    ):
+    async with live_call(tmp_path, clock, script, tool_filler_after_seconds=0.2) as (realtime, app):
         slow_registry(app, 1.0)
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
@@ -230,10 +212,7 @@ async def test_caller_hanging_up_mid_tool_call_ends_cleanly(tmp_path, clock) -> 
         FunctionCallTurn("register_patient", {"full_name": "Ana Lima"}),
         FunctionCallTurn("check_insurance_system", {}),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         slow_registry(app, 0.5)
         before = {t for t in asyncio.all_tasks()}
         sim = await connect(app)
@@ -264,10 +243,7 @@ async def test_caller_hanging_up_mid_tool_call_ends_cleanly(tmp_path, clock) -> 
 
 async def test_malformed_and_out_of_order_frames_never_kill_the_call(tmp_path, clock) -> None:
     script = [SpeakTurn("Olá!", audio_ms=200), UserTurn("Alô"), SpeakTurn("Pois não", 200)]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         for junk in (
@@ -293,10 +269,7 @@ async def test_malformed_and_out_of_order_frames_never_kill_the_call(tmp_path, c
 
 async def test_dtmf_zero_transfers_to_staff_with_a_summary(tmp_path, clock) -> None:
     script = [SpeakTurn("Olá!", audio_ms=200), SpeakTurn("Transferindo.", audio_ms=300)]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         await sim.send_dtmf("0")
@@ -318,10 +291,7 @@ async def test_an_emergency_is_flagged_and_the_call_ends_after_the_advice(tmp_pa
         FunctionCallTurn("report_emergency", {"summary": "dor no peito"}),
         SpeakTurn("Desligue e ligue agora para o 192.", audio_ms=500),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         await speak(sim, "pt_br_greeting_cardiology")

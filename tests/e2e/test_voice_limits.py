@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, CALLER, LiveApp, live_app
+from tests.e2e.harness import ACCOUNT_SID, AUTH_TOKEN, CALLER, LiveApp, live_call
 from tests.e2e.test_voice_call import CALL_SID, call_events, call_record, speak
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from tests.fakes.realtime_server import FakeRealtimeServer
@@ -61,10 +61,7 @@ async def test_a_silent_caller_is_prompted_then_politely_hung_up_on(tmp_path, cl
         SpeakTurn("Alô? Ainda está na linha?", audio_ms=300),
         SpeakTurn("Vou encerrar a ligação. Até logo!", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         # Below the setting's minimum (5 s), so that the test takes seconds, not half a minute.
         app.services.settings.idle_timeout_seconds = 1
         sim = await connect(app, speed=1.0, greeted=False)
@@ -95,10 +92,7 @@ async def test_a_call_at_its_maximum_length_says_goodbye_and_ends(tmp_path, cloc
         SpeakTurn("Clínica São Lucas, bom dia!", audio_ms=200),
         SpeakTurn("Nosso tempo acabou; a equipe retorna se precisar. Até logo!", audio_ms=400),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         app.services.settings.max_call_seconds = 2  # below the minimum of 30 s, for speed
         sim = await connect(app, speed=1.0, greeted=False)
         silence = keep_line_open(sim)
@@ -149,9 +143,9 @@ async def test_end_call_completes_the_call_through_the_twilio_rest_api(tmp_path,
     ]
     with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         inbound_call(twilio, CALL_SID)
-        async with (
-            FakeRealtimeServer(script) as realtime,
-            live_app(tmp_path, clock, realtime.base_url, twilio_api_base=twilio.base_url) as app,
+        async with live_call(tmp_path, clock, script, twilio_api_base=twilio.base_url) as (
+            realtime,
+            app,
         ):
             sim = await connect(app)
             await speak(sim, "pt_br_goodbye")
@@ -177,9 +171,9 @@ async def test_transfer_redirects_the_call_to_a_dial_through_the_twilio_rest_api
     ]
     with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         inbound_call(twilio, CALL_SID)
-        async with (
-            FakeRealtimeServer(script) as realtime,
-            live_app(tmp_path, clock, realtime.base_url, twilio_api_base=twilio.base_url) as app,
+        async with live_call(tmp_path, clock, script, twilio_api_base=twilio.base_url) as (
+            realtime,
+            app,
         ):
             sim = await connect(app)
             await speak(sim, "pt_br_wait")
@@ -215,10 +209,7 @@ async def test_a_caller_speaking_english_switches_the_call_to_english(
         FunctionCallTurn("find_slots", {"service": "cardiologia"}),
         SpeakTurn("I have Tuesday at nine with Dr. Carlos.", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         assert call_record(app).language == "pt-BR"
         await speak(sim, "en_greeting_cardiology")
@@ -248,10 +239,7 @@ async def test_a_transcript_that_is_late_holds_a_tool_call_for_one_second_at_mos
         FunctionCallTurn("find_slots", {"service": "cardiologia"}),
         SpeakTurn("Tenho terça às nove com o Dr. Carlos.", audio_ms=300),
     ]
-    async with (
-        FakeRealtimeServer(script) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
-    ):
+    async with live_call(tmp_path, clock, script) as (realtime, app):
         sim = await connect(app)
         await speak(sim, "en_greeting_cardiology")
         await realtime.wait_for(lambda r: r.tool_outputs, timeout=15)
