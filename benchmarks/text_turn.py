@@ -3,7 +3,8 @@ through ConversationService (no HTTP), on a SQLite file, with the sample clinic.
 
     python benchmarks/text_turn.py [--rounds 3] [--warmup 1] [--scenarios DIR]
 
-Prints p50/p95/max per turn, overall and split by whether the turn searched for slots. The
+Prints p50/p95/max per turn, overall and split by what the turn did: searched for slots,
+booked or rescheduled (``book``), or neither (``other``). The
 warm-up passes (not measured) replay the same scenarios first, so one-time costs of a fresh
 process (SQL statement compilation, first use of each code path) do not count as turn latency.
 As in production, time passes: each scenario starts a minute after the previous one and the
@@ -51,7 +52,7 @@ async def run(
     *,
     fixed_clock: bool = False,
 ) -> dict[str, list[float]]:
-    timings: dict[str, list[float]] = {"all": [], "search": [], "other": []}
+    timings: dict[str, list[float]] = {"all": [], "search": [], "book": [], "other": []}
     scenarios = sorted((folder_of_scenarios or ROOT / "tests" / "scenarios").glob("*/*.yaml"))
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
@@ -91,10 +92,17 @@ async def run(
                     if not measured:
                         continue
                     timings["all"].append(elapsed)
-                    kind = "search" if "find_slots" in reply.tool_calls else "other"
-                    timings[kind].append(elapsed)
+                    timings[_kind(reply.tool_calls)].append(elapsed)
         services.close()
     return timings
+
+
+def _kind(tools: list[str]) -> str:
+    if "find_slots" in tools:
+        return "search"
+    if "book_appointment" in tools or "reschedule_appointment" in tools:
+        return "book"
+    return "other"
 
 
 def main() -> None:
@@ -109,7 +117,7 @@ def main() -> None:
     )
     print("offline text turn latency (ms), in-process, SQLite file, sample clinic")
     print(f"{'turns':>8} {'count':>6} {'p50':>7} {'p95':>7} {'max':>7}")
-    for name in ("all", "other", "search"):
+    for name in ("all", "other", "search", "book"):
         values = timings[name]
         if not values:
             continue

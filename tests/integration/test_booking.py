@@ -91,6 +91,9 @@ async def test_book_held_offer_logs_interaction_and_is_idempotent(any_services: 
     first = await any_services.booking.book(request(patient_id, "k-1"), offers[0].hold_id)
     again = await any_services.booking.book_slot(request(patient_id, "k-1"), offers[0].slot)
     assert again.id == first.id
+    # A retry of the same request through its (now used) hold finds the booking, not an error.
+    retried = await any_services.booking.book(request(patient_id, "k-1"), offers[0].hold_id)
+    assert retried.id == first.id
     assert first.start == offers[0].slot.start
     assert count_active(any_services) == 1
     with transaction(any_services.engine) as session:

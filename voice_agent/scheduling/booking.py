@@ -58,6 +58,7 @@ from voice_agent.store.types import utcnow
 
 CELL = timedelta(minutes=CELL_MINUTES)
 _HOLD = Hold.__table__  # type: ignore[attr-defined]
+
 _SLOT_CLAIM = SlotClaim.__table__  # type: ignore[attr-defined]
 _SEARCH_ROUNDS = 3
 """A search ranks again (at most this often) when other conversations took its candidates."""
@@ -121,6 +122,10 @@ class BookingError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _offer_expired() -> BookingError:
+    return BookingError("offer_expired", "That option is no longer available; let me look again.")
 
 
 @dataclass(frozen=True)
@@ -551,9 +556,7 @@ class BookingService:
         """The slot behind this holder's hold, or the error a patient hears when it is gone."""
         hold = await self.get_hold(hold_id, holder)
         if hold is None:
-            raise BookingError(
-                "offer_expired", "That option is no longer available; let me look again."
-            )
+            raise _offer_expired()
         return Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
 
     async def get_hold(self, hold_id: str, holder: str) -> Hold | None:
@@ -567,32 +570,75 @@ class BookingService:
     # Booking ----------------------------------------------------------------------------------
 
     async def book(self, request: BookingRequest, hold_id: str) -> Appointment:
-        """Book a held offer. Idempotent by ``request.request_key``."""
-        slot = await self._held_slot(hold_id, request.holder)
-        return await self.book_slot(request, slot, hold_id=hold_id)
+        """Book a held offer. Idempotent by ``request.request_key``.
+
+        With the embedded calendar the request key, the hold, the doctor's blocks, the policy
+        checks and the insert are one transaction on one worker thread; an external calendar is
+        asked for the slot's busy time first.
+        """
+        external: list[Interval] | None = None
+        if not self._blocks_in_db:
+            slot = await self._held_slot(hold_id, request.holder)
+            external = await self._external_intervals(slot)
+        return await asyncio.to_thread(self._book_held, request, hold_id, external)
+
+    def _book_held(
+        self, request: BookingRequest, hold_id: str, external: list[Interval] | None
+    ) -> Appointment:
+        try:
+            with transaction(self._engine) as session:
+                existing = self._by_request_key_in(session, request)
+                if existing is not None:
+                    return existing
+                hold = session.get(Hold, hold_id)
+                if hold is None or hold.holder != request.holder:
+                    raise _offer_expired()
+                slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
+                busy = external if external is not None else self._blocks_in(session, slot)
+                self._check_policy(slot, request.insurance_id, busy)
+                return self._insert_in(session, request, slot, hold_id)
+        except IntegrityError:
+            return self._after_collision(request)
 
     async def book_slot(
         self, request: BookingRequest, slot: Slot, *, hold_id: str | None = None
     ) -> Appointment:
+        """Book a slot that was not offered through a hold (staff tools, imports)."""
         existing = await self._by_request_key(request)
         if existing is not None:
             return existing
         await self._check(slot, request.insurance_id)
         return await asyncio.to_thread(self._insert, request, slot, hold_id)
 
-    async def _check(self, slot: Slot, insurance_id: str | None, ignore: str | None = None) -> None:
+    async def _check(self, slot: Slot, insurance_id: str | None) -> None:
         """Policy checks with specific reasons; the database still decides who wins a race."""
+        self._check_policy(slot, insurance_id, await self._external_intervals(slot))
+
+    async def _external_intervals(self, slot: Slot) -> list[Interval]:
+        busy = await self._calendar.busy([slot.doctor_id], slot.start, slot.end)
+        return [Interval(b.start, b.end) for b in busy]
+
+    @staticmethod
+    def _blocks_in(session: Session, slot: Slot) -> list[Interval]:
+        """The embedded calendar's blocks over the slot, read in the booking's transaction."""
+        rows = session.execute(
+            select(CalendarBlock.start, CalendarBlock.end).where(
+                CalendarBlock.doctor_id == slot.doctor_id,
+                col(CalendarBlock.end) > slot.start,
+                col(CalendarBlock.start) < slot.end,
+            )
+        ).all()
+        return [Interval(start, end) for start, end in rows]
+
+    def _check_policy(self, slot: Slot, insurance_id: str | None, busy: list[Interval]) -> None:
         clinic = self.clinic
-        now = self._clock.now()
-        external = await self._calendar.busy([slot.doctor_id], slot.start, slot.end)
-        busy = {slot.doctor_id: [Interval(b.start, b.end) for b in external]}
         problem = check_slot(
             clinic,
             doctor_id=slot.doctor_id,
             service_id=slot.service_id,
             start=slot.start,
-            now=now,
-            busy=busy,
+            now=self._clock.now(),
+            busy={slot.doctor_id: busy},
         )
         if problem is not None:
             raise BookingError(str(problem.code), problem.message)
@@ -606,47 +652,52 @@ class BookingService:
                 )
 
     def _insert(self, request: BookingRequest, slot: Slot, hold_id: str | None) -> Appointment:
-        now = self._clock.now()
         try:
             with transaction(self._engine) as session:
-                if hold_id is not None:
-                    self._drop_hold(session, hold_id)
-                self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
-                appointment = Appointment(
-                    patient_id=request.patient_id,
-                    doctor_id=slot.doctor_id,
-                    service_id=slot.service_id,
-                    insurance_id=request.insurance_id,
-                    start=slot.start,
-                    end=slot.end,
-                    channel=request.channel,
-                    request_key=request.request_key,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(appointment)
-                session.flush()
-                self._claim(
-                    session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id
-                )
-                if self.confirmer is not None:
-                    self.confirmer(session, appointment)
-                self._log.record_in(
-                    session,
-                    InteractionKind.booking,
-                    channel=request.channel,
-                    patient_id=request.patient_id,
-                    appointment_id=appointment.id,
-                    details=_describe(appointment),
-                )
-                return appointment
+                return self._insert_in(session, request, slot, hold_id)
         except IntegrityError:
-            existing = self._by_request_key_sync(request)
-            if existing is not None:
-                return existing
-            raise BookingError(
-                "slot_taken", "Sorry, that time was just taken by someone else."
-            ) from None
+            return self._after_collision(request)
+
+    def _insert_in(
+        self, session: Session, request: BookingRequest, slot: Slot, hold_id: str | None
+    ) -> Appointment:
+        now = self._clock.now()
+        if hold_id is not None:
+            self._drop_hold(session, hold_id)
+        self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
+        appointment = Appointment(
+            patient_id=request.patient_id,
+            doctor_id=slot.doctor_id,
+            service_id=slot.service_id,
+            insurance_id=request.insurance_id,
+            start=slot.start,
+            end=slot.end,
+            channel=request.channel,
+            request_key=request.request_key,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(appointment)
+        session.flush()
+        self._claim(session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id)
+        if self.confirmer is not None:
+            self.confirmer(session, appointment)
+        self._log.record_in(
+            session,
+            InteractionKind.booking,
+            channel=request.channel,
+            patient_id=request.patient_id,
+            appointment_id=appointment.id,
+            details=_describe(appointment),
+        )
+        return appointment
+
+    def _after_collision(self, request: BookingRequest) -> Appointment:
+        """The insert collided: the same request won already (a retry), or someone else did."""
+        existing = self._by_request_key_sync(request)
+        if existing is not None:
+            return existing
+        raise BookingError("slot_taken", "Sorry, that time was just taken by someone else.")
 
     async def _by_request_key(self, request: BookingRequest) -> Appointment | None:
         if request.request_key is None:
@@ -657,9 +708,15 @@ class BookingService:
         if request.request_key is None:
             return None
         with transaction(self._engine) as session:
-            found = session.execute(
-                select(Appointment).where(Appointment.request_key == request.request_key)
-            ).scalar_one_or_none()
+            return self._by_request_key_in(session, request)
+
+    @staticmethod
+    def _by_request_key_in(session: Session, request: BookingRequest) -> Appointment | None:
+        if request.request_key is None:
+            return None
+        found = session.execute(
+            select(Appointment).where(Appointment.request_key == request.request_key)
+        ).scalar_one_or_none()
         if found is not None and found.patient_id != request.patient_id:
             raise BookingError("request_conflict", "That request belongs to another patient.")
         return found
