@@ -150,6 +150,26 @@ async def test_a_caller_books_through_tools_end_to_end(services: Services) -> No
         assert row.insurance_id == "unimed" and row.channel == "test"
 
 
+async def test_a_repeated_book_call_returns_the_booking_instead_of_a_second_one(
+    services: Services,
+) -> None:
+    ctx = context(services)
+    await call(services, ctx, "register_patient", full_name="Maria da Silva")
+    await call(services, ctx, "find_slots", service="cardiologista")
+    booked = await call(services, ctx, "book_appointment", option="2", confirmed_by_patient=True)
+    # The model calls the same tool again (a duplicate, or a replay after a reconnect).
+    again = await call(services, ctx, "book_appointment", option="2", confirmed_by_patient=True)
+    assert again["ok"] and again["already_booked"] is True
+    assert again["booked"] == booked["booked"]
+    # An option that never existed in this conversation is still refused.
+    other = context(services, "+5511987654099")
+    await call(services, other, "register_patient", full_name="Ana Lima")
+    refused = await call(services, other, "book_appointment", option="2", confirmed_by_patient=True)
+    assert refused["code"] == "unknown_option"
+    with transaction(services.engine) as session:
+        assert len(session.execute(select(Appointment)).scalars().all()) == 1
+
+
 async def test_a_caller_cannot_touch_another_patients_appointment(services: Services) -> None:
     alice = context(services, "+5511987654001")
     mallory = context(services, "+5511987654002")

@@ -699,6 +699,27 @@ class BookingService:
             return existing
         raise BookingError("slot_taken", "Sorry, that time was just taken by someone else.")
 
+    async def just_booked(self, patient_id: str, key_prefix: str) -> Appointment | None:
+        """The patient's booking made under request keys starting with ``key_prefix`` (one
+        conversation) within the hold time: what a repeated "book that option" refers to."""
+        since = self._clock.now() - self._hold
+
+        def _read() -> Appointment | None:
+            with transaction(self._engine) as session:
+                return session.execute(
+                    select(Appointment)
+                    .where(
+                        Appointment.patient_id == patient_id,
+                        col(Appointment.request_key).startswith(key_prefix, autoescape=True),
+                        col(Appointment.created_at) >= since,
+                        col(Appointment.status).in_(ACTIVE_STATUSES),
+                    )
+                    .order_by(col(Appointment.created_at).desc())
+                    .limit(1)
+                ).scalar_one_or_none()
+
+        return await asyncio.to_thread(_read)
+
     async def _by_request_key(self, request: BookingRequest) -> Appointment | None:
         if request.request_key is None:
             return None

@@ -129,7 +129,19 @@ async def book_appointment(
         )
     clinic = ctx.services.clinic()
     insurance_id = _insurance_id(clinic, insurance) if insurance else None
-    hold = await _hold(ctx, option)
+    try:
+        hold = await _hold(ctx, option)
+    except ToolError:
+        # The same book_appointment again (a repeated call, a replay after a reconnect): the
+        # option's hold was used by the booking it made. Say so instead of sending the model
+        # searching, which would end in a second appointment.
+        done = await ctx.services.booking.just_booked(patient.id, f"{ctx.conversation_id}:book:")
+        if done is None:
+            raise
+        return {
+            "booked": describe_appointment(clinic, done, ctx.language),
+            "already_booked": True,
+        }
     request = BookingRequest(
         patient_id=patient.id,
         channel=ctx.channel,
