@@ -4,8 +4,8 @@ transcript, tools and errors). Staff tools: the list masks callers; the timeline
 from __future__ import annotations
 
 import json
-from datetime import datetime, time
-from typing import Annotated, Any
+from datetime import datetime, time, tzinfo
+from typing import Annotated
 
 import typer
 
@@ -73,7 +73,7 @@ def call(call_sid: Annotated[str, typer.Argument(help="The call's CallSid.")]) -
         typer.echo(f"{offset // 60:>3}:{offset % 60:02d}  {event.kind:<12}  {_content(event)}")
 
 
-def _call_line(call: CallRecord, tz: Any) -> str:
+def _call_line(call: CallRecord, tz: tzinfo) -> str:
     started = call.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
     duration = "--:--"
     if call.ended_at is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, text, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlmodel import Session, col
 
 from voice_agent.clinic.model import Clinic
@@ -23,10 +23,9 @@ from voice_agent.confirmations.planning import PlannedStep, plan_steps
 from voice_agent.integrations.whatsapp import last_inbound
 from voice_agent.interactions import InteractionLog
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
-from voice_agent.store.db import is_sqlite, transaction
+from voice_agent.store.db import advisory_xact_lock, is_sqlite, transaction
 from voice_agent.store.tables import Appointment, AppointmentStatus, Interaction, InteractionKind
 
-_PLAN_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('confirmations:plan-missing'))")
 FALLBACK_SEQ = 99
 MANUAL_SEQ = 100
 ERROR_RETRY = "error_retry"
@@ -87,8 +86,7 @@ class StepPlanner:
         now = self._clock.now()
         planned = 0
         with transaction(engine) as session:
-            if not is_sqlite(engine):  # SQLite's BEGIN IMMEDIATE already serializes writers
-                session.execute(_PLAN_LOCK)
+            advisory_xact_lock(session, "confirmations:plan-missing")
             has_steps = select(ConfirmationStep.id).where(
                 ConfirmationStep.appointment_id == Appointment.id
             )

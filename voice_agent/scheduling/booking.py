@@ -22,7 +22,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -42,7 +41,7 @@ from voice_agent.scheduling.ranking import (
     Scorer,
     rank_offers,
 )
-from voice_agent.store.db import is_sqlite, transaction
+from voice_agent.store.db import advisory_xact_lock, is_sqlite, transaction
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
     CELL_MINUTES,
@@ -58,7 +57,6 @@ from voice_agent.store.types import utcnow
 
 CELL = timedelta(minutes=CELL_MINUTES)
 _HOLD = Hold.__table__  # type: ignore[attr-defined]
-
 _SLOT_CLAIM = SlotClaim.__table__  # type: ignore[attr-defined]
 _SEARCH_ROUNDS = 3
 """A search ranks again (at most this often) when other conversations took its candidates."""
@@ -111,7 +109,6 @@ _RELEASE_CLAIMS = delete(SlotClaim).where(
 )
 _RELEASE_HOLDS = delete(Hold).where(Hold.holder == bindparam("holder"))
 _INSERT_HOLD = insert(_HOLD)
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 _INSERT_CLAIMS = insert(_SLOT_CLAIM)
 
 
@@ -397,10 +394,8 @@ class BookingService:
         the previous one committed. Otherwise concurrent searches rank the same free slots and
         then wait on each other's uncommitted claims. SQLite's ``BEGIN IMMEDIATE`` already
         serializes every transaction."""
-        if is_sqlite(self._engine):
-            return
         for doctor_id in sorted(doctor_ids):
-            db.execute(_ADVISORY_LOCK, {"key": f"hold:{doctor_id}"})
+            advisory_xact_lock(db, f"hold:{doctor_id}")
 
     def _read_busy(
         self, db: Connection, span: _Span, now: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
@@ -20,6 +20,19 @@ def normalize_url(url: str) -> str:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
+
+def advisory_xact_lock(db: Connection | Session, key: str) -> None:
+    """PostgreSQL: wait for the advisory lock named ``key``, held until the transaction ends.
+
+    Nothing on SQLite, whose ``BEGIN IMMEDIATE`` already serializes every writing transaction.
+    """
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name != "sqlite":
+        db.execute(_ADVISORY_XACT_LOCK, {"key": key})
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
