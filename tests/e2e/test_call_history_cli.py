@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from typer.testing import CliRunner
 
 from tests.e2e.harness import CALLER, live_call
 from tests.e2e.test_voice_call import CALL_SID, speak
 from tests.e2e.test_voice_limits import connect
+from tests.fakes.polling import poll
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from voice_agent.cli import app as cli
 from voice_agent.patients.service import mask_phone
@@ -35,11 +34,8 @@ async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, cl
         )
         await sim.wait_idle(timeout=10)
         await sim.hangup()
-        for _ in range(100):  # the call's record closes once its tasks have wound down
-            record = get_call(app.services.engine, CALL_SID)
-            if record is not None and record.ended_at is not None:
-                break
-            await asyncio.sleep(0.05)
+        # The call's record closes once its tasks have wound down.
+        await poll(lambda: getattr(get_call(app.services.engine, CALL_SID), "ended_at", None), 5)
         url = app.services.settings.database_url
     runner = CliRunner()
     env = {"VOICE_AGENT_DATABASE_URL": url}

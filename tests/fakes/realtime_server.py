@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from tests.fakes.audio import tone
+from tests.fakes.polling import poll
 from tests.fakes.realtime_script import (
     FailedTurn,
     FunctionCallTurn,
@@ -907,14 +908,7 @@ class FakeRealtimeServer:
         timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, deadline is the point
     ) -> Any:
         """Poll ``predicate(self)`` until truthy; return its value or raise ``TimeoutError``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate(self)
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.005)
+        return await poll(lambda: predicate(self), timeout, 0.005)
 
     # ---------------------------------------------------------- fault injection
 

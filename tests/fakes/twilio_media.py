@@ -31,6 +31,8 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.fakes.polling import poll
+
 __all__ = ["ClearRecord", "TwilioMediaSimulator"]
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz μ-law
@@ -410,14 +412,7 @@ class TwilioMediaSimulator:
         timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, deadline is the point
     ) -> Any:
         """Poll ``predicate(self)`` until truthy; return its value or raise ``TimeoutError``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate(self)
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.002)
+        return await poll(lambda: predicate(self), timeout, 0.002)
 
     async def wait_closed(self, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109
         """Wait until the server closes the stream; return the close code."""

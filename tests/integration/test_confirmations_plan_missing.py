@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Engine, delete, func, select
 from typer.testing import CliRunner
 
+from tests.fakes.polling import poll
 from tests.integration.integration_env import build
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
@@ -115,10 +116,7 @@ async def test_the_app_plans_missing_steps_when_it_starts(
     clock.set(appointments["late"].start - timedelta(hours=47))
     app = create_app(services.settings, services)
     async with app.router.lifespan_context(app):
-        for _ in range(100):
-            if steps_of(services.engine):
-                break
-            await asyncio.sleep(0.05)
+        await poll(lambda: steps_of(services.engine), 5, 0.05)
     steps = steps_of(services.engine)
     assert set(steps) == {appointments["due"].id, appointments["late"].id}
     due = appointments["due"].start
