@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
+from voice_agent.clock import Clock, SystemClock
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Interaction, InteractionKind
 
@@ -19,8 +20,10 @@ InteractionHook = Callable[[Session, Interaction], None]
 
 
 class InteractionLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self._engine = engine
+        self._clock: Clock = clock or SystemClock()
+        """Stamps each row: the WhatsApp 24-hour window and retention are read against it."""
         self._hooks: list[InteractionHook] = []
 
     def add_hook(self, hook: InteractionHook) -> None:
@@ -37,6 +40,7 @@ class InteractionLog:
         details: dict[str, Any] | None = None,
     ) -> Interaction:
         row = Interaction(
+            at=self._clock.now(),
             kind=kind,
             channel=channel,
             patient_id=patient_id,

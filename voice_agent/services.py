@@ -108,7 +108,7 @@ def build_services(
     clock = clock or SystemClock()
     holder = ClinicHolder(engine, settings.timezone)
     clinic = holder()
-    interactions = InteractionLog(engine)
+    interactions = InteractionLog(engine, clock)
     step_planner = StepPlanner(holder, clock)
     interactions.add_hook(step_planner)  # confirmation steps move with bookings
     integrations = build_integrations(

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes import http_fake
 from tests.fakes.http_fake import LocalHttpFake, read_body, write_response
+from voice_agent.clock import Clock, SystemClock
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 
@@ -54,10 +55,15 @@ class TwilioRestFake(LocalHttpFake):
     methods = ("GET", "POST")
 
     def __init__(
-        self, account_sid: str = "AC" + "1" * 32, auth_token: str = "secret-token"
+        self,
+        account_sid: str = "AC" + "1" * 32,
+        auth_token: str = "secret-token",
+        clock: Clock | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.clock: Clock = clock or SystemClock()
+        """Stamps ``date_created``: hand in the test's clock when the app compares with it."""
         self.state = TwilioState()
         super().__init__()
 
@@ -194,7 +200,7 @@ class TwilioRestFake(LocalHttpFake):
                 body = body.replace("{{" + key + "}}", value)
         elif whatsapp and number not in self.state.open_windows:
             raise TwilioError(400, 63016, "Failed to send freeform message outside the window")
-        now = datetime.now(UTC)
+        now = self.clock.now()
         message = {
             "sid": "SM" + uuid.uuid4().hex,
             "account_sid": self.account_sid,
@@ -289,7 +295,7 @@ class TwilioRestFake(LocalHttpFake):
         events = set(form.get("StatusCallbackEvent", []))
         if not events <= self.CALL_EVENTS:
             raise TwilioError(400, 21201, f"StatusCallbackEvent {sorted(events)} is not valid")
-        now = datetime.now(UTC)
+        now = self.clock.now()
         call = {
             "sid": "CA" + uuid.uuid4().hex,
             "account_sid": self.account_sid,

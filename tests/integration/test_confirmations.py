@@ -22,6 +22,7 @@ from tests.fakes.twilio_rest_fake import TwilioRestFake
 from tests.integration.integration_env import ACCOUNT_SID, AUTH_TOKEN, build, twilio_settings
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
+from voice_agent.cli import CliRuntime
 from voice_agent.cli import app as cli
 from voice_agent.clock import FixedClock
 from voice_agent.confirmations.runner import ConfirmationRunner
@@ -106,8 +107,8 @@ class Env:
 
 
 @pytest.fixture
-def twilio() -> Iterator[TwilioRestFake]:
-    with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as fake:
+def twilio(clock: FixedClock) -> Iterator[TwilioRestFake]:
+    with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN, clock) as fake:
         fake.add_template(REMINDER, "Olá {{1}}! Confirme: {{2}}, {{3}}, {{4}}. 1/2/3")
         yield fake
 
@@ -457,18 +458,21 @@ def test_cli_confirm_and_confirmations(
         "VOICE_AGENT_PUBLIC_URL": PUBLIC,
     }
     runner = CliRunner()
-    listed = runner.invoke(cli, ["confirmations"], env=env)
+    on_clock = CliRuntime(clock=clock)  # the CLI runs at the moment the test booked in
+    listed = runner.invoke(cli, ["confirmations"], env=env, obj=on_clock)
     assert listed.exit_code == 0, listed.output
     assert "pending: 2" in listed.output and appointment.id in listed.output
-    sent = runner.invoke(cli, ["confirm", appointment.id, "--via", "whatsapp"], env=env)
+    sent = runner.invoke(
+        cli, ["confirm", appointment.id, "--via", "whatsapp"], env=env, obj=on_clock
+    )
     assert sent.exit_code == 0, sent.output
     assert re.search(r"step \d+: whatsapp sent", sent.output)
     assert len(twilio.messages(f"whatsapp:{PHONE}")) == 1
-    called = runner.invoke(cli, ["confirm", appointment.id, "--via", "call"], env=env)
+    called = runner.invoke(cli, ["confirm", appointment.id, "--via", "call"], env=env, obj=on_clock)
     assert called.exit_code == 0 and "call placed" in called.output
-    bad = runner.invoke(cli, ["confirm", "nope", "--via", "call"], env=env)
+    bad = runner.invoke(cli, ["confirm", "nope", "--via", "call"], env=env, obj=on_clock)
     assert bad.exit_code == 1 and "not an active appointment" in bad.output
-    waiting = runner.invoke(cli, ["confirmations", "--status", "waiting"], env=env)
+    waiting = runner.invoke(cli, ["confirmations", "--status", "waiting"], env=env, obj=on_clock)
     assert "waiting: 2" in waiting.output and "Maria" not in waiting.output
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, time, timedelta
 
 from sqlalchemy import Engine, delete, func, select
 from typer.testing import CliRunner
@@ -16,6 +16,7 @@ from tests.fakes.polling import poll
 from tests.integration.integration_env import build
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
+from voice_agent.cli import CliRuntime
 from voice_agent.cli import app as cli
 from voice_agent.clock import FixedClock
 from voice_agent.scheduling.booking import BookingRequest
@@ -71,9 +72,7 @@ def steps_of(engine: Engine) -> dict[str, list[tuple[str, object]]]:
     return found
 
 
-def test_cli_plans_missing_steps_once(tmp_path) -> None:
-    # The CLI runs on the real clock: these appointments are ten days from the real today.
-    clock = FixedClock(datetime.now(UTC))
+def test_cli_plans_missing_steps_once(tmp_path, clock: FixedClock) -> None:
     url = f"sqlite:///{tmp_path / 'upgrade.db'}"
     services = build(make_engine(url), clock)
     ahead = Preferences(date_from=clock.now().date() + timedelta(days=10), earliest=time(10, 0))
@@ -90,11 +89,12 @@ def test_cli_plans_missing_steps_once(tmp_path) -> None:
     services.close()
     runner = CliRunner()
     env = {"VOICE_AGENT_DATABASE_URL": url}
-    first = runner.invoke(cli, ["confirmations", "--plan-missing"], env=env)
+    on_clock = CliRuntime(clock=clock)  # the CLI plans at the moment the test booked in
+    first = runner.invoke(cli, ["confirmations", "--plan-missing"], env=env, obj=on_clock)
     assert first.exit_code == 0, first.output
     assert "planned confirmations for 1 appointment(s)" in first.output
     assert "pending: 2" in first.output
-    again = runner.invoke(cli, ["confirmations", "--plan-missing"], env=env)
+    again = runner.invoke(cli, ["confirmations", "--plan-missing"], env=env, obj=on_clock)
     assert again.exit_code == 0, again.output
     assert "planned confirmations for 0 appointment(s)" in again.output
     assert "pending: 2" in again.output

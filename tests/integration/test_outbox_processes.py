@@ -42,8 +42,8 @@ CARDIO_DOCTORS = ("dr-ana-souza", "dr-carlos-lima")
 
 
 @pytest.fixture
-def fakes() -> Iterator[tuple[GoogleFake, TwilioRestFake]]:
-    with GoogleFake() as google, TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+def fakes(clock: FixedClock) -> Iterator[tuple[GoogleFake, TwilioRestFake]]:
+    with GoogleFake() as google, TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN, clock) as twilio:
         google.add_spreadsheet(SHEET_ID)
         for doctor in yaml.safe_load(DEFAULT_CLINIC_FILE.read_text(encoding="utf-8"))["doctors"]:
             google.add_calendar(calendar_id(doctor["id"]))

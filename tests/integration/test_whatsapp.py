@@ -26,8 +26,8 @@ DOCTOR = "whatsapp:+5511987654321"
 
 
 @pytest.fixture
-def twilio() -> Iterator[TwilioRestFake]:
-    with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN) as fake:
+def twilio(clock: FixedClock) -> Iterator[TwilioRestFake]:
+    with TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN, clock) as fake:
         fake.add_template(CONFIRM, "Consulta confirmada, {{1}}: {{2}}, {{3}}.")
         fake.add_template(ALERT, "Alerta: {{1}}")
         yield fake

@@ -1,5 +1,4 @@
-"""`voice-agent outbox …` (pending, failed and dead side effects; retry; deliver now) and
-`voice-agent calendar reconcile`."""
+"""`voice-agent outbox …`: pending, failed and dead side effects; retry; deliver now."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from voice_agent.settings import ConfigurationError, load_settings
+from voice_agent.cli.context import services as build_services
 
 outbox_app = typer.Typer(
     help="Side effects waiting for delivery (calendar, Sheets, WhatsApp, alerts).",
@@ -16,18 +15,9 @@ outbox_app = typer.Typer(
 )
 
 
-def services_or_exit():  # type: ignore[no-untyped-def]
-    from voice_agent.services import build_services
-
-    try:
-        return build_services(load_settings())
-    except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 @outbox_app.command("list")
 def outbox_list(
+    ctx: typer.Context,
     status: Annotated[
         str | None,
         typer.Option(help="pending | failed (pending with an error) | dead | done; all if unset."),
@@ -38,7 +28,7 @@ def outbox_list(
     if status not in (None, "pending", "failed", "dead", "done"):
         typer.echo("error: --status must be pending, failed, dead or done", err=True)
         raise typer.Exit(2)
-    services = services_or_exit()
+    services = build_services(ctx)
     outbox = services.outbox
     counts = outbox.counts()
     typer.echo(
@@ -57,6 +47,7 @@ def outbox_list(
 
 @outbox_app.command("retry")
 def outbox_retry(
+    ctx: typer.Context,
     row_id: Annotated[int | None, typer.Argument(help="A dead row's id.")] = None,
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead row.")] = False,
 ) -> None:
@@ -64,7 +55,7 @@ def outbox_retry(
     if row_id is None and not all_dead:
         typer.echo("error: give a row id or --all-dead", err=True)
         raise typer.Exit(2)
-    services = services_or_exit()
+    services = build_services(ctx)
     count = services.outbox.retry(row_id, all_dead=all_dead)
     services.close()
     if count == 0:
@@ -74,27 +65,12 @@ def outbox_retry(
 
 
 @outbox_app.command("deliver")
-def outbox_deliver() -> None:
+def outbox_deliver(ctx: typer.Context) -> None:
     """Deliver what is due now (the server does this every few seconds by itself)."""
-    services = services_or_exit()
+    services = build_services(ctx)
     report = asyncio.run(services.outbox.drain())
     services.close()
     typer.echo(
         f"claimed {report.claimed}: delivered {report.delivered}, retried {report.retried}, "
         f"dead {report.dead}"
     )
-
-
-def calendar_reconcile() -> None:
-    """Compare our appointments with the external calendar and list the drift."""
-    services = services_or_exit()
-    reconciler = services.integrations.reconciler if services.integrations else None
-    if reconciler is None:
-        typer.echo("the local calendar has nothing to reconcile")
-        services.close()
-        return
-    drift = asyncio.run(reconciler.run())
-    for item in drift:
-        typer.echo(f"{item.kind:8} {item.doctor_id:22} {item.appointment_id}  {item.detail}")
-    typer.echo(f"{len(drift)} difference(s)")
-    services.close()

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from voice_agent.cli_outbox import services_or_exit
+from voice_agent.cli.context import services as build_services
+
+if TYPE_CHECKING:
+    from voice_agent.confirmations.runner import ConfirmationRunner
 
 STATUSES = ("pending", "running", "waiting", "done", "failed", "cancelled")
 
 
-def _runner():  # type: ignore[no-untyped-def]
+def _runner(ctx: typer.Context) -> ConfirmationRunner:
     from voice_agent.confirmations.runner import ConfirmationRunner
     from voice_agent.integrations.twilio_rest import make_twilio_client
 
-    services = services_or_exit()
+    services = build_services(ctx)
     return ConfirmationRunner(services, make_twilio_client(services.settings))
 
 
 def confirm(
+    ctx: typer.Context,
     appointment: Annotated[str, typer.Argument(help="The appointment id.")],
     via: Annotated[str, typer.Option(help="call | whatsapp")] = "whatsapp",
 ) -> None:
@@ -31,7 +35,7 @@ def confirm(
     if via not in ("call", "whatsapp"):
         typer.echo("error: --via must be call or whatsapp", err=True)
         raise typer.Exit(2)
-    runner = _runner()
+    runner = _runner(ctx)
     try:
         step_id, outcome = asyncio.run(runner.trigger(appointment, via))
     except ValueError as exc:
@@ -45,6 +49,7 @@ def confirm(
 
 
 def confirmations(
+    ctx: typer.Context,
     status: Annotated[
         str | None, typer.Option(help="pending | running | waiting | done | failed | cancelled")
     ] = None,
@@ -62,7 +67,7 @@ def confirmations(
     if status is not None and status not in STATUSES:
         typer.echo(f"error: --status must be one of {', '.join(STATUSES)}", err=True)
         raise typer.Exit(2)
-    runner = _runner()
+    runner = _runner(ctx)
     try:
         if plan_missing:
             planned = asyncio.run(runner.plan_missing())

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from voice_agent.cli_outbox import services_or_exit
+from voice_agent.cli.context import services as build_services
 from voice_agent.patients.service import mask_phone
 from voice_agent.store.tables import CallEvent, CallOutcome, CallRecord
 from voice_agent.voice.call_history import CallFilter, call_timeline, outcome_counts, recent_calls
@@ -19,6 +19,7 @@ SHOWN_CHARS = 240  # a tool's arguments or output beyond this are cut in the tim
 
 
 def calls(
+    ctx: typer.Context,
     since: Annotated[
         str | None, typer.Option(help="From this day (YYYY-MM-DD, clinic time); default: all.")
     ] = None,
@@ -30,7 +31,7 @@ def calls(
     if outcome is not None and outcome not in OUTCOMES:
         typer.echo(f"error: --outcome must be one of {', '.join(OUTCOMES)}", err=True)
         raise typer.Exit(2)
-    services = services_or_exit()
+    services = build_services(ctx)
     try:
         tz = services.clinic().tz
         start = None
@@ -51,9 +52,11 @@ def calls(
         typer.echo(_call_line(call, tz))
 
 
-def call(call_sid: Annotated[str, typer.Argument(help="The call's CallSid.")]) -> None:
+def call(
+    ctx: typer.Context, call_sid: Annotated[str, typer.Argument(help="The call's CallSid.")]
+) -> None:
     """One call: who, when, how it ended, then every transcript turn, tool call and error."""
-    services = services_or_exit()
+    services = build_services(ctx)
     try:
         tz = services.clinic().tz
         found = call_timeline(services.engine, call_sid)

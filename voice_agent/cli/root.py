@@ -1,0 +1,58 @@
+"""The `voice-agent` command: one Typer root; each command group lives in its own module and gets
+its settings, services and clock from `cli.context`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from voice_agent import __version__
+from voice_agent.cli.agenda import appointments, calendar_app, slots
+from voice_agent.cli.calls import call, calls
+from voice_agent.cli.clinic import clinic_app, db_app
+from voice_agent.cli.confirmations import confirm, confirmations
+from voice_agent.cli.context import CliRuntime
+from voice_agent.cli.outbox import outbox_app
+from voice_agent.cli.server import chat, serve
+
+app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"voice-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Voice receptionist for clinics."""
+    if ctx.obj is None:  # the installed command; tests pass their own (a fixed clock)
+        ctx.obj = CliRuntime()
+
+
+app.command()(serve)
+app.command()(chat)
+app.add_typer(clinic_app, name="clinic")
+app.add_typer(db_app, name="db")
+app.command()(slots)
+app.command()(appointments)
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(outbox_app, name="outbox")
+app.command("confirm")(confirm)
+app.command("confirmations")(confirmations)
+app.command("calls")(calls)
+app.command("call")(call)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`
+    app(prog_name="voice-agent")

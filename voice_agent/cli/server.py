@@ -1,0 +1,57 @@
+"""`voice-agent serve` (the receptionist over HTTP) and `voice-agent chat` (in the terminal)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+
+from voice_agent.cli.context import exit_with, runtime, settings
+from voice_agent.settings import ConfigurationError
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default $PORT or 8000).")] = None,
+) -> None:
+    """Run the receptionist (HTTP + Twilio webhooks + media streams)."""
+    import uvicorn
+
+    from voice_agent.app import create_app
+    from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    current = settings(ctx)
+    try:
+        application = create_app(current)
+    except ConfigurationError as exc:
+        exit_with(str(exc))
+    uvicorn.run(
+        application,
+        host=host or current.host,
+        port=port or current.port,
+        log_level="info",
+        # uvicorn's websockets-sansio protocol with a fast path for the call relay's text
+        # messages (voice/relay_sockets.py); the stock protocols cost 2-3x more CPU per call.
+        ws=RELAY_WS_PROTOCOL,
+        ws_per_message_deflate=False,  # audio frames do not compress; deflate only costs CPU
+    )
+
+
+def chat(
+    ctx: typer.Context,
+    phone: Annotated[str | None, typer.Option(help="The patient's phone (as if verified).")] = None,
+    language: Annotated[str | None, typer.Option(help="pt-BR, ru or en (default: detect).")] = None,
+    offline: Annotated[bool, typer.Option(help="Use the offline receptionist only.")] = False,
+) -> None:
+    """Talk to the receptionist in the terminal (one line per message, from stdin)."""
+    from voice_agent.conversation.terminal import run_chat
+
+    services = runtime(ctx).build_services()
+    try:
+        asyncio.run(run_chat(services, phone=phone, language=language, offline=offline))
+    finally:
+        services.close()
