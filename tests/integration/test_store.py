@@ -18,6 +18,7 @@ from voice_agent.store.migrate import current_revisions, head_revisions, upgrade
 
 def test_migrations_match_the_tables(any_services: Services) -> None:
     engine = any_services.engine
+    assert len(head_revisions()) == 1, f"join the migration heads: {sorted(head_revisions())}"
     assert current_revisions(engine) == head_revisions()
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)

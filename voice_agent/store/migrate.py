@@ -34,7 +34,8 @@ def current_revisions(engine: Engine) -> set[str]:
 
 
 def head_revisions() -> set[str]:
-    """Every head: independent features may add branches; ``upgrade`` applies them all."""
+    """The heads of the migration history: one (a test keeps it so; a branch added beside
+    another is joined with a merge revision, as 0005 joined the first three)."""
     return set(ScriptDirectory.from_config(_config_without_engine()).get_heads())
 
 
