@@ -15,6 +15,9 @@ from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
 from voice_agent.clock import Clock, SystemClock
 from voice_agent.confirmations.steps import StepPlanner
+from voice_agent.identity import IdentityService
+from voice_agent.identity.sender import CodeSender
+from voice_agent.identity.texts import IdentityTexts
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
@@ -72,6 +75,8 @@ class Services:
     interactions: InteractionLog
     alerter: Alerter
     registry: ToolRegistry
+    identity: IdentityService
+    """Codes and birth-date checks for callers the carrier did not verify."""
     integrations: Integrations | None = None
     step_planner: StepPlanner | None = None
     """Plans confirmation steps with each booking (an interaction hook); also plans late ones."""
@@ -135,6 +140,31 @@ def build_services(
         interactions=interactions,
         alerter=integrations.alerter,
         registry=build_registry(settings.tool_timeout_seconds),
+        identity=IdentityService(
+            engine,
+            clock,
+            IdentityTexts(settings.prompts_dir),
+            _code_sender(settings),
+            lambda: holder().name,
+        ),
         integrations=integrations,
         step_planner=step_planner,
+    )
+
+
+def _code_sender(settings: Settings) -> CodeSender | None:
+    """Verification codes go out through Twilio when a WhatsApp or SMS sender is configured."""
+    routes = settings.twilio_whatsapp_from or settings.twilio_from_number
+    if not (settings.twilio_enabled and routes):
+        return None
+    from voice_agent.integrations.twilio_rest import make_twilio_client
+
+    client = make_twilio_client(settings)
+    if client is None:
+        return None
+    return CodeSender(
+        client,
+        whatsapp_from=settings.twilio_whatsapp_from,
+        sms_from=settings.twilio_from_number,
+        whatsapp_template_sid=settings.whatsapp_code_template_sid,
     )

@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         description="ContentSid of the 'reply 1/2/3' confirmation request ({{1}} first name, "
         "{{2}} date and time, {{3}} doctor, {{4}} address), used outside the 24-hour window.",
     )
+    whatsapp_code_template_sid: str | None = Field(
+        default=None,
+        description="WhatsApp authentication template for identity codes ({{1}} = the code); "
+        "without it the code goes as free text (inside the 24-hour window) or by SMS.",
+    )
     confirmation_interval_seconds: float = Field(
         default=30.0, gt=0, description="How often due confirmation steps are looked for."
     )

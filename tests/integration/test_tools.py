@@ -25,6 +25,7 @@ def context(services: Services, phone: str | None = "+5511987654000", **extra: A
         conversation_id=extra.pop("conversation_id", f"conv-{phone}"),
         caller_phone=phone,
         language=extra.pop("language", "pt-BR"),
+        phone_verified=extra.pop("phone_verified", phone is not None),  # as caller id / WhatsApp
         **extra,
     )
 

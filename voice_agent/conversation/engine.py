@@ -102,7 +102,8 @@ class ConversationService:
         phone_verified: bool = False,
         language: str | None = None,
     ) -> Reply:
-        """Answer one message; ``phone`` is the caller (verified on WhatsApp, SMS, voice)."""
+        """Answer one message; ``phone`` is the caller, ``phone_verified`` when the carrier
+        vouches for it (WhatsApp, SMS, caller id): a typed or spoken number never is."""
         started = time.perf_counter()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             state = await self.store.load(channel, session_key)
@@ -114,9 +115,12 @@ class ConversationService:
                 conversation_id=state.conversation_id,
                 caller_phone=state.phone,
                 language=state.language or "en",
+                phone_verified=state.phone_verified and state.phone is not None,
             )
-            turn, engine = await self._turn(state, text, ctx)
+            with ctx.acting():
+                turn, engine = await self._turn(state, text, ctx)
             state.phone = ctx.caller_phone
+            state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
             state.turns += 1
             await self.store.save(session_key, state)
         shown = state.offers if state.stage in ("offering", "confirm") else []

@@ -118,7 +118,7 @@ class LLMConversation:
         clinic = ctx.services.clinic()
         now: datetime = ctx.services.clock.now().astimezone(clinic.tz)
         name = "—"
-        if ctx.caller_phone:
+        if ctx.caller_phone and await ctx.verified_by() != "unverified":
             patient = await ctx.patient()
             name = patient.full_name or "—"
         template = _prompt(self.prompts_dir, language_or_default(ctx.language))

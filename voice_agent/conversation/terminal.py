@@ -34,7 +34,7 @@ async def run_chat(
             break
         text = line.rstrip("\n")
         reply = await conversations.handle(
-            "cli", session, text, phone=phone, phone_verified=phone is not None, language=language
-        )
+            "cli", session, text, phone=phone, language=language
+        )  # a number typed at the terminal is not verified by any carrier
         stdout.write(reply.text + "\n\n")
         stdout.flush()

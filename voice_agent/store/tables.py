@@ -146,6 +146,19 @@ class Interaction(SQLModel, table=True):
     channel: str = Field(max_length=16)
     appointment_id: str | None = Field(default=None, max_length=32)
     details: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    actor: str = Field(default="system", max_length=16, description="patient | staff | system")
+    actor_id: str | None = Field(
+        default=None, max_length=64, description="The staff account or the patient who acted."
+    )
+    call_id: str | None = Field(
+        default=None, max_length=128, description="Call SID or conversation id of the change."
+    )
+    verified_by: str | None = Field(
+        default=None,
+        max_length=16,
+        description="How the patient's identity was known: carrier | code | birth_date | "
+        "unverified (None when staff or the system acted).",
+    )
 
 
 class CallOutcome(StrEnum):
@@ -214,4 +227,5 @@ class CalendarBlock(SQLModel, table=True):
 
 from voice_agent.store.confirmation_tables import ConfirmationStep  # noqa: E402,F401
 from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
+from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401

@@ -149,8 +149,10 @@ async def book_appointment(
         request_key=f"{ctx.conversation_id}:book:{hold}",
         insurance_id=insurance_id,
     )
+    await ctx.verified_by()  # the log says whether the caller was verified
     try:
-        appointment = await ctx.services.booking.book(request, hold)
+        with ctx.acting():
+            appointment = await ctx.services.booking.book(request, hold)
     except BookingError as exc:
         raise ToolError(exc.message, code=exc.code) from None
     return {"booked": describe_appointment(clinic, appointment, ctx.language)}
@@ -165,7 +167,7 @@ async def reschedule_appointment(
     """Move one of the caller's appointments to a newly found option (find_slots first)."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.patient()
+    patient = await ctx.verified_patient()
     hold = await _hold(ctx, option)
     request = BookingRequest(
         patient_id=patient.id,
@@ -174,7 +176,8 @@ async def reschedule_appointment(
         request_key=None,
     )
     try:
-        appointment = await ctx.services.booking.reschedule(request, appointment_id, hold)
+        with ctx.acting():
+            appointment = await ctx.services.booking.reschedule(request, appointment_id, hold)
     except BookingError as exc:
         raise ToolError(exc.message, code=exc.code) from None
     clinic = ctx.services.clinic()
@@ -190,11 +193,12 @@ async def cancel_appointment(
     """Cancel one of the caller's appointments after they confirmed which one."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.patient()
+    patient = await ctx.verified_patient()
     try:
-        appointment = await ctx.services.booking.cancel(
-            patient.id, appointment_id, channel=ctx.channel, reason=reason
-        )
+        with ctx.acting():
+            appointment = await ctx.services.booking.cancel(
+                patient.id, appointment_id, channel=ctx.channel, reason=reason
+            )
     except BookingError as exc:
         raise ToolError(exc.message, code=exc.code) from None
     clinic = ctx.services.clinic()
@@ -207,11 +211,12 @@ async def confirm_appointment(
     """Record that the caller confirmed they will attend this appointment."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.patient()
+    patient = await ctx.verified_patient()
     try:
-        appointment = await ctx.services.booking.confirm(
-            patient.id, appointment_id, channel=ctx.channel
-        )
+        with ctx.acting():
+            appointment = await ctx.services.booking.confirm(
+                patient.id, appointment_id, channel=ctx.channel
+            )
     except BookingError as exc:
         raise ToolError(exc.message, code=exc.code) from None
     clinic = ctx.services.clinic()
@@ -220,7 +225,7 @@ async def confirm_appointment(
 
 async def list_my_appointments(ctx: ToolContext) -> dict[str, Any]:
     """The caller's upcoming appointments (with their appointment_id for changes)."""
-    patient = await ctx.patient()
+    patient = await ctx.verified_patient()
     appointments = await ctx.services.booking.list_for_patient(patient.id)
     if ctx.appointment_scope is not None:
         appointments = [a for a in appointments if a.id == ctx.appointment_scope]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voice_agent.tools import booking, call_control, clinic_info, patients
+from voice_agent.tools import booking, call_control, clinic_info, identity, patients
 from voice_agent.tools.registry import ToolRegistry
 
 CORE_TOOLS = (
@@ -15,6 +15,8 @@ CORE_TOOLS = (
     patients.register_patient,
     patients.update_patient,
     clinic_info.clinic_info,
+    identity.send_verification_code,
+    identity.verify_identity,
 )
 CALL_TOOLS = (call_control.end_call, call_control.transfer_to_staff, call_control.report_emergency)
 CONFIRMATION_TOOLS = (

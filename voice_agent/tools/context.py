@@ -1,17 +1,26 @@
-"""What a channel injects into every tool call: services, the verified caller, channel, language.
+"""What a channel injects into every tool call: services, the caller, channel, language.
 
-The model never sees this object and cannot change it: the caller is whoever the channel verified
-(the ``From`` of a phone call or WhatsApp message), not whoever the model says.
+The model never sees this object and cannot change it. ``caller_phone`` is whoever the channel
+says is calling; ``phone_verified`` says whether the carrier vouches for it (caller id, the
+``From`` of WhatsApp/SMS). Otherwise (withheld caller id, web chat, digits spoken on the no-AI
+line) the caller may book, but reading, moving, cancelling or confirming an existing appointment
+waits until this conversation proved it is the patient (``verified_patient``): a code sent to
+the phone on file, or the birth date on file. The check is here, in code, not in a prompt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from voice_agent.interactions import Actor, acting_as
 from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.registry import ToolError
+
+if TYPE_CHECKING:
+    from voice_agent.identity import SendOutcome
 
 if TYPE_CHECKING:
     from voice_agent.services import Services
@@ -41,14 +50,20 @@ class ToolContext:
     recorder: ToolRecorder | None = None
     appointment_scope: str | None = None
     """Confirmation calls may act on this one appointment only."""
+    phone_verified: bool = False
+    """The carrier vouches for ``caller_phone`` (caller id, WhatsApp/SMS ``From``)."""
     _patient: Patient | None = field(default=None, repr=False)
+    _identity: tuple[str, str] | None = field(default=None, repr=False)
+    """(patient id, code | birth_date) once this conversation proved who it is."""
 
     async def patient(self) -> Patient:
         """The verified caller as a patient, created on first contact."""
         if self._patient is None:
             if self.caller_phone is None:
                 raise ToolError(
-                    "I need the caller's phone number before I can look up or book appointments.",
+                    "I need the caller's phone number before I can look up or book "
+                    "appointments: ask for it and pass it as phone= to register_patient (to "
+                    "book) or send_verification_code (to reach their appointments).",
                     code="no_verified_caller",
                 )
             self._patient = await self.services.patients.find_or_create(
@@ -59,6 +74,58 @@ class ToolContext:
     def forget_patient(self) -> None:
         """Drop the cached patient after its details changed."""
         self._patient = None
+
+    def claim_phone(self, phone: str) -> None:
+        """A number the caller said (their own is withheld or typed): never carrier-verified."""
+        if phone != self.caller_phone:
+            self.caller_phone, self.phone_verified = phone, False
+            self._patient, self._identity = None, None
+
+    async def verified_by(self) -> str:
+        """How we know the caller is the patient: carrier | code | birth_date | unverified."""
+        if self.caller_phone is None:
+            return "unverified"
+        if self.phone_verified:
+            return "carrier"
+        patient = await self.patient()
+        if self._identity is not None and self._identity[0] == patient.id:
+            return self._identity[1]
+        how = await self.services.identity.verified_by(self.conversation_id, patient.id)
+        if how is None:
+            return "unverified"
+        self._identity = (patient.id, how)
+        return how
+
+    def note_verified(self, patient_id: str, how: str) -> None:
+        self._identity = (patient_id, how)
+
+    async def verified_patient(self) -> Patient:
+        """The caller as a patient, if they proved it; otherwise a code goes to the phone on
+        file and the tool refuses with words that tell the model how to go on."""
+        patient = await self.patient()
+        if await self.verified_by() != "unverified":
+            return patient
+        outcome = await self.services.identity.send_code(
+            self.conversation_id, self.channel, patient, self.language
+        )
+        raise ToolError(verify_first_message(outcome), code=verify_first_code(outcome))
+
+    def interaction_actor(self) -> Actor:
+        """Who the interaction log names for changes made in this conversation."""
+        how = "unverified"
+        if self.phone_verified and self.caller_phone:
+            how = "carrier"
+        elif (
+            self._identity is not None
+            and self._patient is not None
+            and self._identity[0] == self._patient.id
+        ):
+            how = self._identity[1]
+        return Actor("patient", call_id=self.call_sid or self.conversation_id, verified_by=how)
+
+    def acting(self) -> AbstractContextManager[None]:
+        """Interaction rows written inside carry this caller, channel and call/conversation."""
+        return acting_as(self.interaction_actor)
 
     async def record_tool(
         self, name: str, arguments: dict[str, Any], output: dict[str, Any], ok: bool
@@ -74,5 +141,31 @@ class ToolContext:
             channel=self.channel,
             patient_id=patient_id,
             details={"message": message, "call_sid": self.call_sid},
+            actor=self.interaction_actor(),
         )
         await self.services.alerter.alert("failure", f"[{self.channel}] {message}")
+
+
+def verify_first_code(outcome: SendOutcome) -> str:
+    return "identity_locked" if outcome.status == "locked" else "verify_first"
+
+
+def verify_first_message(outcome: SendOutcome) -> str:
+    """What the model reads when a tool waits for the caller to prove who they are."""
+    birth_date = "ask their date of birth and call verify_identity(birth_date=...)"
+    if outcome.status in ("sent", "pending"):
+        return (
+            f"Verify first: I sent a 6-digit code by {outcome.route or 'message'} to the phone "
+            f"on file ending in {outcome.masked_phone[-4:]}. Ask the caller to read it back and "
+            f"call verify_identity(code=...), or {birth_date}. Do not read out, move or cancel "
+            "any appointment before that."
+        )
+    if outcome.status == "locked":
+        return (
+            "The caller's identity could not be verified (too many wrong answers). Do not read "
+            "out or change appointments; offer to transfer them to the clinic staff."
+        )
+    return (
+        f"Verify first: codes cannot be sent right now, so {birth_date}. Do not read out, move "
+        "or cancel any appointment before that."
+    )

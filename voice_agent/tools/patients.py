@@ -1,4 +1,9 @@
-"""Patient tools: the caller's own details only (the phone is the verified caller id)."""
+"""Patient tools: the caller's own details only (the phone is the verified caller id).
+
+A caller whose number the carrier did not verify may fill in details the file does not have yet
+(a first-time patient registering), but may neither change nor hear details already on file:
+otherwise anyone could set a patient's birth date and then "verify" with it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from voice_agent.patients.service import InvalidPatientData
+from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolError
@@ -18,14 +23,30 @@ BirthDate = Annotated[date | None, Field(description="Birth date (YYYY-MM-DD), i
 
 
 async def register_patient(
-    ctx: ToolContext, full_name: Name, email: Email = None, birth_date: BirthDate = None
+    ctx: ToolContext,
+    full_name: Name,
+    email: Email = None,
+    birth_date: BirthDate = None,
+    phone: Annotated[
+        str | None,
+        Field(
+            description="Only when the caller's number is withheld: the phone number they "
+            "give. Leave empty otherwise.",
+            max_length=40,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Save a first-time caller's full name (and e-mail, birth date if given)."""
-    patient = await _update(ctx, full_name=full_name, email=email, birth_date=birth_date)
+    if phone and not (ctx.phone_verified and ctx.caller_phone):
+        try:
+            ctx.claim_phone(normalize_phone(phone, ctx.services.clinic().country))
+        except InvalidPatientData as exc:
+            raise ToolError(f"The phone number is not valid: {exc}.", code="bad_phone") from None
+    patient, kept = await _update(ctx, full_name=full_name, email=email, birth_date=birth_date)
     await ctx.services.interactions.record(
         InteractionKind.registration, channel=ctx.channel, patient_id=patient.id
     )
-    return {"registered": _public(patient)}
+    return _answer("registered", patient, kept, await ctx.verified_by())
 
 
 async def update_patient(
@@ -38,21 +59,41 @@ async def update_patient(
     ] = None,
 ) -> dict[str, Any]:
     """Correct the caller's own name, e-mail, birth date or preferred language."""
-    patient = await _update(
+    patient, kept = await _update(
         ctx, full_name=full_name, email=email, birth_date=birth_date, language=preferred_language
     )
-    return {"updated": _public(patient)}
+    return _answer("updated", patient, kept, await ctx.verified_by())
 
 
-async def _update(ctx: ToolContext, **changes: Any) -> Patient:
+async def _update(ctx: ToolContext, **changes: Any) -> tuple[Patient, list[str]]:
+    """Apply the changes; an unverified caller's changes to details on file are kept out."""
     patient = await ctx.patient()
+    kept: list[str] = []
+    if await ctx.verified_by() == "unverified":
+        for key in ("full_name", "email", "birth_date"):
+            if changes.get(key) is not None and getattr(patient, key) is not None:
+                kept.append(key)
+                changes[key] = None
     today = ctx.services.clock.now().astimezone(ctx.services.clinic().tz).date()
     try:
         updated = await ctx.services.patients.update(patient.id, today=today, **changes)
     except InvalidPatientData as exc:
         raise ToolError(str(exc), code="invalid_patient_data") from None
     ctx.forget_patient()
-    return updated
+    return updated, kept
+
+
+def _answer(key: str, patient: Patient, kept: list[str], verified_by: str) -> dict[str, Any]:
+    if verified_by != "unverified":
+        return {key: _public(patient)}
+    answer: dict[str, Any] = {key: True}
+    if kept:
+        answer["not_changed"] = kept
+        answer["note"] = (
+            "These details are already on file and were not changed: the caller has to verify "
+            "their identity (send_verification_code / verify_identity) before changing them."
+        )
+    return answer
 
 
 def _public(patient: Patient) -> dict[str, Any]:

@@ -164,7 +164,8 @@ class ToolRegistry:
         kwargs = {field: getattr(validated, field) for field in spec.arguments.model_fields}
         timeout = spec.timeout or self.default_timeout
         try:
-            output = await asyncio.wait_for(spec.function(ctx, **kwargs), timeout)
+            with ctx.acting():  # interaction rows written by the tool name this caller
+                output = await asyncio.wait_for(spec.function(ctx, **kwargs), timeout)
         except ToolError as exc:
             await ctx.record_tool(name, kwargs, {"error": exc.message}, ok=False)
             return self._fail(name, started, exc.code, exc.message)

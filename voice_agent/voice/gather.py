@@ -16,6 +16,8 @@ from voice_agent.voice.twiml import dialable
 TWILIO_LANGUAGES = {"pt-BR": "pt-BR", "ru": "ru-RU", "en": "en-US"}
 VOICES = {"pt-BR": "Polly.Camila", "ru": "Polly.Tatyana", "en": "Polly.Joanna"}
 YES_NO_STAGES = ("confirm", "confirm_cancel")
+KEYPAD_STAGES = ("ask_phone", "verify_identity")
+"""Stages that wait for several digits (a phone number, a code, a birth date), ended by #."""
 MAX_SILENCES = 2
 
 
@@ -29,10 +31,16 @@ def _say(parent: VoiceResponse | Gather, text: str, language: str) -> None:
             parent.say(paragraph, language=twilio_language(language), voice=VOICES.get(language))
 
 
-def gather_twiml(text: str, language: str, action_url: str, *, silences: int = 0) -> str:
-    """Say ``text`` and listen for speech or digits; Twilio posts the result to ``action_url``."""
+def gather_twiml(
+    text: str, language: str, action_url: str, *, silences: int = 0, many_digits: bool = False
+) -> str:
+    """Say ``text`` and listen for speech or digits; Twilio posts the result to ``action_url``.
+
+    One key answers a menu; ``many_digits`` (a code, a birth date, a phone number) takes keys
+    until # or a pause."""
     response = VoiceResponse()
     url = action_url + ("?" + urlencode({"silences": silences}) if silences else "")
+    keys: dict[str, object] = {"finish_on_key": "#"} if many_digits else {"num_digits": 1}
     gather = Gather(
         input="speech dtmf",
         action=url,
@@ -40,8 +48,8 @@ def gather_twiml(text: str, language: str, action_url: str, *, silences: int = 0
         language=twilio_language(language),
         speech_timeout="auto",
         timeout=6,
-        num_digits=1,
         action_on_empty_result=True,
+        **keys,
     )
     _say(gather, text, language)
     response.append(gather)

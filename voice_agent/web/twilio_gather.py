@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.voice.gather import (
+    KEYPAD_STAGES,
     MAX_SILENCES,
     digits_to_text,
     gather_twiml,
@@ -85,11 +86,14 @@ async def turn(request: Request) -> Response:
                 goodbye_twiml(conversations.replies.say(language, "voice_goodbye"), language)
             )
         text = conversations.replies.say(language, "voice_silence")
-        return _xml(gather_twiml(text, language, action, silences=silences))
+        keypad = state.stage in KEYPAD_STAGES
+        return _xml(gather_twiml(text, language, action, silences=silences, many_digits=keypad))
     if not speech:
         yes = conversations.replies.say(language, "dtmf_yes")
         no = conversations.replies.say(language, "dtmf_no")
         speech = digits_to_text(digits, state.stage, yes, no)
+    # Caller id is carrier-verified; a withheld number stays None and any number the caller
+    # then says is only a claim (the identity step asks for a code or the birth date).
     reply = await conversations.handle(
         "voice", call_sid, speech, phone=phone, phone_verified=phone is not None, language=language
     )
@@ -104,7 +108,8 @@ async def turn(request: Request) -> Response:
         return _xml(transfer_twiml(text, reply.language, clinic.staff_phone, clinic.phone))
     if reply.end:
         return _xml(goodbye_twiml(reply.text, reply.language))
-    return _xml(gather_twiml(reply.text, reply.language, action))
+    keypad = reply.stage in KEYPAD_STAGES  # a code or birth date by keypad, ended by #
+    return _xml(gather_twiml(reply.text, reply.language, action, many_digits=keypad))
 
 
 def silences_so_far(request: Request) -> int:

@@ -248,6 +248,7 @@ async def _run_bridge(
         channel="voice",
         conversation_id=call.call_sid,
         caller_phone=patient.phone if patient else None,
+        phone_verified=patient is not None,  # the carrier's caller id, or the number we dialled
         language=language,
         call_sid=call.call_sid,
         appointment_scope=call.appointment_id if call.mode == "confirmation" else None,

@@ -14,6 +14,7 @@ from datetime import date, time
 from typing import Any
 
 from voice_agent.clinic.model import Clinic
+from voice_agent.conversation.offline import identity_stage
 from voice_agent.conversation.offline.lexicon import LEXICONS
 from voice_agent.conversation.offline.nlu import (
     WEEKDAY_IDS,
@@ -195,6 +196,8 @@ class _Run:
             self.say("which_appointment")
         elif stage == "ask_wish":
             self.say("ask_wish")
+        elif stage == identity_stage.STAGE:
+            identity_stage.reprompt(self)
         elif always:
             self.say("how_can_help")
 
@@ -212,6 +215,7 @@ class _Run:
             "confirm_cancel": self.on_confirm_cancel,
             "pick_appointment": self.on_pick_appointment,
             "ask_wish": self.on_wish,
+            identity_stage.STAGE: self.on_identity,
         }.get(stage)
         if handler is None:
             return False
@@ -243,6 +247,9 @@ class _Run:
         self.state.stage = "idle"
         await self.resume_goal()
         return True
+
+    async def on_identity(self, text: str, u: Understanding) -> bool:
+        return await identity_stage.answer(self, text, u)
 
     async def on_name(self, text: str, u: Understanding) -> bool:
         if self.switches_goal(u):
@@ -490,9 +497,10 @@ class _Run:
 
     async def greet(self) -> None:
         patient = await self.patient_or_none()
-        if patient is not None and patient.full_name:
+        named = patient is not None and patient.full_name
+        if named and await self.ctx.verified_by() != "unverified":
             self.say("greeting_known", name=patient.full_name.split()[0], clinic=self.clinic.name)
-        elif patient is not None and self.state.stage in ("idle", "start"):
+        elif patient is not None and not named and self.state.stage in ("idle", "start"):
             # First contact: collect the name (and e-mail) before anything else.
             self.say("greeting_new", clinic=self.clinic.name)
             self.state.stage = "ask_name"
@@ -619,6 +627,8 @@ class _Run:
             await self.continue_booking()
         elif goal in ("cancel", "reschedule", "confirm"):
             await self.start_change(goal, None)
+        elif goal == "list":
+            await self.list_appointments()
         else:
             self.say("how_can_help")
 
@@ -776,6 +786,9 @@ class _Run:
             self.say("ask_phone")
             return
         result = await self.call("list_my_appointments")
+        if identity_stage.refused(result):
+            await identity_stage.ask(self, goal)
+            return
         if not result.ok:
             self.tool_problem(result)
             return
@@ -839,6 +852,10 @@ class _Run:
             self.say("ask_phone")
             return
         result = await self.call("list_my_appointments")
+        if identity_stage.refused(result):
+            await identity_stage.ask(self, "list")
+            return
+        self.state.goal = None
         if not result.ok:
             self.tool_problem(result)
             return

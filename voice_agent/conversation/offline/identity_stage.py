@@ -1,0 +1,111 @@
+"""The offline receptionist's identity step (text channels and the no-AI phone line).
+
+When a tool refuses to read out or change an appointment because the caller's number is not
+carrier-verified, the dialogue hands over here: a code goes to the phone on file, and the caller
+answers with the code or the birth date. The goal they had (list, cancel, move, confirm) resumes
+once ``verify_identity`` succeeds; nothing about the appointment is said before.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voice_agent.identity.birth_dates import parse_birth_date
+from voice_agent.identity.codes import spoken_code
+from voice_agent.identity.texts import IdentityTexts
+from voice_agent.tools.registry import ToolResult
+
+if TYPE_CHECKING:
+    from voice_agent.conversation.offline.dialogue import _Run
+    from voice_agent.conversation.offline.nlu import Understanding
+
+STAGE = "verify_identity"
+REFUSALS = ("verify_first", "identity_locked")
+"""Error codes of the tools that mean "prove who you are first"."""
+
+
+@cache
+def _texts(prompts_dir: Path) -> IdentityTexts:
+    return IdentityTexts(prompts_dir)
+
+
+def _say(run: _Run, key: str, **fields: object) -> None:
+    texts = _texts(run.ctx.services.settings.prompts_dir)
+    run.turn.parts.append(texts.say(run.lang, key, **fields))
+
+
+def refused(result: ToolResult) -> bool:
+    return not result.ok and result.error_code in REFUSALS
+
+
+async def ask(run: _Run, goal: str) -> None:
+    """Send the code (or ask the birth date) and wait for the answer; ``goal`` resumes after."""
+    run.state.goal = goal
+    result = await run.call("send_verification_code")
+    if result.ok and result.output.get("verified"):
+        await run.resume_goal()
+        return
+    if result.ok:
+        texts = _texts(run.ctx.services.settings.prompts_dir)
+        via = texts.say(run.lang, f"via_{result.output.get('via') or 'sms'}")
+        _say(run, "ask_code", via=via, last4=result.output.get("to_phone_ending", ""))
+    elif result.error_code == "identity_locked":
+        _give_up(run)
+        return
+    elif run.ctx.services.identity.can_send_codes:
+        _say(run, "code_not_sent")
+    else:
+        _say(run, "ask_birth_date")
+    run.state.stage = STAGE
+
+
+async def answer(run: _Run, text: str, u: Understanding) -> bool:
+    """The caller's answer while a code or birth date is awaited."""
+    state = run.state
+    code = spoken_code(text)
+    born = None if code is not None else parse_birth_date(text, run.lang)
+    if code is None and born is None:
+        if u.has("no", "reject", "bye"):
+            state.stage, state.goal, state.target = "idle", None, None
+            run.say("how_can_help")
+            return True
+        if u.question is not None or u.unknown_question or u.has("handoff"):
+            return False
+        reprompt(run)
+        return True
+    arguments = {"code": code} if code is not None else {"birth_date": born.isoformat()}  # type: ignore[union-attr]
+    result = await run.call("verify_identity", **arguments)
+    if not result.ok:
+        reprompt(run)
+        return True
+    output = result.output
+    if output.get("verified"):
+        _say(run, "verified")
+        state.stage = "idle"
+        await run.resume_goal()
+        return True
+    reason = output.get("reason")
+    if reason == "wrong":
+        key = "wrong_code" if code is not None else "wrong_birth_date"
+        _say(run, key, left=output.get("attempts_left", 0))
+    elif reason in ("expired", "no_code"):
+        if reason == "expired":
+            _say(run, "code_expired")
+        await ask(run, state.goal or "list")
+    elif reason == "no_birth_date":
+        _say(run, "no_birth_date")
+    else:
+        _give_up(run)
+    return True
+
+
+def reprompt(run: _Run) -> None:
+    _say(run, "reprompt")
+
+
+def _give_up(run: _Run) -> None:
+    _say(run, "locked", phone=run.clinic.phone)
+    state = run.state
+    state.stage, state.goal, state.target, state.candidates = "idle", None, None, []
