@@ -111,6 +111,7 @@ async def _setup(services: Services, phone: str, setup: dict[str, Any], language
         conversation_id="setup",
         caller_phone=phone,
         language=language,
+        phone_verified=True,
     )
     patient = setup.get("patient")
     if patient:
