@@ -39,6 +39,7 @@ from voice_agent.confirmations.steps import (
 )
 from voice_agent.integrations.outbox import PermanentFailure
 from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
+from voice_agent.interactions import Actor, acting_as
 from voice_agent.patients.service import normalize_phone
 from voice_agent.scheduling.booking import BookingError
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
@@ -511,8 +512,18 @@ class ConfirmationRunner:
 
     # Answers ----------------------------------------------------------------------------------
 
-    async def apply_answer(self, context: StepContext, answer: Answer, *, channel: str) -> str:
-        """Confirm or cancel for the patient; returns the key of the text to answer with."""
+    async def apply_answer(
+        self, context: StepContext, answer: Answer, *, channel: str, call_id: str | None = None
+    ) -> str:
+        """Confirm or cancel for the patient; returns the key of the text to answer with.
+
+        The patient acts: they answered the call we placed to the phone on file, or wrote from
+        it on WhatsApp, so the carrier vouches for them (the log says so)."""
+        patient_actor = Actor("patient", call_id=call_id, verified_by="carrier")
+        with acting_as(patient_actor):
+            return await self._apply_answer(context, answer, channel=channel)
+
+    async def _apply_answer(self, context: StepContext, answer: Answer, *, channel: str) -> str:
         booking = self.services.booking
         appointment, patient = context.appointment, context.patient
         try:
@@ -547,7 +558,9 @@ class ConfirmationRunner:
         if answer == Answer.unclear:
             return ReplyDecision(text=context.texts.get("reask", **context.values))
         if answer in (Answer.confirm, Answer.cancel):
-            key = await self.apply_answer(context, answer, channel="whatsapp")
+            key = await self.apply_answer(
+                context, answer, channel="whatsapp", call_id=f"confirmation-step:{step.id}"
+            )
             await asyncio.to_thread(self.store.settle_reply, step.appointment_id, key, now)
             return ReplyDecision(text=context.texts.get(key, **context.values))
         await asyncio.to_thread(

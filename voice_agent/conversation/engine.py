@@ -116,6 +116,7 @@ class ConversationService:
                 caller_phone=state.phone,
                 language=state.language or "en",
                 phone_verified=state.phone_verified and state.phone is not None,
+                call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
             )
             with ctx.acting():
                 turn, engine = await self._turn(state, text, ctx)

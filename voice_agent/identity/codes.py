@@ -14,6 +14,7 @@ import secrets
 CODE_DIGITS = 6
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _SEPARATORS = re.compile(r"[\s.\-–—]+")
+_DIGIT_RUNS = re.compile(r"\d(?:[\s.\-–—]*\d)*")
 
 
 def new_code() -> str:
@@ -33,9 +34,7 @@ def code_matches(code: str, salt: str, expected_hash: str) -> bool:
 
 
 def spoken_code(text: str) -> str | None:
-    """The code in what the caller typed or said ("123 456", "12-34-56"), or None."""
-    compact = _SEPARATORS.sub("", text.strip().rstrip("#"))
-    if len(compact) == CODE_DIGITS and compact.isdigit():
-        return compact
-    found = re.findall(r"(?<!\d)\d{6}(?!\d)", text)
-    return found[0] if len(found) == 1 else None
+    """The code in what the caller typed or said ("123 456", "é 12-34-56#"), or None."""
+    groups = [_SEPARATORS.sub("", g) for g in _DIGIT_RUNS.findall(text)]
+    codes = [g for g in groups if len(g) == CODE_DIGITS]
+    return codes[0] if len(codes) == 1 and len(groups) == 1 else None

@@ -1,8 +1,8 @@
 """Patient tools: the caller's own details only (the phone is the verified caller id).
 
-A caller whose number the carrier did not verify may fill in details the file does not have yet
-(a first-time patient registering), but may neither change nor hear details already on file:
-otherwise anyone could set a patient's birth date and then "verify" with it.
+A caller whose number the carrier did not verify may fill in a name or e-mail the file does not
+have yet (a first-time patient registering), but may neither change nor hear details already on
+file, and never sets a birth date: otherwise anyone could set one and then "verify" with it.
 """
 
 from __future__ import annotations
@@ -71,7 +71,11 @@ async def _update(ctx: ToolContext, **changes: Any) -> tuple[Patient, list[str]]
     kept: list[str] = []
     if await ctx.verified_by() == "unverified":
         for key in ("full_name", "email", "birth_date"):
-            if changes.get(key) is not None and getattr(patient, key) is not None:
+            # A birth date proves identity, so an unverified caller never sets one, not even
+            # an empty one: else they would set it and then "verify" with it.
+            if changes.get(key) is not None and (
+                key == "birth_date" or getattr(patient, key) is not None
+            ):
                 kept.append(key)
                 changes[key] = None
     today = ctx.services.clock.now().astimezone(ctx.services.clinic().tz).date()
@@ -90,8 +94,8 @@ def _answer(key: str, patient: Patient, kept: list[str], verified_by: str) -> di
     if kept:
         answer["not_changed"] = kept
         answer["note"] = (
-            "These details are already on file and were not changed: the caller has to verify "
-            "their identity (send_verification_code / verify_identity) before changing them."
+            "These details were not saved: the caller has to verify their identity "
+            "(send_verification_code / verify_identity) before setting or changing them."
         )
     return answer
 

@@ -176,7 +176,7 @@ async def gather(request: Request) -> Response:
         )
     answer = DIGITS.get(digits) if digits else texts.read_answer(speech)
     if answer in (Answer.confirm, Answer.cancel):
-        key = await runner.apply_answer(context, answer, channel="voice")
+        key = await runner.apply_answer(context, answer, channel="voice", call_id=call_sid)
         if key in ("confirmed", "cancelled"):
             return _xml(goodbye_twiml(texts.get(f"gather_{key}"), language))
         # The booking refused (too late to cancel …): say why and put them through to staff.
