@@ -5,6 +5,7 @@ codes. The attack from the issue: a withheld number, another patient's number sa
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,10 +43,14 @@ def twilio(clock: FixedClock) -> Iterator[TwilioRestFake]:
 
 @pytest.fixture
 def services(
-    make_engine_for: Callable[[str], Engine], clock: FixedClock, twilio: TwilioRestFake
+    make_engine_for: Callable[[str], Engine],
+    db_kind: str,
+    clock: FixedClock,
+    twilio: TwilioRestFake,
 ) -> Services:
+    """On SQLite and, when configured, PostgreSQL (row locks and the nested insert differ)."""
     return build(
-        make_engine_for("sqlite"),
+        make_engine_for(db_kind),
         clock,
         **twilio_settings(twilio.base_url),
         public_url=PUBLIC,
@@ -266,6 +271,9 @@ async def test_a_carrier_verified_caller_is_not_asked(
     listed = await services.registry.dispatch("list_my_appointments", {}, ctx)
     assert listed.ok and listed.output["appointments"][0]["date"] == "2026-11-26"
     assert twilio.messages() == []
+    doctor = listed.output["appointments"][0]["doctor"]
+    own = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, ctx)
+    assert "previous_doctor" in json.dumps(own.output, default=str)  # ranked by history
     withheld = ToolContext(
         services=services, channel="voice", conversation_id="CA" + "6" * 32,
         caller_phone=None, language="pt-BR",
@@ -274,6 +282,9 @@ async def test_a_carrier_verified_caller_is_not_asked(
         "send_verification_code", {"phone": "11 98765-6002"}, withheld
     )
     assert sent.ok and sent.output["to_phone_ending"] == "6002"
+    claimed = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, withheld)
+    assert claimed.ok and "previous_doctor" not in json.dumps(claimed.output, default=str)
+    assert doctor  # who they saw stays unsaid to a caller who only claims the number
     refused = await services.registry.dispatch("list_my_appointments", {}, withheld)
     assert refused.error_code == "verify_first" and "appointments" not in refused.output
     assert "Verify first" in refused.output["error"]
