@@ -326,3 +326,78 @@ def test_codes_and_birth_dates_as_callers_say_them() -> None:
         assert parse_birth_date(text, language) == born, text
     assert parse_birth_date("15 de março", "pt-BR") is None  # no year: no guess
     assert parse_birth_date("31/02/1980", "pt-BR") is None
+
+
+def test_terminal_chat_asks_for_the_birth_date_before_cancelling(
+    tmp_path: Any, clock: FixedClock
+) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import make_settings
+    from voice_agent.alerts import ConsoleAlerter
+    from voice_agent.cli import app
+    from voice_agent.cli.context import CliRuntime
+    from voice_agent.services import build_services
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'cli.db'}")
+    seeded = build_services(settings, clock=clock, alerter=ConsoleAlerter())
+    appointment = asyncio.run(_patient_with_appointment(seeded, birth="1990-12-01"))
+    result = CliRunner().invoke(
+        app,
+        ["chat", "--phone", VICTIM, "--offline"],
+        input="quero cancelar minha consulta\n02/12/1990\n01/12/1990\nsim\n",
+        obj=CliRuntime(clock=clock, settings=settings),
+    )
+    assert result.exit_code == 0, result.output
+    before, after = result.output.split("identidade confirmada")
+    assert "data de nascimento" in before and "não confere" in before
+    assert "26 de novembro" not in before and "26 de novembro" in after
+    assert _status(seeded, appointment) == AppointmentStatus.cancelled
+    seeded.close()
+
+
+async def test_sms_when_whatsapp_refuses_and_a_new_booking_is_marked_unverified(
+    make_engine_for: Callable[[str], Engine], clock: FixedClock, twilio: TwilioRestFake
+) -> None:
+    from voice_agent.tools.context import ToolContext
+
+    services = build(
+        make_engine_for("sqlite"),
+        clock,
+        **twilio_settings(twilio.base_url),
+        twilio_from_number="+15005550006",
+        whatsapp_confirmations=False,
+    )
+    await _patient_with_appointment(services)
+    ctx = ToolContext(
+        services=services, channel="web", conversation_id="conv-sms",
+        caller_phone=VICTIM, language="pt-BR",
+    )  # fmt: skip
+    sent = await services.registry.dispatch("send_verification_code", {}, ctx)
+    assert sent.ok and sent.output["via"] == "sms"  # WhatsApp's 24-hour window was closed
+    (message,) = twilio.messages()
+    assert message["to"] == VICTIM and message["from"] == "+15005550006"
+    found = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, ctx)
+    booked = await services.registry.dispatch(
+        "book_appointment", {"option": "1", "confirmed_by_patient": True}, ctx
+    )
+    assert found.ok and booked.ok, booked.output  # booking needs no check ...
+    with transaction(services.engine) as session:
+        row = (
+            session.execute(
+                select(Interaction)
+                .where(Interaction.kind == InteractionKind.booking)
+                .order_by(Interaction.id.desc())  # type: ignore[union-attr]
+            )
+            .scalars()
+            .first()
+        )
+    assert row is not None  # ... but the log says nobody checked who booked
+    assert (row.actor, row.channel, row.call_id, row.verified_by) == (
+        "patient",
+        "web",
+        "conv-sms",
+        "unverified",
+    )

@@ -43,7 +43,13 @@ def serve(
 
 def chat(
     ctx: typer.Context,
-    phone: Annotated[str | None, typer.Option(help="The patient's phone (as if verified).")] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(
+            help="The patient's phone, as typed: existing appointments need a code or the "
+            "birth date."
+        ),
+    ] = None,
     language: Annotated[str | None, typer.Option(help="pt-BR, ru or en (default: detect).")] = None,
     offline: Annotated[bool, typer.Option(help="Use the offline receptionist only.")] = False,
 ) -> None:
