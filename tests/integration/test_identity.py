@@ -401,3 +401,28 @@ async def test_sms_when_whatsapp_refuses_and_a_new_booking_is_marked_unverified(
         "conv-sms",
         "unverified",
     )
+
+
+async def test_wrong_birth_dates_are_capped_per_patient_across_conversations(
+    services: Services, clock: FixedClock
+) -> None:
+    """A new chat session or call buys no new guesses once a day's wrong answers are used up."""
+    from datetime import timedelta
+
+    await _patient_with_appointment(services, birth="1958-06-21")
+    patient = await services.patients.find_by_phone(VICTIM)
+    assert patient is not None
+    identity, wrong, right = services.identity, _date("1958-06-22"), _date("1958-06-21")
+    for conversation in ("conv-a", "conv-b"):
+        outcomes = [
+            (await identity.check_birth_date(conversation, "web", patient, wrong)).status
+            for _ in range(5)
+        ]
+        assert outcomes == ["wrong"] * 4 + ["locked"]
+    third = await identity.check_birth_date("conv-c", "web", patient, right)
+    assert third.status == "locked"  # 10 wrong answers today: even the right one is refused
+    clock.advance(timedelta(days=1, minutes=1))
+    fresh = await identity.check_birth_date("conv-d", "web", patient, right)
+    assert fresh.status == "verified"
+    assert await identity.verified_by("conv-d", patient.id) == "birth_date"
+    assert await identity.verified_by("conv-d", "someone-else") is None
