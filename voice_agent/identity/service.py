@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Engine, func, select
@@ -125,6 +125,8 @@ class IdentityService:
         self, conversation_id: str, channel: str, patient_id: str, code: str
     ) -> tuple[SendStatus, str | None]:
         policy, now = self.policy, self._clock.now()
+        salt = new_salt()
+        digest = hash_code(code, salt)  # slow on purpose: before the transaction takes locks
         with transaction(self._engine) as session:
             row = _claim(session, conversation_id, channel, patient_id, now)
             if self._locked(session, row, patient_id):
@@ -148,10 +150,9 @@ class IdentityService:
             ).scalar_one()
             if sent_lately >= policy.max_sends_per_patient_hour:
                 return "rate_limited", None
-            salt = new_salt()
             row.patient_id = patient_id
             row.code_salt = salt
-            row.code_hash = hash_code(code, salt)
+            row.code_hash = digest
             row.sent_at = now
             row.expires_at = now + timedelta(minutes=policy.code_minutes)
             row.sends += 1
@@ -227,18 +228,18 @@ class IdentityService:
         ).scalar_one()
         return bool(failures >= self.policy.max_failures_per_patient_day)
 
-    def _wrong(self, session: Session, row: IdentityCheck, now: object) -> CheckOutcome:
+    def _wrong(self, session: Session, row: IdentityCheck, now: datetime) -> CheckOutcome:
         row.attempts += 1
-        row.updated_at = now  # type: ignore[assignment]
+        row.updated_at = now
         session.add(row)
         left = self._left(row)
         return CheckOutcome("wrong" if left else "locked", left)
 
     def _verified(
-        self, session: Session, row: IdentityCheck, patient_id: str, how: str, now: object
+        self, session: Session, row: IdentityCheck, patient_id: str, how: str, now: datetime
     ) -> CheckOutcome:
         row.verified_patient_id, row.verified_by = patient_id, how
-        row.verified_at = row.updated_at = now  # type: ignore[assignment]
+        row.verified_at = row.updated_at = now
         session.add(row)
         return CheckOutcome("verified", self._left(row))
 
@@ -251,7 +252,7 @@ def _row(session: Session, conversation_id: str, *, lock: bool = False) -> Ident
 
 
 def _claim(
-    session: Session, conversation_id: str, channel: str, patient_id: str, now: object
+    session: Session, conversation_id: str, channel: str, patient_id: str, now: datetime
 ) -> IdentityCheck:
     """This conversation's row, locked; created on first use (a racing insert wins)."""
     row = _row(session, conversation_id, lock=True)
@@ -261,8 +262,8 @@ def _claim(
         conversation_id=conversation_id,
         channel=channel[:16],
         patient_id=patient_id,
-        created_at=now,  # type: ignore[arg-type]
-        updated_at=now,  # type: ignore[arg-type]
+        created_at=now,
+        updated_at=now,
     )
     try:
         with session.begin_nested():

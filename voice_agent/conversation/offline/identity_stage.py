@@ -75,7 +75,11 @@ async def answer(run: _Run, text: str, u: Understanding) -> bool:
             return False
         reprompt(run)
         return True
-    arguments = {"code": code} if code is not None else {"birth_date": born.isoformat()}  # type: ignore[union-attr]
+    if code is not None:
+        arguments = {"code": code}
+    else:
+        assert born is not None
+        arguments = {"birth_date": born.isoformat()}
     result = await run.call("verify_identity", **arguments)
     if not result.ok:
         reprompt(run)
