@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from voice_agent.store.types import UTCDateTime, utcnow
+from voice_agent.store.types import EncryptedText, UTCDateTime, utcnow
 
 
 class ConversationRecord(SQLModel, table=True):
@@ -19,7 +19,7 @@ class ConversationRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64, description="Hash of channel + session.")
     channel: str = Field(max_length=16)
-    state: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(sa_column=Column(EncryptedText(), nullable=False))
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )
