@@ -59,14 +59,18 @@ def rewrite(
     *,
     batch_size: int = BATCH_SIZE,
     report: RewriteReport | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> RewriteReport:
-    """Apply ``transform`` to every non-null value of the table's columns, page by page."""
+    """Apply ``transform`` to every non-null value of the table's columns, page by page
+    (only rows matching ``where``, a condition on plain columns, when given)."""
     report = report or RewriteReport()
     raw = sa.table(table.name, sa.column(table.primary_key), *map(sa.column, table.columns))
     pk = raw.c[table.primary_key]
     last: object = None
     while True:
         query = sa.select(raw).order_by(pk).limit(batch_size)
+        if where is not None:
+            query = query.where(where)
         if last is not None:
             query = query.where(pk > last)
         page = _run(db, lambda c, q=query: list(c.execute(q).mappings()))

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 
 from voice_agent.privacy.binding import keyring_of
@@ -41,34 +40,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class EncryptedComparisonError(TypeError):
-    """An encrypted column was compared with a value: ciphertexts never match (random IVs)."""
-
-
-class _EncryptedComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
-    """Allows ``IS NULL`` tests only; a look-up must use the column's keyed hash instead."""
-
-    def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
-        allowed = op in (operators.is_, operators.is_not, operators.isnot) or (
-            op in (operators.eq, operators.ne) and other and other[0] is None
-        )
-        if not allowed:
-            raise EncryptedComparisonError(
-                "encrypted columns cannot be compared; look up by the keyed hash column"
-            )
-        return super().operate(op, *other, **kwargs)
-
-
 class EncryptedText(TypeDecorator[str]):
     """Text encrypted at rest with the engine's keys (Fernet); plain ``str`` in Python.
 
     Every value gets a fresh IV, so equal values differ on disk: equality look-ups go through a
-    keyed hash column (``patient.phone_hash``), and the comparator refuses anything else.
+    keyed hash column (``patient.phone_hash``); comparing the column with a value finds nothing.
     """
 
     impl = Text
     cache_ok = True
-    comparator_factory = _EncryptedComparator
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
@@ -86,7 +66,6 @@ class EncryptedDate(TypeDecorator[date]):
 
     impl = Text
     cache_ok = True
-    comparator_factory = _EncryptedComparator
 
     def process_bind_param(self, value: date | None, dialect: Dialect) -> str | None:
         if value is None:
