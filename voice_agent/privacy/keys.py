@@ -36,6 +36,10 @@ TOKEN_PREFIX = "gAAAAA"
 """Every Fernet token starts with version byte 0x80 and a 64-bit timestamp: base64 ``gAAAAA``."""
 
 
+ERASED_HASH_PREFIX = "erased:"
+"""``patient.phone_hash`` of an erased patient: ``erased:<id>``, which no look-up hash equals."""
+
+
 class InvalidKey(ValueError):
     """A key that cannot be used; the message names the variable but never shows the key."""
 
