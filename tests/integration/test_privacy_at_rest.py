@@ -233,3 +233,28 @@ def test_migration_0009_encrypts_rows_written_in_clear(
     assert patient.phone_hash == engine_keyring(engine).lookup_hash(PHONE)
     with transaction(engine) as session:
         assert session.get(Patient, "p1") is not None
+
+
+def test_the_public_clinic_api_serves_no_staff_contacts_or_calendar_ids(tmp_path: Path) -> None:
+    import yaml
+
+    from voice_agent.settings import DEFAULT_CLINIC_FILE
+
+    data = yaml.safe_load(DEFAULT_CLINIC_FILE.read_text(encoding="utf-8"))
+    data["doctors"][0]["calendar_id"] = "secret-calendar@group.calendar.google.com"
+    clinic_file = tmp_path / "clinic.yaml"
+    clinic_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    engine = make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    settings = make_settings(str(engine.url), clinic_file=clinic_file)
+    services = build_services(settings, clock=FixedClock(NOW), engine=engine)
+    with TestClient(create_app(settings, services)) as client:
+        response = client.get("/api/clinic")
+    services.close()
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == data["name"] and body["phone"] == data["phone"]
+    assert {s["id"] for s in body["services"]} == {s["id"] for s in data["services"]}
+    for private in (data["staff_phone"], data["doctor_whatsapp"], "secret-calendar"):
+        assert private not in response.text
+    for key in ("staff_phone", "doctor_whatsapp", "calendar_id", "calendar_backend", "retention"):
+        assert key not in response.text
