@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -345,3 +346,24 @@ def test_keys_generate_prints_keys_the_settings_accept(tmp_path: Path) -> None:
         lookup_key=values["VOICE_AGENT_LOOKUP_KEY"],
     )
     assert settings.encryption_keys is not None
+
+
+def test_a_backup_is_0600_and_holds_no_patient_data_in_clear(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    services = _services(settings)
+    patient_id = _fill(services)
+    services.close()
+    target = tmp_path / "backups" / "clinic-copy.db"
+    target.parent.mkdir()
+
+    made = _cli(settings, "db", "backup", str(target))
+    assert made.exit_code == 0, made.output
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    raw = target.read_bytes()
+    for secret in (PHONE, NAME, EMAIL, "Sou "):
+        assert secret.encode() not in raw
+    with sqlite3.connect(target) as copy:
+        assert copy.execute("SELECT id FROM patient").fetchall() == [(patient_id,)]
+    copy.close()
+    again = _cli(settings, "db", "backup", str(target))
+    assert again.exit_code == 1 and "exists" in again.output

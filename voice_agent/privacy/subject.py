@@ -43,7 +43,7 @@ class SubjectNotFound(LookupError):
 class _Holdings:
     """The rows that concern one patient, found in one session."""
 
-    def __init__(self, session: Session, patient: Patient, e164: str) -> None:
+    def __init__(self, session: Session, patient: Patient, e164: str, lookup_key: bytes) -> None:
         self.patient = patient
         self.appointments = list(
             session.execute(
@@ -87,7 +87,7 @@ class _Holdings:
             if call_sids
             else []
         )
-        voice_keys = {state_key("voice", sid) for sid in call_sids}
+        voice_keys = {state_key("voice", sid, lookup_key) for sid in call_sids}
         self.conversations = [
             record
             for record in session.execute(select(ConversationRecord)).scalars()
@@ -129,7 +129,9 @@ def _find(session: Session, engine: Engine, e164: str) -> Patient:
 def export_subject(engine: Engine, e164: str, now: datetime) -> dict[str, Any]:
     """Everything held about the person with this phone (E.164), ready for ``json.dumps``."""
     with transaction(engine) as session:
-        held = _Holdings(session, _find(session, engine, e164), e164)
+        held = _Holdings(
+            session, _find(session, engine, e164), e164, engine_keyring(engine).lookup_key
+        )
         events_by_call: dict[str, list[dict[str, Any]]] = {}
         for event in held.events:
             events_by_call.setdefault(event.call_sid, []).append(
@@ -172,7 +174,9 @@ def erase_subject(
 ) -> dict[str, int]:
     """Erase the person's data in one transaction; returns what was removed, by kind."""
     with transaction(engine) as session:
-        held = _Holdings(session, _find(session, engine, e164), e164)
+        held = _Holdings(
+            session, _find(session, engine, e164), e164, engine_keyring(engine).lookup_key
+        )
         patient = held.patient
         patient.phone = ""
         patient.phone_hash = f"{ERASED_HASH_PREFIX}{patient.id}"

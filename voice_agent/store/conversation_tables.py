@@ -1,7 +1,8 @@
 """Conversation state of the text channels and the no-AI voice fallback, one row per session.
 
 The state itself is a JSON document (``voice_agent.conversation.state.ConversationState``); the
-row is keyed by a hash of channel and session, so no phone number appears in the key.
+row is keyed by a keyed hash (HMAC) of channel and session, so no phone number can be
+recovered from the key; the state itself is encrypted (``voice_agent.privacy``).
 """
 
 from __future__ import annotations

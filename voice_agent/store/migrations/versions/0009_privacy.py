@@ -6,7 +6,8 @@ Revises: 0005_merge_heads
 Columns holding names, phones, e-mails, birth dates, transcripts, conversation states, free-text
 notes and message payloads become TEXT holding Fernet tokens; existing plaintext is encrypted in
 place with the engine's keys (``voice_agent.privacy``), and ``patient.phone_hash`` (HMAC-SHA256,
-unique) replaces the unique index on the phone. Values that are already tokens are left alone.
+unique) replaces the unique index on the phone. Values that are already tokens are left alone. Conversation states are deleted: their rows
+were keyed by a plain hash of the session (often a phone), and are now keyed by an HMAC.
 """
 
 from collections.abc import Sequence
@@ -28,7 +29,6 @@ ENCRYPTED = (
     EncryptedTable("patient", "id", ("phone", "full_name", "email", "birth_date")),
     EncryptedTable("call_record", "call_sid", ("caller", "error", "transfer_summary")),
     EncryptedTable("call_event", "id", ("content",)),
-    EncryptedTable("conversation_state", "key", ("state",)),
     EncryptedTable("interaction", "id", ("details",)),
     EncryptedTable("outbox", "id", ("payload", "last_error")),
     EncryptedTable("confirmation_step", "id", ("error",)),
@@ -69,6 +69,9 @@ def upgrade() -> None:
 
     for table in ENCRYPTED:
         rewrite(bind, table, encrypt)
+    # Conversation rows were keyed by a plain SHA-256 of channel and session (often a phone):
+    # keys are now keyed hashes, so the old rows could never be loaded again; they go.
+    op.execute("DELETE FROM conversation_state")
     _fill_phone_hashes(bind)
     with op.batch_alter_table("patient") as batch_op:
         batch_op.alter_column(
@@ -100,6 +103,7 @@ def downgrade() -> None:
 
     for table in ENCRYPTED:
         rewrite(bind, table, decrypt)
+    op.execute("DELETE FROM conversation_state")  # keyed and encrypted: unreadable before 0009
     with op.batch_alter_table("patient") as batch_op:
         batch_op.drop_index("ix_patient_phone_hash")
         batch_op.drop_column("phone_hash")
