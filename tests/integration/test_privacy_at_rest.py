@@ -218,10 +218,19 @@ def test_migration_0009_encrypts_rows_written_in_clear(
             ),
             {"at": NOW, "said": f"meu nome é {NAME}"},
         )
+        db.execute(
+            sa.text(
+                "INSERT INTO conversation_state (key, channel, state, updated_at) "
+                "VALUES ('plainsha', 'whatsapp', :state, :at)"
+            ),
+            {"state": f'{{"phone": "{PHONE}"}}', "at": NOW},
+        )
     services = _build(engine)  # migrates to 0009 with the configured keys
     with engine.connect() as db:
         row = db.execute(sa.text("SELECT phone, full_name, email, birth_date FROM patient")).one()
         said = db.execute(sa.text("SELECT content FROM call_event")).scalar_one()
+        conversations = db.execute(sa.text("SELECT count(*) FROM conversation_state")).scalar()
+    assert conversations == 0  # keyed by a plain hash of the phone: dropped
     assert all(looks_encrypted(str(value)) for value in (*row, said))
     patient = asyncio_run(services.patients.find_by_phone(PHONE))
     assert patient is not None
