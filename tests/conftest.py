@@ -87,7 +87,14 @@ def make_engine_for(
         engine.dispose()
 
 
+TEST_ENCRYPTION_KEY = "x2Yq3n0mQeGkD2sV9tB8cW1zR4uJ6hL0pA7fE5iN3oM="
+TEST_LOOKUP_KEY = "test-lookup-key-of-at-least-32-characters"
+
+
 def make_settings(database_url: str = "sqlite://", **overrides: object) -> Settings:
+    if not database_url.startswith("sqlite"):  # a server database has no embedded default keys
+        overrides.setdefault("encryption_keys", TEST_ENCRYPTION_KEY)
+        overrides.setdefault("lookup_key", TEST_LOOKUP_KEY)
     return Settings(
         database_url=database_url,
         clinic_file=overrides.pop("clinic_file", DEFAULT_CLINIC_FILE),  # type: ignore[arg-type]

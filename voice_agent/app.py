@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from voice_agent import __version__
 from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.integrations.jobs import schedule_integration_jobs
+from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
 from voice_agent.web import api, chat, twilio_confirm, twilio_gather, twilio_voice
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             max_instances=1,
         )
         schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
+        schedule_privacy_jobs(scheduler, services)  # retention of patient data
         scheduler.add_job(
             app.state.confirmations.run_due_safely,
             "interval",

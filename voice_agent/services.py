@@ -22,6 +22,7 @@ from voice_agent.integrations.outbox import Outbox
 from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
 from voice_agent.patients.service import PatientService
+from voice_agent.privacy.binding import configure_keys
 from voice_agent.scheduling.booking import BookingService
 from voice_agent.settings import ConfigurationError, Settings
 from voice_agent.store.db import make_engine
@@ -109,6 +110,7 @@ def build_services(
     engine: Engine | None = None,
 ) -> Services:
     engine = engine or make_engine(settings.database_url)
+    configure_keys(engine, settings)  # before the migrations, which encrypt old rows
     prepare_database(settings, engine)
     clock = clock or SystemClock()
     holder = ClinicHolder(engine, settings.timezone)

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voice_agent.privacy.keys import check_lookup_key, parse_encryption_keys
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = Path(__file__).resolve().parent / "clinic" / "samples"
 DEFAULT_CLINIC_FILE = SAMPLES_DIR / "clinica_sao_lucas.yaml"
@@ -192,6 +194,43 @@ class Settings(BaseSettings):
     clinic_api_mapping_file: Path | None = Field(
         default=None, description="YAML/JSON: paths, field names and error codes of the API."
     )
+
+    # Privacy: patient data at rest (voice_agent.privacy). Unset on SQLite = a key file beside
+    # the database (0600, created once); PostgreSQL and production must set both keys.
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (comma-separated, newest first) encrypting patient fields; "
+        "`voice-agent keys generate` makes one.",
+    )
+    lookup_key: SecretStr | None = Field(
+        default=None,
+        description="Secret (≥ 32 characters) of the keyed hash used to find patients by phone.",
+    )
+    retention_interval_minutes: int = Field(
+        default=360, ge=1, description="How often data past the clinic's retention is purged."
+    )
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_encryption_keys(value.get_secret_value())  # a short or invalid key stops start
+        return value
+
+    @field_validator("lookup_key")
+    @classmethod
+    def _long_lookup_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_lookup_key(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _privacy_keys_pair(self) -> Settings:
+        if (self.encryption_keys is None) != (self.lookup_key is None):
+            raise ValueError(
+                "VOICE_AGENT_ENCRYPTION_KEYS and VOICE_AGENT_LOOKUP_KEY must be set together"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -78,7 +78,8 @@ async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock) -> None:
     outputs = [json.loads(o) for o in realtime.tool_outputs.values()]
     assert outputs[1]["options"] and "booked" in outputs[2], outputs
     with transaction(app.services.engine) as db:
-        patient = db.execute(select(Patient).where(Patient.phone == CALLER)).scalar_one()
+        by_phone = Patient.phone_hash == app.services.patients.phone_hash(CALLER)
+        patient = db.execute(select(Patient).where(by_phone)).scalar_one()
         appointment = db.execute(select(Appointment)).scalar_one()
         kinds = [i.kind for i in db.execute(select(Interaction)).scalars()]
     assert patient.full_name == "Maria da Silva"

@@ -173,7 +173,7 @@ def _check_reply(step: dict[str, Any], reply: str, where: str) -> None:
 
 def _check_final(services: Services, phone: str, final: dict[str, Any]) -> None:
     with transaction(services.engine) as session:
-        query = select(Patient).where(Patient.phone == phone)
+        query = select(Patient).where(Patient.phone_hash == services.patients.phone_hash(phone))
         patient = session.execute(query).scalar_one_or_none()
         rows = (
             list(

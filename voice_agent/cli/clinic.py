@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from voice_agent.cli.context import engine as keyed_engine
 from voice_agent.cli.context import services, settings
 
 clinic_app = typer.Typer(help="Load and show the clinic.", no_args_is_help=True)
@@ -20,10 +21,9 @@ def clinic_load(
     """Load (or re-load) the clinic file; appointments are kept."""
     from voice_agent.clinic.loader import ClinicFileError, load_clinic_file
     from voice_agent.clinic.repository import save_clinic
-    from voice_agent.store.db import make_engine
     from voice_agent.store.migrate import upgrade
 
-    current = settings(ctx)
+    settings(ctx)
     try:
         clinic = load_clinic_file(file)
     except ClinicFileError as exc:
@@ -31,7 +31,7 @@ def clinic_load(
         for problem in exc.problems:
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from None
-    engine = make_engine(current.database_url)
+    engine = keyed_engine(ctx)  # with its keys: the migrations encrypt rows written before 0009
     upgrade(engine)
     warnings = save_clinic(engine, clinic, str(file))
     for warning in warnings:
@@ -76,9 +76,8 @@ def clinic_show(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply schema migrations (safe to run repeatedly; data is kept)."""
-    from voice_agent.store.db import make_engine
     from voice_agent.store.migrate import current_revisions, upgrade
 
-    engine = make_engine(settings(ctx).database_url)
+    engine = keyed_engine(ctx)  # with its keys: the migrations encrypt rows written before 0009
     upgrade(engine)
     typer.echo(f"database at revision {', '.join(sorted(current_revisions(engine)))}")

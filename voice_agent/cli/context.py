@@ -20,6 +20,8 @@ from voice_agent.clock import Clock, SystemClock
 from voice_agent.settings import ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from voice_agent.services import Services
 
 
@@ -62,6 +64,21 @@ def settings(ctx: typer.Context) -> Settings:
 
 def services(ctx: typer.Context) -> Services:
     return runtime(ctx).build_services()
+
+
+def engine(ctx: typer.Context) -> Engine:
+    """An engine on the configured database with its encryption keys (no migration, no clinic):
+    for commands that must work on a database the app would not start on yet."""
+    from voice_agent.privacy.binding import configure_keys
+    from voice_agent.store.db import make_engine
+
+    current = settings(ctx)
+    made = make_engine(current.database_url)
+    try:
+        configure_keys(made, current)
+    except ConfigurationError as exc:
+        exit_with(str(exc), code=2)
+    return made
 
 
 def exit_with(message: str, code: int = 1) -> NoReturn:

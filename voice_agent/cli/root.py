@@ -14,6 +14,8 @@ from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
 from voice_agent.cli.outbox import outbox_app
+from voice_agent.cli.patient import patient_app
+from voice_agent.cli.privacy import db_backup, keys_app, privacy_app
 from voice_agent.cli.server import chat, serve
 
 app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
@@ -52,6 +54,10 @@ app.command("confirm")(confirm)
 app.command("confirmations")(confirmations)
 app.command("calls")(calls)
 app.command("call")(call)
+app.add_typer(patient_app, name="patient")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(keys_app, name="keys")
+db_app.command("backup")(db_backup)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

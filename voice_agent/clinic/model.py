@@ -189,6 +189,30 @@ class ConfirmationStepPolicy(Frozen):
     hours_before: float = Field(gt=0, le=24 * 14)
 
 
+class RetentionPolicy(Frozen):
+    """How long each kind of patient data is kept (LGPD / 152-FZ: no longer than needed).
+
+    Enforced by a periodic job and by `voice-agent privacy purge`; appointments and the
+    interaction log's facts (what happened, when) are the clinic's records and are kept.
+    """
+
+    transcripts_days: int = Field(
+        default=90, ge=1, description="What caller and receptionist said in calls."
+    )
+    conversations_days: int = Field(
+        default=180, ge=1, description="Text and no-AI voice conversation states, by last use."
+    )
+    call_events_days: int = Field(
+        default=365, ge=1, description="Every other call event, and the calls' caller numbers."
+    )
+    interaction_details_days: int = Field(
+        default=730, ge=1, description="Free text of the interaction log (the facts stay)."
+    )
+    outbox_days: int = Field(
+        default=30, ge=1, description="Delivered or dead side effects (message texts)."
+    )
+
+
 class ConfirmationPolicy(Frozen):
     """How and when patients are asked to confirm, and when the clinic may contact them."""
 
@@ -246,6 +270,7 @@ class Clinic(Frozen):
     hours: Localized = Field(default_factory=dict, description="Opening hours as said aloud.")
     booking: BookingPolicy = BookingPolicy()
     confirmations: ConfirmationPolicy = ConfirmationPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     periods: tuple[Period, ...]
     hospitals: tuple[Hospital, ...] = ()
     insurances: tuple[Insurance, ...] = ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from voice_agent.privacy.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord
 from voice_agent.store.types import utcnow
 
@@ -68,8 +70,11 @@ class ConversationState(BaseModel):
         self.history = self.history[cut:]
 
 
-def state_key(channel: str, session_key: str) -> str:
-    return hashlib.sha256(f"{channel}\x00{session_key}".encode()).hexdigest()[:40]
+def state_key(channel: str, session_key: str, secret: bytes) -> str:
+    """Keyed (HMAC-SHA256 under the look-up key): a session key is often a phone number, and a
+    plain hash of one is found by trying the few billion possible numbers."""
+    message = f"{channel}\x00{session_key}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
 
 
 class ConversationStore:
@@ -82,8 +87,11 @@ class ConversationStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    def _key(self, channel: str, session_key: str) -> str:
+        return state_key(channel, session_key, engine_keyring(self._engine).lookup_key)
+
     async def load(self, channel: str, session_key: str) -> ConversationState:
-        key = state_key(channel, session_key)
+        key = self._key(channel, session_key)
         return await asyncio.to_thread(self._load, key, channel)
 
     def _load(self, key: str, channel: str) -> ConversationState:
@@ -97,7 +105,7 @@ class ConversationStore:
         return ConversationState(channel=channel, conversation_id=f"conv-{key[:24]}")
 
     async def save(self, session_key: str, state: ConversationState) -> None:
-        key = state_key(state.channel, session_key)
+        key = self._key(state.channel, session_key)
         payload = state.model_dump_json()
         await asyncio.to_thread(self._save, key, state.channel, payload)
 
@@ -119,7 +127,7 @@ class ConversationStore:
                 db.execute(_UPDATE, change)
 
     async def forget(self, channel: str, session_key: str) -> None:
-        key = state_key(channel, session_key)
+        key = self._key(channel, session_key)
 
         def _delete() -> None:
             with self._engine.begin() as db:

@@ -8,7 +8,9 @@ from datetime import date
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
+from voice_agent.privacy.binding import engine_keyring
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Patient
 from voice_agent.store.types import utcnow
@@ -60,21 +62,27 @@ def mask_phone(e164: str) -> str:
 
 
 class PatientService:
-    """Patients are looked up by their verified phone number; nothing else identifies a caller."""
+    """Patients are looked up by their verified phone number; nothing else identifies a caller.
+
+    Phones are stored encrypted, so a look-up compares the keyed hash of the E.164 number
+    (``patient.phone_hash``, unique), never the phone itself.
+    """
 
     def __init__(self, engine: Engine, region: str) -> None:
         self._engine = engine
         self.region = region
+
+    def phone_hash(self, e164: str) -> str:
+        return engine_keyring(self._engine).lookup_hash(e164)
 
     async def find_or_create(self, phone: str, language: str | None = None) -> Patient:
         return await asyncio.to_thread(self._find_or_create, phone, language)
 
     def _find_or_create(self, phone: str, language: str | None) -> Patient:
         e164 = normalize_phone(phone, self.region)
+        by_phone = select(Patient).where(col(Patient.phone_hash) == self.phone_hash(e164))
         with transaction(self._engine) as session:
-            patient = session.execute(
-                select(Patient).where(Patient.phone == e164)
-            ).scalar_one_or_none()
+            patient = session.execute(by_phone).scalar_one_or_none()
             if patient is not None:
                 return patient
             patient = Patient(phone=e164, language=language)
@@ -83,7 +91,7 @@ class PatientService:
                 session.flush()
             except Exception:
                 session.rollback()
-                return session.execute(select(Patient).where(Patient.phone == e164)).scalar_one()
+                return session.execute(by_phone).scalar_one()
             return patient
 
     async def get(self, patient_id: str) -> Patient | None:
@@ -98,10 +106,9 @@ class PatientService:
         return await asyncio.to_thread(self._find_by_phone, e164)
 
     def _find_by_phone(self, e164: str) -> Patient | None:
+        by_phone = select(Patient).where(col(Patient.phone_hash) == self.phone_hash(e164))
         with transaction(self._engine) as session:
-            return session.execute(
-                select(Patient).where(Patient.phone == e164)
-            ).scalar_one_or_none()
+            return session.execute(by_phone).scalar_one_or_none()
 
     async def update(
         self,

@@ -1,17 +1,18 @@
 """Conversation state of the text channels and the no-AI voice fallback, one row per session.
 
 The state itself is a JSON document (``voice_agent.conversation.state.ConversationState``); the
-row is keyed by a hash of channel and session, so no phone number appears in the key.
+row is keyed by a keyed hash (HMAC) of channel and session, so no phone number can be
+recovered from the key; the state itself is encrypted (``voice_agent.privacy``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from voice_agent.store.types import UTCDateTime, utcnow
+from voice_agent.store.types import EncryptedText, UTCDateTime, utcnow
 
 
 class ConversationRecord(SQLModel, table=True):
@@ -19,7 +20,7 @@ class ConversationRecord(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64, description="Hash of channel + session.")
     channel: str = Field(max_length=16)
-    state: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(sa_column=Column(EncryptedText(), nullable=False))
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )

@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+from voice_agent.privacy.binding import install_key_slot, protect_sqlite_file
+
 
 def normalize_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL whatever spelling the deployment gives."""
@@ -43,6 +45,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        protect_sqlite_file(url)  # 0600 before SQLite creates the file, its WAL and SHM
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
         )
@@ -60,8 +63,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         def _begin_immediate(connection) -> None:  # type: ignore[no-untyped-def]
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    install_key_slot(engine)  # the encrypted columns' keys (voice_agent.privacy.binding)
+    return engine
 
 
 @contextmanager

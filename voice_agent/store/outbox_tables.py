@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from voice_agent.store.types import UTCDateTime, utcnow
+from voice_agent.store.types import EncryptedText, UTCDateTime, utcnow
 
 
 class OutboxStatus(StrEnum):
@@ -36,12 +36,12 @@ class OutboxRow(SQLModel, table=True):
     group_key: str | None = Field(
         default=None, max_length=64, description="Rows of one group are delivered in order."
     )
-    payload: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(EncryptedText(), nullable=False))
     status: OutboxStatus = Field(default=OutboxStatus.pending, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     claim_token: str | None = Field(default=None, max_length=32)
-    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
     external_id: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)

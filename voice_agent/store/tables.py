@@ -11,10 +11,16 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from voice_agent.store.types import UTCDateTime, utcnow
+from voice_agent.store.types import (
+    EncryptedDate,
+    EncryptedText,
+    UTCDateTime,
+    keyed_hash_default,
+    utcnow,
+)
 
 CELL_MINUTES = 5
 
@@ -42,10 +48,23 @@ class Patient(SQLModel, table=True):
     __tablename__ = "patient"
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    phone: str = Field(max_length=20, unique=True, index=True, description="E.164")
-    full_name: str | None = Field(default=None, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
-    birth_date: date | None = None
+    phone: str = Field(
+        sa_column=Column(EncryptedText(), nullable=False), description="E.164, encrypted."
+    )
+    phone_hash: str | None = Field(
+        default=None,
+        sa_column=Column(
+            String(64),
+            nullable=False,
+            unique=True,
+            index=True,
+            default=keyed_hash_default("phone"),
+        ),
+        description="HMAC-SHA256 of the E.164 phone: the only way to find a patient by phone.",
+    )
+    full_name: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
+    email: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
+    birth_date: date | None = Field(default=None, sa_column=Column(EncryptedDate(), nullable=True))
     language: str | None = Field(default=None, max_length=8)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
@@ -132,6 +151,8 @@ class InteractionKind(StrEnum):
     transfer = "transfer"
     emergency = "emergency"
     failure = "failure"
+    erasure = "erasure"
+    """A patient's personal data was erased on request (the row holds no personal data)."""
 
 
 class Interaction(SQLModel, table=True):
@@ -145,7 +166,7 @@ class Interaction(SQLModel, table=True):
     kind: InteractionKind = Field(max_length=16)
     channel: str = Field(max_length=16)
     appointment_id: str | None = Field(default=None, max_length=32)
-    details: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    details: str = Field(default="{}", sa_column=Column(EncryptedText(), nullable=False))
     actor: str = Field(default="system", max_length=16, description="patient | staff | system")
     actor_id: str | None = Field(
         default=None, max_length=64, description="The staff account or the patient who acted."
@@ -180,14 +201,14 @@ class CallRecord(SQLModel, table=True):
     call_sid: str = Field(primary_key=True, max_length=64)
     stream_sid: str | None = Field(default=None, max_length=64)
     direction: str = Field(default="inbound", max_length=16)
-    caller: str = Field(max_length=32)
+    caller: str = Field(sa_column=Column(EncryptedText(), nullable=False))
     patient_id: str | None = Field(default=None, max_length=32)
     language: str | None = Field(default=None, max_length=8)
     started_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=_utc(nullable=True))
     outcome: CallOutcome = Field(default=CallOutcome.in_progress, max_length=24)
     flagged: bool = False
-    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
     mode: str = Field(default="reception", max_length=16, description="reception | confirmation")
     appointment_id: str | None = Field(default=None, max_length=32)
     token_nonce: str | None = Field(default=None, max_length=64)
@@ -195,7 +216,9 @@ class CallRecord(SQLModel, table=True):
     next_action: str | None = Field(
         default=None, max_length=16, description="After the stream: hangup | transfer | fallback"
     )
-    transfer_summary: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    transfer_summary: str | None = Field(
+        default=None, sa_column=Column(EncryptedText(), nullable=True)
+    )
 
 
 class CallEvent(SQLModel, table=True):
@@ -209,7 +232,7 @@ class CallEvent(SQLModel, table=True):
     seq: int
     at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     kind: str = Field(max_length=16, description="caller | receptionist | tool | error | dtmf")
-    content: str = Field(sa_column=Column(Text, nullable=False))
+    content: str = Field(sa_column=Column(EncryptedText(), nullable=False))
 
 
 class CalendarBlock(SQLModel, table=True):

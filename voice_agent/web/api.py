@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict
 
 from voice_agent.clinic.lookup import find_service
 from voice_agent.i18n import say_when
@@ -21,9 +23,63 @@ async def health(services: ServicesDep) -> dict[str, Any]:
     return {"status": "ok", "clinic": clinic.name, "calendar": services.calendar.name}
 
 
-@router.get("/api/clinic")
-async def clinic(services: ServicesDep) -> dict[str, Any]:
-    return services.clinic().model_dump(mode="json")
+class _Public(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PublicService(_Public):
+    id: str
+    names: dict[str, str]
+    specialty: str
+    duration_minutes: int
+    private_price: Decimal
+    insurance_prices: dict[str, Decimal]
+    description: dict[str, str]
+
+
+class PublicDoctor(_Public):
+    id: str
+    name: str
+    specialties: tuple[str, ...]
+    services: tuple[str, ...]
+    title: dict[str, str]
+    hospitals: tuple[str, ...]
+    languages: tuple[str, ...]
+
+
+class PublicNamed(_Public):
+    id: str
+    name: str
+
+
+class PublicHospital(PublicNamed):
+    address: str
+
+
+class PublicClinic(_Public):
+    """What the clinic would print on its website: no staff phone, no doctor's WhatsApp, no
+    calendar ids, no policies (staff see those in the console, behind authentication)."""
+
+    name: str
+    timezone: str
+    languages: tuple[str, ...]
+    default_language: str
+    address: str
+    phone: str
+    emergency_number: str
+    email: str | None
+    website: str | None
+    hours: dict[str, str]
+    services: tuple[PublicService, ...]
+    doctors: tuple[PublicDoctor, ...]
+    hospitals: tuple[PublicHospital, ...]
+    insurances: tuple[PublicNamed, ...]
+
+
+@router.get("/api/clinic", response_model=PublicClinic)
+async def clinic(services: ServicesDep) -> PublicClinic:
+    """The clinic's public facts (served without authentication)."""
+    return PublicClinic.model_validate(services.clinic())
 
 
 @router.get("/api/slots")

@@ -13,7 +13,7 @@ from alembic import op
 import voice_agent.store.types
 
 revision: str = "0010_identity"
-down_revision: str | None = "0005_merge_heads"
+down_revision: str | None = "0009_privacy"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
