@@ -21,7 +21,7 @@ from sqlmodel import Session
 from voice_agent.clinic.model import Clinic
 from voice_agent.i18n import say_when
 from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome
-from voice_agent.integrations.whatsapp import Message, WhatsAppSender
+from voice_agent.integrations.whatsapp import Message, OutsideWindow, WhatsAppSender
 from voice_agent.scheduling.confirmed import NOTICE_KIND
 from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.store.db import transaction
@@ -110,14 +110,22 @@ class IntentNotices:
         if intent is None or patient is None:
             return Delivered()
         if self._sender is None:
-            if self._alert is not None:
-                await self._alert(
-                    "patient_not_notified",
-                    f"op={intent.op} outcome={intent.status} appointment={intent.appointment_id}"
-                    " : no WhatsApp configured; call the patient",
-                )
+            await self._call_them(intent, "no WhatsApp sender configured")
             return Delivered()
         body = self.text(intent, appointment, patient)
         lookup = item.created_at - timedelta(minutes=5) if item.retried else None
-        sid = await self._sender.send(Message(to=patient.phone, body=body), lookup_since=lookup)
+        try:
+            sid = await self._sender.send(Message(to=patient.phone, body=body), lookup_since=lookup)
+        except OutsideWindow:
+            await self._call_them(intent, "the patient's WhatsApp window is closed")
+            return Delivered()
         return Delivered(sid)
+
+    async def _call_them(self, intent: BackendIntent, why: str) -> None:
+        """The message cannot reach the patient: the clinic is asked to call them."""
+        if self._alert is not None:
+            await self._alert(
+                "patient_not_notified",
+                f"op={intent.op} outcome={intent.status} appointment={intent.appointment_id} "
+                f"why={why}: call the patient",
+            )
