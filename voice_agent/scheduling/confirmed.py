@@ -122,7 +122,15 @@ class ConfirmedBookings:
             return existing
         slot = await self._service._held_slot(hold_id, request.holder)
         busy = await self._service._external_intervals(slot)
-        opened = await asyncio.to_thread(self._open_book, request, hold_id, busy)
+        try:
+            opened = await asyncio.to_thread(self._open_book, request, hold_id, busy)
+        except IntegrityError:
+            # The same request at the same moment (a double tap, a replay) opened this intent:
+            # join it (the same key), so both get its one outcome.
+            joined = await self.retry_pending(request.patient_id, request.holder)
+            if joined is None:
+                raise
+            return joined
         if isinstance(opened, Appointment):
             return opened
         return _result(await self.attempt(opened, by_patient=True), opened)
