@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, InteractionKind
+from voice_agent.tools.context import ToolContext
 
 CARLOS = "dr-carlos-lima"
 
@@ -379,3 +380,61 @@ async def test_no_conversation_waits_on_another_ones_api_call(
     assert report.by_kind["alert"] == 1
     [alert] = outbox_rows(services, "alert")
     assert json.loads(alert.payload)["kind"] == "clinic_api_unavailable"
+
+
+async def test_the_patient_hears_a_refused_move_as_refused_in_their_language(
+    cservices: Services, api: ClinicApiFake
+) -> None:
+    phone = "+5511987658016"
+    patient = await cservices.patients.find_or_create(phone)
+    await cservices.patients.update(patient.id, full_name="Ana Maria Costa")
+    ctx = ToolContext(
+        services=cservices,
+        channel="test",
+        conversation_id="c16",
+        caller_phone=phone,
+        language="pt-BR",
+    )
+    registry = cservices.registry
+    found = await registry.dispatch("find_slots", {"service": "cardiologia"}, ctx)
+    booked = await registry.dispatch(
+        "book_appointment", {"option": "1", "confirmed_by_patient": True}, ctx
+    )
+    assert booked.ok, booked.output
+    appointment_id = booked.output["booked"]["appointment_id"]
+    found = await registry.dispatch(
+        "find_slots", {"service": "cardiologia", "periods": ["afternoon"]}, ctx
+    )
+    target = found.output["options"][0]
+    doctor = next(d for d in cservices.clinic().doctors if d.name == target["doctor"])
+    start = datetime.fromisoformat(f"{target['date']}T{target['time']}").replace(tzinfo=SAO_PAULO)
+    api.take(doctor.id, start)
+    result = await registry.dispatch(
+        "reschedule_appointment",
+        {"appointment_id": appointment_id, "option": "1", "confirmed_by_patient": True},
+        ctx,
+    )
+    assert not result.ok and result.error_code == "reschedule_refused"
+    assert "não aceitou a mudança" in result.output["error"]
+    assert booked.output["booked"]["when"] in result.output["error"]  # the old time stands
+    [listed] = (await registry.dispatch("list_my_appointments", {}, ctx)).output["appointments"]
+    assert listed["time"] == booked.output["booked"]["time"]
+
+
+async def test_times_go_out_in_utc_when_the_mapping_file_says_so(
+    make_engine_for: Callable[[str], Engine], clock: FixedClock, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "clinic-api.yaml"
+    mapping.write_text("time_zone: utc\n", encoding="utf-8")
+    with ClinicApiFake(timezone=None) as api:
+        services = build(
+            make_engine_for("sqlite"),
+            clock,
+            **clinic_api_settings(api, tmp_path),
+            clinic_api_mapping_file=mapping,
+        )
+        request, hold = await offer(services, "+5511987658017", "c17")
+        appointment = await services.booking.book(request, hold)
+        [record] = api.active_records()
+    assert record["start"] == appointment.start.astimezone(UTC).isoformat()
+    assert record["start"].endswith("+00:00")
