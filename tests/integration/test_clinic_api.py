@@ -26,6 +26,7 @@ from tests.integration.integration_env import (
     twilio_settings,
 )
 from voice_agent.clock import FixedClock
+from voice_agent.scheduling.availability import Slot
 from voice_agent.scheduling.booking import BookingError, BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
@@ -438,3 +439,22 @@ async def test_times_go_out_in_utc_when_the_mapping_file_says_so(
         [record] = api.active_records()
     assert record["start"] == appointment.start.astimezone(UTC).isoformat()
     assert record["start"].endswith("+00:00")
+
+
+async def test_a_slot_booked_without_an_offer_also_goes_through_the_api(
+    cservices: Services, api: ClinicApiFake
+) -> None:
+    """Staff tools and imports book a slot directly: the clinic's API accepts it first."""
+    request, hold = await offer(cservices, "+5511987658018", "c18")
+    held = await cservices.booking.get_hold(hold, "c18")
+    assert held is not None
+    await cservices.booking.release_holds("c18")
+    slot = Slot(held.doctor_id, held.service_id, held.start, held.end, None)
+    staff = BookingRequest(patient_id=request.patient_id, channel="staff", holder="staff-1")
+    appointment = await cservices.booking.book_slot(staff, slot)
+    [record] = api.active_records()
+    assert appointment.external_id == record["id"]
+    with pytest.raises(BookingError) as caught:
+        await cservices.booking.book_slot(staff, slot)
+    assert caught.value.code == "slot_taken"
+    assert len(api.active_records()) == 1

@@ -616,8 +616,39 @@ class BookingService:
         existing = await self._by_request_key(request)
         if existing is not None:
             return existing
+        if self._confirmed is not None and hold_id is None:
+            # The clinic's API must accept it first: hold the slot, then book the hold.
+            held = await asyncio.to_thread(self._hold_slot, request.holder, slot)
+            return await self._confirmed.book(request, held)
         await self._check(slot, request.insurance_id)
         return await asyncio.to_thread(self._insert, request, slot, hold_id)
+
+    def _hold_slot(self, holder: str, slot: Slot) -> str:
+        """A hold on one slot, or "just taken" when its cells are claimed."""
+        now = self._clock.now()
+        hold = Hold(
+            holder=holder,
+            label="",
+            doctor_id=slot.doctor_id,
+            service_id=slot.service_id,
+            start=slot.start,
+            end=slot.end,
+            expires_at=now + self._hold,
+        )
+        try:
+            with transaction(self._engine) as session:
+                self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
+                session.add(hold)
+                session.flush()
+                self._claim(
+                    session, slot.doctor_id, slot.start, slot.end,
+                    hold_id=hold.id, expires_at=hold.expires_at,
+                )  # fmt: skip
+        except IntegrityError:
+            raise BookingError(
+                "slot_taken", "Sorry, that time was just taken.", slot=slot
+            ) from None
+        return hold.id
 
     async def _check(self, slot: Slot, insurance_id: str | None) -> None:
         """Policy checks with specific reasons; the database still decides who wins a race."""

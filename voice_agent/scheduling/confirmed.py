@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -108,7 +108,7 @@ class ConfirmedBookings:
         self._notify = notify
 
     @property
-    def _engine(self):  # type: ignore[no-untyped-def]
+    def _engine(self) -> Engine:
         return self._service._engine
 
     def _now(self) -> datetime:
