@@ -458,3 +458,47 @@ async def test_a_slot_booked_without_an_offer_also_goes_through_the_api(
         await cservices.booking.book_slot(staff, slot)
     assert caught.value.code == "slot_taken"
     assert len(api.active_records()) == 1
+
+
+async def test_a_pending_booking_survives_a_restart_with_its_key(
+    db_kind: str,
+    make_engine_for: Callable[[str], Engine],
+    clock: FixedClock,
+    api: ClinicApiFake,
+    tmp_path: Path,
+) -> None:
+    engine = make_engine_for(db_kind)
+    services = build(engine, clock, **clinic_api_settings(api, tmp_path))
+    request, hold = await offer(services, "+5511987658019", "c19")
+    api.fail_next(1, 502, apply=True, method="POST")  # created there, answer lost
+    with pytest.raises(BookingError):
+        await services.booking.book(request, hold)
+    [before] = intents(services)
+    # The process restarts: new services on the same database pick the intent up.
+    restarted = build(engine, clock, **clinic_api_settings(api, tmp_path))
+    clock.advance(timedelta(minutes=1))
+    assert (await restarted.booking.retry_due())["done"] == 1
+    [after] = intents(restarted)
+    assert after.key == before.key and after.status == "done"
+    [record] = api.active_records()
+    assert api.state.creates_received == 1
+    [appointment] = await restarted.booking.list_for_patient(request.patient_id)
+    assert appointment.external_id == record["id"] and appointment.id == before.appointment_id
+
+
+async def test_a_pending_cancellation_keeps_the_appointment_until_the_api_confirms(
+    cservices: Services, api: ClinicApiFake, clock: FixedClock
+) -> None:
+    request, hold = await offer(cservices, "+5511987658020", "c20")
+    appointment = await cservices.booking.book(request, hold)
+    api.fail_next(1, 504, method="DELETE")
+    with pytest.raises(BookingError) as caught:
+        await cservices.booking.cancel(request.patient_id, appointment.id, channel="voice")
+    assert caught.value.code == "change_pending"
+    assert (await cservices.booking.get_own(request.patient_id, appointment.id)).active
+    assert len(api.active_records()) == 1
+    clock.advance(timedelta(minutes=1))
+    assert (await cservices.booking.retry_due())["done"] == 1
+    assert await cservices.booking.list_for_patient(request.patient_id) == []
+    assert api.active_records() == []
+    assert len(outbox_rows(cservices, "patient_notice")) == 1
