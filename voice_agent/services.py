@@ -24,6 +24,7 @@ from voice_agent.interactions import InteractionLog
 from voice_agent.patients.service import PatientService
 from voice_agent.privacy.binding import configure_keys
 from voice_agent.scheduling.booking import BookingService
+from voice_agent.scheduling.notices import IntentNotices
 from voice_agent.settings import ConfigurationError, Settings
 from voice_agent.store.db import make_engine
 from voice_agent.store.migrate import upgrade
@@ -122,6 +123,15 @@ def build_services(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
     )
     calendar = integrations.calendar
+    notices = IntentNotices(
+        engine,
+        integrations.outbox,
+        holder,
+        settings.prompts_dir,
+        sender=integrations.extras.get("whatsapp"),
+        alert=integrations.alerter.alert,
+    )
+    integrations.outbox.register(notices)
     booking = BookingService(
         engine,
         holder,
@@ -129,7 +139,8 @@ def build_services(
         interactions,
         clock,
         hold_minutes=settings.hold_minutes,
-        confirmer=integrations.confirmer,
+        alert=integrations.alerter.alert,
+        notify=notices.enqueue_in,
     )
     return Services(
         settings=settings,

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from tests.conftest import SAO_PAULO
 from tests.fakes.google_fake import GoogleFake
 from tests.integration.integration_env import SHEET_ID, build, calendar_id, google_settings
+from voice_agent.app import create_app
 from voice_agent.calendars.base import CalendarUnavailable
 from voice_agent.clock import FixedClock
 from voice_agent.scheduling.booking import BookingRequest
@@ -25,6 +27,9 @@ from voice_agent.settings import DEFAULT_CLINIC_FILE
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, InteractionKind
+from voice_agent.tools.context import ToolContext
+
+LOCAL = ("127.0.0.1", 50000)
 
 TUESDAY = date(2026, 11, 24)
 CARLOS = "dr-carlos-lima"
@@ -198,3 +203,100 @@ async def test_reconciliation_reports_events_deleted_or_moved_by_hand(
     )
     await services.integrations.reconciler.run()
     assert services.outbox.counts()["pending"] == 1  # the drift alert, once
+
+
+async def test_google_failing_at_yes_is_covered_by_the_answer_the_offers_came_from(
+    gservices: Services, google: GoogleFake
+) -> None:
+    services = gservices
+    patient = await services.patients.find_or_create("+5511987654101")
+    await services.patients.update(patient.id, full_name="Maria Aparecida Silva")
+    offers = await services.booking.find_offers(
+        "cardio-consulta", Preferences(doctor_id=CARLOS), holder="yes-1"
+    )
+    asked = len(google.requests("POST", "freeBusy"))
+    google.fail_next(20, 500, path_contains="freeBusy")  # Google down at the moment of "yes"
+    request = BookingRequest(patient_id=patient.id, channel="voice", holder="yes-1")
+    appointment = await services.booking.book(request, offers[0].hold_id)
+    assert appointment.start == offers[0].slot.start
+    assert len(google.requests("POST", "freeBusy")) > asked  # it did ask afresh first
+    await services.outbox.drain()
+    assert [e["id"] for e in google.events(calendar_id(CARLOS))] == [appointment.id]
+
+
+def _tool_context(services: Services, phone: str, language: str) -> ToolContext:
+    return ToolContext(
+        services=services,
+        channel="test",
+        conversation_id=f"conv-{phone}",
+        caller_phone=phone,
+        language=language,
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [("pt-BR", "acabou de ser ocupado"), ("ru", "только что заняли"), ("en", "just taken")],
+)
+async def test_a_time_taken_in_google_before_yes_is_just_taken_with_new_options(
+    gservices: Services, google: GoogleFake, language: str, words: str
+) -> None:
+    services = gservices
+    phone = "+5511987654102"
+    patient = await services.patients.find_or_create(phone)
+    await services.patients.update(patient.id, full_name="Maria Aparecida Silva")
+    ctx = _tool_context(services, phone, language)
+    found = await services.registry.dispatch(
+        "find_slots", {"service": "cardiologia", "doctor": "Carlos Lima"}, ctx
+    )
+    first = found.output["options"][0]
+    start = datetime.fromisoformat(f"{first['date']}T{first['time']}").replace(tzinfo=SAO_PAULO)
+    google.block_by_hand(calendar_id(CARLOS), start, start + timedelta(minutes=30))
+    result = await services.registry.dispatch(
+        "book_appointment", {"option": first["option"], "confirmed_by_patient": True}, ctx
+    )
+    assert not result.ok and result.error_code == "slot_taken"
+    assert words in result.output["error"]
+    options = result.output["options"]
+    assert options and all(
+        (o["date"], o["time"]) != (first["date"], first["time"]) for o in options
+    )
+    assert all(o["date"] == first["date"] for o in options)  # the same day first
+    with transaction(services.engine) as session:
+        assert session.execute(select(Appointment)).first() is None
+    # The new options are held: the patient can book one at once.
+    again = await services.registry.dispatch(
+        "book_appointment", {"option": options[0]["option"], "confirmed_by_patient": True}, ctx
+    )
+    assert again.ok and again.output["booked"]["time"] == options[0]["time"]
+
+
+def test_the_offline_receptionist_says_just_taken_and_offers_again(
+    gservices: Services, google: GoogleFake
+) -> None:
+    services = gservices
+    with TestClient(create_app(services.settings, services), client=LOCAL) as client:
+
+        def say(text: str) -> dict:
+            body = {"session_id": "web-g", "text": text, "phone": "+5511987654103"}
+            response = client.post("/api/chat", json=body)
+            assert response.status_code == 200
+            return response.json()
+
+        say("Olá, meu nome é Carla Dias e quero marcar cardiologia amanhã")
+        offers = say("pular")["state"]["offers"]
+        chosen = offers[0]
+        assert say("1")["state"]["stage"] == "confirm"
+        start = datetime.fromisoformat(f"{chosen['date']}T{chosen['time']}").replace(
+            tzinfo=SAO_PAULO
+        )
+        doctor = next(d for d in services.clinic().doctors if d.name == chosen["doctor"])
+        google.block_by_hand(calendar_id(doctor.id), start, start + timedelta(minutes=30))
+        turn = say("sim")
+    assert "acabou de ser ocupado" in turn["reply"]
+    assert turn["state"]["stage"] == "offering"
+    again = turn["state"]["offers"]
+    assert again and all(
+        (o["date"], o["time"], o["doctor"]) != (chosen["date"], chosen["time"], chosen["doctor"])
+        for o in again
+    )

@@ -57,13 +57,39 @@ class SlotRejected(RuntimeError):
     """The backend refused the booking for a business reason (slot taken, patient blocked)."""
 
 
+class RecordRejected(SlotRejected):
+    """A confirming backend refused a record; ``code`` is ours (slot_taken, patient_blocked,
+    not_found, rejected)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code
+
+
+class BackendRecord(BaseModel):
+    """An appointment as a confirming backend receives it (times are aware datetimes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    appointment_id: str
+    doctor_id: str
+    service_id: str
+    service_name: str | None = None
+    patient_name: str | None = None
+    patient_phone: str | None = None
+    insurance_id: str | None = None
+    start: datetime
+    end: datetime
+
+
 class CalendarBackend(Protocol):
     name: str
 
     async def busy(
-        self, doctor_ids: Collection[str], start: datetime, end: datetime
+        self, doctor_ids: Collection[str], start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[BusyInterval]:
-        """Time the doctors are busy apart from the appointments in our own database."""
+        """Time the doctors are busy apart from the appointments in our own database; ``fresh``
+        (at booking time) asks the source again instead of a cached answer where it can."""
         ...
 
     async def create_event(self, event: CalendarEvent, idempotency_key: str) -> str | None:
@@ -78,4 +104,23 @@ class CalendarBackend(Protocol):
         self, doctor_id: str, start: datetime, end: datetime
     ) -> list[ExternalEvent]:
         """Our events as the backend sees them (reconciliation finds drift by comparing)."""
+        ...
+
+
+class ConfirmingBackend(Protocol):
+    """A backend that must accept a booking, a move or a cancellation before we record it (the
+    clinic's REST API). Each call carries an idempotency key, one per patient intent; calls are
+    made outside any database transaction. ``CalendarUnavailable`` means "unknown, try again
+    with the same key"; ``RecordRejected`` is the backend's final no."""
+
+    async def create_record(self, record: BackendRecord, key: str, *, retried: bool) -> str:
+        """The backend's record id; with ``retried``, an earlier attempt may have landed."""
+        ...
+
+    async def move_record(self, external_id: str, record: BackendRecord, key: str) -> None: ...
+
+    async def cancel_record(self, external_id: str, key: str) -> None: ...
+
+    def remember_taken(self, doctor_id: str, start: datetime, end: datetime) -> None:
+        """A slot the backend said is taken: busy for a while, so it is not offered again."""
         ...

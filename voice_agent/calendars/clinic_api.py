@@ -3,16 +3,19 @@
 The bot sends the visit as JSON; the API answers *record created* or a *reservation error*. Three
 outcomes, kept apart:
 
-- **created** (2xx): the booking commits, with the API's record id as ``external_id``;
-- **business error** (slot taken, patient blocked …): ``BookingError`` with that code, the
-  booking rolls back, and a taken slot is treated as busy for a while so it is not offered again;
-- **transport failure** (timeout, 5xx, refused auth): ``BookingError("backend_unavailable")``,
-  the booking rolls back, the patient hears "please try again later", the doctor is alerted.
+- **created** (2xx with a record id): ``BookingService`` records the booking with that id;
+- **business error** (slot taken, patient blocked …): ``RecordRejected`` with our code; a taken
+  slot is treated as busy for a while so it is not offered again;
+- **unknown** (timeout, 5xx, 429, refused auth, a 2xx we cannot read and cannot find by our
+  reference): ``CalendarUnavailable``; the caller keeps the intent and tries again with the same
+  ``Idempotency-Key`` (one per patient intent, see ``store/intent_tables.py``).
 
-Nothing is recorded as booked that the clinic did not accept: the call happens inside the booking
-transaction, after our own slot claim and before commit (``ClinicApiConfirmer``). Every create
-carries an ``Idempotency-Key`` (the appointment id), so a retry never makes a second record.
-Paths, field names, the auth header and error codes come from configuration.
+No call is made inside a database transaction: ``BookingService`` holds the slot, calls the API,
+then records. A 2xx whose body has no record id (an HTML page from a proxy, a truncated answer)
+is resolved by asking the API for the record carrying our reference (``lookup``), and so is a
+retried create before it is sent again. Times go out in the clinic's local time with its UTC
+offset (``time_zone: clinic``) or in UTC (``time_zone: utc``), as the mapping file says. Paths,
+field names, the auth header and error codes come from the mapping file as well.
 """
 
 from __future__ import annotations
@@ -23,25 +26,23 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from copy import deepcopy
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from sqlmodel import Session
 
 from voice_agent.calendars.base import (
+    BackendRecord,
     BusyInterval,
     CalendarEvent,
     CalendarUnavailable,
     ExternalEvent,
-    SlotRejected,
+    RecordRejected,
 )
 from voice_agent.clinic.model import Clinic
-from voice_agent.scheduling.booking import BookingError
 from voice_agent.settings import Settings
-from voice_agent.store.tables import Appointment, Patient
 
 logger = logging.getLogger("voice_agent.calendars.clinic_api")
 
@@ -50,6 +51,10 @@ DEFAULT_MAPPING: dict[str, Any] = {
     "update": {"method": "PATCH", "path": "/appointments/{external_id}"},
     "cancel": {"method": "DELETE", "path": "/appointments/{external_id}"},
     "list": {"method": "GET", "path": "/appointments"},
+    # find our record by our reference (resolves unreadable answers and retried creates)
+    "lookup": {"method": "GET", "path": "/appointments", "param": "external_reference"},
+    # "clinic": local time with its offset (2026-11-24T09:00:00-03:00); "utc": +00:00
+    "time_zone": "clinic",
     "idempotency_header": "Idempotency-Key",
     # our name -> the API's name; a field mapped to null is not sent
     "fields": {
@@ -74,24 +79,12 @@ DEFAULT_MAPPING: dict[str, Any] = {
     },
 }
 
-MESSAGES = {
-    "slot_taken": "Sorry, that time was just taken; let me find another one.",
-    "patient_blocked": (
-        "The clinic's system cannot book this for you automatically; "
-        "I can put you through to the staff."
-    ),
-    "rejected": "The clinic's system did not accept this booking; let me try another time.",
-    "backend_unavailable": (
-        "The clinic's booking system is not answering right now; please try again later."
-    ),
-}
 REJECTED_TTL_SECONDS = 3600.0
+UNREADABLE = object()
+"""A 2xx answer whose body is not JSON."""
 
 
-class ClinicApiRejected(SlotRejected):
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(detail or code)
-        self.code = code
+ClinicApiRejected = RecordRejected  # the name earlier code used
 
 
 def load_mapping(path: Path | None) -> dict[str, Any]:
@@ -163,6 +156,7 @@ class ClinicApiCalendar:
         params: dict[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> Any:
+        """The decoded answer (``UNREADABLE`` for a 2xx body that is not JSON, {} when empty)."""
         spec = self._map[step]
         path = spec["path"].format(external_id=external_id or "")
         headers = {}
@@ -180,7 +174,7 @@ class ClinicApiCalendar:
             try:
                 return response.json()
             except ValueError:
-                return {}
+                return UNREADABLE
         if response.status_code in (401, 403) or response.status_code >= 500:
             raise CalendarUnavailable(f"clinic API {step}: HTTP {response.status_code}")
         if response.status_code == 429:
@@ -192,22 +186,79 @@ class ClinicApiCalendar:
         code = self._map["errors"].get(their_code) or self._map["errors"].get(
             their_code.lower(), "not_found" if response.status_code == 404 else "rejected"
         )
-        raise ClinicApiRejected(code, f"clinic API {step}: HTTP {response.status_code} {code}")
+        raise RecordRejected(code, f"clinic API {step}: HTTP {response.status_code} {code}")
+
+    def _time(self, value: datetime) -> str:
+        if self._map.get("time_zone", "clinic") == "utc":
+            return value.astimezone(UTC).isoformat()
+        return value.astimezone(self._clinic().tz).isoformat()
 
     def _body(self, values: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for ours, theirs in self._map["fields"].items():
             if theirs and ours in values and values[ours] is not None:
                 value = values[ours]
-                body[theirs] = value.isoformat() if isinstance(value, datetime) else value
+                body[theirs] = self._time(value) if isinstance(value, datetime) else value
         return body
 
-    def create_sync(self, values: dict[str, Any], idempotency_key: str) -> str:
-        answer = self._request("create", body=self._body(values), idempotency_key=idempotency_key)
-        record_id = _dig(answer, self._map["response"]["id"])
-        if record_id is None:
+    def _items(self, answer: Any) -> list[dict[str, Any]]:
+        items = answer if isinstance(answer, list) else _dig(answer, self._map["response"]["items"])
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    def find_by_reference(self, reference: str) -> str | None:
+        """The id of the live record carrying our reference (the appointment id), if any."""
+        lookup = self._map.get("lookup")
+        if not lookup:
+            return None
+        answer = self._request("lookup", params={lookup["param"]: reference})
+        if answer is UNREADABLE:
+            raise CalendarUnavailable("clinic API lookup: unreadable answer")
+        ours = self._map["fields"]["appointment_id"]
+        response = self._map["response"]
+        for item in self._items(answer):
+            status = str(item.get(response["status"], "")).lower()
+            if item.get(ours) == reference and status not in self._map["cancelled_statuses"]:
+                record_id = item.get(response["id"])
+                if record_id is not None:
+                    return str(record_id)
+        return None
+
+    def create_sync(self, record: BackendRecord, key: str, *, retried: bool = False) -> str:
+        """Create the record, or find the one an earlier attempt created."""
+        if retried:
+            found = self.find_by_reference(record.appointment_id)
+            if found is not None:
+                return found
+        answer = self._request("create", body=self._body(record.model_dump()), idempotency_key=key)
+        record_id = None if answer is UNREADABLE else _dig(answer, self._map["response"]["id"])
+        if record_id is not None:
+            return str(record_id)
+        # A 2xx we cannot read: the record may exist. Ask for it by our reference.
+        found = self.find_by_reference(record.appointment_id)
+        if found is None:
             raise CalendarUnavailable("clinic API create: no record id in the answer")
-        return str(record_id)
+        logger.info("clinic API create: unreadable answer resolved by lookup")
+        return found
+
+    # The confirming-backend protocol -----------------------------------------------------------
+
+    async def create_record(self, record: BackendRecord, key: str, *, retried: bool) -> str:
+        return await asyncio.to_thread(self.create_sync, record, key, retried=retried)
+
+    async def move_record(self, external_id: str, record: BackendRecord, key: str) -> None:
+        body = self._body({"start": record.start, "end": record.end, "doctor_id": record.doctor_id})
+        await asyncio.to_thread(
+            self._request, "update", external_id=external_id, body=body, idempotency_key=key
+        )
+
+    async def cancel_record(self, external_id: str, key: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self._request, "cancel", external_id=external_id, idempotency_key=key
+            )
+        except RecordRejected as error:
+            if error.code != "not_found":  # already gone: cancelling is idempotent
+                raise
 
     # Busy time: what the API refused recently ---------------------------------------------------
 
@@ -218,7 +269,7 @@ class ClinicApiCalendar:
             )
 
     async def busy(
-        self, doctor_ids: Collection[str], start: datetime, end: datetime
+        self, doctor_ids: Collection[str], start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[BusyInterval]:
         now = time.monotonic()
         with self._lock:
@@ -229,41 +280,17 @@ class ClinicApiCalendar:
                 if b.doctor_id in doctor_ids and b.start < end and b.end > start
             ]
 
-    # The CalendarBackend protocol (reschedule and cancel go through the outbox) ---------------
+    # The CalendarBackend protocol: bookings, moves and cancellations are confirmed through the
+    # methods above by BookingService; the outbox never writes to this backend.
 
     async def create_event(self, event: CalendarEvent, idempotency_key: str) -> str | None:
-        values = {
-            "appointment_id": event.appointment_id,
-            "doctor_id": event.doctor_id,
-            "service_name": event.service_name,
-            "patient_name": event.patient_full_name or event.patient_first_name,
-            "start": event.start,
-            "end": event.end,
-        }
-        return await asyncio.to_thread(self.create_sync, values, idempotency_key)
+        return None
 
     async def move_event(self, event: CalendarEvent, external_id: str | None) -> None:
-        if external_id is None:
-            raise ClinicApiRejected("not_found", "no record id to move")
-        body = self._body({"start": event.start, "end": event.end, "doctor_id": event.doctor_id})
-        key = f"{event.appointment_id}:move:{event.start.isoformat()}"
-        await asyncio.to_thread(
-            self._request, "update", external_id=external_id, body=body, idempotency_key=key
-        )
+        return None
 
     async def delete_event(self, event: CalendarEvent, external_id: str | None) -> None:
-        if external_id is None:
-            return
-        try:
-            await asyncio.to_thread(
-                self._request,
-                "cancel",
-                external_id=external_id,
-                idempotency_key=f"{event.appointment_id}:cancel",
-            )
-        except ClinicApiRejected as error:
-            if error.code != "not_found":
-                raise
+        return None
 
     async def list_events(
         self, doctor_id: str, start: datetime, end: datetime
@@ -271,22 +298,23 @@ class ClinicApiCalendar:
         query = self._map["list_query"]
         params = {
             query["doctor_id"]: doctor_id,
-            query["start"]: start.isoformat(),
-            query["end"]: end.isoformat(),
+            query["start"]: self._time(start),
+            query["end"]: self._time(end),
         }
         answer = await asyncio.to_thread(self._request, "list", params=params)
-        items = answer if isinstance(answer, list) else _dig(answer, self._map["response"]["items"])
+        if answer is UNREADABLE:
+            raise CalendarUnavailable("clinic API list: unreadable answer")
         fields = self._map["fields"]
         response = self._map["response"]
         found = []
-        for item in items or []:
+        for item in self._items(answer):
             status = str(item.get(response["status"], "")).lower()
             found.append(
                 ExternalEvent(
                     external_id=str(item[response["id"]]),
                     appointment_id=item.get(fields["appointment_id"]),
-                    start=datetime.fromisoformat(str(item[fields["start"]]).replace("Z", "+00:00")),
-                    end=datetime.fromisoformat(str(item[fields["end"]]).replace("Z", "+00:00")),
+                    start=_parse_time(item[fields["start"]]),
+                    end=_parse_time(item[fields["end"]]),
                     cancelled=status in self._map["cancelled_statuses"],
                 )
             )
@@ -296,55 +324,8 @@ class ClinicApiCalendar:
         self._http.close()
 
 
-class ClinicApiConfirmer:
-    """Called by ``BookingService`` inside the booking transaction, before commit."""
-
-    def __init__(
-        self,
-        api: ClinicApiCalendar,
-        clinic: Callable[[], Clinic],
-        *,
-        alert: Callable[[str, str], None],
-    ) -> None:
-        self._api = api
-        self._clinic = clinic
-        self._alert = alert
-
-    def __call__(self, session: Session, appointment: Appointment) -> None:
-        clinic = self._clinic()
-        patient = session.get(Patient, appointment.patient_id)
-        service = clinic.service(appointment.service_id)
-        values = {
-            "appointment_id": appointment.id,
-            "doctor_id": appointment.doctor_id,
-            "service_id": appointment.service_id,
-            "service_name": service.name(clinic.default_language) if service else None,
-            "patient_name": patient.full_name if patient else None,
-            "patient_phone": patient.phone if patient else None,
-            "insurance_id": appointment.insurance_id,
-            "start": appointment.start,
-            "end": appointment.end,
-        }
-        try:
-            # The request key (conversation + offer) survives a retry after a lost answer, so
-            # the API replays its first answer instead of making a second record.
-            key = appointment.request_key or appointment.id
-            appointment.external_id = self._api.create_sync(values, idempotency_key=key)
-        except ClinicApiRejected as error:
-            if error.code == "slot_taken":
-                self._api.remember_taken(appointment.doctor_id, appointment.start, appointment.end)
-            code = error.code if error.code in MESSAGES else "rejected"
-            logger.info("clinic API refused a booking: %s", code)
-            raise BookingError(code, MESSAGES[code]) from None
-        except CalendarUnavailable as error:
-            logger.warning("clinic API unavailable: %s", error)
-            self._alert(
-                "booking_failed",
-                "The clinic's booking system did not answer; a patient's booking could not be "
-                f"made ({error}).",
-            )
-            raise BookingError("backend_unavailable", MESSAGES["backend_unavailable"]) from None
-        session.add(appointment)
+def _parse_time(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-__all__ = ["ClinicApiCalendar", "ClinicApiConfirmer", "ClinicApiRejected", "load_mapping"]
+__all__ = ["ClinicApiCalendar", "ClinicApiRejected", "load_mapping"]

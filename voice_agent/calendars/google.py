@@ -95,16 +95,19 @@ class GoogleCalendar:
         return found
 
     async def busy(
-        self, doctor_ids: Collection[str], start: datetime, end: datetime
+        self, doctor_ids: Collection[str], start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[BusyInterval]:
+        """Busy time from freeBusy. A search reuses an answer younger than the cache time;
+        ``fresh`` (the check at "yes") always asks Google, and when Google fails then, an
+        answer a few seconds or minutes old that covers the span (the one the offers were made
+        from) stands in for it."""
         calendars = self._calendars(doctor_ids)
         if not calendars or end <= start:
             return []
         key = (tuple(sorted(calendars.items())), start, end)
         now = time.monotonic()
-        with self._cache_lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
+        cached = self._covering(calendars, start, end)
+        if cached is not None and not fresh and now - cached[0] < self._ttl:
             return cached[1]
         try:
             intervals = await self._apis.run(self._free_busy, calendars, start, end)
@@ -116,11 +119,53 @@ class GoogleCalendar:
                 return cached[1]
             await self._unavailable(f"Google Calendar is not answering: {error}")
             raise CalendarUnavailable(str(error)) from error
+        self._remember(key, calendars, start, end, intervals)
+        return intervals
+
+    def _covering(
+        self, calendars: dict[str, str], start: datetime, end: datetime
+    ) -> tuple[float, list[BusyInterval]] | None:
+        """The newest cached answer for these calendars over a span containing [start, end),
+        cut to that span."""
+        wanted = set(calendars.items())
+        best: tuple[float, list[BusyInterval]] | None = None
+        with self._cache_lock:
+            for (items, cached_start, cached_end), (at, intervals) in self._cache.items():
+                if cached_start > start or cached_end < end or not wanted <= set(items):
+                    continue
+                if best is None or at > best[0]:
+                    best = (at, intervals)
+        if best is None:
+            return None
+        doctors = set(calendars.values())
+        return best[0], [
+            b for b in best[1] if b.doctor_id in doctors and b.start < end and b.end > start
+        ]
+
+    def _remember(
+        self,
+        key: tuple[Any, ...],
+        calendars: dict[str, str],
+        start: datetime,
+        end: datetime,
+        intervals: list[BusyInterval],
+    ) -> None:
+        """Cache a fresh answer, and correct older answers over wider spans with it: what
+        Google says now about [start, end) replaces what it said before (a slot taken by hand
+        between the offers and "yes" is not offered again from the cache)."""
+        doctors = set(calendars.values())
         with self._cache_lock:
             if len(self._cache) > 512:
                 self._cache.clear()
+            for other, (at, old) in list(self._cache.items()):
+                if other == key or other[1] >= end or other[2] <= start:
+                    continue
+                kept = [
+                    b for b in old if b.doctor_id not in doctors or b.start < start or b.end > end
+                ]
+                news = [b for b in intervals if b.doctor_id in dict(other[0]).values()]
+                self._cache[other] = (at, kept + [b for b in news if b not in kept])
             self._cache[key] = (time.monotonic(), intervals)
-        return intervals
 
     def _free_busy(
         self, calendars: dict[str, str], start: datetime, end: datetime

@@ -21,7 +21,7 @@ class LocalCalendar:
         self._engine = engine
 
     async def busy(
-        self, doctor_ids: Collection[str], start: datetime, end: datetime
+        self, doctor_ids: Collection[str], start: datetime, end: datetime, *, fresh: bool = False
     ) -> list[BusyInterval]:
         return await asyncio.to_thread(self._blocks, list(doctor_ids), start, end)
 

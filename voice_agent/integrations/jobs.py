@@ -1,5 +1,6 @@
 """Background jobs of the integrations, run by the app's APScheduler in every process: outbox
-delivery (rows are claimed, so processes share the work) and calendar reconciliation."""
+delivery (rows are claimed, so processes share the work), retries of requests the clinic's API
+has not answered yet (claimed the same way) and calendar reconciliation."""
 
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def schedule_integration_jobs(scheduler: BaseScheduler, services: Services) -> N
         "interval",
         seconds=settings.outbox_interval_seconds,
         id="outbox-delivery",
+        coalesce=True,
+        max_instances=1,
+    )
+
+    async def retry_backend() -> None:
+        """Requests the clinic's system has not answered yet, tried again with backoff."""
+        try:
+            report = await services.booking.retry_due()
+        except Exception:
+            logger.exception("retrying clinic API requests failed")
+            return
+        if any(report.values()):
+            logger.info("clinic API requests retried: %s", report)
+
+    scheduler.add_job(
+        retry_backend,
+        "interval",
+        seconds=settings.outbox_interval_seconds,
+        id="backend-intents",
         coalesce=True,
         max_instances=1,
     )

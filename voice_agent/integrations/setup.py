@@ -96,7 +96,6 @@ class Integrations:
     alerter: Alerter
     calendar: CalendarBackend
     reconciler: Reconciler | None = None
-    confirmer: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,7 +158,6 @@ def build_integrations(
     async def integration_down(message: str) -> None:
         await alerter.alert("integration", message)
 
-    confirmer = None
     if calendar is None:
         backend = clinic().calendar_backend
         if backend == "google" and google is not None:
@@ -175,21 +173,21 @@ def build_integrations(
                 on_unavailable=integration_down,
             )
         elif backend == "clinic_api":
-            from voice_agent.calendars.clinic_api import ClinicApiCalendar, ClinicApiConfirmer
+            from voice_agent.calendars.clinic_api import ClinicApiCalendar
 
             if not settings.clinic_api_url:
                 raise ConfigurationError(
                     "VOICE_AGENT_CLINIC_API_URL: required when calendar_backend is clinic_api"
                 )
             calendar = ClinicApiCalendar.from_settings(settings, clinic)
-            confirmer = ClinicApiConfirmer(calendar, clinic, alert=_sync_alert(alerter))
         else:
             calendar = LocalCalendar(engine)
     reconciler = None
     if not isinstance(calendar, LocalCalendar):
         outbox.register(CalendarSyncHandler(engine, calendar, clinic))
-        effects.calendar = True
-        effects.calendar_creates = not getattr(calendar, "confirms_synchronously", False)
+        # A confirming backend (the clinic's API) has every booking, move and cancellation
+        # already: BookingService recorded them only after it accepted them.
+        effects.calendar = not getattr(calendar, "confirms_synchronously", False)
         reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert)
     interactions.add_hook(effects)
     return Integrations(
@@ -197,7 +195,6 @@ def build_integrations(
         alerter=alerter,
         calendar=calendar,
         reconciler=reconciler,
-        confirmer=confirmer,
         extras={"google": google, "whatsapp": sender, "effects": effects},
     )
 
@@ -214,18 +211,3 @@ def _dead_letters_alert(outbox: Outbox, alerter: Alerter) -> None:
         alerter.enqueue_in(session, "dead_letter", message)
 
     outbox.on_dead_letter(hook)
-
-
-def _sync_alert(alerter: Alerter) -> Callable[[str, str], None]:
-    """A synchronous alert for code running in worker threads (never raises)."""
-
-    def alert(kind: str, message: str) -> None:
-        if isinstance(alerter, OutboxAlerter):
-            alerter.alert_sync(kind, message)
-            return
-        logger.warning("ALERT %s: %s", kind, message)
-        sent = getattr(alerter, "sent", None)
-        if isinstance(sent, list):
-            sent.append((kind, message))
-
-    return alert

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import (
     Connection,
@@ -27,12 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from voice_agent.calendars.base import CalendarBackend
+from voice_agent.calendars.base import CalendarBackend, CalendarUnavailable, ConfirmingBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.interactions import InteractionLog
-from voice_agent.scheduling.availability import Interval, Slot, check_slot
+from voice_agent.scheduling.availability import Interval, ProblemCode, Slot, check_slot
+from voice_agent.scheduling.confirmed import Alert, ConfirmedBookings
 from voice_agent.scheduling.preferences import Preferences, window
 from voice_agent.scheduling.ranking import (
     DEFAULT_SCORER,
@@ -42,6 +44,7 @@ from voice_agent.scheduling.ranking import (
     rank_offers,
 )
 from voice_agent.store.db import advisory_xact_lock, is_sqlite, transaction
+from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
     CELL_MINUTES,
@@ -115,10 +118,12 @@ _INSERT_CLAIMS = insert(_SLOT_CLAIM)
 class BookingError(Exception):
     """A booking that cannot be done; ``code`` is stable, ``message`` can be said to a patient."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, slot: Slot | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.slot = slot
+        """The slot it was about, when that helps to offer others (a time just taken)."""
 
 
 def _offer_expired() -> BookingError:
@@ -206,7 +211,8 @@ class BookingService:
         *,
         hold_minutes: int = 5,
         scorer: Scorer | None = None,
-        confirmer: Callable[[Session, Appointment], None] | None = None,
+        alert: Alert | None = None,
+        notify: Callable[[Session, BackendIntent], None] | None = None,
     ) -> None:
         self._engine = engine
         self._clinic = clinic
@@ -215,9 +221,15 @@ class BookingService:
         self._clock = clock
         self._hold = timedelta(minutes=hold_minutes)
         self._scorer = scorer or DEFAULT_SCORER
-        # An external system that must accept a booking before it commits (the clinic's API);
-        # it raises BookingError to refuse, and the transaction rolls back.
-        self.confirmer = confirmer
+        self._confirmed: ConfirmedBookings | None = None
+        if getattr(calendar, "confirms_synchronously", False):
+            # The clinic's API must accept each booking, move and cancellation first.
+            self._confirmed = ConfirmedBookings(
+                self,
+                cast(ConfirmingBackend, calendar),
+                alert=alert,
+                notify=notify,
+            )
 
     @property
     def clinic(self) -> Clinic:
@@ -571,6 +583,8 @@ class BookingService:
         checks and the insert are one transaction on one worker thread; an external calendar is
         asked for the slot's busy time first.
         """
+        if self._confirmed is not None:
+            return await self._confirmed.book(request, hold_id)
         external: list[Interval] | None = None
         if not self._blocks_in_db:
             slot = await self._held_slot(hold_id, request.holder)
@@ -602,15 +616,52 @@ class BookingService:
         existing = await self._by_request_key(request)
         if existing is not None:
             return existing
+        if self._confirmed is not None and hold_id is None:
+            # The clinic's API must accept it first: hold the slot, then book the hold.
+            held = await asyncio.to_thread(self._hold_slot, request.holder, slot)
+            return await self._confirmed.book(request, held)
         await self._check(slot, request.insurance_id)
         return await asyncio.to_thread(self._insert, request, slot, hold_id)
+
+    def _hold_slot(self, holder: str, slot: Slot) -> str:
+        """A hold on one slot, or "just taken" when its cells are claimed."""
+        now = self._clock.now()
+        hold = Hold(
+            holder=holder,
+            label="",
+            doctor_id=slot.doctor_id,
+            service_id=slot.service_id,
+            start=slot.start,
+            end=slot.end,
+            expires_at=now + self._hold,
+        )
+        try:
+            with transaction(self._engine) as session:
+                self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
+                session.add(hold)
+                session.flush()
+                self._claim(
+                    session, slot.doctor_id, slot.start, slot.end,
+                    hold_id=hold.id, expires_at=hold.expires_at,
+                )  # fmt: skip
+        except IntegrityError:
+            raise BookingError(
+                "slot_taken", "Sorry, that time was just taken.", slot=slot
+            ) from None
+        return hold.id
 
     async def _check(self, slot: Slot, insurance_id: str | None) -> None:
         """Policy checks with specific reasons; the database still decides who wins a race."""
         self._check_policy(slot, insurance_id, await self._external_intervals(slot))
 
     async def _external_intervals(self, slot: Slot) -> list[Interval]:
-        busy = await self._calendar.busy([slot.doctor_id], slot.start, slot.end)
+        """The slot's busy time at "yes", asked afresh (a cached answer only if that fails)."""
+        try:
+            busy = await self._calendar.busy([slot.doctor_id], slot.start, slot.end, fresh=True)
+        except CalendarUnavailable:
+            raise BookingError(
+                "backend_unavailable", "The clinic's calendar is not answering right now."
+            ) from None
         return [Interval(b.start, b.end) for b in busy]
 
     @staticmethod
@@ -636,7 +687,9 @@ class BookingService:
             busy={slot.doctor_id: busy},
         )
         if problem is not None:
-            raise BookingError(str(problem.code), problem.message)
+            if problem.code == ProblemCode.busy:
+                raise BookingError("slot_taken", "Sorry, that time was just taken.", slot=slot)
+            raise BookingError(str(problem.code), problem.message, slot=slot)
         if insurance_id is not None:
             if clinic.insurance(insurance_id) is None:
                 raise BookingError("unknown_insurance", "We do not work with that health plan.")
@@ -675,8 +728,6 @@ class BookingService:
         session.add(appointment)
         session.flush()
         self._claim(session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id)
-        if self.confirmer is not None:
-            self.confirmer(session, appointment)
         self._log.record_in(
             session,
             InteractionKind.booking,
@@ -693,6 +744,19 @@ class BookingService:
         if existing is not None:
             return existing
         raise BookingError("slot_taken", "Sorry, that time was just taken by someone else.")
+
+    async def retry_pending(self, patient_id: str, holder: str) -> Appointment | None:
+        """The patient asks again: a booking of this conversation still waiting for the
+        clinic's system is tried again now (None when there is none)."""
+        if self._confirmed is None:
+            return None
+        return await self._confirmed.retry_pending(patient_id, holder)
+
+    async def retry_due(self) -> dict[str, int]:
+        """The job: retry requests the clinic's system has not answered yet (with backoff)."""
+        if self._confirmed is None:
+            return {}
+        return await self._confirmed.retry_due()
 
     async def just_booked(self, patient_id: str, key_prefix: str) -> Appointment | None:
         """The patient's booking made under request keys starting with ``key_prefix`` (one
@@ -743,6 +807,8 @@ class BookingService:
         self, request: BookingRequest, appointment_id: str, hold_id: str
     ) -> Appointment:
         """Move an appointment to a held offer; the old time is kept if the new one is taken."""
+        if self._confirmed is not None:
+            return await self._confirmed.reschedule(request, appointment_id, hold_id)
         slot = await self._held_slot(hold_id, request.holder)
         current = await self.get_own(request.patient_id, appointment_id)
         if current.start == slot.start and current.doctor_id == slot.doctor_id:
@@ -782,23 +848,24 @@ class BookingService:
                 return appointment
         except IntegrityError:
             raise BookingError(
-                "slot_taken", "Sorry, that time was just taken; your appointment was not changed."
+                "slot_taken",
+                "Sorry, that time was just taken; your appointment was not changed.",
+                slot=slot,
             ) from None
 
     async def cancel(
         self, patient_id: str, appointment_id: str, *, channel: str, reason: str = ""
     ) -> Appointment:
+        if self._confirmed is not None:
+            return await self._confirmed.cancel(
+                patient_id, appointment_id, channel=channel, reason=reason
+            )
+
         def _cancel() -> Appointment:
             now = self._clock.now()
             with transaction(self._engine) as session:
                 appointment = self._lock_own(session, patient_id, appointment_id, now)
-                notice = timedelta(minutes=self.clinic.booking.cancel_notice_minutes)
-                if appointment.start - now < notice:
-                    raise BookingError(
-                        "too_late_to_cancel",
-                        "It is too close to the appointment to cancel automatically; "
-                        "I can put you through to the staff.",
-                    )
+                self._check_cancel_notice(appointment, now)
                 session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
                 appointment.status = AppointmentStatus.cancelled
                 appointment.cancelled_at = now
@@ -815,6 +882,15 @@ class BookingService:
                 return appointment
 
         return await asyncio.to_thread(_cancel)
+
+    def _check_cancel_notice(self, appointment: Appointment, now: datetime) -> None:
+        notice = timedelta(minutes=self.clinic.booking.cancel_notice_minutes)
+        if appointment.start - now < notice:
+            raise BookingError(
+                "too_late_to_cancel",
+                "It is too close to the appointment to cancel automatically; "
+                "I can put you through to the staff.",
+            )
 
     async def confirm(self, patient_id: str, appointment_id: str, *, channel: str) -> Appointment:
         def _confirm() -> Appointment:

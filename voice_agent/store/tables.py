@@ -251,4 +251,5 @@ class CalendarBlock(SQLModel, table=True):
 from voice_agent.store.confirmation_tables import ConfirmationStep  # noqa: E402,F401
 from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
 from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
+from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401

@@ -14,7 +14,9 @@ from pydantic import Field
 from voice_agent.clinic.lookup import find_doctor, find_insurance, find_service
 from voice_agent.clinic.model import Clinic, Weekday
 from voice_agent.i18n import say_money, say_when
+from voice_agent.scheduling.availability import Slot
 from voice_agent.scheduling.booking import BookingError, BookingRequest, HeldOffer
+from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.store.tables import Appointment
 from voice_agent.tools.context import ToolContext
@@ -138,12 +140,20 @@ async def book_appointment(
         # option's hold was used by the booking it made. Say so instead of sending the model
         # searching, which would end in a second appointment.
         done = await ctx.services.booking.just_booked(patient.id, f"{ctx.conversation_id}:book:")
-        if done is None:
+        if done is not None:
+            return {
+                "booked": describe_appointment(clinic, done, ctx.language),
+                "already_booked": True,
+            }
+        # Or the patient asks again for a booking still waiting for the clinic's system: the
+        # option's hold now belongs to that pending request, which is tried again now.
+        try:
+            retried = await ctx.services.booking.retry_pending(patient.id, ctx.conversation_id)
+        except BookingError as exc:
+            raise await _booking_problem(ctx, exc, insurance_id=insurance_id) from None
+        if retried is None:
             raise
-        return {
-            "booked": describe_appointment(clinic, done, ctx.language),
-            "already_booked": True,
-        }
+        return {"booked": describe_appointment(clinic, retried, ctx.language)}
     request = BookingRequest(
         patient_id=patient.id,
         channel=ctx.channel,
@@ -156,7 +166,7 @@ async def book_appointment(
         with ctx.acting():
             appointment = await ctx.services.booking.book(request, hold)
     except BookingError as exc:
-        raise ToolError(exc.message, code=exc.code) from None
+        raise await _booking_problem(ctx, exc, insurance_id=insurance_id) from None
     return {"booked": describe_appointment(clinic, appointment, ctx.language)}
 
 
@@ -181,7 +191,7 @@ async def reschedule_appointment(
         with ctx.acting():
             appointment = await ctx.services.booking.reschedule(request, appointment_id, hold)
     except BookingError as exc:
-        raise ToolError(exc.message, code=exc.code) from None
+        raise await _booking_problem(ctx, exc, appointment_id=appointment_id) from None
     clinic = ctx.services.clinic()
     return {"rescheduled": describe_appointment(clinic, appointment, ctx.language)}
 
@@ -202,7 +212,7 @@ async def cancel_appointment(
                 patient.id, appointment_id, channel=ctx.channel, reason=reason
             )
     except BookingError as exc:
-        raise ToolError(exc.message, code=exc.code) from None
+        raise await _booking_problem(ctx, exc, appointment_id=appointment_id) from None
     clinic = ctx.services.clinic()
     return {"cancelled": describe_appointment(clinic, appointment, ctx.language)}
 
@@ -273,6 +283,69 @@ def _describe_offer(
     if price is not None:
         described["patient_pays"] = say_money(price, clinic.country)
     return described
+
+
+async def _booking_problem(
+    ctx: ToolContext,
+    exc: BookingError,
+    *,
+    insurance_id: str | None = None,
+    appointment_id: str | None = None,
+) -> ToolError:
+    """What the patient hears when a booking, move or cancellation did not go as asked: the
+    words come from ``prompts/<language>/booking_outcomes.yaml``; a time just taken comes with
+    new options, held like find_slots' (the old ones are released)."""
+    clinic = ctx.services.clinic()
+    fields: dict[str, str] = {}
+    if exc.slot is not None:
+        fields["when"] = say_when(exc.slot.start.astimezone(clinic.tz), ctx.language)
+    if appointment_id is not None and exc.code != "not_found":
+        try:
+            patient = await ctx.patient()
+            current = await ctx.services.booking.get_own(patient.id, appointment_id)
+            fields["old_when"] = say_when(current.start.astimezone(clinic.tz), ctx.language)
+        except BookingError:
+            pass
+    prompts = ctx.services.settings.prompts_dir
+    details: dict[str, Any] = {}
+    key = exc.code
+    if exc.code == "slot_taken" and exc.slot is not None:
+        offers = await _offers_instead(ctx, exc.slot, insurance_id)
+        details["options"] = [
+            _describe_offer(clinic, offer, ctx.language, insurance_id) for offer in offers
+        ]
+        key = "slot_taken" if offers else "slot_taken_no_offers"
+    text = outcome_text(prompts, ctx.language, key, **fields)
+    return ToolError(text or exc.message, code=exc.code, details=details)
+
+
+async def _offers_instead(
+    ctx: ToolContext, taken: Slot, insurance_id: str | None
+) -> list[HeldOffer]:
+    """New options near a time just taken: the same day with the same doctor, else the same
+    day, else from that day on."""
+    clinic = ctx.services.clinic()
+    day = taken.start.astimezone(clinic.tz).date()
+    patient = await ctx.patient()
+    tries = (
+        Preferences(dates=[day], doctor_id=taken.doctor_id, insurance_id=insurance_id),
+        Preferences(dates=[day], insurance_id=insurance_id),
+        Preferences(date_from=day, insurance_id=insurance_id),
+    )
+    for prefs in tries:
+        try:
+            offers = await ctx.services.booking.find_offers(
+                taken.service_id,
+                prefs,
+                holder=ctx.conversation_id,
+                patient_id=patient.id,
+                language=ctx.language,
+            )
+        except BookingError:
+            return []
+        if offers:
+            return offers
+    return []
 
 
 async def _hold(ctx: ToolContext, option: str) -> str:

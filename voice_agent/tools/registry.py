@@ -35,10 +35,14 @@ NEUTRAL_ERROR = (
 class ToolError(Exception):
     """An expected failure whose message the model may read and say to the patient."""
 
-    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+    def __init__(
+        self, message: str, *, code: str = "tool_error", details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.details = details or {}
+        """More for the model next to the message (e.g. new options after a time was taken)."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class ToolRegistry:
                 output = await asyncio.wait_for(spec.function(ctx, **kwargs), timeout)
         except ToolError as exc:
             await ctx.record_tool(name, kwargs, {"error": exc.message}, ok=False)
-            return self._fail(name, started, exc.code, exc.message)
+            return self._fail(name, started, exc.code, exc.message, exc.details)
         except TimeoutError:
             logger.error("tool %s timed out after %.1fs", name, timeout)
             await ctx.report_failure(f"tool {name} timed out after {timeout:.0f}s")
@@ -191,8 +195,15 @@ class ToolRegistry:
         return ToolResult(name, True, output, _elapsed(started))
 
     @staticmethod
-    def _fail(name: str, started: float, code: str, message: str) -> ToolResult:
-        return ToolResult(name, False, {"error": message}, _elapsed(started), error_code=code)
+    def _fail(
+        name: str,
+        started: float,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> ToolResult:
+        output = {**(details or {}), "error": message}
+        return ToolResult(name, False, output, _elapsed(started), error_code=code)
 
 
 def _elapsed(started: float) -> float:
