@@ -394,6 +394,7 @@ async def test_the_patient_hears_a_refused_move_as_refused_in_their_language(
         channel="test",
         conversation_id="c16",
         caller_phone=phone,
+        phone_verified=True,  # as a WhatsApp number or a carrier caller id
         language="pt-BR",
     )
     registry = cservices.registry
