@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from voice_agent.alerts import Alerter
+from voice_agent.alerts import Alerter, StaffTexts
 from voice_agent.calendars.base import CalendarBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
-from voice_agent.integrations.alerting import OutboxAlerter
+from voice_agent.integrations.alerting import OutboxAlerter, dead_letter_text
 from voice_agent.integrations.calendar_sync import CalendarSyncHandler, Reconciler
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.interactions import InteractionLog
@@ -50,12 +50,15 @@ class InteractionEffects:
     calendar: bool = False
     calendar_creates: bool = True
     whatsapp: bool = False
+    texts: StaffTexts | None = None
 
     def __call__(self, session: Session, interaction: Interaction) -> None:
         if self.sheets:
             from voice_agent.integrations.sheets import interaction_row
 
-            row = interaction_row(session, interaction, self.clinic(), mask=self.mask_phone)
+            row = interaction_row(
+                session, interaction, self.clinic(), mask=self.mask_phone, texts=self.texts
+            )
             self.outbox.enqueue_in(session, "sheets", f"sheets:{interaction.id}", {"row": row})
         appointment_id = interaction.appointment_id
         if appointment_id is None:
@@ -119,7 +122,7 @@ def build_integrations(
         max_per_hour=settings.alert_max_per_hour,
     )
     alerter = alerter or outbox_alerter
-    _dead_letters_alert(outbox, alerter)
+    _dead_letters_alert(outbox, alerter, clinic, StaffTexts(settings.prompts_dir))
 
     sender = None
     if settings.twilio_enabled and settings.twilio_whatsapp_from:
@@ -131,8 +134,16 @@ def build_integrations(
             sender = WhatsAppSender(client, settings.twilio_whatsapp_from)
     from voice_agent.integrations.whatsapp import AlertHandler, ConfirmationHandler
 
-    outbox.register(AlertHandler(sender, clinic, template_sid=settings.whatsapp_alert_template_sid))
-    effects = InteractionEffects(outbox, clinic, mask_phone=settings.sheets_mask_phone)
+    outbox.register(
+        AlertHandler(
+            sender,
+            clinic,
+            template_sid=settings.whatsapp_alert_template_sid,
+            texts=StaffTexts(settings.prompts_dir),
+        )
+    )
+    texts = StaffTexts(settings.prompts_dir)
+    effects = InteractionEffects(outbox, clinic, mask_phone=settings.sheets_mask_phone, texts=texts)
 
     google = None
     if settings.google_sheet_id or clinic().calendar_backend == "google":
@@ -140,9 +151,14 @@ def build_integrations(
 
         google = GoogleApis(settings)
     if settings.google_sheet_id and google is not None:
-        from voice_agent.integrations.sheets import SheetsHandler
+        from voice_agent.integrations.sheets import SheetsHandler, localized_header
 
-        outbox.register(SheetsHandler(google, settings.google_sheet_id, settings.google_sheet_tab))
+        header = localized_header(texts, clinic().default_language)
+        outbox.register(
+            SheetsHandler(
+                google, settings.google_sheet_id, settings.google_sheet_tab, header=header
+            )
+        )
         effects.sheets = True
     if sender is not None and settings.whatsapp_confirmations:
         outbox.register(
@@ -157,7 +173,11 @@ def build_integrations(
         effects.whatsapp = True
 
     async def integration_down(message: str) -> None:
-        await alerter.alert("integration", message)
+        language = clinic().default_language
+        text = texts.say(
+            language, "integration", service=texts.say(language, "system_google"), detail=message
+        )
+        await alerter.alert("integration", text)
 
     confirmer = None
     if calendar is None:
@@ -187,7 +207,7 @@ def build_integrations(
             calendar = LocalCalendar(engine)
     reconciler = None
     if not isinstance(calendar, LocalCalendar):
-        outbox.register(CalendarSyncHandler(engine, calendar, clinic))
+        outbox.register(CalendarSyncHandler(engine, calendar, clinic, texts))
         effects.calendar = True
         effects.calendar_creates = not getattr(calendar, "confirms_synchronously", False)
         reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert)
@@ -202,16 +222,17 @@ def build_integrations(
     )
 
 
-def _dead_letters_alert(outbox: Outbox, alerter: Alerter) -> None:
+def _dead_letters_alert(
+    outbox: Outbox, alerter: Alerter, clinic: Callable[[], Clinic], texts: StaffTexts
+) -> None:
+    """A dead letter tells the staff what it means for which appointment (one alert each)."""
+
     def hook(session: Session, row: OutboxRow) -> None:
-        message = (
-            f"A {row.kind} delivery failed {row.attempts} times and was put aside "
-            f"(outbox row {row.id}); see `voice-agent outbox list --status dead`."
-        )
         if row.kind == "alert" or not isinstance(alerter, OutboxAlerter):
-            logger.error("dead letter: %s", message)
+            logger.error("dead letter: outbox row %s (%s)", row.id, row.kind)
             return
-        alerter.enqueue_in(session, "dead_letter", message)
+        message = dead_letter_text(session, row, clinic(), texts)
+        alerter.enqueue_in(session, "dead_letter", message, dedup_key=f"row{row.id}")
 
     outbox.on_dead_letter(hook)
 

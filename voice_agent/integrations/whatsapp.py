@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
+from voice_agent.alerts import StaffTexts
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.i18n import say_when
@@ -224,10 +225,12 @@ class AlertHandler:
         clinic: Callable[[], Clinic],
         *,
         template_sid: str | None,
+        texts: StaffTexts,
     ) -> None:
         self._sender = sender
         self._clinic = clinic
         self._template = template_sid
+        self._texts = texts
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -240,9 +243,15 @@ class AlertHandler:
 
     async def _deliver_one(self, item: OutboxItem) -> Delivered:
         clinic = self._clinic()
-        text = f"⚠️ {clinic.name}: {item.payload['message']}"
+        prefix = self._texts.say(clinic.default_language, "alert_prefix", clinic=clinic.name)
+        text = f"{prefix} {item.payload['message']}"
         if self._sender is None or not clinic.doctor_whatsapp:
-            logger.warning("ALERT %s: %s", item.payload["kind"], item.payload["message"])
+            # The text names a patient: it stays in the outbox (`voice-agent alerts`), not the log.
+            logger.warning(
+                "ALERT %s not sent: no WhatsApp sender or doctor_whatsapp; read it with "
+                "`voice-agent alerts`",
+                item.payload["kind"],
+            )
             return Delivered()
         lookup = item.created_at - timedelta(minutes=5) if item.retried else None
         to = "+" + "".join(ch for ch in clinic.doctor_whatsapp if ch.isdigit())

@@ -15,6 +15,7 @@ CORE_TOOLS = (
     patients.register_patient,
     patients.update_patient,
     clinic_info.clinic_info,
+    call_control.request_callback,
 )
 CALL_TOOLS = (call_control.end_call, call_control.transfer_to_staff, call_control.report_emergency)
 CONFIRMATION_TOOLS = (
@@ -27,6 +28,7 @@ CONFIRMATION_TOOLS = (
     "end_call",
     "transfer_to_staff",
     "report_emergency",
+    "request_callback",
 )
 
 

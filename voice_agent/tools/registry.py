@@ -170,7 +170,9 @@ class ToolRegistry:
             return self._fail(name, started, exc.code, exc.message)
         except TimeoutError:
             logger.error("tool %s timed out after %.1fs", name, timeout)
-            await ctx.report_failure(f"tool {name} timed out after {timeout:.0f}s")
+            await ctx.report_failure(
+                f"tool {name} timed out after {timeout:.0f}s", alert="tool_timeout", tool=name
+            )
             return self._fail(
                 name,
                 started,
@@ -182,7 +184,9 @@ class ToolRegistry:
             raise
         except Exception as exc:
             logger.exception("tool %s failed unexpectedly", name)
-            await ctx.report_failure(f"tool {name} failed: {type(exc).__name__}")
+            await ctx.report_failure(
+                f"tool {name} failed: {type(exc).__name__}", alert="tool_error", tool=name
+            )
             return self._fail(name, started, "internal_error", NEUTRAL_ERROR)
         if not isinstance(output, dict):
             output = {"result": output}
