@@ -91,6 +91,34 @@ class TwilioRestFake(LocalHttpFake):
         with self.lock:
             self.state.faults += [Fault(status, delay, apply, method) for _ in range(count)]
 
+    def fail_message(
+        self, sid: str, code: int, status: str = "undelivered"
+    ) -> tuple[str, dict[str, str]]:
+        """The carrier/WhatsApp gave up on an accepted message (e.g. 63016 outside the 24-hour
+        window): its status changes, and Twilio would POST this status callback (URL, form)."""
+        if status not in ("failed", "undelivered"):
+            raise ValueError("a late failure is 'failed' or 'undelivered'")
+        with self.lock:
+            for message in self.state.messages:
+                if message["sid"] == sid:
+                    message["status"], message["error_code"] = status, code
+                    callback = message.get("_status_callback")
+                    if not callback:
+                        raise AssertionError("the message was sent without a StatusCallback")
+                    form = {
+                        "MessageSid": sid,
+                        "SmsSid": sid,
+                        "AccountSid": self.account_sid,
+                        "MessageStatus": status,
+                        "SmsStatus": status,
+                        "ErrorCode": str(code),
+                        "From": message["from"],
+                        "To": message["to"],
+                        "ApiVersion": "2010-04-01",
+                    }
+                    return callback, form
+        raise KeyError(sid)
+
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(m) for m in self.state.messages if to is None or m["to"] == to]
@@ -171,6 +199,9 @@ class TwilioRestFake(LocalHttpFake):
         if unknown:
             raise TwilioError(400, 21201, f"Unknown parameters {sorted(unknown)}")
         to, sender = self._one(form, "To"), self._one(form, "From")
+        callback = self._one(form, "StatusCallback")
+        if callback is not None and not callback.startswith(("https://", "http://")):
+            raise TwilioError(400, 21609, "StatusCallback must be an absolute URL")
         if not to:
             raise TwilioError(400, 21604, "A 'To' phone number is required.")
         if not sender:
@@ -215,6 +246,8 @@ class TwilioRestFake(LocalHttpFake):
             "date_sent": format_datetime(now, usegmt=True),
             "date_updated": format_datetime(now, usegmt=True),
             "_sent_at": now,
+            "_status_callback": self._one(form, "StatusCallback"),
+            "error_code": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/SMx.json",
         }
         self.state.messages.append(message)

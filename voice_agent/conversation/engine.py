@@ -21,6 +21,7 @@ from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.i18n import language_or_default
+from voice_agent.metrics import TURNS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.tools.catalog import text_registry
@@ -119,6 +120,7 @@ class ConversationService:
             state.phone = ctx.caller_phone
             state.turns += 1
             await self.store.save(session_key, state)
+        TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(
             text=turn.text,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,8 +53,6 @@ class OutboxAlerter:
         self._window = timedelta(minutes=dedup_minutes)
         self._max = max_per_hour
         self.suppressed = 0
-        self.on_queued: Callable[[str], None] | None = None
-        """Counts alerts for the metrics (``/metrics``)."""
 
     async def alert(self, kind: str, message: str, *, dedup_key: str | None = None) -> None:
         await asyncio.to_thread(self.alert_sync, kind, message, dedup_key)
@@ -104,8 +101,6 @@ class OutboxAlerter:
         except IntegrityError:
             return self._suppress(kind, "duplicate")
         logger.warning("ALERT %s queued for the staff (outbox row %s)", kind, row.id)
-        if self.on_queued is not None:
-            self.on_queued(kind)
         return True
 
     def _suppress(self, kind: str, why: str) -> bool:

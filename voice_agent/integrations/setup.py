@@ -30,6 +30,13 @@ from voice_agent.store.tables import Interaction, InteractionKind
 
 logger = logging.getLogger("voice_agent.integrations")
 
+PATIENT_EVENTS = {
+    InteractionKind.booking: "booked",
+    InteractionKind.reschedule: "rescheduled",
+    InteractionKind.cancellation: "cancelled",
+}
+"""The patient is told of these in writing (WhatsApp or SMS)."""
+
 CALENDAR_KINDS = (
     InteractionKind.booking,
     InteractionKind.reschedule,
@@ -40,8 +47,8 @@ CALENDAR_KINDS = (
 @dataclass
 class InteractionEffects:
     """The interaction hook: enqueues, in the interaction's own transaction, a Sheets row for
-    every interaction, a calendar write for bookings/reschedules/cancellations, and a WhatsApp
-    confirmation for bookings."""
+    every interaction, a calendar write and a message to the patient (WhatsApp or SMS) for
+    bookings, reschedules and cancellations."""
 
     outbox: Outbox
     clinic: Callable[[], Clinic]
@@ -76,13 +83,19 @@ class InteractionEffects:
                 payload,
                 group_key=appointment_id,
             )
-        if self.whatsapp and kind == InteractionKind.booking:
+        event = PATIENT_EVENTS.get(kind)
+        if self.whatsapp and event is not None:
+            key = "confirm" if event == "booked" else event
             self.outbox.enqueue_in(
                 session,
                 "whatsapp",
-                f"whatsapp:confirm:{interaction.id}",
-                {"appointment_id": appointment_id},
-            )  # not grouped: a calendar outage must not hold the patient's confirmation
+                f"whatsapp:{key}:{interaction.id}",
+                {
+                    "appointment_id": appointment_id,
+                    "event": event,
+                    "interaction_id": interaction.id,
+                },
+            )  # not grouped: a calendar outage must not hold the patient's message
 
 
 def _previous_doctor(details: str) -> str | None:
@@ -124,15 +137,22 @@ def build_integrations(
     alerter = alerter or outbox_alerter
     _dead_letters_alert(outbox, alerter, clinic, StaffTexts(settings.prompts_dir))
 
-    sender = None
-    if settings.twilio_enabled and settings.twilio_whatsapp_from:
+    sender = patient_sender = None
+    if settings.twilio_enabled:
         from voice_agent.integrations.twilio_rest import make_twilio_client
-        from voice_agent.integrations.whatsapp import WhatsAppSender
+        from voice_agent.integrations.whatsapp import STATUS_PATH, WhatsAppSender
 
         client = make_twilio_client(settings)
-        if client is not None:
-            sender = WhatsAppSender(client, settings.twilio_whatsapp_from)
-    from voice_agent.integrations.whatsapp import AlertHandler, ConfirmationHandler
+        callback = f"{settings.public_url}{STATUS_PATH}" if settings.public_url else None
+        if client is not None and settings.twilio_whatsapp_from:
+            sender = WhatsAppSender(client, settings.twilio_whatsapp_from, status_callback=callback)
+        if settings.patient_message_channel == "whatsapp":
+            patient_sender = sender
+        elif client is not None and settings.twilio_from_number:
+            patient_sender = WhatsAppSender(
+                client, settings.twilio_from_number, whatsapp=False, status_callback=callback
+            )
+    from voice_agent.integrations.whatsapp import AlertHandler, PatientMessageHandler
 
     outbox.register(
         AlertHandler(
@@ -160,14 +180,22 @@ def build_integrations(
             )
         )
         effects.sheets = True
-    if sender is not None and settings.whatsapp_confirmations:
+    if patient_sender is not None and settings.whatsapp_confirmations:
+        booked = dict(settings.whatsapp_booked_templates)
+        if settings.whatsapp_confirmation_template_sid:
+            booked.setdefault("*", settings.whatsapp_confirmation_template_sid)
         outbox.register(
-            ConfirmationHandler(
+            PatientMessageHandler(
                 engine,
-                sender,
+                patient_sender,
                 clinic,
                 clock,
-                template_sid=settings.whatsapp_confirmation_template_sid,
+                templates={
+                    "booked": booked,
+                    "rescheduled": dict(settings.whatsapp_rescheduled_templates),
+                    "cancelled": dict(settings.whatsapp_cancelled_templates),
+                },
+                prompts_dir=settings.prompts_dir,
             )
         )
         effects.whatsapp = True

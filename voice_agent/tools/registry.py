@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from voice_agent.metrics import TOOL_SECONDS
+
 if TYPE_CHECKING:
     from voice_agent.tools.context import ToolContext
 
@@ -147,6 +149,14 @@ class ToolRegistry:
         self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
     ) -> ToolResult:
         """Validate and run one tool call; every failure becomes a result the model can use."""
+        result = await self._dispatch(name, arguments, ctx)
+        known = name if name in self._tools else "unknown"
+        TOOL_SECONDS.labels(known, str(result.ok).lower()).observe(result.duration_ms / 1000)
+        return result
+
+    async def _dispatch(
+        self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolResult:
         started = time.perf_counter()
         spec = self._tools.get(name)
         if spec is None:

@@ -18,6 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.alerts import StaffTexts, alert_staff, staff_language
 from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
@@ -295,7 +296,11 @@ async def _run_bridge(
         instructions=instructions,
         lines=lines,
     )
-    await bridge.run()
+    CALLS_IN_PROGRESS.inc()
+    try:
+        await bridge.run()
+    finally:
+        CALLS_IN_PROGRESS.dec()
 
 
 async def _caller(services: Services, raw_from: str) -> Patient | None:
