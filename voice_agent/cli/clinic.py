@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from voice_agent.cli.context import services, settings
+from voice_agent.cli.context import services, settings, startup_errors
 
 clinic_app = typer.Typer(help="Load and show the clinic.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -31,9 +31,10 @@ def clinic_load(
         for problem in exc.problems:
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from None
-    engine = make_engine(current.database_url)
-    upgrade(engine)
-    warnings = save_clinic(engine, clinic, str(file))
+    with startup_errors(current):
+        engine = make_engine(current.database_url)
+        upgrade(engine)
+        warnings = save_clinic(engine, clinic, str(file))
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(
@@ -79,6 +80,8 @@ def db_upgrade(ctx: typer.Context) -> None:
     from voice_agent.store.db import make_engine
     from voice_agent.store.migrate import current_revisions, upgrade
 
-    engine = make_engine(settings(ctx).database_url)
-    upgrade(engine)
+    current = settings(ctx)
+    with startup_errors(current):
+        engine = make_engine(current.database_url)
+        upgrade(engine)
     typer.echo(f"database at revision {', '.join(sorted(current_revisions(engine)))}")
