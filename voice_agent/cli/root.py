@@ -14,6 +14,7 @@ from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
 from voice_agent.cli.doctor import doctor
+from voice_agent.cli.ops import backup, restore
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.server import chat, serve
 
@@ -54,6 +55,8 @@ app.command("confirmations")(confirmations)
 app.command("calls")(calls)
 app.command("call")(call)
 app.command("doctor")(doctor)
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`
