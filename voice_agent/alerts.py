@@ -100,8 +100,10 @@ class StaffTexts:
             "name": name or templates.get("unknown_name", "?"),
             "first_name": (name or templates.get("unknown_name", "?")).split()[0],
             "phone": number or templates.get("unknown_phone", "?"),
-            "language": self.language_name(
-                language, patient.language if patient is not None else None
+            "language": (
+                self.language_name(language, patient.language)
+                if patient is not None and patient.language
+                else templates.get("unknown_language", "?")
             ),
         }
 

@@ -149,3 +149,30 @@ async def test_staff_texts_follow_the_clinic_language(tmp_path: Path) -> None:
             "`voice-agent call CA1`",
         )
     ]
+
+
+async def test_alerts_command_shows_the_texts_the_log_does_not(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    from typer.testing import CliRunner
+
+    from voice_agent.alerts import alert_patient_request
+    from voice_agent.cli import app
+    from voice_agent.cli.context import CliRuntime
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'alerts.db'}")
+    services = build_services(settings, clock=clock)  # alerts go through the outbox
+    await alert_patient_request(
+        services,
+        "callback",
+        patient=None,
+        phone="+5511987650999",
+        channel="web",
+        conversation_id="conv-9",
+        question="posso levar meu filho?",
+    )
+    services.close()
+    result = CliRunner().invoke(app, ["alerts"], obj=CliRuntime(clock=clock, settings=settings))
+    assert result.exit_code == 0, result.output
+    assert "callback: paciente sem nome cadastrado (+5511987650999" in result.output
+    assert "“posso levar meu filho?”. Conversa conv-9." in result.output

@@ -54,3 +54,24 @@ def restore(
         revisions = ", ".join(sorted(current_revisions(engine)))
         engine.dispose()
     typer.echo(f"restored {done}; schema at {revisions}")
+
+
+def alerts(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+) -> None:
+    """The latest alerts to the staff, with their text (the log only says that one was sent)."""
+    import json
+
+    from voice_agent.cli.context import services as build_services
+
+    built = build_services(ctx)
+    zone = built.clinic().tz
+    rows = built.outbox.rows(limit=limit, kind="alert")
+    built.close()
+    if not rows:
+        typer.echo("no alerts")
+    for row in rows:
+        payload = json.loads(row.payload)
+        when = row.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        typer.echo(f"{when}  {row.status.value:7} {payload.get('kind', '?')}: {payload['message']}")

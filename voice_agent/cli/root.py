@@ -14,7 +14,7 @@ from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
 from voice_agent.cli.doctor import doctor
-from voice_agent.cli.ops import backup, restore
+from voice_agent.cli.ops import alerts, backup, restore
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.server import chat, serve
 
@@ -57,6 +57,7 @@ app.command("call")(call)
 app.command("doctor")(doctor)
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.command("alerts")(alerts)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

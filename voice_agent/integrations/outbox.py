@@ -372,9 +372,13 @@ class Outbox:
 
     # Inspecting -------------------------------------------------------------------------------
 
-    def rows(self, status: str | None = None, limit: int = 50) -> list[OutboxRow]:
+    def rows(
+        self, status: str | None = None, limit: int = 50, *, kind: str | None = None
+    ) -> list[OutboxRow]:
         """Rows for `voice-agent outbox`: pending, failed (pending with an error), dead, done."""
         query = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
+        if kind is not None:
+            query = query.where(OutboxRow.kind == kind)
         if status == "failed":
             query = query.where(
                 OutboxRow.status == OutboxStatus.pending, col(OutboxRow.last_error).is_not(None)
