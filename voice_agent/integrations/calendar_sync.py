@@ -175,6 +175,7 @@ class Reconciler:
         *,
         days: int = 14,
         alert: Callable[[str, str], Awaitable[None]] | None = None,
+        texts: StaffTexts | None = None,
     ) -> None:
         self._engine = engine
         self._backend = backend
@@ -182,6 +183,7 @@ class Reconciler:
         self._clock = clock
         self._days = days
         self._alert = alert
+        self._texts = texts
 
     def _ours(
         self, start: datetime, end: datetime
@@ -240,12 +242,17 @@ class Reconciler:
             counts: dict[str, int] = {}
             for d in drift:
                 counts[d.kind] = counts.get(d.kind, 0) + 1
-            summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-            await self._alert(
-                "calendar_drift",
-                f"Calendar differs from bookings ({summary}); "
-                "run `voice-agent calendar reconcile`.",
-            )
+            if self._texts is not None:
+                language = self._clinic().default_language
+                summary = ", ".join(
+                    self._texts.say(language, f"drift_{kind}", count=n)
+                    for kind, n in sorted(counts.items())
+                )
+                text = self._texts.say(language, "calendar_drift", summary=summary)
+            else:
+                summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+                text = f"Calendar differs from bookings ({summary}): `voice-agent calendar reconcile`"
+            await self._alert("calendar_drift", text)
         for d in drift:
             logger.warning("calendar drift: %s %s %s", d.kind, d.doctor_id, d.appointment_id)
         return drift

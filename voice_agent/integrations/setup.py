@@ -238,7 +238,7 @@ def build_integrations(
         outbox.register(CalendarSyncHandler(engine, calendar, clinic, texts))
         effects.calendar = True
         effects.calendar_creates = not getattr(calendar, "confirms_synchronously", False)
-        reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert)
+        reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert, texts=texts)
     interactions.add_hook(effects)
     return Integrations(
         outbox=outbox,
