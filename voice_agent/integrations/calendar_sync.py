@@ -251,7 +251,7 @@ class Reconciler:
                 text = self._texts.say(language, "calendar_drift", summary=summary)
             else:
                 summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-                text = f"Calendar differs from bookings ({summary}): `voice-agent calendar reconcile`"
+                text = f"Calendar differs ({summary}): run `voice-agent calendar reconcile`"
             await self._alert("calendar_drift", text)
         for d in drift:
             logger.warning("calendar drift: %s %s %s", d.kind, d.doctor_id, d.appointment_id)
