@@ -182,3 +182,24 @@ def test_delivered_status_callbacks_change_nothing(tmp_path: Path) -> None:
             assert _callback(client, url, form) == 204
     assert asyncio.run(asyncio.sleep(0, services.outbox.counts()))["pending"] == 0
     services.close()
+
+
+async def test_patients_can_be_told_by_sms(
+    make_engine_for: Callable[[str], Engine], clock: FixedClock, twilio: TwilioRestFake
+) -> None:
+    """With the SMS channel there is no window and no template: the text always goes."""
+    services = build(
+        make_engine_for("sqlite"),
+        clock,
+        **twilio_settings(twilio.base_url),
+        twilio_from_number="+551134567800",
+        patient_message_channel="sms",
+    )
+    appointment = await _book(services, PHONE)
+    await services.outbox.drain()
+    await services.booking.cancel(appointment.patient_id, appointment.id, channel="voice")
+    await services.outbox.drain()
+    sent = twilio.messages(PHONE)
+    assert [m["from"] for m in sent] == ["+551134567800", "+551134567800"]
+    assert "está marcada para" in sent[0]["body"] and "foi cancelada" in sent[1]["body"]
+    assert services.outbox.counts()["pending"] == 0

@@ -271,9 +271,6 @@ class PatientMessageHandler:
         return Delivered(await self._sender.send(message, lookup_since=lookup))
 
 
-ConfirmationHandler = PatientMessageHandler
-
-
 class AlertHandler:
     """Outbox kind ``alert``: one WhatsApp message to the clinic's ``doctor_whatsapp``."""
 
