@@ -22,7 +22,9 @@ def _run(args: list[str], settings: Settings, clock: FixedClock):  # type: ignor
     return CliRunner().invoke(app, args, obj=CliRuntime(clock=clock, settings=settings))
 
 
-@pytest.mark.parametrize("command", [["clinic", "show"], ["outbox", "list"], ["db", "upgrade"]])
+@pytest.mark.parametrize(
+    "command", [["serve"], ["clinic", "show"], ["outbox", "list"], ["db", "upgrade"], ["alerts"]]
+)
 def test_an_unreachable_database_is_one_line(command: list[str], clock: FixedClock) -> None:
     settings = make_settings("postgresql://postgres:hunter2@127.0.0.1:9/nowhere")
     result = _run(command, settings, clock)
