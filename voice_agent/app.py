@@ -15,7 +15,15 @@ from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
-from voice_agent.web import api, chat, twilio_confirm, twilio_gather, twilio_voice
+from voice_agent.web import (
+    api,
+    chat,
+    health,
+    twilio_confirm,
+    twilio_gather,
+    twilio_status,
+    twilio_voice,
+)
 
 logger = logging.getLogger("voice_agent")
 
@@ -50,6 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Once, now: appointments booked before confirmations were on get their steps.
         scheduler.add_job(app.state.confirmations.plan_missing_safely, id="confirmations-plan")
         scheduler.start()
+        app.state.scheduler = scheduler  # /readyz checks it runs
         if settings.insecure_skip_twilio_signature:
             logger.warning(
                 "VOICE_AGENT_INSECURE_SKIP_TWILIO_SIGNATURE is on: Twilio requests are NOT "
@@ -73,4 +82,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(chat.router)
     app.include_router(twilio_gather.router)
     app.include_router(twilio_confirm.router)
+    app.include_router(twilio_status.router)
+    app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

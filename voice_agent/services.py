@@ -100,6 +100,12 @@ def prepare_database(settings: Settings, engine: Engine) -> None:
         clinic = load_clinic_file(settings.clinic_file)
         save_clinic(engine, clinic, str(settings.clinic_file))
         logger.info("loaded clinic %r from %s", clinic.name, settings.clinic_file)
+        return
+    from voice_agent.startup import clinic_file_drift
+
+    drift = clinic_file_drift(settings, engine)
+    if drift:
+        logger.warning(drift)
 
 
 def build_services(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from platformdirs import user_data_dir
 from pydantic import (
     AliasChoices,
     Field,
@@ -48,8 +49,9 @@ class Settings(BaseSettings):
 
     # Storage and clinic data
     database_url: str = Field(
-        default="sqlite:///voice_agent.db",
-        description="SQLAlchemy URL: SQLite (embedded default) or postgresql://…",
+        default="",
+        description="SQLAlchemy URL: postgresql://… or sqlite:///PATH; unset: SQLite in the "
+        "per-user data folder (VOICE_AGENT_DATA_DIR).",
     )
     clinic_file: Path = Field(
         default=DEFAULT_CLINIC_FILE,
@@ -232,6 +234,36 @@ class Settings(BaseSettings):
             )
         return self
 
+    # Patients told in writing, delivery failures, data folder (ops)
+    patient_message_channel: Literal["whatsapp", "sms"] = Field(
+        default="whatsapp",
+        description="How patients are told of bookings, moves and cancellations (when Twilio "
+        "is configured; see VOICE_AGENT_WHATSAPP_CONFIRMATIONS).",
+    )
+    whatsapp_booked_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description='ContentSid per language for "booked" outside the 24-hour window, JSON: '
+        '{"pt-BR": "HX…", "ru": "HX…"} ({{1}} first name, {{2}} date and time, {{3}} doctor).',
+    )
+    whatsapp_rescheduled_templates: dict[str, str] = Field(
+        default_factory=dict,
+        description='ContentSid per language for "moved" ({{4}}: the old date and time).',
+    )
+    whatsapp_cancelled_templates: dict[str, str] = Field(
+        default_factory=dict, description='ContentSid per language for "cancelled".'
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: Path(user_data_dir("voice-agent", appauthor=False)),
+        description="Per-user data folder; the embedded SQLite database lives here.",
+    )
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        """No database configured: SQLite in the per-user data folder, whatever the cwd."""
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'voice-agent.db'}"
+        return self
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str | None) -> str | None:
@@ -246,6 +278,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
+        if not value:
+            return value  # the embedded default, filled in once data_dir is known
         if value.startswith("postgres://"):
             value = "postgresql://" + value.removeprefix("postgres://")
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):

@@ -265,6 +265,17 @@ class GoogleFake(LocalHttpFake):
     ) -> tuple[int, Any]:
         if path == "/calendar/v3/freeBusy" and method == "POST":
             return 200, self._free_busy(body)
+        shared = re.fullmatch(r"/calendar/v3/users/me/calendarList/([^/]+)", path)
+        if shared and method == "GET":  # a calendar shared with the service account
+            calendar_id = unquote(shared[1])
+            if calendar_id not in self.state.calendars:
+                raise ApiError(404, "Not Found", "notFound")
+            return 200, {
+                "kind": "calendar#calendarListEntry",
+                "id": calendar_id,
+                "summary": calendar_id,
+                "accessRole": "writer",
+            }
         match = re.fullmatch(r"/calendar/v3/calendars/([^/]+)/events(?:/([^/]+))?", path)
         if match:
             calendar_id = unquote(match[1])

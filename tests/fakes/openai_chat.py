@@ -28,10 +28,12 @@ class FakeOpenAIChat:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self._ids = 0
+        self.extra_models: list[str] = ["gpt-realtime"]
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -43,6 +45,24 @@ class FakeOpenAIChat:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """GET /v1/models: the models this key may use (the chat model and a realtime one)."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response(
+                {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}},
+                status=401,
+            )
+        models = [self.model, *self.extra_models]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 1_800_000_000, "owned_by": "openai"}
+                    for name in models
+                ],
+            }
+        )
 
     async def _completions(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

@@ -43,6 +43,8 @@ class TwilioState:
     open_windows: set[str] = field(default_factory=set)
     templates: dict[str, str] = field(default_factory=dict)
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    numbers: set[str] = field(default_factory=set)
+    """Phone numbers the account owns (IncomingPhoneNumbers)."""
 
 
 class TwilioError(Exception):
@@ -74,6 +76,11 @@ class TwilioRestFake(LocalHttpFake):
         with self.lock:
             self.state.open_windows.add(number.removeprefix("whatsapp:"))
 
+    def add_number(self, number: str) -> None:
+        """A phone number the account owns."""
+        with self.lock:
+            self.state.numbers.add(number)
+
     def add_template(self, content_sid: str, text: str) -> None:
         """A content template; ``{{1}}``, ``{{2}}`` … are filled from ContentVariables."""
         with self.lock:
@@ -90,6 +97,34 @@ class TwilioRestFake(LocalHttpFake):
     ) -> None:
         with self.lock:
             self.state.faults += [Fault(status, delay, apply, method) for _ in range(count)]
+
+    def fail_message(
+        self, sid: str, code: int, status: str = "undelivered"
+    ) -> tuple[str, dict[str, str]]:
+        """The carrier/WhatsApp gave up on an accepted message (e.g. 63016 outside the 24-hour
+        window): its status changes, and Twilio would POST this status callback (URL, form)."""
+        if status not in ("failed", "undelivered"):
+            raise ValueError("a late failure is 'failed' or 'undelivered'")
+        with self.lock:
+            for message in self.state.messages:
+                if message["sid"] == sid:
+                    message["status"], message["error_code"] = status, code
+                    callback = message.get("_status_callback")
+                    if not callback:
+                        raise AssertionError("the message was sent without a StatusCallback")
+                    form = {
+                        "MessageSid": sid,
+                        "SmsSid": sid,
+                        "AccountSid": self.account_sid,
+                        "MessageStatus": status,
+                        "SmsStatus": status,
+                        "ErrorCode": str(code),
+                        "From": message["from"],
+                        "To": message["to"],
+                        "ApiVersion": "2010-04-01",
+                    }
+                    return callback, form
+        raise KeyError(sid)
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -135,6 +170,11 @@ class TwilioRestFake(LocalHttpFake):
         self, method: str, path: str, form: dict[str, list[str]], query: dict[str, list[str]]
     ) -> tuple[int, Any]:
         prefix = f"/2010-04-01/Accounts/{self.account_sid}/"
+        if path == f"/2010-04-01/Accounts/{self.account_sid}.json" and method == "GET":
+            return 200, self._account()
+        content = re.fullmatch(r"/v1/Content/(HX[0-9a-f]{32})", path)
+        if content and method == "GET":  # the Content API (content.twilio.com)
+            return 200, self._content(content[1])
         if not path.startswith(prefix):
             raise TwilioError(404, 20404, f"The requested resource {path} was not found")
         rest = path[len(prefix) :]
@@ -142,6 +182,8 @@ class TwilioRestFake(LocalHttpFake):
             return 201, self._create_message(form)
         if rest == "Messages.json" and method == "GET":
             return 200, self._list_messages(query)
+        if rest == "IncomingPhoneNumbers.json" and method == "GET":
+            return 200, self._incoming_numbers(query)
         if rest == "Calls.json" and method == "POST":
             return 201, self._create_call(form)
         if rest == "Calls.json" and method == "GET":
@@ -154,6 +196,58 @@ class TwilioRestFake(LocalHttpFake):
                 if call["sid"] == match[1]:
                     return 200, self._public_call(call)
         raise TwilioError(404, 20404, f"The requested resource {path} was not found")
+
+    def _account(self) -> dict[str, Any]:
+        return {
+            "sid": self.account_sid,
+            "friendly_name": "Clinic account",
+            "status": "active",
+            "type": "Full",
+            "date_created": "Mon, 02 Nov 2026 10:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}.json",
+        }
+
+    def _content(self, sid: str) -> dict[str, Any]:
+        if sid not in self.state.templates:
+            raise TwilioError(404, 20404, f"The requested resource /v1/Content/{sid} was not found")
+        return {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "friendly_name": f"template {sid[-4:]}",
+            "language": "pt_BR",
+            "variables": {},
+            "types": {"twilio/text": {"body": self.state.templates[sid]}},
+            "url": f"https://content.twilio.com/v1/Content/{sid}",
+            "links": {},
+            "date_created": "2026-11-02T10:00:00Z",
+            "date_updated": "2026-11-02T10:00:00Z",
+        }
+
+    def _incoming_numbers(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        wanted = query.get("PhoneNumber", [None])[0]
+        numbers = [
+            {
+                "sid": "PN" + uuid.uuid5(uuid.NAMESPACE_URL, number).hex,
+                "account_sid": self.account_sid,
+                "phone_number": number,
+                "friendly_name": number,
+                "capabilities": {"voice": True, "sms": True, "mms": False},
+            }
+            for number in sorted(self.state.numbers)
+            if wanted is None or number == wanted
+        ]
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
+        return {
+            "incoming_phone_numbers": numbers,
+            "end": max(0, len(numbers) - 1),
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": 50,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
+        }
 
     @staticmethod
     def _one(form: dict[str, list[str]], name: str) -> str | None:
@@ -171,6 +265,9 @@ class TwilioRestFake(LocalHttpFake):
         if unknown:
             raise TwilioError(400, 21201, f"Unknown parameters {sorted(unknown)}")
         to, sender = self._one(form, "To"), self._one(form, "From")
+        callback = self._one(form, "StatusCallback")
+        if callback is not None and not callback.startswith(("https://", "http://")):
+            raise TwilioError(400, 21609, "StatusCallback must be an absolute URL")
         if not to:
             raise TwilioError(400, 21604, "A 'To' phone number is required.")
         if not sender:
@@ -215,6 +312,8 @@ class TwilioRestFake(LocalHttpFake):
             "date_sent": format_datetime(now, usegmt=True),
             "date_updated": format_datetime(now, usegmt=True),
             "_sent_at": now,
+            "_status_callback": self._one(form, "StatusCallback"),
+            "error_code": None,
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/SMx.json",
         }
         self.state.messages.append(message)

@@ -293,7 +293,7 @@ async def test_a_call_with_amd_voicemail_retries_then_whatsapp_fallback(env: Env
         await env.post(f"/twilio/confirm/status{query}", _call(sid, final))
     step = env.runner.store.get(call_step.id)
     assert (step.status, step.outcome, step.attempts) == ("failed", "unreachable", 3)
-    assert any("could not reach" in text for _, text in env.alerts.sent)
+    assert any("Não conseguimos falar com" in text for _, text in env.alerts.sent)
     [fallback] = [s for s in env.steps(appointment.id) if s.seq == 99]
     assert fallback.via == "whatsapp" and fallback.status == StepStatus.pending
     await env.runner.run_due()

@@ -94,8 +94,9 @@ async def test_interactions_reach_the_sheet_and_the_calendar_mirrors_bookings(
     assert services.outbox.counts() == {"pending": 0, "done": 7, "dead": 0, "failed": 0}
 
     rows = google.rows(SHEET_ID)
-    assert rows[0][:4] == ["Time", "Patient", "Phone", "Kind"]
-    assert sheet_kinds(google) == ["booking", "reschedule", "information", "cancellation"]
+    # A Brazilian clinic's sheet: header and kinds in Portuguese.
+    assert rows[0][:4] == ["Data e hora", "Paciente", "Telefone", "Tipo"]
+    assert sheet_kinds(google) == ["marcação", "remarcação", "informação", "cancelamento"]
     first = rows[1]
     with transaction(services.engine) as session:
         logged = session.execute(select(Interaction).order_by(Interaction.id)).scalars().first()
@@ -105,7 +106,7 @@ async def test_interactions_reach_the_sheet_and_the_calendar_mirrors_bookings(
     assert first[5] == "voice"
     assert first[6] == appointment.start.astimezone(SAO_PAULO).strftime("%Y-%m-%d %H:%M")
     assert first[7] == "Dr. Carlos Lima"
-    assert rows[2][4] == "consulta de cardiologia; from 2026-11-24 09:00"
+    assert rows[2][4] == "consulta de cardiologia; antes: 2026-11-24 09:00"
     assert len({row[8] for row in rows[1:]}) == 4  # unique references
     assert google.state.formulas == []  # nothing a patient says can become a formula
 
@@ -142,7 +143,7 @@ async def test_faults_never_lose_or_double_a_row_or_an_event(
         await services.outbox.drain()
     counts = services.outbox.counts()
     assert counts["pending"] == 0 and counts["dead"] == 0
-    assert sheet_kinds(google) == ["booking"] * 3
+    assert sheet_kinds(google) == ["marcação"] * 3
     refs = [row[8] for row in google.rows(SHEET_ID)[1:]]
     assert len(set(refs)) == 3
     events = google.events(calendar_id(CARLOS))

@@ -150,3 +150,27 @@ async def test_a_broken_openai_at_the_first_message_is_invisible(tmp_path: Path)
     conversations = ConversationService(services)
     reply = await conversations.handle("web", "s", "Olá, bom dia", phone=PHONE)
     assert reply.engine == "offline" and "Clínica São Lucas" in reply.text
+
+
+async def test_a_callback_request_through_the_model_reaches_the_staff(
+    fake: FakeOpenAIChat, llm_services: Services
+) -> None:
+    conversations = ConversationService(llm_services)
+    fake.script = [
+        call(("register_patient", {"full_name": "Maria Silva"})),
+        call(("request_callback", {"request": "quer saber se aceitam Unimed para exames"})),
+        lambda body: {"content": "Pronto, a recepção vai ligar para você."},
+    ]
+    reply = await conversations.handle(
+        "whatsapp",
+        PHONE,
+        "Sou Maria Silva. Alguém pode me ligar sobre convênio Unimed para exames?",
+        phone=PHONE,
+        phone_verified=True,
+    )
+    assert reply.engine == "llm" and "request_callback" in reply.tool_calls
+    assert fake.problems == []
+    [(kind, text)] = llm_services.alerter.sent  # type: ignore[attr-defined]
+    assert kind == "callback"
+    assert text.startswith(f"Maria Silva ({PHONE}, fala português) pediu que a recepção ligue")
+    assert "pelo WhatsApp: “quer saber se aceitam Unimed para exames”." in text

@@ -356,7 +356,7 @@ def test_a_backup_is_0600_and_holds_no_patient_data_in_clear(tmp_path: Path) -> 
     target = tmp_path / "backups" / "clinic-copy.db"
     target.parent.mkdir()
 
-    made = _cli(settings, "db", "backup", str(target))
+    made = _cli(settings, "backup", str(target))
     assert made.exit_code == 0, made.output
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     raw = target.read_bytes()
@@ -365,5 +365,5 @@ def test_a_backup_is_0600_and_holds_no_patient_data_in_clear(tmp_path: Path) -> 
     with sqlite3.connect(target) as copy:
         assert copy.execute("SELECT id FROM patient").fetchall() == [(patient_id,)]
     copy.close()
-    again = _cli(settings, "db", "backup", str(target))
+    again = _cli(settings, "backup", str(target))
     assert again.exit_code == 1 and "exists" in again.output

@@ -106,7 +106,11 @@ async def test_tool_errors_timeouts_and_crashes_become_words(services: Services)
     assert crashed.error_code == "internal_error"
     assert "hunter2" not in crashed.to_json()
     alerts = services.alerter.sent  # type: ignore[attr-defined]
-    assert [kind for kind, _ in alerts] == ["failure", "failure"]
+    assert [kind for kind, _ in alerts] == ["tool_timeout", "tool_error"]
+    # In the clinic's language, naming the action and where to read the conversation.
+    assert alerts[1][1].startswith("A ação “crashes” falhou num atendimento pelo")
+    assert f"Conversa {ctx.conversation_id}." in alerts[1][1]
+    assert "hunter2" not in alerts[1][1]
     with transaction(services.engine) as session:
         failures = session.execute(select(Interaction).where(Interaction.kind == "failure"))
         assert len(list(failures.scalars())) == 2

@@ -143,8 +143,14 @@ async def test_dead_letters_alert_the_doctor_once_with_a_template(
     counts = services.outbox.counts()
     assert counts["dead"] == 3 and counts["pending"] == 0
     alerts = twilio.messages(DOCTOR)  # the doctor's window is closed: the alert template
-    assert len(alerts) == 1 and alerts[0]["content_sid"] == ALERT
-    assert "whatsapp delivery failed 3 times" in alerts[0]["body"]
+    assert len(alerts) == 3 and {a["content_sid"] for a in alerts} == {ALERT}
+    numbers = {f"+551198765710{i}" for i in range(3)}
+    for alert in alerts:  # one per appointment, saying whom to call, in the clinic's language
+        assert "A mensagem para Ivan Petrov (+551198765710" in alert["body"]
+        assert "confirmação da marcação" in alert["body"]
+        assert "Avise o paciente por telefone." in alert["body"]
+        numbers -= {n for n in numbers if n in alert["body"]}
+    assert not numbers
     dead = services.outbox.rows("dead")
     assert {json.loads(r.payload)["appointment_id"] for r in dead} and len(dead) == 3
     assert services.outbox.retry(all_dead=True) == 3

@@ -35,6 +35,8 @@ class CalendarEvent(BaseModel):
     end: datetime
     location: str | None = None
     patient_full_name: str | None = None  # only used when a clinic configures it
+    description: str | None = None
+    """The event's note, in the clinic's language (prompts/<lang>/staff_texts.yaml)."""
 
 
 class ExternalEvent(BaseModel):

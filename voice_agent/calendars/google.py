@@ -230,7 +230,7 @@ class GoogleCalendar:
         )
         body: dict[str, Any] = {
             "summary": summary,
-            "description": f"Booked by the receptionist (appointment {event.appointment_id}).",
+            "description": event.description or f"appointment {event.appointment_id}",
             "start": {
                 "dateTime": event.start.astimezone(clinic.tz).isoformat(),
                 "timeZone": clinic.timezone,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from voice_agent.cli.context import engine as keyed_engine
-from voice_agent.cli.context import services, settings
+from voice_agent.cli.context import services, settings, startup_errors
 
 clinic_app = typer.Typer(help="Load and show the clinic.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,7 +23,7 @@ def clinic_load(
     from voice_agent.clinic.repository import save_clinic
     from voice_agent.store.migrate import upgrade
 
-    settings(ctx)
+    current = settings(ctx)
     try:
         clinic = load_clinic_file(file)
     except ClinicFileError as exc:
@@ -31,9 +31,10 @@ def clinic_load(
         for problem in exc.problems:
             typer.echo(f"  - {problem}", err=True)
         raise typer.Exit(1) from None
-    engine = keyed_engine(ctx)  # with its keys: the migrations encrypt rows written before 0009
-    upgrade(engine)
-    warnings = save_clinic(engine, clinic, str(file))
+    with startup_errors(current):
+        engine = keyed_engine(ctx)  # with its keys: migrations encrypt rows written before 0009
+        upgrade(engine)
+        warnings = save_clinic(engine, clinic, str(file))
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(
@@ -78,6 +79,8 @@ def db_upgrade(ctx: typer.Context) -> None:
     """Apply schema migrations (safe to run repeatedly; data is kept)."""
     from voice_agent.store.migrate import current_revisions, upgrade
 
-    engine = keyed_engine(ctx)  # with its keys: the migrations encrypt rows written before 0009
-    upgrade(engine)
+    current = settings(ctx)
+    with startup_errors(current):
+        engine = keyed_engine(ctx)  # with its keys: migrations encrypt rows written before 0009
+        upgrade(engine)
     typer.echo(f"database at revision {', '.join(sorted(current_revisions(engine)))}")

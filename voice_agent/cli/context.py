@@ -11,6 +11,8 @@ so click's global context is not theirs).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
@@ -44,10 +46,23 @@ class CliRuntime:
     def build_services(self) -> Services:
         from voice_agent.services import build_services
 
-        try:
-            return build_services(self.load_settings(), clock=self.clock)
-        except ConfigurationError as exc:
-            exit_with(str(exc), code=2)
+        current = self.load_settings()
+        with startup_errors(current):  # a clinic file that differs is a warning line there
+            return build_services(current, clock=self.clock)
+
+
+@contextmanager
+def startup_errors(current: Settings | None) -> Iterator[None]:
+    """A bad setting or an unreachable database/backend: one line naming what to fix, exit 2."""
+    from voice_agent.startup import describe_startup_error
+
+    try:
+        yield
+    except Exception as exc:
+        line = describe_startup_error(exc, current)
+        if line is None:
+            raise
+        exit_with(line, code=2)
 
 
 def runtime(ctx: typer.Context) -> CliRuntime:

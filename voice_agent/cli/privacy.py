@@ -3,7 +3,6 @@ patient data at rest, and the clinic's retention limits."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -59,21 +58,3 @@ def privacy_purge(ctx: typer.Context) -> None:
         services.close()
     for kind, count in report.model_dump().items():
         typer.echo(f"{kind.replace('_', ' '):<22} {count:>8}")
-
-
-def db_backup(
-    ctx: typer.Context,
-    target: Annotated[Path, typer.Argument(help="New file for the copy (created 0600).")],
-) -> None:
-    """Copy the SQLite database, consistently, into a new file only you can read."""
-    from voice_agent.cli.context import engine, exit_with
-    from voice_agent.privacy.backup import BackupError, backup_sqlite
-
-    source = engine(ctx)
-    try:
-        size = backup_sqlite(source, target)
-    except BackupError as exc:
-        exit_with(str(exc))
-    finally:
-        source.dispose()
-    typer.echo(f"backed up {size} bytes to {target} (mode 0600; the keys are not in it)")

@@ -13,9 +13,11 @@ from voice_agent.cli.calls import call, calls
 from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
+from voice_agent.cli.doctor import doctor
+from voice_agent.cli.ops import alerts, backup, restore
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.patient import patient_app
-from voice_agent.cli.privacy import db_backup, keys_app, privacy_app
+from voice_agent.cli.privacy import keys_app, privacy_app
 from voice_agent.cli.server import chat, serve
 
 app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
@@ -57,7 +59,10 @@ app.command("call")(call)
 app.add_typer(patient_app, name="patient")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(keys_app, name="keys")
-db_app.command("backup")(db_backup)
+app.command("doctor")(doctor)
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("alerts")(alerts)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from voice_agent.cli.context import exit_with, runtime, settings
-from voice_agent.settings import ConfigurationError
+from voice_agent.cli.context import runtime, settings, startup_errors
 
 
 def serve(
@@ -25,10 +24,8 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     current = settings(ctx)
-    try:
+    with startup_errors(current):
         application = create_app(current)
-    except ConfigurationError as exc:
-        exit_with(str(exc))
     uvicorn.run(
         application,
         host=host or current.host,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
+from voice_agent.alerts import StaffTexts, alert_staff
 from voice_agent.clinic.model import Clinic
 from voice_agent.confirmations.messages import (
     Answer,
@@ -37,6 +38,7 @@ from voice_agent.confirmations.steps import (
     StepStore,
     event_details,
 )
+from voice_agent.integrations.alerting import appointment_fields
 from voice_agent.integrations.outbox import PermanentFailure
 from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
 from voice_agent.interactions import Actor, acting_as
@@ -187,9 +189,7 @@ class ConfirmationRunner:
                 await self._finish(
                     step, StepStatus.failed, "error", error=type(error).__name__, errors=errors
                 )
-                await self.services.alerter.alert(
-                    "confirmation", f"confirmation step {step.id} keeps failing; see the log"
-                )
+                await self._alert("confirmation_failing", step.appointment_id)
                 return "error"
             # The next run checks Twilio first: the message or call may have gone out.
             await self._finish(
@@ -281,11 +281,7 @@ class ConfirmationRunner:
                     sid = None
             if sid is None:
                 if not template:
-                    await self.services.alerter.alert(
-                        "confirmation",
-                        "a WhatsApp confirmation could not be sent: the patient's 24-hour window "
-                        "is closed and VOICE_AGENT_WHATSAPP_REMINDER_TEMPLATE_SID is not set",
-                    )
+                    await self._alert("confirmation_no_template", step.appointment_id)
                     return await self._finish(step, StepStatus.failed, "whatsapp_no_template")
                 variables = {
                     "1": values["first_name"],
@@ -298,9 +294,7 @@ class ConfirmationRunner:
                     lookup_since=lookup,
                 )
         except PermanentFailure:
-            await self.services.alerter.alert(
-                "confirmation", f"Twilio refused a WhatsApp confirmation (step {step.id})"
-            )
+            await self._alert("confirmation_whatsapp_refused", step.appointment_id)
             return await self._finish(step, StepStatus.failed, "whatsapp_rejected")
         return await self._finish(
             step,
@@ -355,9 +349,7 @@ class ConfirmationRunner:
         except TwilioRestException as error:
             if error.status not in (400, 401, 403, 404):
                 raise ConnectionError(f"Twilio error {error.code}") from error
-            await self.services.alerter.alert(
-                "confirmation", f"Twilio refused a confirmation call (error {error.code})"
-            )
+            await self._alert("confirmation_call_refused", step.appointment_id, code=error.code)
             await self._finish(step, StepStatus.failed, "call_rejected")
             await self._fallback(context, step.id)
             return "call_rejected"
@@ -489,12 +481,25 @@ class ConfirmationRunner:
         )
         if changed:
             await self._fallback(context, step.id)
-            when = context.values["when"]
-            await self.services.alerter.alert(
-                "confirmation",
-                f"could not reach the patient of the appointment on {when} after "
-                f"{step.attempts} call(s); a WhatsApp message follows",
+            await self._alert(
+                "confirmation_unreachable", step.appointment_id, attempts=step.attempts
             )
+
+    async def _alert(self, key: str, appointment_id: str, **fields: Any) -> None:
+        """A staff alert about one appointment, in the clinic's language, naming the patient."""
+
+        def describe() -> dict[str, str]:
+            clinic = self.services.clinic()
+            texts = StaffTexts(self.settings.prompts_dir)
+            with transaction(self.services.engine) as session:
+                return appointment_fields(
+                    session, texts, clinic.default_language, clinic, appointment_id
+                )
+
+        details = await asyncio.to_thread(describe)
+        await alert_staff(
+            self.services, key, dedup_key=f"appointment{appointment_id}", **details, **fields
+        )
 
     async def _fallback(self, context: StepContext, after_step: int) -> None:
         """Every call attempt failed: ask on WhatsApp instead (once per appointment)."""

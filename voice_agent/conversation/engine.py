@@ -21,6 +21,7 @@ from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.i18n import language_or_default
+from voice_agent.metrics import TURNS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.tools.catalog import text_registry
@@ -124,6 +125,7 @@ class ConversationService:
             state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
             state.turns += 1
             await self.store.save(session_key, state)
+        TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(
             text=turn.text,

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from voice_agent.alerts import StaffTexts
 from voice_agent.calendars.base import (
     CalendarBackend,
     CalendarEvent,
@@ -36,15 +37,30 @@ PATIENT_WORD = {"pt-BR": "Paciente", "ru": "Пациент", "en": "Patient"}
 
 
 def calendar_event(
-    clinic: Clinic, appointment: Appointment, patient: Patient | None
+    clinic: Clinic,
+    appointment: Appointment,
+    patient: Patient | None,
+    texts: StaffTexts | None = None,
 ) -> CalendarEvent:
+    """The event as the clinic's staff read it: title and note in the clinic's language."""
     full_name = (patient.full_name or "").strip() if patient else ""
     first = full_name.split()[0] if full_name else PATIENT_WORD.get(clinic.default_language, "")
     service = clinic.service(appointment.service_id)
+    service_name = service.name(clinic.default_language) if service else appointment.service_id
+    description = None
+    if texts is not None:
+        description = texts.say(
+            clinic.default_language,
+            "event_description",
+            clinic=clinic.name,
+            service=service_name,
+            appointment_id=appointment.id,
+        )
     return CalendarEvent(
+        description=description,
         appointment_id=appointment.id,
         doctor_id=appointment.doctor_id,
-        service_name=service.name(clinic.default_language) if service else appointment.service_id,
+        service_name=service_name,
         patient_first_name=first,
         patient_full_name=full_name or None,
         start=appointment.start,
@@ -70,11 +86,16 @@ class CalendarSyncHandler:
     batch_size = 1
 
     def __init__(
-        self, engine: Engine, backend: CalendarBackend, clinic: Callable[[], Clinic]
+        self,
+        engine: Engine,
+        backend: CalendarBackend,
+        clinic: Callable[[], Clinic],
+        texts: StaffTexts | None = None,
     ) -> None:
         self._engine = engine
         self._backend = backend
         self._clinic = clinic
+        self._texts = texts
 
     def _load(self, appointment_id: str) -> tuple[Appointment | None, Patient | None]:
         with transaction(self._engine) as session:
@@ -106,7 +127,7 @@ class CalendarSyncHandler:
         appointment, patient = await asyncio.to_thread(self._load, appointment_id)
         if appointment is None:
             raise PermanentFailure("appointment not found")
-        event = calendar_event(self._clinic(), appointment, patient)
+        event = calendar_event(self._clinic(), appointment, patient, self._texts)
         if op == InteractionKind.booking:
             if not appointment.active:
                 return Delivered()  # cancelled before its event was written: nothing to show
@@ -154,6 +175,7 @@ class Reconciler:
         *,
         days: int = 14,
         alert: Callable[[str, str], Awaitable[None]] | None = None,
+        texts: StaffTexts | None = None,
     ) -> None:
         self._engine = engine
         self._backend = backend
@@ -161,6 +183,7 @@ class Reconciler:
         self._clock = clock
         self._days = days
         self._alert = alert
+        self._texts = texts
 
     def _ours(
         self, start: datetime, end: datetime
@@ -219,12 +242,17 @@ class Reconciler:
             counts: dict[str, int] = {}
             for d in drift:
                 counts[d.kind] = counts.get(d.kind, 0) + 1
-            summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-            await self._alert(
-                "calendar_drift",
-                f"Calendar differs from bookings ({summary}); "
-                "run `voice-agent calendar reconcile`.",
-            )
+            if self._texts is not None:
+                language = self._clinic().default_language
+                summary = ", ".join(
+                    self._texts.say(language, f"drift_{kind}", count=n)
+                    for kind, n in sorted(counts.items())
+                )
+                text = self._texts.say(language, "calendar_drift", summary=summary)
+            else:
+                summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+                text = f"Calendar differs ({summary}): run `voice-agent calendar reconcile`"
+            await self._alert("calendar_drift", text)
         for d in drift:
             logger.warning("calendar drift: %s %s %s", d.kind, d.doctor_id, d.appointment_id)
         return drift

@@ -147,6 +147,10 @@ class GoogleApis:
             ),
         )
 
+    def calendar_list(self) -> Any:
+        """The calendars shared with the service account (``voice-agent doctor`` checks them)."""
+        return self._resource("calendarList", lambda: self._calendar().calendarList())
+
     def _calendar(self) -> Any:
         return self._client("calendar", "v3", self._settings.google_calendar_endpoint)
 

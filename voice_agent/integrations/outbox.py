@@ -321,11 +321,64 @@ class Outbox:
         delay = min(self._base * 2 ** max(0, attempts - 1), self._max)
         return timedelta(seconds=delay * random.uniform(0.8, 1.2))
 
+    def fail_after_delivery(
+        self,
+        external_id: str,
+        error: str,
+        retry: Callable[[OutboxRow, dict[str, Any]], dict[str, Any] | None],
+    ) -> OutboxRow | None:
+        """The service reported later that a delivered effect failed (Twilio's status callback):
+        the row is never counted as delivered. ``retry`` returns the payload changes for another
+        attempt (e.g. ``force_template``), or None: the row is a dead letter (hooks run)."""
+        now = self._clock.now()
+        with transaction(self._engine) as session:
+            row = (
+                session.execute(
+                    select(OutboxRow)
+                    .where(OutboxRow.external_id == external_id)
+                    .with_for_update()
+                    .limit(1)
+                )
+                .scalars()
+                .first()
+            )
+            if row is None or row.status == OutboxStatus.dead:
+                return row
+            payload = json.loads(row.payload)
+            changes = retry(row, payload)
+            row.last_error = error[:500]
+            row.delivered_at = None
+            row.claim_token = None
+            row.updated_at = now
+            if changes is not None:
+                row.payload = json.dumps(
+                    payload | changes, ensure_ascii=False, default=str, sort_keys=True
+                )
+                row.status = OutboxStatus.pending
+                row.external_id = None
+                row.next_attempt_at = now
+                session.add(row)
+                logger.warning(
+                    "outbox row %s (%s) failed after delivery; retried", row.id, row.kind
+                )
+                return row
+            row.status = OutboxStatus.dead
+            session.add(row)
+            session.flush()
+            logger.error("outbox row %s (%s) failed after delivery: dead letter", row.id, row.kind)
+            for hook in self._dead_hooks:
+                hook(session, row)
+            return row
+
     # Inspecting -------------------------------------------------------------------------------
 
-    def rows(self, status: str | None = None, limit: int = 50) -> list[OutboxRow]:
+    def rows(
+        self, status: str | None = None, limit: int = 50, *, kind: str | None = None
+    ) -> list[OutboxRow]:
         """Rows for `voice-agent outbox`: pending, failed (pending with an error), dead, done."""
         query = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
+        if kind is not None:
+            query = query.where(OutboxRow.kind == kind)
         if status == "failed":
             query = query.where(
                 OutboxRow.status == OutboxStatus.pending, col(OutboxRow.last_error).is_not(None)

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from voice_agent.alerts import Alerter
+from voice_agent.alerts import Alerter, StaffTexts
 from voice_agent.calendars.base import CalendarBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
-from voice_agent.integrations.alerting import OutboxAlerter
+from voice_agent.integrations.alerting import OutboxAlerter, dead_letter_text
 from voice_agent.integrations.calendar_sync import CalendarSyncHandler, Reconciler
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.interactions import InteractionLog
@@ -29,6 +29,13 @@ from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Interaction, InteractionKind
 
 logger = logging.getLogger("voice_agent.integrations")
+
+PATIENT_EVENTS = {
+    InteractionKind.booking: "booked",
+    InteractionKind.reschedule: "rescheduled",
+    InteractionKind.cancellation: "cancelled",
+}
+"""The patient is told of these in writing (WhatsApp or SMS)."""
 
 CALENDAR_KINDS = (
     InteractionKind.booking,
@@ -40,8 +47,8 @@ CALENDAR_KINDS = (
 @dataclass
 class InteractionEffects:
     """The interaction hook: enqueues, in the interaction's own transaction, a Sheets row for
-    every interaction, a calendar write for bookings/reschedules/cancellations, and a WhatsApp
-    confirmation for bookings."""
+    every interaction, a calendar write and a message to the patient (WhatsApp or SMS) for
+    bookings, reschedules and cancellations."""
 
     outbox: Outbox
     clinic: Callable[[], Clinic]
@@ -50,12 +57,15 @@ class InteractionEffects:
     calendar: bool = False
     calendar_creates: bool = True
     whatsapp: bool = False
+    texts: StaffTexts | None = None
 
     def __call__(self, session: Session, interaction: Interaction) -> None:
         if self.sheets:
             from voice_agent.integrations.sheets import interaction_row
 
-            row = interaction_row(session, interaction, self.clinic(), mask=self.mask_phone)
+            row = interaction_row(
+                session, interaction, self.clinic(), mask=self.mask_phone, texts=self.texts
+            )
             self.outbox.enqueue_in(session, "sheets", f"sheets:{interaction.id}", {"row": row})
         appointment_id = interaction.appointment_id
         if appointment_id is None:
@@ -73,13 +83,19 @@ class InteractionEffects:
                 payload,
                 group_key=appointment_id,
             )
-        if self.whatsapp and kind == InteractionKind.booking:
+        event = PATIENT_EVENTS.get(kind)
+        if self.whatsapp and event is not None:
+            key = "confirm" if event == "booked" else event
             self.outbox.enqueue_in(
                 session,
                 "whatsapp",
-                f"whatsapp:confirm:{interaction.id}",
-                {"appointment_id": appointment_id},
-            )  # not grouped: a calendar outage must not hold the patient's confirmation
+                f"whatsapp:{key}:{interaction.id}",
+                {
+                    "appointment_id": appointment_id,
+                    "event": event,
+                    "interaction_id": interaction.id,
+                },
+            )  # not grouped: a calendar outage must not hold the patient's message
 
 
 def _previous_doctor(details: str) -> str | None:
@@ -118,20 +134,35 @@ def build_integrations(
         max_per_hour=settings.alert_max_per_hour,
     )
     alerter = alerter or outbox_alerter
-    _dead_letters_alert(outbox, alerter)
+    _dead_letters_alert(outbox, alerter, clinic, StaffTexts(settings.prompts_dir))
 
-    sender = None
-    if settings.twilio_enabled and settings.twilio_whatsapp_from:
+    sender = patient_sender = None
+    if settings.twilio_enabled:
         from voice_agent.integrations.twilio_rest import make_twilio_client
-        from voice_agent.integrations.whatsapp import WhatsAppSender
+        from voice_agent.integrations.whatsapp import STATUS_PATH, WhatsAppSender
 
         client = make_twilio_client(settings)
-        if client is not None:
-            sender = WhatsAppSender(client, settings.twilio_whatsapp_from)
-    from voice_agent.integrations.whatsapp import AlertHandler, ConfirmationHandler
+        callback = f"{settings.public_url}{STATUS_PATH}" if settings.public_url else None
+        if client is not None and settings.twilio_whatsapp_from:
+            sender = WhatsAppSender(client, settings.twilio_whatsapp_from, status_callback=callback)
+        if settings.patient_message_channel == "whatsapp":
+            patient_sender = sender
+        elif client is not None and settings.twilio_from_number:
+            patient_sender = WhatsAppSender(
+                client, settings.twilio_from_number, whatsapp=False, status_callback=callback
+            )
+    from voice_agent.integrations.whatsapp import AlertHandler, PatientMessageHandler
 
-    outbox.register(AlertHandler(sender, clinic, template_sid=settings.whatsapp_alert_template_sid))
-    effects = InteractionEffects(outbox, clinic, mask_phone=settings.sheets_mask_phone)
+    outbox.register(
+        AlertHandler(
+            sender,
+            clinic,
+            template_sid=settings.whatsapp_alert_template_sid,
+            texts=StaffTexts(settings.prompts_dir),
+        )
+    )
+    texts = StaffTexts(settings.prompts_dir)
+    effects = InteractionEffects(outbox, clinic, mask_phone=settings.sheets_mask_phone, texts=texts)
 
     google = None
     if settings.google_sheet_id or clinic().calendar_backend == "google":
@@ -139,24 +170,41 @@ def build_integrations(
 
         google = GoogleApis(settings)
     if settings.google_sheet_id and google is not None:
-        from voice_agent.integrations.sheets import SheetsHandler
+        from voice_agent.integrations.sheets import SheetsHandler, localized_header
 
-        outbox.register(SheetsHandler(google, settings.google_sheet_id, settings.google_sheet_tab))
-        effects.sheets = True
-    if sender is not None and settings.whatsapp_confirmations:
+        header = localized_header(texts, clinic().default_language)
         outbox.register(
-            ConfirmationHandler(
+            SheetsHandler(
+                google, settings.google_sheet_id, settings.google_sheet_tab, header=header
+            )
+        )
+        effects.sheets = True
+    if patient_sender is not None and settings.whatsapp_confirmations:
+        booked = dict(settings.whatsapp_booked_templates)
+        if settings.whatsapp_confirmation_template_sid:
+            booked.setdefault("*", settings.whatsapp_confirmation_template_sid)
+        outbox.register(
+            PatientMessageHandler(
                 engine,
-                sender,
+                patient_sender,
                 clinic,
                 clock,
-                template_sid=settings.whatsapp_confirmation_template_sid,
+                templates={
+                    "booked": booked,
+                    "rescheduled": dict(settings.whatsapp_rescheduled_templates),
+                    "cancelled": dict(settings.whatsapp_cancelled_templates),
+                },
+                prompts_dir=settings.prompts_dir,
             )
         )
         effects.whatsapp = True
 
     async def integration_down(message: str) -> None:
-        await alerter.alert("integration", message)
+        language = clinic().default_language
+        text = texts.say(
+            language, "integration", service=texts.say(language, "system_google"), detail=message
+        )
+        await alerter.alert("integration", text)
 
     if calendar is None:
         backend = clinic().calendar_backend
@@ -184,11 +232,11 @@ def build_integrations(
             calendar = LocalCalendar(engine)
     reconciler = None
     if not isinstance(calendar, LocalCalendar):
-        outbox.register(CalendarSyncHandler(engine, calendar, clinic))
+        outbox.register(CalendarSyncHandler(engine, calendar, clinic, texts))
         # A confirming backend (the clinic's API) has every booking, move and cancellation
         # already: BookingService recorded them only after it accepted them.
         effects.calendar = not getattr(calendar, "confirms_synchronously", False)
-        reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert)
+        reconciler = Reconciler(engine, calendar, clinic, clock, alert=alerter.alert, texts=texts)
     interactions.add_hook(effects)
     return Integrations(
         outbox=outbox,
@@ -199,15 +247,16 @@ def build_integrations(
     )
 
 
-def _dead_letters_alert(outbox: Outbox, alerter: Alerter) -> None:
+def _dead_letters_alert(
+    outbox: Outbox, alerter: Alerter, clinic: Callable[[], Clinic], texts: StaffTexts
+) -> None:
+    """A dead letter tells the staff what it means for which appointment (one alert each)."""
+
     def hook(session: Session, row: OutboxRow) -> None:
-        message = (
-            f"A {row.kind} delivery failed {row.attempts} times and was put aside "
-            f"(outbox row {row.id}); see `voice-agent outbox list --status dead`."
-        )
         if row.kind == "alert" or not isinstance(alerter, OutboxAlerter):
-            logger.error("dead letter: %s", message)
+            logger.error("dead letter: outbox row %s (%s)", row.id, row.kind)
             return
-        alerter.enqueue_in(session, "dead_letter", message)
+        message = dead_letter_text(session, row, clinic(), texts)
+        alerter.enqueue_in(session, "dead_letter", message, dedup_key=f"row{row.id}")
 
     outbox.on_dead_letter(hook)

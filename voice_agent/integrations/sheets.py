@@ -17,6 +17,7 @@ from typing import Any
 from googleapiclient.errors import HttpError
 from sqlmodel import Session
 
+from voice_agent.alerts import StaffTexts
 from voice_agent.clinic.model import Clinic
 from voice_agent.integrations.google_api import GoogleApis
 from voice_agent.integrations.outbox import Delivered, OutboxItem, Outcome, PermanentFailure
@@ -34,6 +35,15 @@ HEADER = [
     "Ref",
 ]
 LAST_COLUMN = "I"
+
+
+def localized_header(texts: StaffTexts, language: str) -> list[str]:
+    """The column titles in the clinic's language (``sheets_header``, split on ``|``)."""
+    if not texts.has(language, "sheets_header"):
+        return HEADER
+    return [cell.strip() for cell in texts.say(language, "sheets_header").split("|")]
+
+
 FORMULA_START = ("=", "+", "-", "@")
 
 
@@ -55,7 +65,7 @@ def _local(moment: datetime | None, clinic: Clinic) -> str:
     return moment.astimezone(clinic.tz).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def _details(interaction: Interaction, clinic: Clinic) -> str:
+def _details(interaction: Interaction, clinic: Clinic, texts: StaffTexts | None) -> str:
     try:
         data: dict[str, Any] = json.loads(interaction.details or "{}")
     except ValueError:
@@ -68,7 +78,9 @@ def _details(interaction: Interaction, clinic: Clinic) -> str:
     if "from" in data and isinstance(data["from"], dict):
         before = data["from"].get("start")
         if before:
-            parts.append("from " + _local(datetime.fromisoformat(before), clinic))
+            when = _local(datetime.fromisoformat(before), clinic)
+            language = clinic.default_language
+            parts.append(texts.say(language, "sheets_from", when=when) if texts else f"from {when}")
     for key in ("via", "event", "reason", "message", "topic", "question"):
         if data.get(key):
             parts.append(f"{key}: {str(data[key])[:200]}")
@@ -76,9 +88,18 @@ def _details(interaction: Interaction, clinic: Clinic) -> str:
 
 
 def interaction_row(
-    session: Session, interaction: Interaction, clinic: Clinic, *, mask: bool
+    session: Session,
+    interaction: Interaction,
+    clinic: Clinic,
+    *,
+    mask: bool,
+    texts: StaffTexts | None = None,
 ) -> list[str]:
-    """The row for one interaction, built inside its transaction (the state it describes)."""
+    """The row for one interaction, built inside its transaction (the state it describes); the
+    kind is written in the clinic's language ("remarcação", "перенос")."""
+    kind = str(interaction.kind)
+    if texts is not None and texts.has(clinic.default_language, f"kind_{kind}"):
+        kind = texts.say(clinic.default_language, f"kind_{kind}")
     patient = session.get(Patient, interaction.patient_id) if interaction.patient_id else None
     appointment = (
         session.get(Appointment, interaction.appointment_id) if interaction.appointment_id else None
@@ -89,8 +110,8 @@ def interaction_row(
         _local(interaction.at, clinic),
         (patient.full_name or "") if patient else "",
         mask_phone(phone) if mask else phone,
-        str(interaction.kind),
-        _details(interaction, clinic),
+        kind,
+        _details(interaction, clinic, texts),
         interaction.channel,
         _local(appointment.start, clinic) if appointment else "",
         doctor.name if doctor else (appointment.doctor_id if appointment else ""),
@@ -105,11 +126,19 @@ class SheetsHandler:
     kind = "sheets"
     batch_size = 100
 
-    def __init__(self, apis: GoogleApis, spreadsheet_id: str, tab: str | None = None) -> None:
+    def __init__(
+        self,
+        apis: GoogleApis,
+        spreadsheet_id: str,
+        tab: str | None = None,
+        *,
+        header: list[str] | None = None,
+    ) -> None:
         self._apis = apis
         self._id = spreadsheet_id
         self._prefix = f"'{tab}'!" if tab else ""
         self._header_seen = False
+        self._header = header if header and len(header) == len(HEADER) else HEADER
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
         return await self._apis.run(self._deliver, items)
@@ -129,7 +158,7 @@ class SheetsHandler:
             present = {cells[0] for cells in refs if cells}
             rows = [row for row in rows if row[-1] not in present]
         if need_header:
-            rows = [HEADER, *rows]
+            rows = [self._header, *rows]
         if rows:
             try:
                 self._apis.execute(

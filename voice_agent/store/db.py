@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
@@ -45,6 +46,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # the per-user data folder
         protect_sqlite_file(url)  # 0600 before SQLite creates the file, its WAL and SHM
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}

@@ -1,4 +1,5 @@
-"""Call control for voice channels: hang up, transfer to a person, flag an emergency."""
+"""Call control for voice channels (hang up, transfer to a person, flag an emergency) and the
+callback request every channel offers; each tells the staff who, what and where to read it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from voice_agent.alerts import alert_patient_request
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import CallControl, ToolContext
 from voice_agent.tools.registry import ToolError
@@ -42,7 +44,47 @@ async def transfer_to_staff(
         details={"summary": summary[:300], "call_sid": ctx.call_sid},
     )
     await control.transfer_to_staff(summary[:300])
+    await alert_patient_request(
+        ctx.services,
+        "transfer",
+        patient=await ctx.patient() if ctx.caller_phone else None,
+        phone=ctx.caller_phone,
+        channel=ctx.channel,
+        call_sid=ctx.call_sid,
+        conversation_id=ctx.conversation_id,
+        patient_language=ctx.language,
+        summary=summary[:300],
+    )
     return {"transferring": True}
+
+
+async def request_callback(
+    ctx: ToolContext,
+    request: Annotated[
+        str, Field(description="What the patient wants the staff to call back about, briefly.")
+    ],
+) -> dict[str, Any]:
+    """Ask the clinic staff to call the patient back (they want a person, or a question you
+    cannot answer). Tell the patient the staff will call them back."""
+    patient = await ctx.patient() if ctx.caller_phone else None
+    await ctx.services.interactions.record(
+        InteractionKind.transfer,
+        channel=ctx.channel,
+        patient_id=patient.id if patient else None,
+        details={"reason": "callback requested", "question": request[:300]},
+    )
+    await alert_patient_request(
+        ctx.services,
+        "callback",
+        patient=patient,
+        phone=ctx.caller_phone,
+        channel=ctx.channel,
+        call_sid=ctx.call_sid,
+        conversation_id=ctx.conversation_id,
+        patient_language=ctx.language,
+        question=request[:300],
+    )
+    return {"callback_requested": True, "clinic_phone": ctx.services.clinic().phone}
 
 
 async def report_emergency(
@@ -61,7 +103,16 @@ async def report_emergency(
         details={"summary": summary[:300], "call_sid": ctx.call_sid},
     )
     await control.flag_emergency(summary[:300])
-    await ctx.services.alerter.alert(
-        "emergency", f"a caller described an emergency (call {ctx.call_sid})"
+    await alert_patient_request(
+        ctx.services,
+        "emergency",
+        patient=await ctx.patient() if ctx.caller_phone else None,
+        phone=ctx.caller_phone,
+        channel=ctx.channel,
+        call_sid=ctx.call_sid,
+        conversation_id=ctx.conversation_id,
+        patient_language=ctx.language,
+        summary=summary[:300],
+        emergency_number=clinic.emergency_number,
     )
     return {"emergency_number": clinic.emergency_number, "flagged": True}

@@ -17,6 +17,7 @@ CORE_TOOLS = (
     clinic_info.clinic_info,
     identity.send_verification_code,
     identity.verify_identity,
+    call_control.request_callback,
 )
 CALL_TOOLS = (call_control.end_call, call_control.transfer_to_staff, call_control.report_emergency)
 CONFIRMATION_TOOLS = (
@@ -29,6 +30,7 @@ CONFIRMATION_TOOLS = (
     "end_call",
     "transfer_to_staff",
     "report_emergency",
+    "request_callback",
 )
 
 

@@ -133,8 +133,11 @@ class ToolContext:
         if self.recorder is not None:
             await self.recorder(name, arguments, output, ok)
 
-    async def report_failure(self, message: str) -> None:
-        """A failure the clinic should know about: logged as an interaction and alerted."""
+    async def report_failure(self, message: str, *, alert: str = "failure", **fields: Any) -> None:
+        """A failure the clinic should know about: logged as an interaction, and alerted with
+        the staff text ``alert`` (who was talking, their number, where to read it)."""
+        from voice_agent.alerts import alert_patient_request
+
         patient_id = self._patient.id if self._patient is not None else None
         await self.services.interactions.record(
             InteractionKind.failure,
@@ -143,7 +146,18 @@ class ToolContext:
             details={"message": message, "call_sid": self.call_sid},
             actor=self.interaction_actor(),
         )
-        await self.services.alerter.alert("failure", f"[{self.channel}] {message}")
+        await alert_patient_request(
+            self.services,
+            alert,
+            patient=self._patient,
+            phone=self.caller_phone,
+            channel=self.channel,
+            call_sid=self.call_sid,
+            conversation_id=self.conversation_id,
+            patient_language=self.language,
+            problem=message,
+            **fields,
+        )
 
 
 def verify_first_code(outcome: SendOutcome) -> str:

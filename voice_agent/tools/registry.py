@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from voice_agent.metrics import TOOL_SECONDS
+
 if TYPE_CHECKING:
     from voice_agent.tools.context import ToolContext
 
@@ -151,6 +153,14 @@ class ToolRegistry:
         self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
     ) -> ToolResult:
         """Validate and run one tool call; every failure becomes a result the model can use."""
+        result = await self._dispatch(name, arguments, ctx)
+        known = name if name in self._tools else "unknown"
+        TOOL_SECONDS.labels(known, str(result.ok).lower()).observe(result.duration_ms / 1000)
+        return result
+
+    async def _dispatch(
+        self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
+    ) -> ToolResult:
         started = time.perf_counter()
         spec = self._tools.get(name)
         if spec is None:
@@ -175,7 +185,9 @@ class ToolRegistry:
             return self._fail(name, started, exc.code, exc.message, exc.details)
         except TimeoutError:
             logger.error("tool %s timed out after %.1fs", name, timeout)
-            await ctx.report_failure(f"tool {name} timed out after {timeout:.0f}s")
+            await ctx.report_failure(
+                f"tool {name} timed out after {timeout:.0f}s", alert="tool_timeout", tool=name
+            )
             return self._fail(
                 name,
                 started,
@@ -187,7 +199,9 @@ class ToolRegistry:
             raise
         except Exception as exc:
             logger.exception("tool %s failed unexpectedly", name)
-            await ctx.report_failure(f"tool {name} failed: {type(exc).__name__}")
+            await ctx.report_failure(
+                f"tool {name} failed: {type(exc).__name__}", alert="tool_error", tool=name
+            )
             return self._fail(name, started, "internal_error", NEUTRAL_ERROR)
         if not isinstance(output, dict):
             output = {"result": output}

@@ -10,12 +10,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
+from voice_agent.alerts import StaffTexts, alert_staff, staff_language
 from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
@@ -170,7 +173,7 @@ async def stream_status(request: Request) -> Response:
         await asyncio.to_thread(
             set_call_fields, services.engine, call_sid, error=params.get("StreamError", "")[:500]
         )
-        await services.alerter.alert("stream_error", f"media stream error on call {call_sid}")
+        await _call_alert(services, call_sid)("stream_error", params.get("StreamError", ""))
     return Response(status_code=204)
 
 
@@ -290,11 +293,15 @@ async def _run_bridge(
         context=context,
         recorder=CallRecorder(services.engine, call.call_sid),
         actions=actions,
-        alert=services.alerter.alert,
+        alert=_call_alert(services, call.call_sid),
         instructions=instructions,
         lines=lines,
     )
-    await bridge.run()
+    CALLS_IN_PROGRESS.inc()
+    try:
+        await bridge.run()
+    finally:
+        CALLS_IN_PROGRESS.dec()
 
 
 async def _caller(services: Services, raw_from: str) -> Patient | None:
@@ -352,3 +359,23 @@ def _fallback_twiml(services: Services, language: str, base: str) -> str:
 
 
 __all__ = ["VoiceRuntime", "open_call_record", "router"]
+
+
+def _call_alert(services: Services, call_sid: str) -> Callable[[str, str], Awaitable[None]]:
+    """The bridge's alerts as staff texts in the clinic's language, pointing at the call."""
+    texts = StaffTexts(services.settings.prompts_dir)
+
+    async def alert(kind: str, detail: str) -> None:
+        if kind == "tool_failure":
+            return  # the tool registry already alerted, with the caller's name and number
+        language = staff_language(services)
+        key = kind if texts.has(language, kind) else "call_failure"
+        await alert_staff(
+            services,
+            key,
+            dedup_key=call_sid,
+            reason=detail[:200],
+            where=texts.where(language, call_sid=call_sid, conversation_id=None),
+        )
+
+    return alert

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any
 
+from voice_agent.alerts import alert_patient_request
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline import identity_stage
 from voice_agent.conversation.offline.lexicon import LEXICONS
@@ -514,8 +515,9 @@ class _Run:
             self.state.stage = "idle"
 
     async def handoff(self, question: str | None = None) -> None:
-        """Hand the patient to the staff; ``question`` is one the receptionist could not answer
-        (kept in the interaction log for the staff, never in the alert text)."""
+        """Hand the patient to the staff; ``question`` is one the receptionist could not answer.
+        The alert carries who asked, their callback number and the question: the staff calls
+        back from it."""
         self.say("handoff", phone=self.clinic.phone)
         self.turn.handoff = True
         self.state.stage, self.state.goal = "idle", None
@@ -529,9 +531,16 @@ class _Run:
             patient_id=patient.id if patient else None,
             details=details,
         )
-        what = "has a question for" if question else "asked to talk to"
-        await self.ctx.services.alerter.alert(
-            "handoff", f"[{self.ctx.channel}] a patient {what} the staff"
+        await alert_patient_request(
+            self.ctx.services,
+            "handoff_question" if question else "handoff",
+            patient=patient,
+            phone=self.ctx.caller_phone,
+            channel=self.ctx.channel,
+            call_sid=self.ctx.call_sid,
+            conversation_id=self.ctx.conversation_id,
+            patient_language=self.ctx.language,
+            question=(question or self.text)[:MAX_QUESTION],
         )
 
     async def unknown_question(self) -> None:
