@@ -10,8 +10,10 @@ logger = logging.getLogger("voice_agent.alerts")
 
 
 class Alerter(Protocol):
-    async def alert(self, kind: str, message: str) -> None:
-        """Tell the clinic that something failed; ``message`` must not contain patient data."""
+    async def alert(self, kind: str, message: str, *, private: bool = False) -> None:
+        """Tell the clinic that something failed; ``message`` must not contain patient data,
+        unless ``private`` (an emergency's callback number): then it goes to staff only, never
+        to the log, and no hourly cap holds it back."""
         ...
 
 
@@ -21,6 +23,6 @@ class ConsoleAlerter:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    async def alert(self, kind: str, message: str) -> None:
+    async def alert(self, kind: str, message: str, *, private: bool = False) -> None:
         self.sent.append((kind, message))
-        logger.warning("ALERT %s: %s", kind, message)
+        logger.warning("ALERT %s: %s", kind, "(patient data, not logged)" if private else message)

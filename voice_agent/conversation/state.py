@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -29,6 +30,11 @@ _UPDATE = (
 )
 _INSERT = insert(_TABLE)
 _DELETE = delete(_TABLE).where(_TABLE.c.key == bindparam("key"))
+_FLAG = (
+    update(_TABLE)
+    .where(_TABLE.c.key == bindparam("row_key"), _TABLE.c.flagged.is_(False))
+    .values(flagged=True, flagged_at=bindparam("at"))
+)
 
 
 class ConversationState(BaseModel):
@@ -117,6 +123,27 @@ class ConversationStore:
                     db.execute(_INSERT, row)
             except IntegrityError:  # another process created the row first: ours is newer
                 db.execute(_UPDATE, change)
+
+    async def flag(self, channel: str, session_key: str, at: datetime) -> None:
+        """Mark the conversation for staff (a red flag was heard); the first time is kept."""
+        key = state_key(channel, session_key)
+
+        def _flag() -> None:
+            with self._engine.begin() as db:
+                db.execute(_FLAG, {"row_key": key, "at": at})
+
+        await asyncio.to_thread(_flag)
+
+    def flagged(self, limit: int = 50) -> list[tuple[str, str, datetime | None]]:
+        """Flagged conversations, newest first: (key, channel, flagged at)."""
+        query = (
+            select(_TABLE.c.key, _TABLE.c.channel, _TABLE.c.flagged_at)
+            .where(_TABLE.c.flagged.is_(True))
+            .order_by(_TABLE.c.flagged_at.desc())
+            .limit(limit)
+        )
+        with self._engine.begin() as db:
+            return [(row[0], row[1], row[2]) for row in db.execute(query)]
 
     async def forget(self, channel: str, session_key: str) -> None:
         key = state_key(channel, session_key)

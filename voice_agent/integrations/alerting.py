@@ -42,23 +42,30 @@ class OutboxAlerter:
         self._max = max_per_hour
         self.suppressed = 0
 
-    async def alert(self, kind: str, message: str) -> None:
-        await asyncio.to_thread(self.alert_sync, kind, message)
+    async def alert(self, kind: str, message: str, *, private: bool = False) -> None:
+        await asyncio.to_thread(self.alert_sync, kind, message, private=private)
 
-    def alert_sync(self, kind: str, message: str) -> bool:
-        """Enqueue in its own transaction; True when a message will go out."""
+    def alert_sync(self, kind: str, message: str, *, private: bool = False) -> bool:
+        """Enqueue in its own transaction; True when a message will go out.
+
+        ``private``: the message carries patient data for the staff (an emergency's callback
+        number): it is never logged, and the hourly cap does not hold it back.
+        """
         try:
             with transaction(self._engine) as session:
-                return self.enqueue_in(session, kind, message)
+                return self.enqueue_in(session, kind, message, private=private)
         except IntegrityError:
-            return self._suppress(kind, message, "duplicate")
+            return self._suppress(kind, _loggable(message, private), "duplicate")
         except Exception:
             logger.exception("could not enqueue alert %s", kind)
             return False
 
-    def enqueue_in(self, session: Session, kind: str, message: str) -> bool:
+    def enqueue_in(
+        self, session: Session, kind: str, message: str, *, private: bool = False
+    ) -> bool:
         """Enqueue inside the caller's transaction (dead-letter hooks use this)."""
         now = self._clock.now()
+        shown = _loggable(message, private)
         kind = kind[:40]
         recent_same = session.execute(
             select(func.count()).where(
@@ -68,14 +75,14 @@ class OutboxAlerter:
             )
         ).scalar_one()
         if recent_same:
-            return self._suppress(kind, message, "duplicate")
+            return self._suppress(kind, shown, "duplicate")
         last_hour = session.execute(
             select(func.count()).where(
                 OutboxRow.kind == "alert", col(OutboxRow.created_at) > now - timedelta(hours=1)
             )
         ).scalar_one()
-        if last_hour >= self._max:
-            return self._suppress(kind, message, "rate limit")
+        if last_hour >= self._max and not private:
+            return self._suppress(kind, shown, "rate limit")
         bucket = int(now.timestamp() // self._window.total_seconds())
         try:
             with session.begin_nested():
@@ -83,14 +90,18 @@ class OutboxAlerter:
                     session,
                     "alert",
                     f"alert:{kind}:{bucket}",
-                    {"kind": kind, "message": message[:900]},
+                    {"kind": kind, "message": message[:900], "private": private},
                 )
         except IntegrityError:
-            return self._suppress(kind, message, "duplicate")
-        logger.warning("ALERT %s: %s", kind, message)
+            return self._suppress(kind, shown, "duplicate")
+        logger.warning("ALERT %s: %s", kind, shown)
         return True
 
     def _suppress(self, kind: str, message: str, why: str) -> bool:
         self.suppressed += 1
         logger.warning("ALERT %s (not sent again: %s): %s", kind, why, message)
         return False
+
+
+def _loggable(message: str, private: bool) -> str:
+    return "(patient data for the staff, not logged)" if private else message

@@ -242,7 +242,8 @@ class AlertHandler:
         clinic = self._clinic()
         text = f"⚠️ {clinic.name}: {item.payload['message']}"
         if self._sender is None or not clinic.doctor_whatsapp:
-            logger.warning("ALERT %s: %s", item.payload["kind"], item.payload["message"])
+            shown = "(patient data, not logged)" if item.payload.get("private") else None
+            logger.warning("ALERT %s: %s", item.payload["kind"], shown or item.payload["message"])
             return Delivered()
         lookup = item.created_at - timedelta(minutes=5) if item.retried else None
         to = "+" + "".join(ch for ch in clinic.doctor_whatsapp if ch.isdigit())
