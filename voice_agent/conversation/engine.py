@@ -121,7 +121,8 @@ class ConversationService:
             await self._settle_phone(state, phone, phone_verified)
             await self._settle_language(state, text, language)
             if flag is not None:
-                turn, engine = await self._emergency(state, text, flag, channel), "safety"
+                turn = await self._emergency(state, text, flag, channel, session_key)
+                engine = "safety"
             else:
                 ctx = ToolContext(
                     services=self.services,
@@ -156,16 +157,18 @@ class ConversationService:
         return self.detector.detect(text)
 
     async def _emergency(
-        self, state: ConversationState, text: str, flag: RedFlag, channel: str
+        self, state: ConversationState, text: str, flag: RedFlag, channel: str, session_key: str
     ) -> Turn:
         """Stop the booking flow, alert the staff, give the emergency number. No engine runs."""
         await self.services.booking.release_holds(state.conversation_id)
         state.stage, state.goal = "idle", None
         state.offers, state.chosen, state.target, state.candidates = [], None, None, []
         state.misunderstood = 0
-        told = await self.guard.raise_alarm(
-            flag, channel=channel, phone=state.phone, where=("conversation", state.conversation_id)
+        # The no-AI phone line keys its conversation by CallSid: staff find it among the calls.
+        where = (
+            ("call", session_key) if channel == "voice" else ("conversation", state.conversation_id)
         )
+        told = await self.guard.raise_alarm(flag, channel=channel, phone=state.phone, where=where)
         clinic = self.services.clinic()
         language = state.language or clinic.default_language
         parts = [self.guard.texts.patient_message(clinic, flag, language)]

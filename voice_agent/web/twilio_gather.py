@@ -7,11 +7,14 @@ Twilio then posts the call's parameters here, and every later turn comes back to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.store.tables import CallOutcome
+from voice_agent.voice.call_log import set_call_fields
 from voice_agent.voice.gather import (
     MAX_SILENCES,
     digits_to_text,
@@ -86,6 +89,11 @@ async def turn(request: Request) -> Response:
             )
         text = conversations.replies.say(language, "voice_silence")
         return _xml(gather_twiml(text, language, action, silences=silences))
+    emergency = conversations.guard.texts
+    if request.query_params.get("emergency") and emergency.is_yes(speech or digits, language):
+        # The caller accepted the transfer offered after a red flag.
+        text = emergency.voice_transferring(language)
+        return _xml(transfer_twiml(text, language, clinic.staff_phone, clinic.phone))
     if not speech:
         yes = conversations.replies.say(language, "dtmf_yes")
         no = conversations.replies.say(language, "dtmf_no")
@@ -99,6 +107,17 @@ async def turn(request: Request) -> Response:
         ",".join(reply.tool_calls),
         reply.duration_ms,
     )
+    if reply.emergency is not None:
+        # Red flag: the number was said; flag the call and offer the staff while listening on.
+        await asyncio.to_thread(
+            set_call_fields,
+            services.engine,
+            call_sid,
+            flagged=True,
+            outcome=CallOutcome.emergency,
+        )
+        text = reply.text + "\n" + emergency.voice_offer_transfer(reply.language)
+        return _xml(gather_twiml(text, reply.language, f"{action}?emergency=1"))
     if reply.handoff:
         text = reply.text + "\n" + conversations.replies.say(reply.language, "voice_transfer")
         return _xml(transfer_twiml(text, reply.language, clinic.staff_phone, clinic.phone))
