@@ -17,7 +17,7 @@ from voice_agent.safety.normalize import Speller, fold, has_cyrillic, has_latin,
 from voice_agent.safety.rules import CATEGORIES, RuleSet, load_rule_sets
 
 _SENTENCES = re.compile(r"[.!?;\n]+|\s+-\s+")
-MAX_CHARS = 2000
+MAX_CHARS = 5000
 """Only the start of a very long text is read: a message is not a novel, and time is bounded."""
 
 
