@@ -16,6 +16,8 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import NOW, RUSSIAN_CLINIC_FILE, make_settings
+from tests.integration.test_confirmations import PHONE as CONFIRM_PHONE
+from tests.integration.test_confirmations import _call, book, env, twilio  # noqa: F401 (fixtures)
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clinic import load_clinic_file
@@ -209,3 +211,20 @@ def test_the_no_ai_phone_line_says_the_number_flags_the_call_and_offers_staff(
     )
     dial = transfer.find("Dial")
     assert dial is not None and dial.find("Number") is not None
+
+
+async def test_a_red_flag_on_a_confirmation_call_is_never_read_as_an_answer(env) -> None:  # noqa: F811
+    appointment = await book(env.services)
+    step_id, _ = await env.runner.trigger(appointment.id, "call")
+    sid = env.twilio.calls()[-1]["sid"]
+    await env.post(f"/twilio/confirm/answer?step={step_id}", _call(sid, "in-progress"))
+    said = await env.post(
+        "/twilio/confirm/gather", {**_call(sid), "SpeechResult": "não, meu marido desmaiou agora"}
+    )
+    assert "192" in said.text and "aperte 1" in said.text
+    assert 'action="https://clinic.example/twilio/gather/turn?emergency=1"' in said.text
+    assert env.appointment(appointment.id).status == "booked"  # "não" did not cancel it
+    with transaction(env.services.engine) as session:
+        record = session.get(CallRecord, sid)
+        assert record is not None and record.flagged and record.outcome == "emergency"
+    assert any(CONFIRM_PHONE in m for k, m in env.alerts.sent if k.startswith("emergency"))

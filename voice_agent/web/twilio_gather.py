@@ -11,7 +11,9 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy import Engine
 
+from voice_agent.conversation.engine import ConversationService
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import CallOutcome
 from voice_agent.voice.call_log import set_call_fields
@@ -109,21 +111,45 @@ async def turn(request: Request) -> Response:
     )
     if reply.emergency is not None:
         # Red flag: the number was said; flag the call and offer the staff while listening on.
-        await asyncio.to_thread(
-            set_call_fields,
-            services.engine,
-            call_sid,
-            flagged=True,
-            outcome=CallOutcome.emergency,
-        )
-        text = reply.text + "\n" + emergency.voice_offer_transfer(reply.language)
-        return _xml(gather_twiml(text, reply.language, f"{action}?emergency=1"))
+        await _flag_call(services.engine, call_sid)
+        return _xml(emergency_gather_twiml(conversations, reply.text, reply.language, base))
     if reply.handoff:
         text = reply.text + "\n" + conversations.replies.say(reply.language, "voice_transfer")
         return _xml(transfer_twiml(text, reply.language, clinic.staff_phone, clinic.phone))
     if reply.end:
         return _xml(goodbye_twiml(reply.text, reply.language))
     return _xml(gather_twiml(reply.text, reply.language, action))
+
+
+async def _flag_call(engine: Engine, call_sid: str) -> None:
+    await asyncio.to_thread(
+        set_call_fields, engine, call_sid, flagged=True, outcome=CallOutcome.emergency
+    )
+
+
+def emergency_gather_twiml(
+    conversations: ConversationService, advice: str, language: str, base: str
+) -> str:
+    """Say the emergency advice, offer the staff, and listen: "yes" / 1 on ``/turn`` dials."""
+    text = advice + "\n" + conversations.guard.texts.voice_offer_transfer(language)
+    return gather_twiml(text, language, f"{base}/twilio/gather/turn?emergency=1")
+
+
+async def red_flag_twiml(
+    request: Request, call_sid: str, phone: str | None, speech: str, language: str, base: str
+) -> str | None:
+    """For no-AI call paths outside the receptionist (the confirmation keypad): a red flag in
+    the caller's words gets the advice, the flag, the alert and the staff offer; else None."""
+    conversations = get_conversations(request)
+    flag = conversations.red_flag(speech)
+    if flag is None:
+        return None
+    services = conversations.services
+    where = ("call", call_sid)
+    await conversations.guard.raise_alarm(flag, channel="voice", phone=phone, where=where)
+    await _flag_call(services.engine, call_sid)
+    advice = conversations.guard.texts.patient_message(services.clinic(), flag, language)
+    return emergency_gather_twiml(conversations, advice, language, base)
 
 
 def silences_so_far(request: Request) -> int:
