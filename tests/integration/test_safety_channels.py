@@ -80,7 +80,7 @@ def _emergencies(services: Services) -> list[dict]:
 def _flagged_conversations(services: Services) -> list[str]:
     from voice_agent.conversation.state import ConversationStore
 
-    return [channel for _, channel, _ in ConversationStore(services.engine).flagged()]
+    return [found.channel for found in ConversationStore(services.engine).flagged()]
 
 
 @pytest.mark.parametrize(
@@ -228,3 +228,25 @@ async def test_a_red_flag_on_a_confirmation_call_is_never_read_as_an_answer(env)
         record = session.get(CallRecord, sid)
         assert record is not None and record.flagged and record.outcome == "emergency"
     assert any(CONFIRM_PHONE in m for k, m in env.alerts.sent if k.startswith("emergency"))
+
+
+def test_terminal_chat_red_flag_and_the_flagged_list(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from voice_agent.cli import app
+    from voice_agent.cli.context import CliRuntime
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'cli.db'}")
+    runtime = CliRuntime(clock=FixedClock(NOW), settings=settings)
+    chat = CliRunner().invoke(
+        app,
+        ["chat", "--phone", "+5511987653021", "--offline"],
+        input="Olá\nminha filha tomou um monte de comprimidos\n",
+        obj=runtime,
+    )
+    assert chat.exit_code == 0, chat.output
+    assert "SAMU (192)" in chat.output
+    listed = CliRunner().invoke(app, ["flagged"], obj=runtime)
+    assert listed.exit_code == 0, listed.output
+    assert "2026-11-23 10:00" in listed.output and "cli" in listed.output
+    assert "+55*******3021" in listed.output and "+5511987653021" not in listed.output

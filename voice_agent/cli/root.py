@@ -13,6 +13,7 @@ from voice_agent.cli.calls import call, calls
 from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
+from voice_agent.cli.flagged import flagged
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.server import chat, serve
 
@@ -52,6 +53,7 @@ app.command("confirm")(confirm)
 app.command("confirmations")(confirmations)
 app.command("calls")(calls)
 app.command("call")(call)
+app.command("flagged")(flagged)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

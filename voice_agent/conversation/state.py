@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -74,6 +75,14 @@ class ConversationState(BaseModel):
         self.history = self.history[cut:]
 
 
+@dataclass(frozen=True)
+class FlaggedConversation:
+    conversation_id: str
+    channel: str
+    flagged_at: datetime | None
+    phone: str | None
+
+
 def state_key(channel: str, session_key: str) -> str:
     return hashlib.sha256(f"{channel}\x00{session_key}".encode()).hexdigest()[:40]
 
@@ -134,16 +143,24 @@ class ConversationStore:
 
         await asyncio.to_thread(_flag)
 
-    def flagged(self, limit: int = 50) -> list[tuple[str, str, datetime | None]]:
-        """Flagged conversations, newest first: (key, channel, flagged at)."""
+    def flagged(self, limit: int = 50) -> list[FlaggedConversation]:
+        """Conversations where a red flag was heard, newest first (for staff)."""
         query = (
-            select(_TABLE.c.key, _TABLE.c.channel, _TABLE.c.flagged_at)
+            select(_TABLE.c.channel, _TABLE.c.flagged_at, _TABLE.c.state)
             .where(_TABLE.c.flagged.is_(True))
             .order_by(_TABLE.c.flagged_at.desc())
             .limit(limit)
         )
         with self._engine.begin() as db:
-            return [(row[0], row[1], row[2]) for row in db.execute(query)]
+            rows = list(db.execute(query))
+        found = []
+        for channel, at, payload in rows:
+            try:
+                state = ConversationState.model_validate_json(payload)
+            except ValueError:
+                state = ConversationState(channel=channel)
+            found.append(FlaggedConversation(state.conversation_id, channel, at, state.phone))
+        return found
 
     async def forget(self, channel: str, session_key: str) -> None:
         key = state_key(channel, session_key)
