@@ -51,6 +51,12 @@ def test_the_issues_examples_are_all_caught(
         "у сына судароги",  # typo in Russian
         "my daughter is seizing",
         "my grandma fainted and isn't responding",
+        "acho que meu marido está enfartando",  # the common spelling
+        "сильно кровит",
+        "бабушке плохо, она упала и не встаёт",
+        "I took 20 pills",
+        "dochka ne dyshit",
+        "u papy infarkt",
     ],
 )
 def test_inflections_typos_transliteration_and_third_persons(
@@ -73,6 +79,10 @@ def test_inflections_typos_transliteration_and_third_persons(
         "this traffic is killing me",
         "nariz entupido, não consigo respirar pelo nariz",
         "meu pai toma remédio para convulsão",
+        "ele desmaiou de sono kkkk",
+        "I passed out on the couch lol",
+        "беременна, хочу встать на учёт",
+        "my mother is a heart patient, book a follow up",
         "",
         "   ",
         "1",
