@@ -65,9 +65,7 @@ MAX_FAILED_RESPONSES = 2
 # After a red flag, the server's own response to the caller's words (server VAD creates one right
 # after the transcript) is let start this long, then cut if it is not already calling a tool.
 SAFETY_SETTLE = 0.3
-BOOKING_TOOLS = frozenset(
-    {"find_slots", "book_appointment", "reschedule_appointment", "confirm_appointment"}
-)
+BOOKING_TOOLS = frozenset({"find_slots", "book_appointment", "reschedule_appointment"})
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
