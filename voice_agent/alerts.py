@@ -30,12 +30,20 @@ STAFF_TEXTS = "staff_texts.yaml"
 
 
 class Alerter(Protocol):
-    async def alert(self, kind: str, message: str, *, dedup_key: str | None = None) -> None:
+    async def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        dedup_key: str | None = None,
+        private: bool = False,
+    ) -> None:
         """Tell the clinic that something needs a person.
 
         Alerts of one ``kind`` are deduplicated over a window (one outage, one message); an alert
         about one patient passes its own ``dedup_key`` (the call or conversation), so two
-        patients' requests are two alerts.
+        patients' requests are two alerts. ``private``: a patient waits on it (an emergency's
+        callback number): no hourly cap holds it back. Alert texts are never logged.
         """
         ...
 
@@ -46,7 +54,14 @@ class ConsoleAlerter:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    async def alert(self, kind: str, message: str, *, dedup_key: str | None = None) -> None:
+    async def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        dedup_key: str | None = None,
+        private: bool = False,
+    ) -> None:
         self.sent.append((kind, message))
         logger.warning("ALERT %s (text kept for the staff, not logged)", kind)
 

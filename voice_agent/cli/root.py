@@ -14,6 +14,7 @@ from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
 from voice_agent.cli.context import CliRuntime
 from voice_agent.cli.doctor import doctor
+from voice_agent.cli.flagged import flagged
 from voice_agent.cli.ops import alerts, backup, restore
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.patient import patient_app
@@ -63,6 +64,7 @@ app.command("doctor")(doctor)
 app.command("backup")(backup)
 app.command("restore")(restore)
 app.command("alerts")(alerts)
+app.command("flagged")(flagged)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

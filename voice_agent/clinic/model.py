@@ -254,6 +254,48 @@ class ConfirmationPolicy(Frozen):
         return self.retry_minutes[min(attempts_made, len(self.retry_minutes)) - 1]
 
 
+EmergencyNumber = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{1,19}$")]
+
+COUNTRY_EMERGENCY: dict[str, dict[str, object]] = {
+    "BR": {"number": "192", "service": {"pt-BR": "SAMU", "en": "SAMU", "ru": "SAMU"},
+           "crisis_line": "188", "crisis_service": {"pt-BR": "CVV", "en": "CVV", "ru": "CVV"}},
+    "RU": {"number": "112", "ambulance": "103"},
+    "US": {"number": "911", "crisis_line": "988"},
+    "PT": {"number": "112"},
+    "GB": {"number": "999"},
+}  # fmt: skip
+"""Per-country defaults; elsewhere 112, which mobile phones route to emergency services."""
+
+
+class EmergencyPolicy(Frozen):
+    """Who a patient with a red flag is told to call, and (optionally) the clinic's own words.
+
+    The texts live in ``prompts/<language>/emergency.yaml``; ``message`` and ``crisis_message``
+    replace them per language ({number}, {ambulance}, {crisis_line} are filled in).
+    """
+
+    number: EmergencyNumber = Field(description="The emergency number (Brazil: SAMU 192).")
+    service: Localized = Field(default_factory=dict, description="Its name, e.g. SAMU.")
+    ambulance: EmergencyNumber | None = Field(
+        default=None, description="A separate ambulance number, if any (Russia: 103)."
+    )
+    crisis_line: EmergencyNumber | None = Field(
+        default=None, description="For suicidal thoughts (Brazil: CVV 188)."
+    )
+    crisis_service: Localized = Field(default_factory=dict)
+    message: Localized = Field(default_factory=dict)
+    crisis_message: Localized = Field(default_factory=dict)
+    alert_staff: bool = Field(default=True, description="WhatsApp alert to doctor_whatsapp.")
+
+    @classmethod
+    def for_country(cls, country: str, legacy_number: str | None = None) -> EmergencyPolicy:
+        fallback: dict[str, object] = {"number": "112"}
+        defaults = dict(COUNTRY_EMERGENCY.get(country.upper(), fallback))
+        if legacy_number and legacy_number not in (defaults["number"], defaults.get("ambulance")):
+            defaults["number"] = legacy_number
+        return cls.model_validate(defaults)
+
+
 class Clinic(Frozen):
     name: str
     timezone: str
@@ -264,7 +306,13 @@ class Clinic(Frozen):
     phone: str
     staff_phone: str = Field(description="Where calls are transferred to a person.")
     doctor_whatsapp: str | None = Field(default=None, description="Alerts go here.")
-    emergency_number: str = "192"
+    emergency_number: str = Field(
+        default="", description="The emergency number; filled from `emergency` when not given."
+    )
+    emergency: EmergencyPolicy = Field(
+        default=None,  # type: ignore[assignment]  # always filled by _emergency_defaults
+        description="Emergency numbers and wording; per-country defaults when not given.",
+    )
     email: str | None = None
     website: str | None = None
     hours: Localized = Field(default_factory=dict, description="Opening hours as said aloud.")
@@ -278,6 +326,28 @@ class Clinic(Frozen):
     doctors: tuple[Doctor, ...]
     closures: tuple[Closure, ...] = ()
     calendar_backend: str = Field(default="local", pattern=r"^(local|google|clinic_api)$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _emergency_defaults(cls, data: object) -> object:
+        """Fill ``emergency`` from the country (and a legacy ``emergency_number``), and keep
+        ``emergency_number`` equal to its number, so older prompts and tools keep working."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        legacy = data.get("emergency_number") or None
+        policy = data.get("emergency")
+        if policy is None:
+            policy = EmergencyPolicy.for_country(str(data.get("country", "")), legacy)
+        elif not isinstance(policy, EmergencyPolicy):
+            policy = EmergencyPolicy.model_validate(policy)
+        if legacy and legacy not in (policy.number, policy.ambulance):
+            raise ValueError(
+                f"emergency_number {legacy!r} differs from emergency.number {policy.number!r}"
+            )
+        data["emergency"] = policy
+        data["emergency_number"] = policy.number
+        return data
 
     @field_validator("timezone")
     @classmethod

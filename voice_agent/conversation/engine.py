@@ -4,6 +4,10 @@ It loads the persisted state, settles the language, runs a turn with the OpenAI 
 configured and with the offline receptionist otherwise (or when OpenAI fails during the turn),
 saves the state and returns a ``Reply``. Every channel (WhatsApp/SMS, web chat, the terminal,
 no-AI voice) goes through here, so they all share the tool layer and the same memory.
+
+Safety first: every message goes through the red-flag detector before any engine sees it. On a
+red flag the booking flow stops (holds released, the request forgotten), the patient gets the
+emergency number in their language, the staff are alerted and the conversation is flagged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.safety import RedFlag, default_detector
+from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
 from voice_agent.tools.catalog import text_registry
 from voice_agent.tools.context import ToolContext
@@ -41,6 +47,8 @@ class Reply:
     tool_calls: list[str] = field(default_factory=list)
     end: bool = False
     handoff: bool = False
+    emergency: str | None = None
+    """The red-flag category heard in the message, if any (the reply is the emergency advice)."""
     duration_ms: float = 0.0
 
     def public(self) -> dict[str, Any]:
@@ -56,6 +64,7 @@ class Reply:
             "tool_calls": self.tool_calls,
             "end": self.end,
             "handoff": self.handoff,
+            "emergency": self.emergency,
         }
 
 
@@ -86,6 +95,8 @@ class ConversationService:
         self.offline = Dialogue(self.registry, self.replies)
         self.offline.warm_up(services.clinic())
         self.store = ConversationStore(services.engine)
+        self.detector = default_detector()
+        self.guard = SafetyGuard(services)
         self._locks = _Locks()
         self.llm = None
         if settings.openai_enabled if use_llm is None else use_llm:
@@ -106,25 +117,32 @@ class ConversationService:
         """Answer one message; ``phone`` is the caller, ``phone_verified`` when the carrier
         vouches for it (WhatsApp, SMS, caller id): a typed or spoken number never is."""
         started = time.perf_counter()
+        flag = self.red_flag(text)
         async with self._locks.get(f"{channel}\x00{session_key}"):
             state = await self.store.load(channel, session_key)
             await self._settle_phone(state, phone, phone_verified)
             await self._settle_language(state, text, language)
-            ctx = ToolContext(
-                services=self.services,
-                channel=channel,
-                conversation_id=state.conversation_id,
-                caller_phone=state.phone,
-                language=state.language or "en",
-                phone_verified=state.phone_verified and state.phone is not None,
-                call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
-            )
-            with ctx.acting():
-                turn, engine = await self._turn(state, text, ctx)
-            state.phone = ctx.caller_phone
-            state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
+            if flag is not None:
+                turn = await self._emergency(state, text, flag, channel, session_key)
+                engine = "safety"
+            else:
+                ctx = ToolContext(
+                    services=self.services,
+                    channel=channel,
+                    conversation_id=state.conversation_id,
+                    caller_phone=state.phone,
+                    language=state.language or "en",
+                    phone_verified=state.phone_verified and state.phone is not None,
+                    call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
+                )
+                with ctx.acting():
+                    turn, engine = await self._turn(state, text, ctx)
+                state.phone = ctx.caller_phone
+                state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
             state.turns += 1
             await self.store.save(session_key, state)
+            if flag is not None:
+                await self.store.flag(channel, session_key, self.services.clock.now())
         TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(
@@ -137,8 +155,36 @@ class ConversationService:
             tool_calls=turn.tool_calls,
             end=turn.end,
             handoff=turn.handoff,
+            emergency=flag.category if flag is not None else None,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def red_flag(self, text: str) -> RedFlag | None:
+        """The deterministic red-flag check every channel runs before anything else."""
+        return self.detector.detect(text)
+
+    async def _emergency(
+        self, state: ConversationState, text: str, flag: RedFlag, channel: str, session_key: str
+    ) -> Turn:
+        """Stop the booking flow, alert the staff, give the emergency number. No engine runs."""
+        await self.services.booking.release_holds(state.conversation_id)
+        state.stage, state.goal = "idle", None
+        state.offers, state.chosen, state.target, state.candidates = [], None, None, []
+        state.misunderstood = 0
+        # The no-AI phone line keys its conversation by CallSid: staff find it among the calls.
+        where = (
+            ("call", session_key) if channel == "voice" else ("conversation", state.conversation_id)
+        )
+        told = await self.guard.raise_alarm(flag, channel=channel, phone=state.phone, where=where)
+        clinic = self.services.clinic()
+        language = state.language or clinic.default_language
+        parts = [self.guard.texts.patient_message(clinic, flag, language)]
+        if told:
+            parts.append(self.guard.texts.staff_told(language))
+        turn = Turn(parts=[" ".join(parts)])
+        if self.llm is not None:
+            _remember(state, text, turn.text)
+        return turn
 
     async def _turn(
         self, state: ConversationState, text: str, ctx: ToolContext

@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -31,6 +33,11 @@ _UPDATE = (
 )
 _INSERT = insert(_TABLE)
 _DELETE = delete(_TABLE).where(_TABLE.c.key == bindparam("key"))
+_FLAG = (
+    update(_TABLE)
+    .where(_TABLE.c.key == bindparam("row_key"), _TABLE.c.flagged.is_(False))
+    .values(flagged=True, flagged_at=bindparam("at"))
+)
 
 
 class ConversationState(BaseModel):
@@ -68,6 +75,14 @@ class ConversationState(BaseModel):
         while cut < len(self.history) and self.history[cut].get("role") != "user":
             cut += 1
         self.history = self.history[cut:]
+
+
+@dataclass(frozen=True)
+class FlaggedConversation:
+    conversation_id: str
+    channel: str
+    flagged_at: datetime | None
+    phone: str | None
 
 
 def state_key(channel: str, session_key: str, secret: bytes) -> str:
@@ -125,6 +140,35 @@ class ConversationStore:
                     db.execute(_INSERT, row)
             except IntegrityError:  # another process created the row first: ours is newer
                 db.execute(_UPDATE, change)
+
+    async def flag(self, channel: str, session_key: str, at: datetime) -> None:
+        """Mark the conversation for staff (a red flag was heard); the first time is kept."""
+        key = self._key(channel, session_key)
+
+        def _flag() -> None:
+            with self._engine.begin() as db:
+                db.execute(_FLAG, {"row_key": key, "at": at})
+
+        await asyncio.to_thread(_flag)
+
+    def flagged(self, limit: int = 50) -> list[FlaggedConversation]:
+        """Conversations where a red flag was heard, newest first (for staff)."""
+        query = (
+            select(_TABLE.c.channel, _TABLE.c.flagged_at, _TABLE.c.state)
+            .where(_TABLE.c.flagged.is_(True))
+            .order_by(_TABLE.c.flagged_at.desc())
+            .limit(limit)
+        )
+        with self._engine.begin() as db:
+            rows = list(db.execute(query))
+        found = []
+        for channel, at, payload in rows:
+            try:
+                state = ConversationState.model_validate_json(payload)
+            except ValueError:
+                state = ConversationState(channel=channel)
+            found.append(FlaggedConversation(state.conversation_id, channel, at, state.phone))
+        return found
 
     async def forget(self, channel: str, session_key: str) -> None:
         key = self._key(channel, session_key)

@@ -54,14 +54,26 @@ class OutboxAlerter:
         self._max = max_per_hour
         self.suppressed = 0
 
-    async def alert(self, kind: str, message: str, *, dedup_key: str | None = None) -> None:
-        await asyncio.to_thread(self.alert_sync, kind, message, dedup_key)
+    async def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        dedup_key: str | None = None,
+        private: bool = False,
+    ) -> None:
+        await asyncio.to_thread(self.alert_sync, kind, message, dedup_key, private=private)
 
-    def alert_sync(self, kind: str, message: str, dedup_key: str | None = None) -> bool:
-        """Enqueue in its own transaction; True when a message will go out."""
+    def alert_sync(
+        self, kind: str, message: str, dedup_key: str | None = None, *, private: bool = False
+    ) -> bool:
+        """Enqueue in its own transaction; True when a message will go out.
+
+        ``private``: a patient waits on it (an emergency): the hourly cap does not hold it back.
+        """
         try:
             with transaction(self._engine) as session:
-                return self.enqueue_in(session, kind, message, dedup_key=dedup_key)
+                return self.enqueue_in(session, kind, message, dedup_key=dedup_key, private=private)
         except IntegrityError:
             return self._suppress(kind, "duplicate")
         except Exception:
@@ -69,7 +81,13 @@ class OutboxAlerter:
             return False
 
     def enqueue_in(
-        self, session: Session, kind: str, message: str, *, dedup_key: str | None = None
+        self,
+        session: Session,
+        kind: str,
+        message: str,
+        *,
+        dedup_key: str | None = None,
+        private: bool = False,
     ) -> bool:
         """Enqueue inside the caller's transaction (dead-letter hooks use this)."""
         now = self._clock.now()
@@ -84,7 +102,7 @@ class OutboxAlerter:
         ).scalar_one()
         if recent_same:
             return self._suppress(kind, "duplicate")
-        if kind not in PATIENT_REQUESTS:
+        if kind not in PATIENT_REQUESTS and not private:
             last_hour = session.execute(
                 select(func.count()).where(
                     OutboxRow.kind == "alert", col(OutboxRow.created_at) > now - timedelta(hours=1)

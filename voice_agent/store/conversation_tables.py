@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column
+from sqlalchemy import Boolean, Column, false
 from sqlmodel import Field, SQLModel
 
 from voice_agent.store.types import EncryptedText, UTCDateTime, utcnow
@@ -23,4 +23,12 @@ class ConversationRecord(SQLModel, table=True):
     state: str = Field(sa_column=Column(EncryptedText(), nullable=False))
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
+    flagged: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false(), index=True),
+        description="A red flag (possible emergency) was heard: staff should look at it.",
+    )
+    flagged_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )

@@ -12,12 +12,18 @@ allocates no value objects: caller frames are decoded straight to bytes and sent
 hears speech), model audio is forwarded with a JSON prefix built once per call, and a mark
 follows every 100 ms of it rather than every delta. Both websockets use the fast paths of
 ``voice/relay_sockets.py``.
+
+Safety first: every caller transcript goes through the red-flag detector. On a red flag the call
+is flagged at once, the staff are alerted with the caller's number, booking tools are refused for
+the rest of the call, and the model is told (a system item, then a response with instructions in
+the call's language) to say the emergency number and offer the transfer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +35,8 @@ from websockets.exceptions import ConnectionClosed
 
 from voice_agent.clinic.model import SUPPORTED_LANGUAGES
 from voice_agent.conversation.language import detect_language
+from voice_agent.safety import RedFlag, default_detector
+from voice_agent.safety.guard import SafetyGuard
 from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
@@ -54,6 +62,10 @@ TRANSCRIPT_WAIT = 1.0
 # Responses that fail in a row (``response.done`` status ``failed``: a server error inside the
 # API) before the call is handed over as if the connection had dropped for good.
 MAX_FAILED_RESPONSES = 2
+# After a red flag, the server's own response to the caller's words (server VAD creates one right
+# after the transcript) is let start this long, then cut if it is not already calling a tool.
+SAFETY_SETTLE = 0.3
+BOOKING_TOOLS = frozenset({"find_slots", "book_appointment", "reschedule_appointment"})
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -159,6 +171,9 @@ class CallBridge:
         self._out_of_band_items: set[str] = set()
         self._ended = asyncio.Event()
         self._manager: Any = None
+        self._detector = default_detector()
+        self._safety = SafetyGuard(context.services)
+        self._red_flags: set[str] = set()
         context.call_control = self
         context.recorder = recorder.tool
 
@@ -251,7 +266,7 @@ class CallBridge:
         self._audio.put_nowait(audio)
 
     def _caller_left(self) -> None:
-        if not self._ending:
+        if not self._ending and not self._red_flags:  # told to hang up and call the number
             self.outcome = CallOutcome.booked if self._booked else CallOutcome.caller_hung_up
 
     async def _openai_writer(self) -> None:
@@ -303,6 +318,7 @@ class CallBridge:
             transcript = str(event.get("transcript", ""))
             self.recorder.event("caller", transcript)
             self._follow_language(transcript)
+            self._check_red_flag(transcript)
             self._transcript_arrived(event)
         elif kind == "conversation.item.input_audio_transcription.failed":
             self._transcript_arrived(event)
@@ -391,6 +407,64 @@ class CallBridge:
             task.cancel()
         self._transcripts_due.clear()  # a transcript that never came is not waited for again
 
+    # Safety -------------------------------------------------------------------------------------
+
+    def _check_red_flag(self, transcript: str) -> None:
+        """Run the detector on what the caller said (tens of microseconds); act once per kind."""
+        flag = self._detector.detect(transcript)
+        if flag is None or flag.category in self._red_flags:
+            return
+        self._red_flags.add(flag.category)
+        self.flagged = True
+        self.outcome = CallOutcome.emergency
+        self.recorder.event("safety", {"red_flag": flag.category, "rule": flag.rule})
+        self._spawn(self._on_red_flag(flag))
+
+    async def _on_red_flag(self, flag: RedFlag) -> None:
+        services = self.context.services
+        clinic = services.clinic()
+        instruction = self._safety.texts.voice_instruction(clinic, flag, self.context.language)
+        self._spawn(
+            asyncio.to_thread(
+                set_call_fields,
+                services.engine,
+                self.call_sid,
+                flagged=True,
+                outcome=CallOutcome.emergency,
+            )
+        )
+        if self.link is not None and not self._ending:
+            await self.link.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "system",
+                        "content": [{"type": "input_text", "text": instruction}],
+                    },
+                }
+            )
+            self._spawn(self._say_safety(instruction))
+        await services.booking.release_holds(self.context.conversation_id)
+        await self._safety.raise_alarm(
+            flag, channel="voice", phone=self.context.caller_phone, where=("call", self.call_sid)
+        )
+
+    async def _say_safety(self, instruction: str) -> None:
+        """Cut the model's ordinary answer (unless it is calling a tool), then say ours."""
+        await asyncio.sleep(SAFETY_SETTLE)
+        active = [r for r in self._responses.values() if not r.out_of_band]
+        if active and not any(r.function_calls for r in active) and self.link is not None:
+            await self.link.send({"type": "response.cancel"})
+            truncation = self.playback.barge_in()
+            if truncation is not None:
+                await self._to_twilio(self.frames.clear())
+                if truncation.item_id not in self._out_of_band_items:
+                    await self.link.truncate(
+                        truncation.item_id, truncation.content_index, truncation.audio_end_ms
+                    )
+        await self._speak(instruction)
+
     # Tools --------------------------------------------------------------------------------------
 
     def _on_function_call(self, event: dict[str, Any]) -> None:
@@ -407,6 +481,17 @@ class CallBridge:
 
     async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
         await self._await_transcripts()
+        if self._red_flags and name in BOOKING_TOOLS:
+            # The booking flow stopped at the red flag: the model is told why, nothing runs.
+            self.recorder.event("tool", {"name": name, "refused": "red flag"})
+            if self.link is not None and not self._ending:
+                refusal = {
+                    "error": "emergency: the caller described a possible emergency; do not book. "
+                    "Repeat the emergency number and offer the transfer to the clinic staff.",
+                    "emergency_number": self.context.services.clinic().emergency.number,
+                }
+                await self.link.function_output(call_id, json.dumps(refusal))
+            return
         result = await self.registry.dispatch(name, arguments, self.context)
         if result.ok and name in ("book_appointment", "reschedule_appointment"):
             self._booked = True
@@ -464,7 +549,8 @@ class CallBridge:
 
     async def _speak(self, instructions: str | None, *, tools: bool = True) -> None:
         """Ask for a response once none is active (one response at a time, as the API requires)."""
-        await self._response_idle.wait()
+        while not self._response_idle.is_set():  # several may wait; one response at a time
+            await self._response_idle.wait()
         if self.link is None or self._ending:
             return
         self._response_idle.clear()

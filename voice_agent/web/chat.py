@@ -80,7 +80,8 @@ async def twilio_messaging(request: Request, conversations: ConversationsDep) ->
         return _problem(request, 400)
     body = params.get("Body", "")
     confirmations = getattr(request.app.state, "confirmations", None)
-    if confirmations is not None:  # a reply to "1 confirm, 2 cancel, 3 change"?
+    red_flag = conversations.red_flag(body) is not None  # an emergency is never a "1/2/3"
+    if confirmations is not None and not red_flag:  # a reply to "1 confirm, 2 cancel, 3 change"?
         decision = await confirmations.whatsapp_reply(phone, body)
         if decision is not None and decision.text is not None:
             logger.info("%s confirmation reply handled", channel)

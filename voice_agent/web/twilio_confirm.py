@@ -17,7 +17,7 @@ from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
-from voice_agent.web.twilio_gather import silences_so_far
+from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
 from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record
 
@@ -174,6 +174,12 @@ async def gather(request: Request) -> Response:
                 silences=silences,
             )
         )
+    if speech:  # safety first: an emergency is never read as 1, 2 or 3
+        emergency = await red_flag_twiml(
+            request, call_sid, context.patient.phone, speech, language, base
+        )
+        if emergency is not None:
+            return _xml(emergency)
     answer = DIGITS.get(digits) if digits else texts.read_answer(speech)
     if answer in (Answer.confirm, Answer.cancel):
         key = await runner.apply_answer(context, answer, channel="voice", call_id=call_sid)

@@ -7,11 +7,16 @@ Twilio then posts the call's parameters here, and every later turn comes back to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy import Engine
 
+from voice_agent.conversation.engine import ConversationService
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.store.tables import CallOutcome
+from voice_agent.voice.call_log import set_call_fields
 from voice_agent.voice.gather import (
     KEYPAD_STAGES,
     MAX_SILENCES,
@@ -88,6 +93,11 @@ async def turn(request: Request) -> Response:
         text = conversations.replies.say(language, "voice_silence")
         keypad = state.stage in KEYPAD_STAGES
         return _xml(gather_twiml(text, language, action, silences=silences, many_digits=keypad))
+    emergency = conversations.guard.texts
+    if request.query_params.get("emergency") and emergency.is_yes(speech or digits, language):
+        # The caller accepted the transfer offered after a red flag.
+        text = emergency.voice_transferring(language)
+        return _xml(transfer_twiml(text, language, clinic.staff_phone, clinic.phone))
     if not speech:
         yes = conversations.replies.say(language, "dtmf_yes")
         no = conversations.replies.say(language, "dtmf_no")
@@ -103,6 +113,10 @@ async def turn(request: Request) -> Response:
         ",".join(reply.tool_calls),
         reply.duration_ms,
     )
+    if reply.emergency is not None:
+        # Red flag: the number was said; flag the call and offer the staff while listening on.
+        await _flag_call(services.engine, call_sid)
+        return _xml(emergency_gather_twiml(conversations, reply.text, reply.language, base))
     if reply.handoff:
         text = reply.text + "\n" + conversations.replies.say(reply.language, "voice_transfer")
         return _xml(transfer_twiml(text, reply.language, clinic.staff_phone, clinic.phone))
@@ -110,6 +124,37 @@ async def turn(request: Request) -> Response:
         return _xml(goodbye_twiml(reply.text, reply.language))
     keypad = reply.stage in KEYPAD_STAGES  # a code or birth date by keypad, ended by #
     return _xml(gather_twiml(reply.text, reply.language, action, many_digits=keypad))
+
+
+async def _flag_call(engine: Engine, call_sid: str) -> None:
+    await asyncio.to_thread(
+        set_call_fields, engine, call_sid, flagged=True, outcome=CallOutcome.emergency
+    )
+
+
+def emergency_gather_twiml(
+    conversations: ConversationService, advice: str, language: str, base: str
+) -> str:
+    """Say the emergency advice, offer the staff, and listen: "yes" / 1 on ``/turn`` dials."""
+    text = advice + "\n" + conversations.guard.texts.voice_offer_transfer(language)
+    return gather_twiml(text, language, f"{base}/twilio/gather/turn?emergency=1")
+
+
+async def red_flag_twiml(
+    request: Request, call_sid: str, phone: str | None, speech: str, language: str, base: str
+) -> str | None:
+    """For no-AI call paths outside the receptionist (the confirmation keypad): a red flag in
+    the caller's words gets the advice, the flag, the alert and the staff offer; else None."""
+    conversations = get_conversations(request)
+    flag = conversations.red_flag(speech)
+    if flag is None:
+        return None
+    services = conversations.services
+    where = ("call", call_sid)
+    await conversations.guard.raise_alarm(flag, channel="voice", phone=phone, where=where)
+    await _flag_call(services.engine, call_sid)
+    advice = conversations.guard.texts.patient_message(services.clinic(), flag, language)
+    return emergency_gather_twiml(conversations, advice, language, base)
 
 
 def silences_so_far(request: Request) -> int:
