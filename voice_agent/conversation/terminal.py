@@ -17,9 +17,13 @@ async def run_chat(
     phone: str | None,
     language: str | None,
     offline: bool = False,
-    stdin: TextIO = sys.stdin,
-    stdout: TextIO = sys.stdout,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
 ) -> None:
+    # Resolved per call, not at import: a default bound to the sys.stdout of the moment the
+    # module was imported writes into a dead stream once that stream is replaced (CliRunner).
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
     conversations = ConversationService(services, use_llm=False if offline else None)
     session = f"cli-{uuid.uuid4().hex[:12]}"
     interactive = stdin.isatty()
