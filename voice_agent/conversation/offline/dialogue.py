@@ -20,9 +20,13 @@ from voice_agent.conversation.offline.nlu import (
     TimeWish,
     Understanding,
     extract_name,
+    name_correction,
     parse,
+    unknown_doctor,
     warm_up,
 )
+from voice_agent.conversation.offline.names import address
+from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
 from voice_agent.i18n import WEEKDAYS, language_or_default
@@ -89,6 +93,7 @@ class Dialogue:
         for language in LEXICONS:
             self.replies.templates(language)
         warm_up(clinic)
+        warm_up_names()
 
     # Entry ---------------------------------------------------------------------------------------
 
@@ -160,6 +165,15 @@ class _Run:
         if u.has("handoff") or (unanswered and just_yes):
             await self.handoff(question=unanswered)
             return
+        if state.turns == 0 and not u.has("greeting", "handoff"):
+            await self.greet_new_contact()
+        corrected = name_correction(stripped, self.lang)
+        if corrected and state.stage != "ask_name" and await self.patient_or_none() is not None:
+            result = await self.call("update_patient", full_name=corrected)
+            if result.ok:
+                self.say("name_corrected", name=address(corrected, self.lang))
+                self.reprompt()
+                return
         if await self.by_stage(stripped, u):
             state.misunderstood = 0
             return
@@ -206,6 +220,7 @@ class _Run:
             "ask_phone": self.on_phone,
             "ask_name": self.on_name,
             "ask_email": self.on_email,
+            "ask_email_optional": self.on_email_optional,
             "ask_service": self.on_service,
             "offering": self.on_offering,
             "confirm": self.on_confirm,
@@ -248,8 +263,14 @@ class _Run:
         if self.switches_goal(u):
             return False
         spoken = u.intents - {"greeting", "thanks"}
-        name = u.name or (None if spoken else extract_name(text, self.lang))
+        request = bool(u.service_id or not u.wish.empty or u.insurance_id)
+        name = u.name or (None if spoken or request else extract_name(text, self.lang))
         if name is None or len(name) < 3:
+            if request:  # "cardiologia amanhã de manhã": part of the request, not a name
+                self.absorb(u)
+                self.state.goal = self.state.goal or "book"
+                self.say("ask_name_first")
+                return True
             self.say("bad_name")
             return True
         arguments: dict[str, Any] = {"full_name": name}
@@ -259,8 +280,9 @@ class _Run:
         if not result.ok:
             self.say("bad_name")
             return True
-        first = name.split()[0]
-        if u.email:
+        first = address(name, self.lang)
+        if u.email or self.state.goal:
+            # E-mail is optional and asked once the slot is agreed, not before the offers.
             self.say("thanks_name_email", name=first)
             self.state.stage = "idle"
             await self.resume_goal()
@@ -290,6 +312,20 @@ class _Run:
         self.state.stage = "idle"
         await self.resume_goal()
         return True
+
+    async def on_email_optional(self, text: str, u: Understanding) -> bool:
+        """The e-mail asked after a booking: given, declined, or not answered at all."""
+        self.state.stage = "idle"
+        if u.email:
+            result = await self.call("update_patient", email=u.email)
+            self.say("email_saved" if result.ok else "bad_email")
+            if not result.ok:
+                self.state.stage = "ask_email_optional"
+            return True
+        if u.has("skip", "no") and not u.has("book"):
+            self.say("email_skipped")
+            return True
+        return False
 
     async def on_service(self, text: str, u: Understanding) -> bool:
         if u.service_id or u.doctor_id:
@@ -451,6 +487,10 @@ class _Run:
         if u.question:
             await self.answer(u)
             handled = True
+        elif u.doctor_id is None and (wrong := unknown_doctor(self.text, self.clinic)):
+            self.say("unknown_doctor_named", doctor=wrong, doctors=self.doctor_list())
+            state.doctor_id = None
+            return True
         if u.has("cancel"):
             await self.start_change("cancel", u)
             return True
@@ -488,10 +528,18 @@ class _Run:
             return True
         return False
 
+    async def greet_new_contact(self) -> None:
+        """A first message that starts with a request still gets a hello, if we do not know
+        the patient yet (a known patient is greeted by name when he says hello)."""
+        patient = await self.patient_or_none()
+        if patient is None or not patient.full_name:
+            self.say("greeting_new", clinic=self.clinic.name)
+
     async def greet(self) -> None:
         patient = await self.patient_or_none()
         if patient is not None and patient.full_name:
-            self.say("greeting_known", name=patient.full_name.split()[0], clinic=self.clinic.name)
+            name = address(patient.full_name, self.lang)
+            self.say("greeting_known", name=name, clinic=self.clinic.name)
         elif patient is not None and self.state.stage in ("idle", "start"):
             # First contact: collect the name (and e-mail) before anything else.
             self.say("greeting_new", clinic=self.clinic.name)
@@ -593,7 +641,7 @@ class _Run:
                     arguments["email"] = self.given_email
                 result = await self.call("register_patient", **arguments)
                 if result.ok:
-                    self.say("thanks_name_email", name=given.split()[0])
+                    self.say("thanks_name_email", name=address(given, self.lang))
                     await self.continue_booking_registered()
                     return
             state.stage = "ask_name"
@@ -764,6 +812,11 @@ class _Run:
         state.stage, state.goal, state.target, state.chosen = "idle", None, None, None
         state.wish, state.doctor_id = {}, None
         self.say(key, **done)
+        if done_key == "booked":
+            patient = await self.patient_or_none()
+            if patient is not None and not patient.email:
+                state.stage = "ask_email_optional"
+                self.say("ask_email_optional")
 
     # Existing appointments -----------------------------------------------------------------------
 
@@ -1072,6 +1125,9 @@ class _Run:
             return await self.ctx.patient()
         except Exception:  # an invalid number: treated as unknown
             return None
+
+    def doctor_list(self) -> str:
+        return ", ".join(d.name for d in self.clinic.doctors)
 
     def service_list(self) -> str:
         return ", ".join(s.name(self.lang) for s in self.clinic.services)

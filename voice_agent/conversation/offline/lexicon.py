@@ -273,6 +273,9 @@ _PT = Lexicon(
         r"aqui (e|eh) (o|a)",
         r"eu sou (o|a)?",
         r"nome:",
+        r"nome",
+        r"sou",
+        r"aqui (e|eh)",
     ),
     private=r"\bparticular\b|\bsem (convenio|plano)\b",
     question=(
@@ -376,7 +379,7 @@ _RU = Lexicon(
             r"\bпораньше\b",
         ),
         "yes": (
-            r"^(да|ага|угу|ок|океи|хорошо|давайте|давай|верно|конечно|подтверждаю|согласен"
+            r"^(да|ага|угу|ок|океи|ok|okay|хорошо|давайте|давай|верно|конечно|подтверждаю|согласен"
             r"|согласна|отлично|точно|записывайте|подходит|годится|все верно)\b",
             r"\bда\b",
             r"\bвсе верно\b",
@@ -443,7 +446,7 @@ _RU = Lexicon(
         -1: r"\bпоследн\w*",
     },
     ordinal_prefix=r"",
-    name_prefixes=(r"меня зовут", r"мо[её] имя", r"это", r"я", r"имя:"),
+    name_prefixes=(r"меня зовут", r"мо[её] имя", r"это", r"я", r"имя:", r"фио:?"),
     private=r"\bплатн\w*|\bза свои\b|\bбез (страховки|полиса)\b|\bчастн\w*",
     question=(
         r"^(а |и )?(есть ли|у вас (есть|можно)|можно ли|можно|как|где|когда|кто|что|почему|зачем"
@@ -613,7 +616,7 @@ _EN = Lexicon(
         -1: r"\blast\b",
     },
     ordinal_prefix=r"",
-    name_prefixes=(r"my name is", r"my name'?s", r"i'?m", r"i am", r"this is", r"name:", r"it'?s"),
+    name_prefixes=(r"my name is", r"my name'?s", r"i'?m", r"i am", r"this is", r"name:", r"name", r"it'?s"),
     private=r"\bprivate(ly)?\b|\bself-?pay\b|\bno insurance\b|\bwithout insurance\b",
     question=(
         r"^(and |so )?(do|does|is|are|can|could|may|will|would|what|what'?s|where|when|who|why"

@@ -15,6 +15,8 @@ from datetime import date, time, timedelta
 from functools import cache
 from typing import Any
 
+from rapidfuzz.distance import OSA
+
 from voice_agent.clinic.lookup import fold
 from voice_agent.clinic.model import Clinic, Weekday
 from voice_agent.conversation.offline.lexicon import INTENTS, LEXICONS, Lexicon
@@ -570,7 +572,8 @@ class _Phrase:
 class _ClinicIndex:
     services: tuple[_Phrase, ...]
     insurances: tuple[_Phrase, ...]
-    doctors: tuple[tuple[str, frozenset[str]], ...]
+    doctors: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...]
+    """Per doctor: id, surname keys, given-name keys (first name, patronymic)."""
 
 
 def _phrase(name: str, target: str) -> _Phrase:
@@ -605,7 +608,9 @@ def _index(clinic: Clinic) -> _ClinicIndex:
     )
     doctors = []
     for doctor in clinic.doctors:
-        doctors.append((doctor.id, frozenset(name_key(w) for w in _surnames(doctor.name))))
+        surnames = frozenset(name_key(w) for w in _surnames(doctor.name))
+        given = tuple(name_key(w) for w in _given_names(doctor.name))
+        doctors.append((doctor.id, surnames, given))
     index = _ClinicIndex(services, insurances, tuple(doctors))
     if len(_INDEXES) > 16:
         _INDEXES.clear()
@@ -652,15 +657,59 @@ def _find_insurance(clinic: Clinic, text: str) -> str | None:
 
 
 def _find_doctor(clinic: Clinic, text: str) -> str | None:
-    """The one doctor whose surname the text mentions, in any script and (Russian) any case:
-    "Dr. Lima", "к доктору Лиме", "Ана Соуза", "Ivanova" for "Иванова"."""
-    said = [(name_key(w), bool(_CYRILLIC.search(w))) for w in set(_words(text).split())]
-    matches = [
-        doctor_id
-        for doctor_id, names in _index(clinic).doctors
-        if any(_same_name(key, name, inflected) for key, inflected in said for name in names)
-    ]
-    return matches[0] if len(matches) == 1 else None
+    """The one doctor the text names, in any script and (Russian) any case, with a typo:
+    "Dr. Lima", "к доктору Лиме", "Ана Соуза", "Ivanova" for "Иванова", by surname; "Dra. Ana",
+    "com o Paulo", "к Марии Петровне", by first name after a title or with the patronymic."""
+    words = _words(text).split()
+    said = [(name_key(w), bool(_CYRILLIC.search(w))) for w in words]
+    matches = []
+    for doctor_id, surnames, given in _index(clinic).doctors:
+        if any(_same_name(key, name, inflected) for key, inflected in said for name in surnames):
+            matches.append(doctor_id)
+            continue
+        for position, (key, inflected) in enumerate(said):
+            if not given or not _same_name(key, given[0], inflected):
+                continue
+            before = words[position - 1] if position else ""
+            after = said[position + 1] if position + 1 < len(said) else ("", False)
+            with_patronymic = len(given) > 1 and _same_name(after[0], given[1], after[1])
+            if before in _BEFORE_GIVEN_NAME or with_patronymic:
+                matches.append(doctor_id)
+                break
+    if not matches:  # a patronymic alone is how Russians name a doctor too ("Алексей Игоревич")
+        matches = [
+            doctor_id
+            for doctor_id, _, given in _index(clinic).doctors
+            if len(given) > 1
+            and any(_same_name(k, given[1], True) for k, inflected in said if inflected)
+        ]
+    unique = list(dict.fromkeys(matches))
+    return unique[0] if len(unique) == 1 else None
+
+
+_BEFORE_GIVEN_NAME = frozenset(
+    "dr dra doutor doutora doctor o a com with к у доктор доктора доктору врач врачу".split()  # noqa: SIM905
+)
+_UNKNOWN_DOCTOR = re.compile(
+    r"(?:\b(?i:dra?|doutora?|doctor|доктор[ау]?)\.?)\s+([A-ZÀ-ÖØ-ÞА-ЯЁ][^\W\d_]+)"
+)
+
+
+def unknown_doctor(text: str, clinic: Clinic) -> str | None:
+    """A doctor's name the patient said ("Dr. House", "к доктору Хаусу") that is none of ours."""
+    for match in _UNKNOWN_DOCTOR.finditer(text):
+        word = match.group(1)
+        if _find_doctor(clinic, match.group(0)) is None:
+            return word
+    return None
+
+
+def _given_names(name: str) -> list[str]:
+    """ "Dra. Ana Souza" → [ana]; "Иванова Мария Петровна" → [мария, петровна]."""
+    words = [w for w in _words(fold(name)).split() if w not in _TITLES]
+    if len(words) >= 3 and _PATRONYMIC.search(words[-1]):
+        return words[1:3]
+    return words[:1] if len(words) >= 2 else []
 
 
 def _surnames(name: str) -> list[str]:
@@ -703,10 +752,17 @@ def _same_name(said: str, name: str, inflected: bool) -> bool:
     ("Силве", "Лимы", "Ивановой" for Silva, Lima, Иванова)."""
     if said == name:
         return True
-    if not inflected:
+    if inflected:
+        stem = name[:-1] if name[-1:] in ("a", "e", "i", "o", "u") else name
+        if len(stem) >= 3 and said.startswith(stem) and said[len(stem) :] in _RU_ENDINGS:
+            return True
+    # One typo (a letter missed, added, changed or two swapped) in a name of 5+ letters.
+    if len(name) < 5 or abs(len(said) - len(name)) > 3:
         return False
-    stem = name[:-1] if name[-1:] in ("a", "e", "i", "o", "u") else name
-    return len(stem) >= 3 and said.startswith(stem) and said[len(stem) :] in _RU_ENDINGS
+    forms = [said]
+    if inflected:
+        forms += [said[:-k] for k in (1, 2, 3) if said[-k:] in _RU_ENDINGS]
+    return any(OSA.distance(form, name, score_cutoff=1) <= 1 for form in forms)
 
 
 def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> str | None:
@@ -733,6 +789,8 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
         return None
     if max(len(w) for w in words) < 2 or any(_rx(p).search(fold(raw)) for p in _NOT_NAMES):
         return None
+    if any(fold(w) in _NOT_NAME_WORDS for w in words):
+        return None
     return " ".join(_capitalize(w) for w in words)
 
 
@@ -741,6 +799,16 @@ _AFTER_NAME = re.compile(
     r"|нужн\w*|мне|i'?d|i|want|need|would)\b",
     re.IGNORECASE,
 )
+_NOT_NAME_WORDS = frozenset(
+    """eu voce voces queria quero saber se que atendem tem amanha hoje consulta marcar nao sim
+    obrigado obrigada oi ola bom boa dia tarde noite como qual quando onde para por favor
+    i you we was were wondering if are is open tomorrow today want need would like book the
+    what when where how please thanks hello hi yes no appointment
+    я мы вы хотела хотел хочу узнать ли работаете работает завтра сегодня нужен нужна нужно
+    записаться запишите запись к в на по да нет спасибо здравствуите привет как где когда что
+    """.split()  # noqa: SIM905
+)
+"""Words no name is made of: a sentence answered to "what is your name?" is not a name."""
 _PARTICLES = {"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"}
 _NOT_NAMES = (
     r"\b(primeir|segund|terceir|ultim)[ao]\b",
@@ -753,6 +821,23 @@ def _capitalize(word: str) -> str:
     if word.lower() in _PARTICLES:
         return word.lower()
     return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
+
+
+_CORRECTIONS = (
+    re.compile(r"\bmeu nome n[aã]o [eé]\s+.+?[,;]?\s+(?:[eé]|mas|sim)\s+(.+)$", re.I),
+    re.compile(r"\bmy name(?: is|'s) not\s+.+?[,;]?\s+(?:it'?s|it is|but|rather)\s+(.+)$", re.I),
+    re.compile(r"(?:^|[\s,])не\s+[^\s,]+(?:\s+[^\s,]+)?\s*,?\s+а\s+(.+)$", re.I),
+)
+
+
+def name_correction(text: str, language: str) -> str | None:
+    """The right name in "meu nome não é Carla Souza, é Carla Santos", "my name is not X, it's
+    Y", "не Морозова, а Морозюк Елена Игоревна"; None when the message corrects nothing."""
+    for pattern in _CORRECTIONS:
+        match = pattern.search(text)
+        if match:
+            return extract_name(match.group(1), language)
+    return None
 
 
 def affirms(text: str, language: str) -> bool:
