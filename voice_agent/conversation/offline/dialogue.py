@@ -15,6 +15,8 @@ from typing import Any
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline.lexicon import LEXICONS
+from voice_agent.conversation.offline.names import address
+from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.nlu import (
     WEEKDAY_IDS,
     TimeWish,
@@ -25,8 +27,6 @@ from voice_agent.conversation.offline.nlu import (
     unknown_doctor,
     warm_up,
 )
-from voice_agent.conversation.offline.names import address
-from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
 from voice_agent.i18n import WEEKDAYS, language_or_default
@@ -174,6 +174,8 @@ class _Run:
                 self.say("name_corrected", name=address(corrected, self.lang))
                 self.reprompt()
                 return
+        if u.night is not None:
+            self.say("closed_at_night", hour=u.night.strftime("%H:%M"), hours=self.hours())
         if await self.by_stage(stripped, u):
             state.misunderstood = 0
             return
@@ -1014,7 +1016,8 @@ class _Run:
             # "do you see children?": that service, who does it and what it costs.
             s = output["services"][0]
             plans = ", ".join(
-                self.text_of("plan_price", plan=p, price=v) for p, v in s["with_insurance"].items()
+                self.text_of("plan_price", plan=p, price=self.copay(v))
+                for p, v in s["with_insurance"].items()
             )
             return self.text_of(
                 "info_service",
@@ -1027,7 +1030,7 @@ class _Run:
             lines = []
             for s in output["services"]:
                 plans = ", ".join(
-                    self.text_of("plan_price", plan=p, price=v)
+                    self.text_of("plan_price", plan=p, price=self.copay(v))
                     for p, v in s["with_insurance"].items()
                 )
                 plans = self.text_of("plans_part", plans=plans) if plans else ""
@@ -1046,7 +1049,11 @@ class _Run:
             if len(output["insurances"]) == 1:
                 plan = output["insurances"][0]
                 covers = ", ".join(
-                    self.text_of("plan_covers_line", service=c["service"], price=c["patient_pays"])
+                    self.text_of(
+                        "plan_covers_line",
+                        service=c["service"],
+                        price=self.copay(c["patient_pays"]),
+                    )
                     for c in plan["covers"]
                 )
                 return self.text_of("info_insurance", plan=plan["name"], covers=covers)
@@ -1125,6 +1132,14 @@ class _Run:
             return await self.ctx.patient()
         except Exception:  # an invalid number: treated as unknown
             return None
+
+    def copay(self, price: str) -> str:
+        """A co-payment of zero is "coberto pelo convênio", not "R$ 0,00"."""
+        return self.text_of("covered") if not any(ch in "123456789" for ch in price) else price
+
+    def hours(self) -> str:
+        hours = self.clinic.hours
+        return hours.get(self.lang) or next(iter(hours.values()), "")
 
     def doctor_list(self) -> str:
         return ", ".join(d.name for d in self.clinic.doctors)

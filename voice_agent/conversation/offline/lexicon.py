@@ -616,7 +616,16 @@ _EN = Lexicon(
         -1: r"\blast\b",
     },
     ordinal_prefix=r"",
-    name_prefixes=(r"my name is", r"my name'?s", r"i'?m", r"i am", r"this is", r"name:", r"name", r"it'?s"),
+    name_prefixes=(
+        r"my name is",
+        r"my name'?s",
+        r"i'?m",
+        r"i am",
+        r"this is",
+        r"name:",
+        r"name",
+        r"it'?s",
+    ),
     private=r"\bprivate(ly)?\b|\bself-?pay\b|\bno insurance\b|\bwithout insurance\b",
     question=(
         r"^(and |so )?(do|does|is|are|can|could|may|will|would|what|what'?s|where|when|who|why"

@@ -182,6 +182,8 @@ class Understanding:
     clock: time | None = None
     """A clock time said alone ("the 10:30 one"), to match an offer."""
     weekday_mentions: list[str] = field(default_factory=list)
+    night: time | None = None
+    """A night hour asked for ("3 da manhã"), when the clinic is closed."""
     asks: bool = False
     """Phrased as a question ("…?", "do you…", "есть ли…", "vocês têm…")."""
 
@@ -263,7 +265,63 @@ def parse(
         if found.option is not None:
             _, rest = _find_option(rest, lex)
     found.wish, found.weekday_mentions, found.clock = parse_when(rest, language, today)
+    _parts_of_day(found, rest, language, clinic)
     return found
+
+
+_LATE_AFTERNOON = {
+    "pt-BR": r"\b(fim|final|finalzinho|finzinho) da tarde\b|\btardinha\b",
+    "en": r"\blate (in the )?afternoon\b|\bend of the afternoon\b|\bend of the day\b",
+    "ru": r"\bближе к вечеру\b|\bпод вечер\b|\bв конце (рабочего )?дня\b",
+}
+_EARLY_MORNING = {
+    "pt-BR": r"\b(inicio|comeco) da manha\b|\bmanhazinha\b|\bbem cedo\b|\bcedinho\b",
+    "en": r"\bearly (in the )?morning\b|\bfirst thing\b",
+    "ru": r"\bс утра пораньше\b|\bрано утром\b|\bпораньше утром\b|\bс самого утра\b",
+}
+_NIGHT_HOUR = {
+    "pt-BR": r"\b(\d{1,2})\s*(?:h|horas?)?\s+da (?:manha|madrugada|noite)\b",
+    "en": r"\b(\d{1,2})\s*(?:am|a\.m\.|o'?clock at night|at night|in the night)\b",
+    "ru": r"\b(\d{1,2})\s*(?:ч|час\w*)?\s+(?:ночи|утра)\b",
+}
+EARLY_MORNING_END = time(10, 0)
+""""Início da manhã" / "early morning" / "с утра пораньше": appointments before 10:00."""
+LATE_AFTERNOON_HOURS = 2
+""""Fim da tarde" / "late afternoon" / "ближе к вечеру": the last two hours of the clinic's
+afternoon period (16:00-18:00 for an afternoon of 12:00-18:00)."""
+
+
+def _parts_of_day(found: Understanding, text: str, language: str, clinic: Clinic) -> None:
+    """Early morning, late afternoon, and a night hour ("3 da manhã", "3 am", "3 часа ночи"),
+    which the clock reader alone would take for 15:00 or search for at 03:00."""
+    wish = found.wish
+    periods = clinic.periods_by_id
+    if (p := _LATE_AFTERNOON.get(language)) and _rx(p).search(text) and "afternoon" in periods:
+        end = periods["afternoon"].end
+        wish.periods = ["afternoon"]
+        wish.earliest = time(max(end.hour - LATE_AFTERNOON_HOURS, 0), end.minute)
+        wish.latest, found.clock = None, None
+    elif (p := _EARLY_MORNING.get(language)) and _rx(p).search(text):
+        wish.periods = ["morning"]
+        wish.latest, wish.earliest, found.clock = EARLY_MORNING_END, None, None
+    if (p := _NIGHT_HOUR.get(language)) and (match := _rx(p).search(text)):
+        hour = int(match.group(1))
+        opens = _opening(clinic)
+        if hour < 24 and time(hour % 24, 0) < opens:
+            found.night = time(hour, 0)
+            wish.periods = ["morning"]
+            wish.earliest, wish.latest, found.clock = None, None, None
+
+
+def _opening(clinic: Clinic) -> time:
+    """When the earliest doctor starts on any day."""
+    starts = [
+        interval.start
+        for doctor in clinic.doctors
+        for intervals in doctor.working_hours.values()
+        for interval in intervals
+    ]
+    return min(starts, default=time(8, 0))
 
 
 _WARM_UP = (
