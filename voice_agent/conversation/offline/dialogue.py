@@ -14,6 +14,7 @@ from datetime import date, time
 from typing import Any
 
 from voice_agent.clinic.model import Clinic
+from voice_agent.conversation.offline.feasibility import Obstacle, check
 from voice_agent.conversation.offline.lexicon import LEXICONS
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.names import warm_up as warm_up_names
@@ -29,7 +30,7 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.i18n import WEEKDAYS, language_or_default
+from voice_agent.i18n import WEEKDAYS, language_or_default, say_date
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
@@ -116,6 +117,7 @@ class _Run:
         self.turn = turn
         self.clinic: Clinic = ctx.services.clinic()
         self.today: date = ctx.services.clock.now().astimezone(self.clinic.tz).date()
+        self.past_asked: list[Obstacle] = []
 
     @property
     def lang(self) -> str:
@@ -174,6 +176,12 @@ class _Run:
                 self.say("name_corrected", name=address(corrected, self.lang))
                 self.reprompt()
                 return
+        if u.wish.invalid:
+            self.say("not_a_date", date=u.wish.invalid)
+            if state.stage in ("idle", "start", "offering", "confirm"):
+                state.stage = "ask_wish"
+            self.say("ask_wish")
+            return
         if u.night is not None:
             self.say("closed_at_night", hour=u.night.strftime("%H:%M"), hours=self.hours())
         if await self.by_stage(stripped, u):
@@ -612,6 +620,9 @@ class _Run:
             state.insurance_id = u.insurance_id
         elif u.private:
             state.insurance_id = None
+        self.past_asked = [
+            Obstacle("date_in_past", {"date": say_date(d, self.lang)}) for d in u.wish.past
+        ]
         if not u.wish.empty:
             old = TimeWish.from_args(state.wish)
             state.wish = u.wish.merged_over(old).to_args()
@@ -712,6 +723,19 @@ class _Run:
             state.stage = "ask_service"
             self.say("ask_service", services=self.service_list())
             return
+        if wishes is None:
+            feasible = check(
+                self.clinic,
+                TimeWish.from_args(state.wish),
+                service,
+                state.doctor_id,
+                state.insurance_id,
+                self.lang,
+            )
+            for obstacle in feasible.obstacles + self.past_asked:
+                self.say(obstacle.key, **obstacle.fields)
+            state.wish = feasible.wish.to_args()
+            state.insurance_id = feasible.insurance_id
         common: dict[str, Any] = {"service": service}
         if state.doctor_id:
             common["doctor"] = state.doctor_id

@@ -128,6 +128,8 @@ _PT = Lexicon(
         "book_weak": (r"\bconsulta\b", r"\bexame\b", r"\bhorario\b"),
         "ask_prices": (
             r"\bquanto (custa|e|fica|sai)\b",
+            r"\bquanto (eu )?(pago|vou pagar|vai custar)\b",
+            r"\bcoparticipacao\b",
             r"\bprec(o|os)\b",
             r"\bvalor(es)?\b",
             r"\bcusta\b",
@@ -146,6 +148,7 @@ _PT = Lexicon(
         ),
         "ask_hours": (
             r"\bhorario de (funcionamento|atendimento)\b",
+            r"\b(em )?(que|quais) dias\b",
             r"\bque horas (voces )?(abre|abrem|fecha|fecham)\b",
             r"\b(abre|abrem|fecha|fecham|funciona|funcionam) (que horas|ate|aos|no|sabado)",
             r"\bexpediente\b",
@@ -328,7 +331,14 @@ _RU = Lexicon(
             r"\bможно (к|на)\b",
         ),
         "book_weak": (r"\bпри[её]м\w*", r"\bконсультац\w*", r"\bврач\w*"),
-        "ask_prices": (r"\bсколько стоит\b", r"\bцен(а|ы|у)\b", r"\bстоимост\w*", r"\bпрайс\w*"),
+        "ask_prices": (
+            r"\bсколько стоит\b",
+            r"\bдоплат\w*",
+            r"\bсколько (платить|заплачу)\b",
+            r"\bцен(а|ы|у)\b",
+            r"\bстоимост\w*",
+            r"\bпрайс\w*",
+        ),
         "ask_insurances": (r"\bстрахов\w*", r"\bдмс\b", r"\bполис\w*"),
         "ask_hospitals": (r"\bбольниц\w*", r"\bгоспитал\w*", r"\bстационар\w*"),
         "ask_doctors": (
@@ -504,12 +514,19 @@ _EN = Lexicon(
             r"\bi want (a|an|to see)\b",
         ),
         "book_weak": (r"\bappointment\b", r"\bconsultation\b", r"\bvisit\b"),
-        "ask_prices": (r"\bhow much\b", r"\bprices?\b", r"\bcosts?\b", r"\bfees?\b"),
+        "ask_prices": (
+            r"\bhow much\b",
+            r"\bco-?pay(ment)?\b",
+            r"\bprices?\b",
+            r"\bcosts?\b",
+            r"\bfees?\b",
+        ),
         "ask_insurances": (r"\binsurances?\b", r"\bhealth plans?\b", r"\bcovered\b"),
         "ask_hospitals": (r"\bhospitals?\b",),
         "ask_doctors": (r"\bwhich doctors\b", r"\bwho are the doctors\b", r"\bdoctors\b"),
         "ask_hours": (
             r"\bopening hours\b",
+            r"\b(what|which) days\b",
             r"\bbusiness hours\b",
             r"\bwhen (are|do) you (open|close)\b",
             r"\bwhat time do you (open|close)\b",

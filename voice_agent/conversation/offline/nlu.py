@@ -8,6 +8,7 @@ afternoon" into the arguments of the ``find_slots`` tool.
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,10 @@ class TimeWish:
     earliest: time | None = None
     latest: time | None = None
     today_asked: bool = False
+    past: list[date] = field(default_factory=list)
+    """Dates asked for that are already gone ("10 de novembro" on November 23)."""
+    invalid: str | None = None
+    """A day that is no date ("31 de fevereiro"), as said."""
 
     @property
     def empty(self) -> bool:
@@ -453,7 +458,7 @@ def parse_when(text: str, language: str, today: date) -> tuple[TimeWish, list[st
         wish.date_to = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     if _rx(lex.weekend).search(text):
         wish.weekdays += ["sat", "sun"]
-    wish.dates += _explicit_dates(text, lex, today)
+    wish.dates += _explicit_dates(text, lex, today, wish)
     for weekday, pattern in lex.weekdays.items():
         for match in _rx(pattern).finditer(text):
             before = text[: match.start()]
@@ -552,8 +557,26 @@ def _to_time(match: re.Match[str]) -> time | None:
     return time(hour, minute)
 
 
-def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
+def _explicit_dates(text: str, lex: Lexicon, today: date, wish: TimeWish) -> list[date]:
+    """Dates said in full; a day of the last two months goes to ``wish.past`` (not next year),
+    and a day that no month has ("31 de fevereiro") to ``wish.invalid``."""
     found: list[date] = []
+
+    def add(day: int, month: int, year: int | None, said: str) -> None:
+        if not 1 <= month <= 12:
+            return
+        days_in_month = calendar.monthrange(year or 2028, month)[1]  # 2028: February 29 exists
+        if not 1 <= day <= days_in_month:
+            wish.invalid = said
+            return
+        this_year = _date(day, month, year or today.year, today)
+        if year is None and this_year is not None and 0 < (today - this_year).days <= PAST_DAYS:
+            wish.past.append(this_year)
+            return
+        value = _date(day, month, year, today)
+        if value:
+            found.append(value)
+
     for match in re.finditer(r"\b(\d{1,2})[/.](\d{1,2})(?:[/.](\d{2,4}))?\b", text):
         day, month = int(match.group(1)), int(match.group(2))
         year = int(match.group(3)) if match.group(3) else None
@@ -561,17 +584,13 @@ def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
             year += 2000
         if lex is LEXICONS["en"] and day <= 12 < month:
             day, month = month, day
-        value = _date(day, month, year, today)
-        if value:
-            found.append(value)
+        add(day, month, year, match.group(0))
     for index, month_pattern in enumerate(lex.months, 1):
         rx_after = _rx(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{month_pattern}\w*\b")
         rx_before = _rx(rf"\b{month_pattern}\w*\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
         for rx in (rx_after, rx_before):
             for match in rx.finditer(text):
-                value = _date(int(match.group(1)), index, None, today)
-                if value:
-                    found.append(value)
+                add(int(match.group(1)), index, None, match.group(0))
     for match in _rx(lex.day_of_month).finditer(text):
         day = int(match.group(1))
         value = _date(day, today.month, None, today)
@@ -581,6 +600,10 @@ def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
         if value:
             found.append(value)
     return found
+
+
+PAST_DAYS = 62
+"""A date without a year up to two months back is a date gone, not one of next year."""
 
 
 def _date(day: int, month: int, year: int | None, today: date) -> date | None:
@@ -746,7 +769,7 @@ def _find_doctor(clinic: Clinic, text: str) -> str | None:
 
 
 _BEFORE_GIVEN_NAME = frozenset(
-    "dr dra doutor doutora doctor o a com with к у доктор доктора доктору врач врачу".split()  # noqa: SIM905
+    "dr dra doutor doutora doctor o a com with доктор доктора доктору врач врачу".split()  # noqa: SIM905
 )
 _UNKNOWN_DOCTOR = re.compile(
     r"(?:\b(?i:dra?|doutora?|doctor|доктор[ау]?)\.?)\s+([A-ZÀ-ÖØ-ÞА-ЯЁ][^\W\d_]+)"
