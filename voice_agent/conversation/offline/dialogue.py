@@ -30,7 +30,7 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.i18n import WEEKDAYS, language_or_default, say_date
+from voice_agent.i18n import WEEKDAYS, language_or_default, say_date, say_money
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
@@ -118,6 +118,7 @@ class _Run:
         self.clinic: Clinic = ctx.services.clinic()
         self.today: date = ctx.services.clock.now().astimezone(self.clinic.tz).date()
         self.past_asked: list[Obstacle] = []
+        self.asked_doctor: str | None = None
 
     @property
     def lang(self) -> str:
@@ -1019,6 +1020,9 @@ class _Run:
     async def answer(self, u: Understanding) -> None:
         intent = u.question or "ask_services"
         topic = TOPICS[intent]
+        if u.doctor_id and u.insurance_id and topic in ("insurances", "prices", "services"):
+            self.turn.parts.append(self.plan_with_doctor(u.insurance_id, u.doctor_id))
+            return
         about = None
         if topic == "insurances" and u.insurance_id:
             about = u.insurance_id
@@ -1033,7 +1037,37 @@ class _Run:
         if not result.ok:
             self.tool_problem(result)
             return
+        self.asked_doctor = u.doctor_id
         self.turn.parts.append(self.format_info(topic, result.output))
+
+    def plan_with_doctor(self, insurance_id: str, doctor_id: str) -> str:
+        """ "Aceitam Amil com a Dra. Ana?": what that plan covers with that doctor, from the
+        clinic file (the plan's services and doctors, the service's co-payments)."""
+        clinic = self.clinic
+        doctor, plan = clinic.doctor(doctor_id), clinic.insurance(insurance_id)
+        assert doctor is not None and plan is not None
+        covers = []
+        for service_id in doctor.services:
+            service = clinic.service(service_id)
+            if service is None or plan.id not in service.insurance_prices:
+                continue
+            if clinic.accepts(plan.id, doctor.id, service_id):
+                price = self.copay(say_money(service.insurance_prices[plan.id], clinic.country))
+                covers.append(
+                    self.text_of("plan_covers_line", service=service.name(self.lang), price=price)
+                )
+        if covers:
+            return self.text_of(
+                "plan_with_doctor", plan=plan.name, doctor=doctor.name, covers=", ".join(covers)
+            )
+        services = ", ".join(
+            f"{s.name(self.lang)} ({say_money(s.private_price, clinic.country)})"
+            for s in (clinic.service(i) for i in doctor.services)
+            if s is not None
+        )
+        return self.text_of(
+            "plan_not_with_doctor", plan=plan.name, doctor=doctor.name, services=services
+        )
 
     def format_info(self, topic: str, output: dict[str, Any]) -> str:
         if "services" in output and topic == "services" and len(output["services"]) == 1:
@@ -1102,6 +1136,11 @@ class _Run:
             )
             return self.text_of("info_doctors", lines=lines)
         if "hospitals" in output:
+            doctor = self.clinic.doctor(self.asked_doctor) if self.asked_doctor else None
+            if doctor is not None:  # "where does Dr. Tanaka work?": his hospitals only
+                output["hospitals"] = [
+                    h for h in output["hospitals"] if doctor.name in h["doctors"]
+                ]
             lines = "\n".join(
                 self.text_of(
                     "info_hospital_line",

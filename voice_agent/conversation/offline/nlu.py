@@ -515,7 +515,7 @@ def _clock_wishes(text: str, lex: Lexicon, language: str, wish: TimeWish) -> tim
     at = _rx(rf"\b({lex.at})\s+{_HOUR}{suffix}")
     for match in at.finditer(text):
         tail = text[match.end() :].lstrip()
-        if re.match(r"(de |of |числа|\w+(ря|ля|та|ая|ня))", tail):
+        if re.match(r"(de |of |числа|(?!дня|утра|ночи|вечера)\w+(ря|ля|та|ая|ня))", tail):
             continue  # "a 25 de novembro", "в 25 ноября": a date, not a time
         said = match.group(0)
         marked = bool(re.search(r"\d[:h]\d|am|pm|h\b|ч|час|o'?clock|hora", said))
@@ -532,10 +532,20 @@ def _clock_wishes(text: str, lex: Lexicon, language: str, wish: TimeWish) -> tim
     match = re.search(r"\b(\d{1,2})\s*(am|pm)\b", text) if bare is None else None
     if match is not None and 1 <= int(match.group(1)) <= 12:
         bare = time(int(match.group(1)) % 12 + (12 if match.group(2) == "pm" else 0), 0)
+    afternoon = _AFTERNOON_HOUR.search(text)
+    if afternoon and 1 <= int(afternoon.group(1)) <= 11:
+        bare = time(int(afternoon.group(1)) + 12, bare.minute if bare else 0)
     if bare is not None:
         wish.earliest = bare
         wish.latest = time(bare.hour + 1, bare.minute) if bare.hour < 23 else None
     return bare
+
+
+_AFTERNOON_HOUR = re.compile(
+    r"\b(\d{1,2})(?::\d{2})?\s*(?:h|horas?|ч|час\w*)?\s+"
+    r"(?:da tarde|da noite|дня|вечера|in the (?:afternoon|evening))\b"
+)
+"""An hour said with its half of the day: "8 da noite", "в 3 часа дня", "5 in the evening"."""
 
 
 def _to_time(match: re.Match[str]) -> time | None:
