@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from voice_agent.clinic.model import Clinic
@@ -30,7 +30,7 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.i18n import WEEKDAYS, language_or_default, say_date, say_money
+from voice_agent.i18n import WEEKDAYS, language_or_default, say_date, say_money, say_when
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
@@ -776,9 +776,45 @@ class _Run:
             plan = self.clinic.insurance(state.insurance_id) if state.insurance_id else None
             self.say(key, service=service_name, plan=plan.name if plan else "", prefix=prefix)
             return
+        if state.goal == "book":
+            options = await self.without_overlaps(options, service)
+            if not options:
+                state.stage = "ask_wish"
+                self.say("ask_wish")
+                return
         lines = "\n".join(self.offer_line(o) for o in options)
         key = "offers_reschedule" if state.goal == "reschedule" else "offers"
         self.say(key, service=service_name, options=lines, prefix=prefix, count=len(options))
+
+    async def without_overlaps(
+        self, options: list[dict[str, Any]], service_id: str
+    ) -> list[dict[str, Any]]:
+        """Offers that clash with one of the patient's own appointments (any doctor) are left
+        out, and the patient is told why: never two overlapping bookings without a word."""
+        patient = await self.patient_or_none()
+        if patient is None:
+            return options
+        booked = await self.ctx.services.booking.list_for_patient(patient.id)
+        if not booked:
+            return options
+        service = self.clinic.service(service_id)
+        length = timedelta(minutes=service.duration_minutes if service else 30)
+        tz = self.clinic.tz
+        kept, clashes = [], []
+        for offer in options:
+            start = datetime.combine(
+                date.fromisoformat(offer["date"]), time.fromisoformat(offer["time"]), tz
+            )
+            clash = next((a for a in booked if a.start < start + length and start < a.end), None)
+            if clash is None:
+                kept.append(offer)
+            elif clash not in clashes:
+                clashes.append(clash)
+        for clash in clashes:
+            local = clash.start.astimezone(tz)
+            self.say("overlap", when=say_when(local, self.lang))
+        self.state.offers = [o for o in self.state.offers if o in kept]
+        return kept
 
     def offer_line(self, offer: dict[str, Any]) -> str:
         price = offer.get("patient_pays")
@@ -1023,6 +1059,15 @@ class _Run:
         if u.doctor_id and u.insurance_id and topic in ("insurances", "prices", "services"):
             self.turn.parts.append(self.plan_with_doctor(u.insurance_id, u.doctor_id))
             return
+        if u.insurance_id and u.service_id and topic in ("insurances", "prices", "services"):
+            covered = check(self.clinic, TimeWish(), u.service_id, None, u.insurance_id, self.lang)
+            if covered.obstacles:  # "а по ОМС к неврологу можно?": no, and what it covers
+                obstacle = covered.obstacles[0]
+                self.say(obstacle.key, **obstacle.fields)
+                self.turn.parts.append(
+                    self.format_info("insurances", self.plan_info(u.insurance_id))
+                )
+                return
         about = None
         if topic == "insurances" and u.insurance_id:
             about = u.insurance_id
@@ -1039,6 +1084,22 @@ class _Run:
             return
         self.asked_doctor = u.doctor_id
         self.turn.parts.append(self.format_info(topic, result.output))
+
+    def plan_info(self, insurance_id: str) -> dict[str, Any]:
+        """What a plan covers, in the shape ``clinic_info`` answers it (read from the file)."""
+        clinic = self.clinic
+        plan = clinic.insurance(insurance_id)
+        assert plan is not None
+        covers = [
+            {
+                "service": s.name(self.lang),
+                "patient_pays": say_money(s.insurance_prices[plan.id], clinic.country),
+            }
+            for s in clinic.services
+            if plan.id in s.insurance_prices
+            and any(clinic.accepts(plan.id, d.id, s.id) for d in clinic.doctors_for(s.id))
+        ]
+        return {"insurances": [{"name": plan.name, "covers": covers}]}
 
     def plan_with_doctor(self, insurance_id: str, doctor_id: str) -> str:
         """ "Aceitam Amil com a Dra. Ana?": what that plan covers with that doctor, from the

@@ -263,6 +263,11 @@ def parse(
         text.rstrip().endswith("?") and len(_QUESTION_WORD.findall(without_email)) >= 2
     )
     _resolve_questions(found)
+    if found.asks and found.question is None and found.insurance_id and found.service_id:
+        # "а по ОМС к неврологу можно?": when the plan does not cover it, that is the answer.
+        doctors = clinic.doctors_for(found.service_id)
+        if not any(clinic.accepts(found.insurance_id, d.id, found.service_id) for d in doctors):
+            found.intents.add("ask_insurances")
     found.name = extract_name(text, language, prefixed_only=True)
     rest = without_email
     if expecting_choice:
@@ -601,7 +606,10 @@ def _explicit_dates(text: str, lex: Lexicon, today: date, wish: TimeWish) -> lis
         for rx in (rx_after, rx_before):
             for match in rx.finditer(text):
                 add(int(match.group(1)), index, None, match.group(0))
+    months = "|".join(lex.months)
     for match in _rx(lex.day_of_month).finditer(text):
+        if _rx(rf"^\s+(de\s+|of\s+)?({months})").match(text[match.end() :]):
+            continue  # "dia 10 de novembro": read above with its month
         day = int(match.group(1))
         value = _date(day, today.month, None, today)
         if value is None or value < today:
