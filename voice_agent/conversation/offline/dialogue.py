@@ -16,7 +16,7 @@ from typing import Any
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline.feasibility import Obstacle, check
 from voice_agent.conversation.offline.lexicon import LEXICONS
-from voice_agent.conversation.offline.names import address
+from voice_agent.conversation.offline.names import address, relative
 from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.nlu import (
     WEEKDAY_IDS,
@@ -621,6 +621,9 @@ class _Run:
             state.insurance_id = u.insurance_id
         elif u.private:
             state.insurance_id = None
+        for_whom = relative(self.text, self.lang) if hasattr(self, "text") else None
+        if for_whom:
+            state.for_whom = for_whom
         self.past_asked = [
             Obstacle("date_in_past", {"date": say_date(d, self.lang)}) for d in u.wish.past
         ]
@@ -875,6 +878,9 @@ class _Run:
         state.stage, state.goal, state.target, state.chosen = "idle", None, None, None
         state.wish, state.doctor_id = {}, None
         self.say(key, **done)
+        if done_key == "booked" and state.for_whom:
+            self.say("booked_for", name=state.for_whom)
+            state.for_whom = None
         if done_key == "booked":
             patient = await self.patient_or_none()
             if patient is not None and not patient.email:

@@ -61,3 +61,37 @@ def address(full_name: str, language: str) -> str:
     if len(words) == 3:  # Фамилия Имя Отчество, the official order
         return f"{words[1]} {words[2]}"
     return words[0]
+
+
+_RELATIVE = {
+    "pt-BR": r"\b(?:para|pra) (?:o |a )?(?:meu|minha) (?:filh[oa]|net[oa]|m[aã]e|pai|espos[oa]"
+    r"|marido|mulher|irm[aã]o?)\s+",
+    "en": r"\bfor my (?:son|daughter|child|kid|mother|father|mom|mum|dad|wife|husband|brother"
+    r"|sister)\s+",
+    "ru": r"(?i:\b(?:сына|дочь|дочку|реб[её]нка|маму|папу|мужа|жену|брата|сестру))\s+",
+}
+_CAPITALIZED = r"((?:[A-ZÀ-ÝА-ЯЁ][^\W\d_]+)(?:\s+[A-ZÀ-ÝА-ЯЁ][^\W\d_]+){0,3})"
+
+
+def relative(text: str, language: str) -> str | None:
+    """The name of the relative a booking is for: "para minha filha Sofia Costa", "for my son
+    Tommy", "записать сына Зайцева Мишу" (in the nominative: "Зайцев Миша")."""
+    import re
+
+    prefix = _RELATIVE.get(language)
+    match = re.search(prefix + _CAPITALIZED, text) if prefix else None
+    if match is None:
+        return None
+    words = match.group(1).split()
+    if language == "ru":
+        words = [_nominative(w) for w in words]
+    return " ".join(words)
+
+
+def _nominative(word: str) -> str:
+    for parse in _morph().parse(word.lower()):
+        if {"Name", "Surn", "Patr"} & set(str(parse.tag).replace(" ", ",").split(",")):
+            form = parse.inflect({"nomn"})
+            if form is not None:
+                return form.word.capitalize()
+    return word

@@ -798,7 +798,7 @@ def unknown_doctor(text: str, clinic: Clinic) -> str | None:
     """A doctor's name the patient said ("Dr. House", "к доктору Хаусу") that is none of ours."""
     for match in _UNKNOWN_DOCTOR.finditer(text):
         word = match.group(1)
-        if _find_doctor(clinic, match.group(0)) is None:
+        if _find_doctor(clinic, normalize(match.group(0))) is None:
             return word
     return None
 
