@@ -191,3 +191,28 @@ def test_an_accented_insurer_does_not_make_english_portuguese(clinic: Clinic) ->
     assert detect_language("with Bradesco Saúde please", names) == "en"
     assert detect_language("Bradesco Saúde", names) is None
     assert detect_language("ok", names) is None and detect_language("2", names) is None
+
+
+def test_a_doctor_may_have_his_own_price_for_a_shared_service(clinic: Clinic) -> None:
+    from decimal import Decimal
+
+    from pydantic import ValidationError
+
+    from voice_agent.tools.clinic_info import _answer
+
+    data = clinic.model_dump()
+    for doctor in data["doctors"]:
+        if doctor["id"] == "dr-ana-souza":
+            doctor["prices"] = {"cardio-consulta": "550.00"}
+    senior = Clinic.model_validate(data)
+    assert senior.price("cardio-consulta", None, "dr-ana-souza") == Decimal("550.00")
+    assert senior.price("cardio-consulta", None, "dr-carlos-lima") == Decimal("450.00")
+    assert senior.price("cardio-consulta", "unimed", "dr-ana-souza") == Decimal("0")
+    answer = _answer(senior, "prices", "cardio-consulta", "pt-BR")
+    assert answer["services"][0]["doctor_prices"] == {"Dra. Ana Souza": "R$ 550,00"}
+    assert clinic.price("cardio-consulta", None, "dr-ana-souza") == Decimal("450.00")
+    for doctor in data["doctors"]:
+        if doctor["id"] == "dr-carlos-lima":
+            doctor["prices"] = {"derma-consulta": "100"}  # not one of his services
+    with pytest.raises(ValidationError):
+        Clinic.model_validate(data)

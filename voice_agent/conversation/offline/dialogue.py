@@ -1091,6 +1091,14 @@ class _Run:
         self.asked_doctor = u.doctor_id
         self.turn.parts.append(self.format_info(topic, result.output))
 
+    def doctor_prices(self, service: dict[str, Any]) -> str:
+        """ " (Dra. Ana Souza: R$ 550,00)": doctors whose own price differs from the service's."""
+        own = service.get("doctor_prices") or {}
+        if not own:
+            return ""
+        listed = ", ".join(self.text_of("plan_price", plan=d, price=p) for d, p in own.items())
+        return f" ({listed})"
+
     def plan_info(self, insurance_id: str) -> dict[str, Any]:
         """What a plan covers, in the shape ``clinic_info`` answers it (read from the file)."""
         clinic = self.clinic
@@ -1128,9 +1136,9 @@ class _Run:
                 "plan_with_doctor", plan=plan.name, doctor=doctor.name, covers=", ".join(covers)
             )
         services = ", ".join(
-            f"{s.name(self.lang)} ({say_money(s.private_price, clinic.country)})"
-            for s in (clinic.service(i) for i in doctor.services)
-            if s is not None
+            f"{clinic.services_by_id[i].name(self.lang)} "
+            f"({say_money(clinic.price(i, None, doctor.id), clinic.country)})"
+            for i in doctor.services
         )
         return self.text_of(
             "plan_not_with_doctor", plan=plan.name, doctor=doctor.name, services=services
@@ -1148,7 +1156,7 @@ class _Run:
                 "info_service",
                 service=s["service"],
                 doctors=", ".join(s["doctors"]),
-                price=s["private_price"],
+                price=s["private_price"] + self.doctor_prices(s),
                 plans=self.text_of("plans_part", plans=plans) if plans else "",
             )
         if "services" in output and topic in ("prices", "services", "insurances"):
@@ -1163,7 +1171,7 @@ class _Run:
                     self.text_of(
                         "info_price_line",
                         service=s["service"],
-                        price=s["private_price"],
+                        price=s["private_price"] + self.doctor_prices(s),
                         plans=plans,
                         doctors=", ".join(s["doctors"]),
                     )
