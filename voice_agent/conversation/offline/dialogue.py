@@ -119,6 +119,7 @@ class _Run:
         self.today: date = ctx.services.clock.now().astimezone(self.clinic.tz).date()
         self.past_asked: list[Obstacle] = []
         self.asked_doctor: str | None = None
+        self.text = ""
 
     @property
     def lang(self) -> str:
@@ -621,8 +622,7 @@ class _Run:
             state.insurance_id = u.insurance_id
         elif u.private:
             state.insurance_id = None
-        for_whom = relative(self.text, self.lang) if hasattr(self, "text") else None
-        if for_whom:
+        if for_whom := relative(self.text, self.lang):
             state.for_whom = for_whom
         self.past_asked = [
             Obstacle("date_in_past", {"date": say_date(d, self.lang)}) for d in u.wish.past

@@ -8,6 +8,7 @@ ending tables guessed at. A Russian patient is addressed by first name and patro
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -76,8 +77,6 @@ _CAPITALIZED = r"((?:[A-ZÀ-ÝА-ЯЁ][^\W\d_]+)(?:\s+[A-ZÀ-ÝА-ЯЁ][^\W\d_]+
 def relative(text: str, language: str) -> str | None:
     """The name of the relative a booking is for: "para minha filha Sofia Costa", "for my son
     Tommy", "записать сына Зайцева Мишу" (in the nominative: "Зайцев Миша")."""
-    import re
-
     prefix = _RELATIVE.get(language)
     match = re.search(prefix + _CAPITALIZED, text) if prefix else None
     if match is None:
@@ -90,7 +89,7 @@ def relative(text: str, language: str) -> str | None:
 
 def _nominative(word: str) -> str:
     for parse in _morph().parse(word.lower()):
-        if {"Name", "Surn", "Patr"} & set(str(parse.tag).replace(" ", ",").split(",")):
+        if any(kind in parse.tag for kind in ("Name", "Surn", "Patr")):
             form = parse.inflect({"nomn"})
             if form is not None:
                 return form.word.capitalize()
