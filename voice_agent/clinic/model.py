@@ -144,6 +144,11 @@ class Doctor(Frozen):
     working_hours: dict[Weekday, tuple[WorkingDay, ...]]
     languages: tuple[str, ...] = ()
     calendar_id: str | None = Field(default=None, description="External calendar of the doctor.")
+    prices: dict[Slug, Decimal] = Field(
+        default_factory=dict,
+        description="The doctor's own private price for some of his services (a senior and a "
+        "junior cardiologist at different prices); the service's price otherwise.",
+    )
 
 
 class Period(Frozen):
@@ -393,6 +398,7 @@ class Clinic(Frozen):
         insurances = {i.id for i in self.insurances}
         for doctor in self.doctors:
             _known(f"doctor {doctor.id}: service", doctor.services, services)
+            _known(f"doctor {doctor.id}: price for service", tuple(doctor.prices), doctor.services)
             _known(f"doctor {doctor.id}: hospital", doctor.hospitals, hospitals)
             for days in doctor.working_hours.values():
                 _known(
@@ -461,12 +467,18 @@ class Clinic(Frozen):
             return False
         return not insurance.services or service_id in insurance.services
 
-    def price(self, service_id: str, insurance_id: str | None = None) -> Decimal | None:
-        """What the patient pays: the private price, or the co-payment under a convênio."""
+    def price(
+        self, service_id: str, insurance_id: str | None = None, doctor_id: str | None = None
+    ) -> Decimal | None:
+        """What the patient pays: the private price (the doctor's own, if the file gives him
+        one), or the co-payment under a convênio."""
         service = self.service(service_id)
         if service is None:
             return None
         if insurance_id is None:
+            doctor = self.doctor(doctor_id) if doctor_id else None
+            if doctor is not None and service_id in doctor.prices:
+                return doctor.prices[service_id]
             return service.private_price
         return service.insurance_prices.get(insurance_id)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from voice_agent.conversation.language import detect_language
+from voice_agent.conversation.language import detect_language, proper_names
 from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
@@ -238,7 +238,7 @@ class ConversationService:
         if requested:
             state.language = language_or_default(requested)
             state.language_confirmed = True
-        detected = detect_language(text)
+        detected = detect_language(text, proper_names(clinic))
         if state.language is None:
             known = None
             if state.phone:

@@ -62,6 +62,8 @@ class ConversationState(BaseModel):
     last_change: dict[str, Any] | None = None
     misunderstood: int = 0
     unanswered: str | None = None
+    for_whom: str | None = None
+    """The relative the booking is for ("minha filha Sofia"); the caller stays the contact."""
     """A question the receptionist could not answer, offered to the staff in the last turn."""
     turns: int = 0
     history: list[dict[str, Any]] = Field(default_factory=list)

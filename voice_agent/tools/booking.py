@@ -270,7 +270,7 @@ def _describe_offer(
     doctor = clinic.doctors_by_id[slot.doctor_id]
     local = slot.start.astimezone(clinic.tz)
     hospital = clinic.hospitals_by_id.get(slot.hospital_id) if slot.hospital_id else None
-    price = clinic.price(slot.service_id, insurance_id)
+    price = clinic.price(slot.service_id, insurance_id, slot.doctor_id)
     described: dict[str, Any] = {
         "option": offer.label,
         "when": say_when(local, language),

@@ -120,6 +120,11 @@ def _service(clinic: Clinic, service: Service, language: str) -> dict[str, Any]:
             for i, price in service.insurance_prices.items()
         },
         "doctors": [d.name for d in clinic.doctors_for(service.id)],
+        "doctor_prices": {
+            d.name: say_money(d.prices[service.id], clinic.country)
+            for d in clinic.doctors_for(service.id)
+            if service.id in d.prices
+        },
     }
 
 

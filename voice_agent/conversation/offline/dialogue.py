@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from voice_agent.alerts import alert_patient_request
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline import identity_stage
+from voice_agent.conversation.offline.feasibility import Obstacle, check
 from voice_agent.conversation.offline.lexicon import LEXICONS
+from voice_agent.conversation.offline.names import address, relative
+from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.nlu import (
     WEEKDAY_IDS,
     TimeWish,
     Understanding,
     extract_name,
+    name_correction,
     parse,
+    unknown_doctor,
     warm_up,
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.i18n import WEEKDAYS, language_or_default
+from voice_agent.i18n import WEEKDAYS, language_or_default, say_date, say_money, say_when
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
@@ -91,6 +96,7 @@ class Dialogue:
         for language in LEXICONS:
             self.replies.templates(language)
         warm_up(clinic)
+        warm_up_names()
 
     # Entry ---------------------------------------------------------------------------------------
 
@@ -113,6 +119,9 @@ class _Run:
         self.turn = turn
         self.clinic: Clinic = ctx.services.clinic()
         self.today: date = ctx.services.clock.now().astimezone(self.clinic.tz).date()
+        self.past_asked: list[Obstacle] = []
+        self.asked_doctor: str | None = None
+        self.text = ""
 
     @property
     def lang(self) -> str:
@@ -162,6 +171,23 @@ class _Run:
         if u.has("handoff") or (unanswered and just_yes):
             await self.handoff(question=unanswered)
             return
+        if state.turns == 0 and not u.has("greeting", "handoff"):
+            await self.greet_new_contact()
+        corrected = name_correction(stripped, self.lang)
+        if corrected and state.stage != "ask_name" and await self.patient_or_none() is not None:
+            result = await self.call("update_patient", full_name=corrected)
+            if result.ok:
+                self.say("name_corrected", name=address(corrected, self.lang))
+                self.reprompt()
+                return
+        if u.wish.invalid:
+            self.say("not_a_date", date=u.wish.invalid)
+            if state.stage in ("idle", "start", "offering", "confirm"):
+                state.stage = "ask_wish"
+            self.say("ask_wish")
+            return
+        if u.night is not None:
+            self.say("closed_at_night", hour=u.night.strftime("%H:%M"), hours=self.hours())
         if await self.by_stage(stripped, u):
             state.misunderstood = 0
             return
@@ -210,6 +236,7 @@ class _Run:
             "ask_phone": self.on_phone,
             "ask_name": self.on_name,
             "ask_email": self.on_email,
+            "ask_email_optional": self.on_email_optional,
             "ask_service": self.on_service,
             "offering": self.on_offering,
             "confirm": self.on_confirm,
@@ -256,8 +283,14 @@ class _Run:
         if self.switches_goal(u):
             return False
         spoken = u.intents - {"greeting", "thanks"}
-        name = u.name or (None if spoken else extract_name(text, self.lang))
+        request = bool(u.service_id or not u.wish.empty or u.insurance_id)
+        name = u.name or (None if spoken or request else extract_name(text, self.lang))
         if name is None or len(name) < 3:
+            if request:  # "cardiologia amanhã de manhã": part of the request, not a name
+                self.absorb(u)
+                self.state.goal = self.state.goal or "book"
+                self.say("ask_name_first")
+                return True
             self.say("bad_name")
             return True
         arguments: dict[str, Any] = {"full_name": name}
@@ -267,8 +300,9 @@ class _Run:
         if not result.ok:
             self.say("bad_name")
             return True
-        first = name.split()[0]
-        if u.email:
+        first = address(name, self.lang)
+        if u.email or self.state.goal:
+            # E-mail is optional and asked once the slot is agreed, not before the offers.
             self.say("thanks_name_email", name=first)
             self.state.stage = "idle"
             await self.resume_goal()
@@ -298,6 +332,20 @@ class _Run:
         self.state.stage = "idle"
         await self.resume_goal()
         return True
+
+    async def on_email_optional(self, text: str, u: Understanding) -> bool:
+        """The e-mail asked after a booking: given, declined, or not answered at all."""
+        self.state.stage = "idle"
+        if u.email:
+            result = await self.call("update_patient", email=u.email)
+            self.say("email_saved" if result.ok else "bad_email")
+            if not result.ok:
+                self.state.stage = "ask_email_optional"
+            return True
+        if u.has("skip", "no") and not u.has("book"):
+            self.say("email_skipped")
+            return True
+        return False
 
     async def on_service(self, text: str, u: Understanding) -> bool:
         if u.service_id or u.doctor_id:
@@ -459,6 +507,10 @@ class _Run:
         if u.question:
             await self.answer(u)
             handled = True
+        elif u.doctor_id is None and (wrong := unknown_doctor(self.text, self.clinic)):
+            self.say("unknown_doctor_named", doctor=wrong, doctors=self.doctor_list())
+            state.doctor_id = None
+            return True
         if u.has("cancel"):
             await self.start_change("cancel", u)
             return True
@@ -496,11 +548,19 @@ class _Run:
             return True
         return False
 
+    async def greet_new_contact(self) -> None:
+        """A first message that starts with a request still gets a hello, if we do not know
+        the patient yet (a known patient is greeted by name when he says hello)."""
+        patient = await self.patient_or_none()
+        if patient is None or not patient.full_name:
+            self.say("greeting_new", clinic=self.clinic.name)
+
     async def greet(self) -> None:
         patient = await self.patient_or_none()
         named = patient is not None and patient.full_name
         if named and await self.ctx.verified_by() != "unverified":
-            self.say("greeting_known", name=patient.full_name.split()[0], clinic=self.clinic.name)
+            name = address(patient.full_name, self.lang)
+            self.say("greeting_known", name=name, clinic=self.clinic.name)
         elif patient is not None and not named and self.state.stage in ("idle", "start"):
             # First contact: collect the name (and e-mail) before anything else.
             self.say("greeting_new", clinic=self.clinic.name)
@@ -579,6 +639,11 @@ class _Run:
             state.insurance_id = u.insurance_id
         elif u.private:
             state.insurance_id = None
+        if for_whom := relative(self.text, self.lang):
+            state.for_whom = for_whom
+        self.past_asked = [
+            Obstacle("date_in_past", {"date": say_date(d, self.lang)}) for d in u.wish.past
+        ]
         if not u.wish.empty:
             old = TimeWish.from_args(state.wish)
             state.wish = u.wish.merged_over(old).to_args()
@@ -610,7 +675,7 @@ class _Run:
                     arguments["email"] = self.given_email
                 result = await self.call("register_patient", **arguments)
                 if result.ok:
-                    self.say("thanks_name_email", name=given.split()[0])
+                    self.say("thanks_name_email", name=address(given, self.lang))
                     await self.continue_booking_registered()
                     return
             state.stage = "ask_name"
@@ -681,6 +746,19 @@ class _Run:
             state.stage = "ask_service"
             self.say("ask_service", services=self.service_list())
             return
+        if wishes is None:
+            feasible = check(
+                self.clinic,
+                TimeWish.from_args(state.wish),
+                service,
+                state.doctor_id,
+                state.insurance_id,
+                self.lang,
+            )
+            for obstacle in feasible.obstacles + self.past_asked:
+                self.say(obstacle.key, **obstacle.fields)
+            state.wish = feasible.wish.to_args()
+            state.insurance_id = feasible.insurance_id
         common: dict[str, Any] = {"service": service}
         if state.doctor_id:
             common["doctor"] = state.doctor_id
@@ -720,9 +798,45 @@ class _Run:
             plan = self.clinic.insurance(state.insurance_id) if state.insurance_id else None
             self.say(key, service=service_name, plan=plan.name if plan else "", prefix=prefix)
             return
+        if state.goal == "book":
+            options = await self.without_overlaps(options, service)
+            if not options:
+                state.stage = "ask_wish"
+                self.say("ask_wish")
+                return
         lines = "\n".join(self.offer_line(o) for o in options)
         key = "offers_reschedule" if state.goal == "reschedule" else "offers"
         self.say(key, service=service_name, options=lines, prefix=prefix, count=len(options))
+
+    async def without_overlaps(
+        self, options: list[dict[str, Any]], service_id: str
+    ) -> list[dict[str, Any]]:
+        """Offers that clash with one of the patient's own appointments (any doctor) are left
+        out, and the patient is told why: never two overlapping bookings without a word."""
+        patient = await self.patient_or_none()
+        if patient is None:
+            return options
+        booked = await self.ctx.services.booking.list_for_patient(patient.id)
+        if not booked:
+            return options
+        service = self.clinic.service(service_id)
+        length = timedelta(minutes=service.duration_minutes if service else 30)
+        tz = self.clinic.tz
+        kept, clashes = [], []
+        for offer in options:
+            start = datetime.combine(
+                date.fromisoformat(offer["date"]), time.fromisoformat(offer["time"]), tz
+            )
+            clash = next((a for a in booked if a.start < start + length and start < a.end), None)
+            if clash is None:
+                kept.append(offer)
+            elif clash not in clashes:
+                clashes.append(clash)
+        for clash in clashes:
+            local = clash.start.astimezone(tz)
+            self.say("overlap", when=say_when(local, self.lang))
+        self.state.offers = [o for o in self.state.offers if o in kept]
+        return kept
 
     def offer_line(self, offer: dict[str, Any]) -> str:
         price = offer.get("patient_pays")
@@ -783,6 +897,14 @@ class _Run:
         state.stage, state.goal, state.target, state.chosen = "idle", None, None, None
         state.wish, state.doctor_id = {}, None
         self.say(key, **done)
+        if done_key == "booked" and state.for_whom:
+            self.say("booked_for", name=state.for_whom)
+            state.for_whom = None
+        if done_key == "booked":
+            patient = await self.patient_or_none()
+            if patient is not None and not patient.email:
+                state.stage = "ask_email_optional"
+                self.say("ask_email_optional")
 
     # Existing appointments -----------------------------------------------------------------------
 
@@ -966,6 +1088,18 @@ class _Run:
     async def answer(self, u: Understanding) -> None:
         intent = u.question or "ask_services"
         topic = TOPICS[intent]
+        if u.doctor_id and u.insurance_id and topic in ("insurances", "prices", "services"):
+            self.turn.parts.append(self.plan_with_doctor(u.insurance_id, u.doctor_id))
+            return
+        if u.insurance_id and u.service_id and topic in ("insurances", "prices", "services"):
+            covered = check(self.clinic, TimeWish(), u.service_id, None, u.insurance_id, self.lang)
+            if covered.obstacles:  # "а по ОМС к неврологу можно?": no, and what it covers
+                obstacle = covered.obstacles[0]
+                self.say(obstacle.key, **obstacle.fields)
+                self.turn.parts.append(
+                    self.format_info("insurances", self.plan_info(u.insurance_id))
+                )
+                return
         about = None
         if topic == "insurances" and u.insurance_id:
             about = u.insurance_id
@@ -980,27 +1114,82 @@ class _Run:
         if not result.ok:
             self.tool_problem(result)
             return
+        self.asked_doctor = u.doctor_id
         self.turn.parts.append(self.format_info(topic, result.output))
+
+    def doctor_prices(self, service: dict[str, Any]) -> str:
+        """ " (Dra. Ana Souza: R$ 550,00)": doctors whose own price differs from the service's."""
+        own = service.get("doctor_prices") or {}
+        if not own:
+            return ""
+        listed = ", ".join(self.text_of("plan_price", plan=d, price=p) for d, p in own.items())
+        return f" ({listed})"
+
+    def plan_info(self, insurance_id: str) -> dict[str, Any]:
+        """What a plan covers, in the shape ``clinic_info`` answers it (read from the file)."""
+        clinic = self.clinic
+        plan = clinic.insurance(insurance_id)
+        assert plan is not None
+        covers = [
+            {
+                "service": s.name(self.lang),
+                "patient_pays": say_money(s.insurance_prices[plan.id], clinic.country),
+            }
+            for s in clinic.services
+            if plan.id in s.insurance_prices
+            and any(clinic.accepts(plan.id, d.id, s.id) for d in clinic.doctors_for(s.id))
+        ]
+        return {"insurances": [{"name": plan.name, "covers": covers}]}
+
+    def plan_with_doctor(self, insurance_id: str, doctor_id: str) -> str:
+        """ "Aceitam Amil com a Dra. Ana?": what that plan covers with that doctor, from the
+        clinic file (the plan's services and doctors, the service's co-payments)."""
+        clinic = self.clinic
+        doctor, plan = clinic.doctor(doctor_id), clinic.insurance(insurance_id)
+        assert doctor is not None and plan is not None
+        covers = []
+        for service_id in doctor.services:
+            service = clinic.service(service_id)
+            if service is None or plan.id not in service.insurance_prices:
+                continue
+            if clinic.accepts(plan.id, doctor.id, service_id):
+                price = self.copay(say_money(service.insurance_prices[plan.id], clinic.country))
+                covers.append(
+                    self.text_of("plan_covers_line", service=service.name(self.lang), price=price)
+                )
+        if covers:
+            return self.text_of(
+                "plan_with_doctor", plan=plan.name, doctor=doctor.name, covers=", ".join(covers)
+            )
+        services = ", ".join(
+            f"{clinic.services_by_id[i].name(self.lang)} "
+            f"({say_money(clinic.price(i, None, doctor.id), clinic.country)})"
+            for i in doctor.services
+        )
+        return self.text_of(
+            "plan_not_with_doctor", plan=plan.name, doctor=doctor.name, services=services
+        )
 
     def format_info(self, topic: str, output: dict[str, Any]) -> str:
         if "services" in output and topic == "services" and len(output["services"]) == 1:
             # "do you see children?": that service, who does it and what it costs.
             s = output["services"][0]
             plans = ", ".join(
-                self.text_of("plan_price", plan=p, price=v) for p, v in s["with_insurance"].items()
+                self.text_of("plan_price", plan=p, price=self.copay(v))
+                for p, v in s["with_insurance"].items()
             )
             return self.text_of(
                 "info_service",
                 service=s["service"],
                 doctors=", ".join(s["doctors"]),
-                price=s["private_price"],
+                price=s["private_price"] + self.doctor_prices(s),
                 plans=self.text_of("plans_part", plans=plans) if plans else "",
             )
         if "services" in output and topic in ("prices", "services", "insurances"):
             lines = []
             for s in output["services"]:
                 plans = ", ".join(
-                    self.text_of("plan_price", plan=p, price=v)
+                    self.text_of("plan_price", plan=p, price=self.copay(v))
                     for p, v in s["with_insurance"].items()
                 )
                 plans = self.text_of("plans_part", plans=plans) if plans else ""
@@ -1008,7 +1197,7 @@ class _Run:
                     self.text_of(
                         "info_price_line",
                         service=s["service"],
-                        price=s["private_price"],
+                        price=s["private_price"] + self.doctor_prices(s),
                         plans=plans,
                         doctors=", ".join(s["doctors"]),
                     )
@@ -1019,7 +1208,11 @@ class _Run:
             if len(output["insurances"]) == 1:
                 plan = output["insurances"][0]
                 covers = ", ".join(
-                    self.text_of("plan_covers_line", service=c["service"], price=c["patient_pays"])
+                    self.text_of(
+                        "plan_covers_line",
+                        service=c["service"],
+                        price=self.copay(c["patient_pays"]),
+                    )
                     for c in plan["covers"]
                 )
                 return self.text_of("info_insurance", plan=plan["name"], covers=covers)
@@ -1044,6 +1237,11 @@ class _Run:
             )
             return self.text_of("info_doctors", lines=lines)
         if "hospitals" in output:
+            doctor = self.clinic.doctor(self.asked_doctor) if self.asked_doctor else None
+            if doctor is not None:  # "where does Dr. Tanaka work?": his hospitals only
+                output["hospitals"] = [
+                    h for h in output["hospitals"] if doctor.name in h["doctors"]
+                ]
             lines = "\n".join(
                 self.text_of(
                     "info_hospital_line",
@@ -1098,6 +1296,17 @@ class _Run:
             return await self.ctx.patient()
         except Exception:  # an invalid number: treated as unknown
             return None
+
+    def copay(self, price: str) -> str:
+        """A co-payment of zero is "coberto pelo convênio", not "R$ 0,00"."""
+        return self.text_of("covered") if not any(ch in "123456789" for ch in price) else price
+
+    def hours(self) -> str:
+        hours = self.clinic.hours
+        return hours.get(self.lang) or next(iter(hours.values()), "")
+
+    def doctor_list(self) -> str:
+        return ", ".join(d.name for d in self.clinic.doctors)
 
     def service_list(self) -> str:
         return ", ".join(s.name(self.lang) for s in self.clinic.services)

@@ -128,6 +128,8 @@ _PT = Lexicon(
         "book_weak": (r"\bconsulta\b", r"\bexame\b", r"\bhorario\b"),
         "ask_prices": (
             r"\bquanto (custa|e|fica|sai)\b",
+            r"\bquanto (eu )?(pago|vou pagar|vai custar)\b",
+            r"\bcoparticipacao\b",
             r"\bprec(o|os)\b",
             r"\bvalor(es)?\b",
             r"\bcusta\b",
@@ -146,6 +148,7 @@ _PT = Lexicon(
         ),
         "ask_hours": (
             r"\bhorario de (funcionamento|atendimento)\b",
+            r"\b(em )?(que|quais) dias\b",
             r"\bque horas (voces )?(abre|abrem|fecha|fecham)\b",
             r"\b(abre|abrem|fecha|fecham|funciona|funcionam) (que horas|ate|aos|no|sabado)",
             r"\bexpediente\b",
@@ -273,6 +276,9 @@ _PT = Lexicon(
         r"aqui (e|eh) (o|a)",
         r"eu sou (o|a)?",
         r"nome:",
+        r"nome",
+        r"sou",
+        r"aqui (e|eh)",
     ),
     private=r"\bparticular\b|\bsem (convenio|plano)\b",
     question=(
@@ -325,7 +331,14 @@ _RU = Lexicon(
             r"\bможно (к|на)\b",
         ),
         "book_weak": (r"\bпри[её]м\w*", r"\bконсультац\w*", r"\bврач\w*"),
-        "ask_prices": (r"\bсколько стоит\b", r"\bцен(а|ы|у)\b", r"\bстоимост\w*", r"\bпрайс\w*"),
+        "ask_prices": (
+            r"\bсколько стоит\b",
+            r"\bдоплат\w*",
+            r"\bсколько (платить|заплачу)\b",
+            r"\bцен(а|ы|у)\b",
+            r"\bстоимост\w*",
+            r"\bпрайс\w*",
+        ),
         "ask_insurances": (r"\bстрахов\w*", r"\bдмс\b", r"\bполис\w*"),
         "ask_hospitals": (r"\bбольниц\w*", r"\bгоспитал\w*", r"\bстационар\w*"),
         "ask_doctors": (
@@ -376,7 +389,7 @@ _RU = Lexicon(
             r"\bпораньше\b",
         ),
         "yes": (
-            r"^(да|ага|угу|ок|океи|хорошо|давайте|давай|верно|конечно|подтверждаю|согласен"
+            r"^(да|ага|угу|ок|океи|ok|okay|хорошо|давайте|давай|верно|конечно|подтверждаю|согласен"
             r"|согласна|отлично|точно|записывайте|подходит|годится|все верно)\b",
             r"\bда\b",
             r"\bвсе верно\b",
@@ -443,7 +456,7 @@ _RU = Lexicon(
         -1: r"\bпоследн\w*",
     },
     ordinal_prefix=r"",
-    name_prefixes=(r"меня зовут", r"мо[её] имя", r"это", r"я", r"имя:"),
+    name_prefixes=(r"меня зовут", r"мо[её] имя", r"это", r"я", r"имя:", r"фио:?"),
     private=r"\bплатн\w*|\bза свои\b|\bбез (страховки|полиса)\b|\bчастн\w*",
     question=(
         r"^(а |и )?(есть ли|у вас (есть|можно)|можно ли|можно|как|где|когда|кто|что|почему|зачем"
@@ -501,12 +514,19 @@ _EN = Lexicon(
             r"\bi want (a|an|to see)\b",
         ),
         "book_weak": (r"\bappointment\b", r"\bconsultation\b", r"\bvisit\b"),
-        "ask_prices": (r"\bhow much\b", r"\bprices?\b", r"\bcosts?\b", r"\bfees?\b"),
+        "ask_prices": (
+            r"\bhow much\b",
+            r"\bco-?pay(ment)?\b",
+            r"\bprices?\b",
+            r"\bcosts?\b",
+            r"\bfees?\b",
+        ),
         "ask_insurances": (r"\binsurances?\b", r"\bhealth plans?\b", r"\bcovered\b"),
         "ask_hospitals": (r"\bhospitals?\b",),
         "ask_doctors": (r"\bwhich doctors\b", r"\bwho are the doctors\b", r"\bdoctors\b"),
         "ask_hours": (
             r"\bopening hours\b",
+            r"\b(what|which) days\b",
             r"\bbusiness hours\b",
             r"\bwhen (are|do) you (open|close)\b",
             r"\bwhat time do you (open|close)\b",
@@ -613,7 +633,16 @@ _EN = Lexicon(
         -1: r"\blast\b",
     },
     ordinal_prefix=r"",
-    name_prefixes=(r"my name is", r"my name'?s", r"i'?m", r"i am", r"this is", r"name:", r"it'?s"),
+    name_prefixes=(
+        r"my name is",
+        r"my name'?s",
+        r"i'?m",
+        r"i am",
+        r"this is",
+        r"name:",
+        r"name",
+        r"it'?s",
+    ),
     private=r"\bprivate(ly)?\b|\bself-?pay\b|\bno insurance\b|\bwithout insurance\b",
     question=(
         r"^(and |so )?(do|does|is|are|can|could|may|will|would|what|what'?s|where|when|who|why"

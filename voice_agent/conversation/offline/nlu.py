@@ -8,12 +8,15 @@ afternoon" into the arguments of the ``find_slots`` tool.
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from functools import cache
 from typing import Any
+
+from rapidfuzz.distance import OSA
 
 from voice_agent.clinic.lookup import fold
 from voice_agent.clinic.model import Clinic, Weekday
@@ -42,6 +45,10 @@ class TimeWish:
     earliest: time | None = None
     latest: time | None = None
     today_asked: bool = False
+    past: list[date] = field(default_factory=list)
+    """Dates asked for that are already gone ("10 de novembro" on November 23)."""
+    invalid: str | None = None
+    """A day that is no date ("31 de fevereiro"), as said."""
 
     @property
     def empty(self) -> bool:
@@ -180,6 +187,8 @@ class Understanding:
     clock: time | None = None
     """A clock time said alone ("the 10:30 one"), to match an offer."""
     weekday_mentions: list[str] = field(default_factory=list)
+    night: time | None = None
+    """A night hour asked for ("3 da manhã"), when the clinic is closed."""
     asks: bool = False
     """Phrased as a question ("…?", "do you…", "есть ли…", "vocês têm…")."""
 
@@ -254,6 +263,11 @@ def parse(
         text.rstrip().endswith("?") and len(_QUESTION_WORD.findall(without_email)) >= 2
     )
     _resolve_questions(found)
+    if found.asks and found.question is None and found.insurance_id and found.service_id:
+        # "а по ОМС к неврологу можно?": when the plan does not cover it, that is the answer.
+        doctors = clinic.doctors_for(found.service_id)
+        if not any(clinic.accepts(found.insurance_id, d.id, found.service_id) for d in doctors):
+            found.intents.add("ask_insurances")
     found.name = extract_name(text, language, prefixed_only=True)
     rest = without_email
     if expecting_choice:
@@ -261,7 +275,63 @@ def parse(
         if found.option is not None:
             _, rest = _find_option(rest, lex)
     found.wish, found.weekday_mentions, found.clock = parse_when(rest, language, today)
+    _parts_of_day(found, rest, language, clinic)
     return found
+
+
+_LATE_AFTERNOON = {
+    "pt-BR": r"\b(fim|final|finalzinho|finzinho) da tarde\b|\btardinha\b",
+    "en": r"\blate (in the )?afternoon\b|\bend of the afternoon\b|\bend of the day\b",
+    "ru": r"\bближе к вечеру\b|\bпод вечер\b|\bв конце (рабочего )?дня\b",
+}
+_EARLY_MORNING = {
+    "pt-BR": r"\b(inicio|comeco) da manha\b|\bmanhazinha\b|\bbem cedo\b|\bcedinho\b",
+    "en": r"\bearly (in the )?morning\b|\bfirst thing\b",
+    "ru": r"\bс утра пораньше\b|\bрано утром\b|\bпораньше утром\b|\bс самого утра\b",
+}
+_NIGHT_HOUR = {
+    "pt-BR": r"\b(\d{1,2})\s*(?:h|horas?)?\s+da (?:manha|madrugada|noite)\b",
+    "en": r"\b(\d{1,2})\s*(?:am|a\.m\.|o'?clock at night|at night|in the night)\b",
+    "ru": r"\b(\d{1,2})\s*(?:ч|час\w*)?\s+(?:ночи|утра)\b",
+}
+EARLY_MORNING_END = time(10, 0)
+""""Início da manhã" / "early morning" / "с утра пораньше": appointments before 10:00."""
+LATE_AFTERNOON_HOURS = 2
+""""Fim da tarde" / "late afternoon" / "ближе к вечеру": the last two hours of the clinic's
+afternoon period (16:00-18:00 for an afternoon of 12:00-18:00)."""
+
+
+def _parts_of_day(found: Understanding, text: str, language: str, clinic: Clinic) -> None:
+    """Early morning, late afternoon, and a night hour ("3 da manhã", "3 am", "3 часа ночи"),
+    which the clock reader alone would take for 15:00 or search for at 03:00."""
+    wish = found.wish
+    periods = clinic.periods_by_id
+    if (p := _LATE_AFTERNOON.get(language)) and _rx(p).search(text) and "afternoon" in periods:
+        end = periods["afternoon"].end
+        wish.periods = ["afternoon"]
+        wish.earliest = time(max(end.hour - LATE_AFTERNOON_HOURS, 0), end.minute)
+        wish.latest, found.clock = None, None
+    elif (p := _EARLY_MORNING.get(language)) and _rx(p).search(text):
+        wish.periods = ["morning"]
+        wish.latest, wish.earliest, found.clock = EARLY_MORNING_END, None, None
+    if (p := _NIGHT_HOUR.get(language)) and (match := _rx(p).search(text)):
+        hour = int(match.group(1))
+        opens = _opening(clinic)
+        if hour < 24 and time(hour % 24, 0) < opens:
+            found.night = time(hour, 0)
+            wish.periods = ["morning"]
+            wish.earliest, wish.latest, found.clock = None, None, None
+
+
+def _opening(clinic: Clinic) -> time:
+    """When the earliest doctor starts on any day."""
+    starts = [
+        interval.start
+        for doctor in clinic.doctors
+        for intervals in doctor.working_hours.values()
+        for interval in intervals
+    ]
+    return min(starts, default=time(8, 0))
 
 
 _WARM_UP = (
@@ -393,7 +463,7 @@ def parse_when(text: str, language: str, today: date) -> tuple[TimeWish, list[st
         wish.date_to = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     if _rx(lex.weekend).search(text):
         wish.weekdays += ["sat", "sun"]
-    wish.dates += _explicit_dates(text, lex, today)
+    wish.dates += _explicit_dates(text, lex, today, wish)
     for weekday, pattern in lex.weekdays.items():
         for match in _rx(pattern).finditer(text):
             before = text[: match.start()]
@@ -450,7 +520,7 @@ def _clock_wishes(text: str, lex: Lexicon, language: str, wish: TimeWish) -> tim
     at = _rx(rf"\b({lex.at})\s+{_HOUR}{suffix}")
     for match in at.finditer(text):
         tail = text[match.end() :].lstrip()
-        if re.match(r"(de |of |числа|\w+(ря|ля|та|ая|ня))", tail):
+        if re.match(r"(de |of |числа|(?!дня|утра|ночи|вечера)\w+(ря|ля|та|ая|ня))", tail):
             continue  # "a 25 de novembro", "в 25 ноября": a date, not a time
         said = match.group(0)
         marked = bool(re.search(r"\d[:h]\d|am|pm|h\b|ч|час|o'?clock|hora", said))
@@ -467,10 +537,20 @@ def _clock_wishes(text: str, lex: Lexicon, language: str, wish: TimeWish) -> tim
     match = re.search(r"\b(\d{1,2})\s*(am|pm)\b", text) if bare is None else None
     if match is not None and 1 <= int(match.group(1)) <= 12:
         bare = time(int(match.group(1)) % 12 + (12 if match.group(2) == "pm" else 0), 0)
+    afternoon = _AFTERNOON_HOUR.search(text)
+    if afternoon and 1 <= int(afternoon.group(1)) <= 11:
+        bare = time(int(afternoon.group(1)) + 12, bare.minute if bare else 0)
     if bare is not None:
         wish.earliest = bare
         wish.latest = time(bare.hour + 1, bare.minute) if bare.hour < 23 else None
     return bare
+
+
+_AFTERNOON_HOUR = re.compile(
+    r"\b(\d{1,2})(?::\d{2})?\s*(?:h|horas?|ч|час\w*)?\s+"
+    r"(?:da tarde|da noite|дня|вечера|in the (?:afternoon|evening))\b"
+)
+"""An hour said with its half of the day: "8 da noite", "в 3 часа дня", "5 in the evening"."""
 
 
 def _to_time(match: re.Match[str]) -> time | None:
@@ -492,8 +572,26 @@ def _to_time(match: re.Match[str]) -> time | None:
     return time(hour, minute)
 
 
-def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
+def _explicit_dates(text: str, lex: Lexicon, today: date, wish: TimeWish) -> list[date]:
+    """Dates said in full; a day of the last two months goes to ``wish.past`` (not next year),
+    and a day that no month has ("31 de fevereiro") to ``wish.invalid``."""
     found: list[date] = []
+
+    def add(day: int, month: int, year: int | None, said: str) -> None:
+        if not 1 <= month <= 12:
+            return
+        days_in_month = calendar.monthrange(year or 2028, month)[1]  # 2028: February 29 exists
+        if not 1 <= day <= days_in_month:
+            wish.invalid = said
+            return
+        this_year = _date(day, month, year or today.year, today)
+        if year is None and this_year is not None and 0 < (today - this_year).days <= PAST_DAYS:
+            wish.past.append(this_year)
+            return
+        value = _date(day, month, year, today)
+        if value:
+            found.append(value)
+
     for match in re.finditer(r"\b(\d{1,2})[/.](\d{1,2})(?:[/.](\d{2,4}))?\b", text):
         day, month = int(match.group(1)), int(match.group(2))
         year = int(match.group(3)) if match.group(3) else None
@@ -501,18 +599,17 @@ def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
             year += 2000
         if lex is LEXICONS["en"] and day <= 12 < month:
             day, month = month, day
-        value = _date(day, month, year, today)
-        if value:
-            found.append(value)
+        add(day, month, year, match.group(0))
     for index, month_pattern in enumerate(lex.months, 1):
         rx_after = _rx(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{month_pattern}\w*\b")
         rx_before = _rx(rf"\b{month_pattern}\w*\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
         for rx in (rx_after, rx_before):
             for match in rx.finditer(text):
-                value = _date(int(match.group(1)), index, None, today)
-                if value:
-                    found.append(value)
+                add(int(match.group(1)), index, None, match.group(0))
+    months = "|".join(lex.months)
     for match in _rx(lex.day_of_month).finditer(text):
+        if _rx(rf"^\s+(de\s+|of\s+)?({months})").match(text[match.end() :]):
+            continue  # "dia 10 de novembro": read above with its month
         day = int(match.group(1))
         value = _date(day, today.month, None, today)
         if value is None or value < today:
@@ -521,6 +618,10 @@ def _explicit_dates(text: str, lex: Lexicon, today: date) -> list[date]:
         if value:
             found.append(value)
     return found
+
+
+PAST_DAYS = 62
+"""A date without a year up to two months back is a date gone, not one of next year."""
 
 
 def _date(day: int, month: int, year: int | None, today: date) -> date | None:
@@ -570,7 +671,8 @@ class _Phrase:
 class _ClinicIndex:
     services: tuple[_Phrase, ...]
     insurances: tuple[_Phrase, ...]
-    doctors: tuple[tuple[str, frozenset[str]], ...]
+    doctors: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...]
+    """Per doctor: id, surname keys, given-name keys (first name, patronymic)."""
 
 
 def _phrase(name: str, target: str) -> _Phrase:
@@ -605,7 +707,9 @@ def _index(clinic: Clinic) -> _ClinicIndex:
     )
     doctors = []
     for doctor in clinic.doctors:
-        doctors.append((doctor.id, frozenset(name_key(w) for w in _surnames(doctor.name))))
+        surnames = frozenset(name_key(w) for w in _surnames(doctor.name))
+        given = tuple(name_key(w) for w in _given_names(doctor.name))
+        doctors.append((doctor.id, surnames, given))
     index = _ClinicIndex(services, insurances, tuple(doctors))
     if len(_INDEXES) > 16:
         _INDEXES.clear()
@@ -652,15 +756,59 @@ def _find_insurance(clinic: Clinic, text: str) -> str | None:
 
 
 def _find_doctor(clinic: Clinic, text: str) -> str | None:
-    """The one doctor whose surname the text mentions, in any script and (Russian) any case:
-    "Dr. Lima", "к доктору Лиме", "Ана Соуза", "Ivanova" for "Иванова"."""
-    said = [(name_key(w), bool(_CYRILLIC.search(w))) for w in set(_words(text).split())]
-    matches = [
-        doctor_id
-        for doctor_id, names in _index(clinic).doctors
-        if any(_same_name(key, name, inflected) for key, inflected in said for name in names)
-    ]
-    return matches[0] if len(matches) == 1 else None
+    """The one doctor the text names, in any script and (Russian) any case, with a typo:
+    "Dr. Lima", "к доктору Лиме", "Ана Соуза", "Ivanova" for "Иванова", by surname; "Dra. Ana",
+    "com o Paulo", "к Марии Петровне", by first name after a title or with the patronymic."""
+    words = _words(text).split()
+    said = [(name_key(w), bool(_CYRILLIC.search(w))) for w in words]
+    matches = []
+    for doctor_id, surnames, given in _index(clinic).doctors:
+        if any(_same_name(key, name, inflected) for key, inflected in said for name in surnames):
+            matches.append(doctor_id)
+            continue
+        for position, (key, inflected) in enumerate(said):
+            if not given or not _same_name(key, given[0], inflected):
+                continue
+            before = words[position - 1] if position else ""
+            after = said[position + 1] if position + 1 < len(said) else ("", False)
+            with_patronymic = len(given) > 1 and _same_name(after[0], given[1], after[1])
+            if before in _BEFORE_GIVEN_NAME or with_patronymic:
+                matches.append(doctor_id)
+                break
+    if not matches:  # a patronymic alone is how Russians name a doctor too ("Алексей Игоревич")
+        matches = [
+            doctor_id
+            for doctor_id, _, given in _index(clinic).doctors
+            if len(given) > 1
+            and any(_same_name(k, given[1], True) for k, inflected in said if inflected)
+        ]
+    unique = list(dict.fromkeys(matches))
+    return unique[0] if len(unique) == 1 else None
+
+
+_BEFORE_GIVEN_NAME = frozenset(
+    "dr dra doutor doutora doctor o a com with доктор доктора доктору врач врачу".split()  # noqa: SIM905
+)
+_UNKNOWN_DOCTOR = re.compile(
+    r"(?:\b(?i:dra?|doutora?|doctor|доктор[ау]?)\.?)\s+([A-ZÀ-ÖØ-ÞА-ЯЁ][^\W\d_]+)"
+)
+
+
+def unknown_doctor(text: str, clinic: Clinic) -> str | None:
+    """A doctor's name the patient said ("Dr. House", "к доктору Хаусу") that is none of ours."""
+    for match in _UNKNOWN_DOCTOR.finditer(text):
+        word = match.group(1)
+        if _find_doctor(clinic, normalize(match.group(0))) is None:
+            return word
+    return None
+
+
+def _given_names(name: str) -> list[str]:
+    """ "Dra. Ana Souza" → [ana]; "Иванова Мария Петровна" → [мария, петровна]."""
+    words = [w for w in _words(fold(name)).split() if w not in _TITLES]
+    if len(words) >= 3 and _PATRONYMIC.search(words[-1]):
+        return words[1:3]
+    return words[:1] if len(words) >= 2 else []
 
 
 def _surnames(name: str) -> list[str]:
@@ -703,10 +851,17 @@ def _same_name(said: str, name: str, inflected: bool) -> bool:
     ("Силве", "Лимы", "Ивановой" for Silva, Lima, Иванова)."""
     if said == name:
         return True
-    if not inflected:
+    if inflected:
+        stem = name[:-1] if name[-1:] in ("a", "e", "i", "o", "u") else name
+        if len(stem) >= 3 and said.startswith(stem) and said[len(stem) :] in _RU_ENDINGS:
+            return True
+    # One typo (a letter missed, added, changed or two swapped) in a name of 5+ letters.
+    if len(name) < 5 or abs(len(said) - len(name)) > 3:
         return False
-    stem = name[:-1] if name[-1:] in ("a", "e", "i", "o", "u") else name
-    return len(stem) >= 3 and said.startswith(stem) and said[len(stem) :] in _RU_ENDINGS
+    forms = [said]
+    if inflected:
+        forms += [said[:-k] for k in (1, 2, 3) if said[-k:] in _RU_ENDINGS]
+    return any(OSA.distance(form, name, score_cutoff=1) <= 1 for form in forms)
 
 
 def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> str | None:
@@ -733,6 +888,8 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
         return None
     if max(len(w) for w in words) < 2 or any(_rx(p).search(fold(raw)) for p in _NOT_NAMES):
         return None
+    if any(fold(w) in _NOT_NAME_WORDS for w in words):
+        return None
     return " ".join(_capitalize(w) for w in words)
 
 
@@ -741,6 +898,16 @@ _AFTER_NAME = re.compile(
     r"|нужн\w*|мне|i'?d|i|want|need|would)\b",
     re.IGNORECASE,
 )
+_NOT_NAME_WORDS = frozenset(
+    """eu voce voces queria quero saber se que atendem tem amanha hoje consulta marcar nao sim
+    obrigado obrigada oi ola bom boa dia tarde noite como qual quando onde para por favor
+    i you we was were wondering if are is open tomorrow today want need would like book the
+    what when where how please thanks hello hi yes no appointment
+    я мы вы хотела хотел хочу узнать ли работаете работает завтра сегодня нужен нужна нужно
+    записаться запишите запись к в на по да нет спасибо здравствуите привет как где когда что
+    """.split()  # noqa: SIM905
+)
+"""Words no name is made of: a sentence answered to "what is your name?" is not a name."""
 _PARTICLES = {"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"}
 _NOT_NAMES = (
     r"\b(primeir|segund|terceir|ultim)[ao]\b",
@@ -753,6 +920,23 @@ def _capitalize(word: str) -> str:
     if word.lower() in _PARTICLES:
         return word.lower()
     return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
+
+
+_CORRECTIONS = (
+    re.compile(r"\bmeu nome n[aã]o [eé]\s+.+?[,;]?\s+(?:[eé]|mas|sim)\s+(.+)$", re.I),
+    re.compile(r"\bmy name(?: is|'s) not\s+.+?[,;]?\s+(?:it'?s|it is|but|rather)\s+(.+)$", re.I),
+    re.compile(r"(?:^|[\s,])не\s+[^\s,]+(?:\s+[^\s,]+)?\s*,?\s+а\s+(.+)$", re.I),
+)
+
+
+def name_correction(text: str, language: str) -> str | None:
+    """The right name in "meu nome não é Carla Souza, é Carla Santos", "my name is not X, it's
+    Y", "не Морозова, а Морозюк Елена Игоревна"; None when the message corrects nothing."""
+    for pattern in _CORRECTIONS:
+        match = pattern.search(text)
+        if match:
+            return extract_name(match.group(1), language)
+    return None
 
 
 def affirms(text: str, language: str) -> bool:

@@ -1,0 +1,218 @@
+"""The offline receptionist on phrasings it was not tuned on (issue 11): names, doctors by
+first name, parts of the day, impossible requests, language with accented names."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+
+from tests.conftest import RUSSIAN_CLINIC_FILE
+from voice_agent.clinic import Clinic, load_clinic_file
+from voice_agent.conversation.language import detect_language, proper_names
+from voice_agent.conversation.offline.feasibility import check
+from voice_agent.conversation.offline.names import address, relative
+from voice_agent.conversation.offline.nlu import (
+    TimeWish,
+    extract_name,
+    name_correction,
+    parse,
+    unknown_doctor,
+)
+from voice_agent.settings import DEFAULT_CLINIC_FILE
+
+TODAY = date(2026, 11, 23)  # a Monday
+
+
+@pytest.fixture(scope="module")
+def clinic() -> Clinic:
+    return load_clinic_file(DEFAULT_CLINIC_FILE)
+
+
+@pytest.fixture(scope="module")
+def moscow() -> Clinic:
+    return load_clinic_file(RUSSIAN_CLINIC_FILE)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "name"),
+    [
+        ("sou Bruno Dias", "pt-BR", "Bruno Dias"),
+        ("Nome Tiago Rocha", "pt-BR", "Tiago Rocha"),
+        ("Olá, aqui é a Rita Moreira, quero marcar clínico geral", "pt-BR", "Rita Moreira"),
+        ("I'm Emma Brown", "en", "Emma Brown"),
+        ("Name: Olivia Hayes", "en", "Olivia Hayes"),
+        ("Петрова Анна", "ru", "Петрова Анна"),
+        ("меня зовут Соколов Дмитрий Андреевич", "ru", "Соколов Дмитрий Андреевич"),
+    ],
+)
+def test_names_from_how_patients_give_them(text: str, language: str, name: str) -> None:
+    assert extract_name(text, language) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("eu queria saber se vocês atendem amanhã", "pt-BR"),
+        ("I was wondering if you are open tomorrow", "en"),
+        ("я хотела узнать работаете ли вы в субботу", "ru"),
+    ],
+)
+def test_a_sentence_is_no_name(text: str, language: str) -> None:
+    assert extract_name(text, language) is None
+
+
+def test_name_corrections() -> None:
+    said = "desculpa, meu nome não é Carla Souza, é Carla Santos"
+    assert name_correction(said, "pt-BR") == "Carla Santos"
+    assert name_correction("my name is not Grace Miller, it's Grace Mills", "en") == "Grace Mills"
+    assert name_correction("не Морозова, а Морозюк Елена Игоревна", "ru") == (
+        "Морозюк Елена Игоревна"
+    )
+    assert name_correction("не в понедельник, а во вторник", "ru") is None
+
+
+def test_russian_patients_are_addressed_by_first_name_and_patronymic() -> None:
+    assert address("Кузнецова Ольга Викторовна", "ru") == "Ольга Викторовна"
+    assert address("Петрова Анна", "ru") == "Анна"
+    assert address("Иван Петров", "ru") == "Иван"
+    assert address("Maria da Silva", "pt-BR") == "Maria"
+
+
+def test_the_relative_a_booking_is_for() -> None:
+    assert relative("pediatra para minha filha Sofia Costa", "pt-BR") == "Sofia Costa"
+    assert relative("a pediatrician for my son Tommy Green", "en") == "Tommy Green"
+    assert relative("хочу записать сына Мишу к неврологу", "ru") == "Миша"
+    assert relative("quero marcar pediatra", "pt-BR") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "doctor"),
+    [
+        ("quero marcar com a Dra. Ana", "pt-BR", "dr-ana-souza"),
+        ("o Dr. Carlos tem horário?", "pt-BR", "dr-carlos-lima"),
+        ("quero com o Paulo na sexta", "pt-BR", "dr-paulo-ribeiro"),
+        ("queria consulta com o doutor Roberto Tanaca", "pt-BR", "dr-roberto-tanaka"),
+        ("I'd like to see Dr. Tanka", "en", "dr-roberto-tanaka"),
+        ("is dr fernada available?", "en", "dra-fernanda-alves"),
+        ("sou Ana Costa", "pt-BR", None),  # a patient's own first name is not a doctor
+    ],
+)
+def test_doctors_by_first_name_title_and_typo(
+    clinic: Clinic, text: str, language: str, doctor: str | None
+) -> None:
+    assert parse(text, language, clinic, TODAY).doctor_id == doctor
+
+
+def test_russian_doctors_by_name_and_patronymic_in_any_case(moscow: Clinic) -> None:
+    assert parse("хочу к Марии Петровне", "ru", moscow, TODAY).doctor_id == "ivanova"
+    assert parse("время у Алексея Игоревича", "ru", moscow, TODAY).doctor_id == "smirnov"
+    assert parse("хочу к доктору Смирнвоу", "ru", moscow, TODAY).doctor_id == "smirnov"
+
+
+def test_an_unknown_doctor_is_named(clinic: Clinic, moscow: Clinic) -> None:
+    assert unknown_doctor("quero consulta com o Dr. House", clinic) == "House"
+    assert unknown_doctor("запишите к доктору Хаусу", moscow) == "Хаусу"
+    assert unknown_doctor("quero com a Dra. Ana", clinic) is None
+    assert unknown_doctor("I need a skin doctor", clinic) is None
+
+
+def test_late_afternoon_is_the_last_two_hours_of_the_clinics_afternoon(
+    clinic: Clinic, moscow: Clinic
+) -> None:
+    wish = parse("cardiologista na sexta no fim da tarde", "pt-BR", clinic, TODAY).wish
+    assert wish.earliest == time(16, 0) and wish.periods == ["afternoon"]
+    assert parse("late afternoon on Friday", "en", clinic, TODAY).wish.earliest == time(16, 0)
+    wish = parse("во вторник ближе к вечеру", "ru", moscow, TODAY).wish
+    assert wish.earliest == time(15, 0) and wish.periods == ["afternoon"]
+
+
+def test_early_morning_is_before_ten(clinic: Clinic, moscow: Clinic) -> None:
+    assert parse("amanhã no início da manhã", "pt-BR", clinic, TODAY).wish.latest == time(10, 0)
+    assert parse("tomorrow, early morning", "en", clinic, TODAY).wish.latest == time(10, 0)
+    assert parse("в среду с утра пораньше", "ru", moscow, TODAY).wish.latest == time(10, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("quinta às 3 da manhã", "pt-BR"),
+        ("Thursday at 3 am", "en"),
+        ("в среду в 3 часа ночи", "ru"),
+    ],
+)
+def test_three_at_night_is_night(clinic: Clinic, text: str, language: str) -> None:
+    found = parse(text, language, clinic, TODAY)
+    assert found.night == time(3, 0)
+    assert found.wish.earliest is None and found.clock is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "hour"),
+    [("às 3 da tarde", "pt-BR", 15), ("às 8 da noite", "pt-BR", 20), ("в 3 часа дня", "ru", 15)],
+)
+def test_an_hour_with_its_half_of_the_day(
+    clinic: Clinic, text: str, language: str, hour: int
+) -> None:
+    assert parse(text, language, clinic, TODAY).wish.earliest == time(hour, 0)
+
+
+def test_past_and_impossible_dates(clinic: Clinic) -> None:
+    wish = parse("clínico no dia 10 de novembro", "pt-BR", clinic, TODAY).wish
+    assert wish.past == [date(2026, 11, 10)] and not wish.dates
+    assert parse("dia 31 de fevereiro", "pt-BR", clinic, TODAY).wish.invalid
+    assert parse("February 31st", "en", clinic, TODAY).wish.invalid
+    assert parse("5 de janeiro", "pt-BR", clinic, TODAY).wish.dates == [date(2027, 1, 5)]
+
+
+def test_reasons_and_the_nearest_request_that_can_be_met(clinic: Clinic) -> None:
+    sunday = check(clinic, TimeWish(weekdays=["sun"]), "derma-consulta", None, None, "pt-BR")
+    assert [o.key for o in sunday.obstacles] == ["closed_on_day"]
+    assert sunday.wish.weekdays == []
+    christmas = check(
+        clinic, TimeWish(dates=[date(2026, 12, 25)]), "clinico-consulta", None, None, "en"
+    )
+    assert christmas.obstacles[0].key == "closed_on_date"
+    assert "Natal" in christmas.obstacles[0].fields["date"] and not christmas.wish.dates
+    monday = check(
+        clinic, TimeWish(weekdays=["mon"]), "cardio-consulta", "dr-carlos-lima", None, "en"
+    )
+    assert monday.obstacles[0].key == "doctor_not_on_day"
+    assert "Tuesday" in monday.obstacles[0].fields["days"]
+    amil = check(clinic, TimeWish(), "cardio-consulta", None, "amil", "pt-BR")
+    assert amil.obstacles[0].key == "insurance_not_covering" and amil.insurance_id is None
+    fine = check(clinic, TimeWish(weekdays=["tue"]), "cardio-consulta", None, "unimed", "pt-BR")
+    assert fine.obstacles == [] and fine.insurance_id == "unimed"
+
+
+def test_an_accented_insurer_does_not_make_english_portuguese(clinic: Clinic) -> None:
+    names = proper_names(clinic)
+    assert detect_language("I need a dermatologist with Bradesco Saúde", names) == "en"
+    assert detect_language("with Bradesco Saúde please", names) == "en"
+    assert detect_language("Bradesco Saúde", names) is None
+    assert detect_language("ok", names) is None and detect_language("2", names) is None
+
+
+def test_a_doctor_may_have_his_own_price_for_a_shared_service(clinic: Clinic) -> None:
+    from decimal import Decimal
+
+    from pydantic import ValidationError
+
+    from voice_agent.tools.clinic_info import _answer
+
+    data = clinic.model_dump()
+    for doctor in data["doctors"]:
+        if doctor["id"] == "dr-ana-souza":
+            doctor["prices"] = {"cardio-consulta": "550.00"}
+    senior = Clinic.model_validate(data)
+    assert senior.price("cardio-consulta", None, "dr-ana-souza") == Decimal("550.00")
+    assert senior.price("cardio-consulta", None, "dr-carlos-lima") == Decimal("450.00")
+    assert senior.price("cardio-consulta", "unimed", "dr-ana-souza") == Decimal("0")
+    answer = _answer(senior, "prices", "cardio-consulta", "pt-BR")
+    assert answer["services"][0]["doctor_prices"] == {"Dra. Ana Souza": "R$ 550,00"}
+    assert clinic.price("cardio-consulta", None, "dr-ana-souza") == Decimal("450.00")
+    for doctor in data["doctors"]:
+        if doctor["id"] == "dr-carlos-lima":
+            doctor["prices"] = {"derma-consulta": "100"}  # not one of his services
+    with pytest.raises(ValidationError):
+        Clinic.model_validate(data)
