@@ -140,8 +140,8 @@ def _check_final(services: Services, phone: str, final: dict[str, Any]) -> list[
     clinic = services.clinic()
     with transaction(services.engine) as session:
         patient = session.execute(
-            select(Patient).where(Patient.phone == phone)
-        ).scalar_one_or_none()
+            select(Patient).where(Patient.phone_hash == services.patients.phone_hash(phone))
+        ).scalar_one_or_none()  # phones are encrypted at rest: found by their keyed hash
         rows = (
             list(
                 session.execute(
