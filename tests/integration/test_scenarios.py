@@ -51,7 +51,7 @@ from voice_agent.tools.context import ToolContext
 LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-TOKEN = "test-auth-token"
+TOKEN = "test-auth-token-0123456789"
 PUBLIC = "https://clinic.example"
 
 

@@ -40,11 +40,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start of each transaction, so two
     threads racing for a slot wait for each other instead of failing on a lock upgrade.
+
+    ``hide_parameters``: a failing statement's error (logged, alerted, shown in a traceback)
+    names the statement but never its values, which are patients' phones, names and notes.
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -61,7 +66,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 @contextmanager

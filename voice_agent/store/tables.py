@@ -215,3 +215,4 @@ class CalendarBlock(SQLModel, table=True):
 from voice_agent.store.confirmation_tables import ConfirmationStep  # noqa: E402,F401
 from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
+from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401

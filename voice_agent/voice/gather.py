@@ -32,7 +32,8 @@ def _say(parent: VoiceResponse | Gather, text: str, language: str) -> None:
 def gather_twiml(text: str, language: str, action_url: str, *, silences: int = 0) -> str:
     """Say ``text`` and listen for speech or digits; Twilio posts the result to ``action_url``."""
     response = VoiceResponse()
-    url = action_url + ("?" + urlencode({"silences": silences}) if silences else "")
+    joiner = "&" if "?" in action_url else "?"
+    url = action_url + (joiner + urlencode({"silences": silences}) if silences else "")
     gather = Gather(
         input="speech dtmf",
         action=url,

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from voice_agent.confirmations.messages import DIGITS, Answer
 from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
+from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
 from voice_agent.web.twilio_gather import silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
-from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record
+from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record, stream_already_ran
 
-logger = logging.getLogger("voice_agent.confirmations")
+logger = logging.getLogger(__name__)
+_STEP = re.compile(r"[0-9]{1,9}")
 router = APIRouter(prefix="/twilio/confirm")
 XML = "application/xml"
 
@@ -35,10 +38,11 @@ def _runner(request: Request) -> ConfirmationRunner:
 
 
 def _step_id(request: Request) -> int:
-    try:
-        return int(request.query_params.get("step", ""))
-    except ValueError:
-        raise HTTPException(400, "missing step") from None
+    """``?step=N``: a database id, so at most 9 digits (20 would overflow the column)."""
+    raw = request.query_params.get("step", "")
+    if not _STEP.fullmatch(raw):
+        raise HTTPException(400, "missing or malformed step")
+    return int(raw)
 
 
 async def _params(request: Request) -> tuple[dict[str, str], str, str]:
@@ -47,6 +51,7 @@ async def _params(request: Request) -> tuple[dict[str, str], str, str]:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
+    current_call.set(call_sid)
     base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
     return params, call_sid, base
 
@@ -58,10 +63,13 @@ async def answer(request: Request) -> Response:
     params, call_sid, base = await _params(request)
     runner = _runner(request)
     step_id = _step_id(request)
+    runtime: VoiceRuntime = request.app.state.voice
+    if await stream_already_ran(runtime.services, call_sid):
+        logger.warning("answer callback repeated after the call's stream ran: no new token")
+        return _xml(hangup_twiml())
     context = await runner.call_answered(step_id, call_sid)
     if context is None:
         return _xml(await _already_settled(runner, step_id, call_sid))
-    runtime: VoiceRuntime = request.app.state.voice
     services = runtime.services
     nonce, token = None, None
     if runtime.connector is not None:

@@ -3,14 +3,20 @@
 The voice webhook hands a call over (OpenAI not configured, or the Realtime session cannot be
 opened) by answering ``voice_agent.voice.gather.redirect_twiml(f"{base}/twilio/gather/start")``;
 Twilio then posts the call's parameters here, and every later turn comes back to ``/turn``.
+
+Each turn's action URL carries its number (``/turn?turn=3``; Twilio signs the query too), and a
+turn is processed once per call: Twilio's retry or a replayed capture of turn 3 gets the TwiML
+turn 3 answered, and books, moves or cancels nothing again.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.voice.gather import (
     MAX_SILENCES,
@@ -20,9 +26,11 @@ from voice_agent.voice.gather import (
     transfer_twiml,
 )
 from voice_agent.web.chat import get_conversations
+from voice_agent.web.replay import ReplayGuard
 from voice_agent.web.twilio_security import public_base, verified_form
 
-logger = logging.getLogger("voice_agent.gather")
+logger = logging.getLogger(__name__)
+_NUMBER = re.compile(r"[0-9]{1,6}")
 router = APIRouter(prefix="/twilio/gather")
 XML = "application/xml"
 
@@ -37,6 +45,7 @@ async def _call(request: Request) -> tuple[dict[str, str], str | None, str]:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
+    current_call.set(call_sid)
     services = request.app.state.services
     try:
         phone = normalize_phone(params.get("From", ""), services.clinic().country)
@@ -59,13 +68,51 @@ async def start(request: Request) -> Response:
         if patient is not None and patient.language:
             language = patient.language
     text = conversations.replies.say(language, "voice_welcome", clinic=clinic.name)
-    return _xml(gather_twiml(text, language, f"{base}/twilio/gather/turn"))
+    return _xml(gather_twiml(text, language, turn_url(base, 1)))
+
+
+def turn_url(base: str, number: int) -> str:
+    return f"{base}/twilio/gather/turn?turn={number}"
+
+
+def turn_number(request: Request) -> int | None:
+    """``?turn=N`` of the action URL (``None`` for URLs from before turns were numbered)."""
+    raw = request.query_params.get("turn")
+    if raw is None:
+        return None
+    if not _NUMBER.fullmatch(raw):
+        raise HTTPException(400, "malformed turn")
+    return int(raw)
 
 
 @router.post("/turn")
 async def turn(request: Request) -> Response:
-    """One spoken (or keyed) answer through the offline receptionist."""
+    """One spoken (or keyed) answer through the offline receptionist, processed once."""
     params, phone, base = await _call(request)
+    number = turn_number(request)
+    if number is None:  # an action URL from before turns were numbered (none is issued now)
+        return await _turn(request, params, phone, base, 1)
+    services = request.app.state.services
+    guard = ReplayGuard(services.engine)
+    key = f"gather:{params['CallSid']}:{number}"
+    claim = await guard.claim(key, services.clock.now())
+    if claim.state == "done" and claim.response is not None:
+        logger.info("gather turn %d answered again from its record", number)
+        return _xml(claim.response)
+    if claim.state == "busy":
+        raise HTTPException(409, "this turn is being processed")
+    try:
+        response = await _turn(request, params, phone, base, number + 1)
+    except BaseException:
+        await guard.release(key)
+        raise
+    await guard.complete(key, bytes(response.body).decode())
+    return response
+
+
+async def _turn(
+    request: Request, params: dict[str, str], phone: str | None, base: str, next_number: int
+) -> Response:
     conversations = get_conversations(request)
     services = conversations.services
     clinic = services.clinic()
@@ -75,7 +122,7 @@ async def turn(request: Request) -> Response:
     if state.language is None and phone:
         patient = await services.patients.find_by_phone(phone)
         language = (patient.language if patient else None) or language
-    action = f"{base}/twilio/gather/turn"
+    action = turn_url(base, next_number)
     speech = params.get("SpeechResult", "").strip()
     digits = params.get("Digits", "").strip()
     if not speech and not digits:

@@ -1,12 +1,18 @@
 """Twilio request signatures on webhooks and on the media-stream websocket upgrade.
 
-Twilio signs the public URL it called; behind a proxy we rebuild it from
-``VOICE_AGENT_PUBLIC_URL`` (preferred) or the ``X-Forwarded-*`` headers.
+Twilio signs the public URL it called. That URL comes from ``VOICE_AGENT_PUBLIC_URL`` only:
+taken from the request's ``Host``/``X-Forwarded-Host``, the signature base (and the URLs we hand
+Twilio back) would be the client's to choose. Without it the signed routes answer 503, except in
+the local-experiment mode that skips signatures altogether.
+
+Once a form is verified its values are cleaned for the rest of the app: NUL characters and
+lone surrogates removed (PostgreSQL refuses both), Twilio ids checked for their shape.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, WebSocket
@@ -18,13 +24,60 @@ from voice_agent.settings import Settings
 logger = logging.getLogger("voice_agent.twilio")
 
 
+SID_PATTERNS = {
+    "CallSid": re.compile(r"CA[0-9A-Za-z]{32}"),
+    "ParentCallSid": re.compile(r"CA[0-9A-Za-z]{32}"),
+    "MessageSid": re.compile(r"(SM|MM)[0-9A-Za-z]{32}"),
+    "AccountSid": re.compile(r"AC[0-9A-Za-z]{32}"),
+}
+"""Twilio's ids: two letters and 32 characters (anything else is not from Twilio)."""
+
+MAX_FIELDS = 100
+MAX_VALUE_CHARS = 32_000
+
+
+class PublicUrlMissing(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(503, "VOICE_AGENT_PUBLIC_URL is not set: cannot verify Twilio")
+
+
 def public_base(settings: Settings, headers: Headers, scheme: str, host: str) -> str:
-    """``https://host`` as Twilio sees us."""
+    """``https://host`` as Twilio sees us: ``VOICE_AGENT_PUBLIC_URL``, never a client header.
+
+    Only the local-experiment mode (signatures skipped) falls back to the request's own host.
+    """
     if settings.public_url:
         return settings.public_url
+    if not settings.insecure_skip_twilio_signature:
+        raise PublicUrlMissing()
     proto = headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
     forwarded_host = headers.get("x-forwarded-host", host).split(",")[0].strip()
     return f"{proto}://{forwarded_host}"
+
+
+def clean_value(value: str) -> str:
+    """Free text as PostgreSQL and UTF-8 accept it: no NUL, no lone surrogate."""
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _clean_form(params: dict[str, str]) -> dict[str, str]:
+    if len(params) > MAX_FIELDS:
+        raise HTTPException(400, "too many form fields")
+    cleaned = {}
+    for key, value in params.items():
+        if len(value) > MAX_VALUE_CHARS:
+            raise HTTPException(400, "form field too long")
+        cleaned[clean_value(key)] = clean_value(value)
+    for field, pattern in SID_PATTERNS.items():
+        value = cleaned.get(field)
+        if value is not None and value != "" and not pattern.fullmatch(value):
+            raise HTTPException(400, f"malformed {field}")
+    return cleaned
 
 
 def _validator(settings: Settings) -> RequestValidator | None:
@@ -39,9 +92,11 @@ async def verified_form(request: Request, settings: Settings) -> dict[str, str]:
         form = await request.form()
     except Exception:
         raise HTTPException(400, "malformed form body") from None
-    params = {key: str(value) for key, value in form.items()}
+    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    if len(params) != len(form):  # Twilio posts urlencoded fields, never file uploads
+        raise HTTPException(400, "unexpected file upload")
     if settings.insecure_skip_twilio_signature:
-        return params
+        return _clean_form(params)
     validator = _validator(settings)
     signature = request.headers.get("x-twilio-signature")
     if validator is None or not signature:
@@ -52,7 +107,7 @@ async def verified_form(request: Request, settings: Settings) -> dict[str, str]:
     if not validator.validate(url, params, signature):
         logger.warning("refused badly signed Twilio request to %s", request.url.path)
         raise HTTPException(403, "invalid Twilio signature")
-    return params
+    return _clean_form(params)
 
 
 def websocket_signature_ok(websocket: WebSocket, settings: Settings) -> bool:
@@ -61,7 +116,7 @@ def websocket_signature_ok(websocket: WebSocket, settings: Settings) -> bool:
         return True
     validator = _validator(settings)
     signature = websocket.headers.get("x-twilio-signature")
-    if validator is None or not signature:
+    if validator is None or not signature or not settings.public_url:
         return False
     base = public_base(settings, websocket.headers, "https", websocket.url.netloc)
     parts = urlsplit(base)

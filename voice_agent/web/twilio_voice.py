@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketState
 from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
@@ -38,7 +39,7 @@ from voice_agent.web.twilio_security import (
     websocket_signature_ok,
 )
 
-logger = logging.getLogger("voice_agent.twilio")
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio")
 
 POLICY_VIOLATION = 1008
@@ -86,6 +87,11 @@ async def incoming_call(request: Request) -> Response:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         return _xml(say_twiml("Invalid request.", "en-US"), status=400)
+    current_call.set(call_sid)
+    if await stream_already_ran(services, call_sid):
+        # Twilio asks once per call; a repeat after the stream opened is a replayed capture.
+        logger.warning("voice webhook repeated after the call's stream ran: no new token")
+        return _xml(hangup_twiml())
     clinic = services.clinic()
     patient = await _caller(services, params.get("From", ""))
     language = caller_language(clinic, patient)
@@ -119,6 +125,7 @@ async def after_stream(request: Request) -> Response:
     runtime = _runtime(request)
     services = runtime.services
     params = await verified_form(request, services.settings)
+    current_call.set(params.get("CallSid") or None)
     call = await asyncio.to_thread(get_call, services.engine, params.get("CallSid", ""))
     if call is None:
         return _xml(hangup_twiml())
@@ -165,6 +172,7 @@ async def stream_status(request: Request) -> Response:
     services = runtime.services
     params = await verified_form(request, services.settings)
     event = params.get("StreamEvent", "")
+    current_call.set(params.get("CallSid") or None)
     if event == "stream-error":
         call_sid = params.get("CallSid", "")
         await asyncio.to_thread(
@@ -236,6 +244,7 @@ async def _run_bridge(
 ) -> None:
     services = runtime.services
     settings = services.settings
+    current_call.set(call.call_sid)  # every line of the call, its tasks included, names it
     clinic = services.clinic()
     patient = await services.patients.get(call.patient_id) if call.patient_id else None
     language = call.language or clinic.default_language
@@ -294,6 +303,15 @@ async def _run_bridge(
         lines=lines,
     )
     await bridge.run()
+
+
+async def stream_already_ran(services: Services, call_sid: str) -> bool:
+    """Whether this call's media stream was opened (token used) or the call has ended: then no
+    request, however well signed, may mint the call another stream token."""
+    record = await asyncio.to_thread(get_call, services.engine, call_sid)
+    if record is None:
+        return False
+    return record.token_used_at is not None or record.ended_at is not None
 
 
 async def _caller(services: Services, raw_from: str) -> Patient | None:
