@@ -85,7 +85,7 @@ def test_silence_reprompts_then_hangs_up(services: Services) -> None:
         first = _post(client, "/twilio/gather/turn")
         assert "repetir" in _said(first)
         action = first.find("Gather").get("action")  # type: ignore[union-attr]
-        assert action.endswith("?silences=1")
+        assert action.endswith("&silences=1")
         path = "/twilio/gather/turn?silences=2"
         params = {"CallSid": CALL, "From": CALLER, "To": "+551134567800"}
         signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}{path}", params)
