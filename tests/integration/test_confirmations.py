@@ -4,6 +4,7 @@ with asynchronous AMD, voicemail and retries, the WhatsApp fallback, the keypad 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from voice_agent.store.tables import (
     SlotClaim,
 )
 
+_MESSAGE_SIDS = itertools.count(1)
 PUBLIC = "https://clinic.example"
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 PHONE = "+5511987658001"
@@ -73,7 +75,7 @@ class Env:
                 "From": f"whatsapp:{phone}",
                 "To": "whatsapp:+14155238886",
                 "Body": text,
-                "MessageSid": "SM" + "0" * 32,
+                "MessageSid": f"SM{next(_MESSAGE_SIDS):032d}",  # one per message, as Twilio
                 "AccountSid": ACCOUNT_SID,
             },
         )

@@ -25,6 +25,7 @@ from voice_agent.voice.gather import (
     goodbye_twiml,
     transfer_twiml,
 )
+from voice_agent.voice.instructions import call_disclosure
 from voice_agent.web.chat import get_conversations
 from voice_agent.web.replay import ReplayGuard
 from voice_agent.web.twilio_security import public_base, verified_form
@@ -67,7 +68,10 @@ async def start(request: Request) -> Response:
         patient = await services.patients.find_by_phone(phone)
         if patient is not None and patient.language:
             language = patient.language
-    text = conversations.replies.say(language, "voice_welcome", clinic=clinic.name)
+    disclosure = call_disclosure(services.settings.prompts_dir, clinic, language)
+    text = conversations.replies.say(
+        language, "voice_welcome", clinic=clinic.name, disclosure=disclosure
+    )
     return _xml(gather_twiml(text, language, turn_url(base, 1)))
 
 
