@@ -32,6 +32,7 @@ SID_PATTERNS = {
 }
 """Twilio's ids: two letters and 32 characters (anything else is not from Twilio)."""
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_FIELDS = 100
 MAX_VALUE_CHARS = 32_000
 
@@ -68,15 +69,15 @@ def clean_value(value: str) -> str:
 def _clean_form(params: dict[str, str]) -> dict[str, str]:
     if len(params) > MAX_FIELDS:
         raise HTTPException(400, "too many form fields")
+    for field, pattern in SID_PATTERNS.items():  # judged as sent: a NUL is not cleaned away
+        value = params.get(field)
+        if value is not None and value != "" and not pattern.fullmatch(value):
+            raise HTTPException(400, f"malformed {field}")
     cleaned = {}
     for key, value in params.items():
         if len(value) > MAX_VALUE_CHARS:
             raise HTTPException(400, "form field too long")
         cleaned[clean_value(key)] = clean_value(value)
-    for field, pattern in SID_PATTERNS.items():
-        value = cleaned.get(field)
-        if value is not None and value != "" and not pattern.fullmatch(value):
-            raise HTTPException(400, f"malformed {field}")
     return cleaned
 
 
@@ -88,6 +89,9 @@ def _validator(settings: Settings) -> RequestValidator | None:
 
 async def verified_form(request: Request, settings: Settings) -> dict[str, str]:
     """The webhook's form fields, after the signature checked out (403 otherwise)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in FORM_TYPES:  # Twilio posts forms; JSON here is not from Twilio
+        raise HTTPException(415, "expected a form body")
     try:
         form = await request.form()
     except Exception:
@@ -127,3 +131,11 @@ def websocket_signature_ok(websocket: WebSocket, settings: Settings) -> bool:
 def stream_url(settings: Settings, request: Request, path: str) -> str:
     base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
     return "wss://" + urlsplit(base).netloc + path
+
+
+def call_sid_of(params: dict[str, str]) -> str:
+    """The call a callback is about (400 when a signed request names none)."""
+    call_sid = params.get("CallSid", "")
+    if not call_sid:
+        raise HTTPException(400, "not a call")
+    return call_sid

@@ -33,6 +33,7 @@ from voice_agent.voice.realtime import RealtimeConnector
 from voice_agent.voice.twilio_protocol import FrameError, Start, parse_twilio_frame
 from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
 from voice_agent.web.twilio_security import (
+    call_sid_of,
     public_base,
     stream_url,
     verified_form,
@@ -125,8 +126,9 @@ async def after_stream(request: Request) -> Response:
     runtime = _runtime(request)
     services = runtime.services
     params = await verified_form(request, services.settings)
-    current_call.set(params.get("CallSid") or None)
-    call = await asyncio.to_thread(get_call, services.engine, params.get("CallSid", ""))
+    call_sid = call_sid_of(params)
+    current_call.set(call_sid)
+    call = await asyncio.to_thread(get_call, services.engine, call_sid)
     if call is None:
         return _xml(hangup_twiml())
     language = call.language or services.clinic().default_language
@@ -156,7 +158,8 @@ async def whisper(request: Request) -> Response:
     runtime = _runtime(request)
     services = runtime.services
     params = await verified_form(request, services.settings)
-    parent = params.get("ParentCallSid") or params.get("CallSid", "")
+    parent = params.get("ParentCallSid") or call_sid_of(params)
+    current_call.set(parent)
     call = await asyncio.to_thread(get_call, services.engine, parent)
     language = (call.language if call else None) or services.clinic().default_language
     lines = voice_lines(services.settings.prompts_dir, language)
@@ -172,9 +175,9 @@ async def stream_status(request: Request) -> Response:
     services = runtime.services
     params = await verified_form(request, services.settings)
     event = params.get("StreamEvent", "")
-    current_call.set(params.get("CallSid") or None)
+    call_sid = call_sid_of(params)
+    current_call.set(call_sid)
     if event == "stream-error":
-        call_sid = params.get("CallSid", "")
         await asyncio.to_thread(
             set_call_fields, services.engine, call_sid, error=params.get("StreamError", "")[:500]
         )
