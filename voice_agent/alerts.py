@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-logger = logging.getLogger("voice_agent.alerts")
+logger = logging.getLogger(__name__)
 
 
 class Alerter(Protocol):

@@ -43,7 +43,7 @@ from voice_agent.scheduling.booking import BookingError
 from voice_agent.settings import Settings
 from voice_agent.store.tables import Appointment, Patient
 
-logger = logging.getLogger("voice_agent.calendars.clinic_api")
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAPPING: dict[str, Any] = {
     "create": {"method": "POST", "path": "/appointments"},

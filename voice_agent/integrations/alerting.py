@@ -22,7 +22,7 @@ from voice_agent.integrations.outbox import Outbox
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 
-logger = logging.getLogger("voice_agent.alerts")
+logger = logging.getLogger(__name__)
 
 
 class OutboxAlerter:

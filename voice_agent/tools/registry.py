@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 if TYPE_CHECKING:
     from voice_agent.tools.context import ToolContext
 
-logger = logging.getLogger("voice_agent.tools")
+logger = logging.getLogger(__name__)
 
 ToolFunction = Callable[..., Awaitable[Any]]
 

@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from voice_agent.settings import Settings
 
-logger = logging.getLogger("voice_agent.twilio")
+logger = logging.getLogger(__name__)
 
 
 SID_PATTERNS = {
