@@ -40,10 +40,11 @@ QUIET_LOGGERS = {
 }
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# +E.164 with optional separators ("+55 11 98765-4321", "whatsapp:+5511987654321"), national
+# +E.164 with optional separators ("+55 11 98765-4321", "whatsapp:+5511987654321", URL-encoded
+# "%2B5511987654321"), national
 # numbers with an area code in parentheses ("(11) 98765-4321"), and bare runs of 10-15 digits.
 _PHONE = re.compile(
-    r"\+\d[\d ().-]{6,18}\d"
+    r"(?:\+|%2[Bb])\d[\d ().-]{6,18}\d"
     r"|\(\d{2,3}\)\s?\d{4,5}[\s-]?\d{4}"
     r"|(?<![\w.:/-])\d{10,15}(?![\w])"
 )

@@ -261,6 +261,16 @@ def test_one_whatsapp_sender_flooding_is_limited(client: TestClient) -> None:
     assert statuses[:20] == [200] * 20 and 429 in statuses[20:]
 
 
+def test_one_call_flooding_its_callbacks_is_limited(client: TestClient) -> None:
+    params = _call_params(StreamEvent="stream-started")
+    statuses = [
+        _post_signed(client, "/twilio/stream-status", params).status_code for _ in range(45)
+    ]
+    assert statuses[:40] == [204] * 40 and statuses[-1] == 429
+    other = _post_signed(client, "/twilio/stream-status", _call_params(CallSid="CA" + "9" * 32))
+    assert other.status_code == 204
+
+
 # The web chat stays local -----------------------------------------------------------------------
 
 

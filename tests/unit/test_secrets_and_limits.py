@@ -99,6 +99,7 @@ def test_token_buckets_forget_the_oldest_clients_beyond_their_bound() -> None:
         "+55 11 98765-4321",
         "raw 5511987654321 in a row",
         "mail maria.silva@example.com now",
+        "GET /Messages.json?To=whatsapp%3A%2B5511987654321",
     ],
 )
 def test_the_log_mask_hides_phones_and_emails(text: str) -> None:
@@ -125,3 +126,19 @@ def test_every_record_is_masked_and_names_its_call(caplog: pytest.LogCaptureFixt
     assert "987654321" not in text and "maria@example.com" not in text
     assert all(record.call_id == "CA" + "5" * 32 for record in caplog.records)
     assert "duplicate key" in text  # the traceback is kept, its values masked
+
+
+def test_uvicorn_access_lines_lose_their_query_string(caplog: pytest.LogCaptureFixture) -> None:
+    install_log_privacy()
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "203.0.113.4:5000",
+            "GET",
+            "/api/slots?service=x&phone=%2B5511987654321",
+            "1.1",
+            200,
+        )
+    assert '"GET /api/slots HTTP/1.1" 200' in caplog.text
+    assert "5511987654321" not in caplog.text

@@ -12,6 +12,7 @@ lone surrogates removed (PostgreSQL refuses both), Twilio ids checked for their 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from starlette.datastructures import Headers
 from twilio.request_validator import RequestValidator
 
 from voice_agent.settings import Settings
+from voice_agent.web.limits import CALL_RATE, TokenBuckets
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +113,25 @@ async def verified_form(request: Request, settings: Settings) -> dict[str, str]:
     if not validator.validate(url, params, signature):
         logger.warning("refused badly signed Twilio request to %s", request.url.path)
         raise HTTPException(403, "invalid Twilio signature")
-    return _clean_form(params)
+    cleaned = _clean_form(params)
+    _limit_call(request, cleaned.get("CallSid", ""))
+    return cleaned
+
+
+def _limit_call(request: Request, call_sid: str) -> None:
+    """One call's callbacks at a human pace (checked after the signature, so a stranger cannot
+    spend a real call's allowance)."""
+    if not call_sid or request.app.state.settings.rate_limit_scale <= 0:
+        return
+    buckets = getattr(request.app.state, "call_buckets", None)
+    if buckets is None:
+        buckets = request.app.state.call_buckets = TokenBuckets(CALL_RATE)
+    retry_after = buckets.take(call_sid)
+    if retry_after is not None:
+        logger.warning("call over its callback rate limit")
+        raise HTTPException(
+            429, "too many requests for this call", {"Retry-After": str(math.ceil(retry_after))}
+        )
 
 
 def websocket_signature_ok(websocket: WebSocket, settings: Settings) -> bool:
