@@ -9,16 +9,23 @@ failed is released, so Twilio's own retry is processed.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from fastapi import HTTPException, Request, Response
 from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from voice_agent.store.db import transaction
 from voice_agent.store.replay_tables import ProcessedRequest
+
+logger = logging.getLogger(__name__)
+_NUMBER = re.compile(r"[0-9]{1,6}")
 
 KEEP_FOR = timedelta(days=30)
 """How long a processed request is remembered (Twilio retries within minutes)."""
@@ -74,3 +81,32 @@ class ReplayGuard:
 
     async def release(self, key: str) -> None:
         await asyncio.to_thread(self._release, key)
+
+
+def turn_number(request: Request) -> int | None:
+    """``?turn=N`` of a gather action URL (``None`` for URLs from before turns were numbered)."""
+    raw = request.query_params.get("turn")
+    if raw is None:
+        return None
+    if not _NUMBER.fullmatch(raw):
+        raise HTTPException(400, "malformed turn")
+    return int(raw)
+
+
+async def once(request: Request, key: str, handle: Callable[[], Awaitable[Response]]) -> Response:
+    """Run ``handle`` for the first request with ``key``; a repeat gets the same answer."""
+    services = request.app.state.services
+    guard = ReplayGuard(services.engine)
+    claim = await guard.claim(key, services.clock.now())
+    if claim.state == "done" and claim.response is not None:
+        logger.info("request repeated: answered from its record, nothing done again")
+        return Response(claim.response, media_type="application/xml")
+    if claim.state == "busy":
+        raise HTTPException(409, "this step is being processed")
+    try:
+        response = await handle()
+    except BaseException:
+        await guard.release(key)  # failed: Twilio's retry gets a fresh run
+        raise
+    await guard.complete(key, bytes(response.body).decode())
+    return response

@@ -19,6 +19,7 @@ from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_gather import silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
 from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record, stream_already_ran
@@ -128,11 +129,14 @@ async def call_status(request: Request) -> Response:
 # The keypad path ------------------------------------------------------------------------------
 
 
+def _gather_url(base: str, turn: int) -> str:
+    """Each keypad answer's URL carries its number, so a repeated answer is answered once."""
+    return f"{base}/twilio/confirm/gather?turn={turn}"
+
+
 def _keypad_prompt(context: StepContext, base: str, key: str = "gather_prompt") -> str:
     return gather_twiml(
-        context.texts.get(key, **context.values),
-        context.language,
-        f"{base}/twilio/confirm/gather",
+        context.texts.get(key, **context.values), context.language, _gather_url(base, 1)
     )
 
 
@@ -160,8 +164,21 @@ async def keypad(request: Request) -> Response:
 
 @router.post("/gather")
 async def gather(request: Request) -> Response:
-    """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff."""
+    """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff; each turn processed once."""
     params, call_sid, base = await _params(request)
+    number = turn_number(request)
+    if number is None:  # an action URL from before turns were numbered
+        return await _gather(request, params, call_sid, base, 1)
+    return await once(
+        request,
+        f"confirm:{call_sid}:{number}",
+        lambda: _gather(request, params, call_sid, base, number + 1),
+    )
+
+
+async def _gather(
+    request: Request, params: dict[str, str], call_sid: str, base: str, next_turn: int
+) -> Response:
     runner = _runner(request)
     found = await _call_context(runner, call_sid)
     if found is None:
@@ -178,7 +195,7 @@ async def gather(request: Request) -> Response:
             gather_twiml(
                 texts.get("gather_reask"),
                 language,
-                f"{base}/twilio/confirm/gather",
+                _gather_url(base, next_turn),
                 silences=silences,
             )
         )
@@ -193,7 +210,7 @@ async def gather(request: Request) -> Response:
         )
     if answer == Answer.change:
         return _xml(await _to_staff(runner, context, call_sid, step_id, ""))
-    return _xml(gather_twiml(texts.get("gather_reask"), language, f"{base}/twilio/confirm/gather"))
+    return _xml(gather_twiml(texts.get("gather_reask"), language, _gather_url(base, next_turn)))
 
 
 async def _to_staff(

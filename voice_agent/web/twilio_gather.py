@@ -12,7 +12,6 @@ turn 3 answered, and books, moves or cancels nothing again.
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
@@ -27,11 +26,10 @@ from voice_agent.voice.gather import (
 )
 from voice_agent.voice.instructions import call_disclosure
 from voice_agent.web.chat import get_conversations
-from voice_agent.web.replay import ReplayGuard
+from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_security import public_base, verified_form
 
 logger = logging.getLogger(__name__)
-_NUMBER = re.compile(r"[0-9]{1,6}")
 router = APIRouter(prefix="/twilio/gather")
 XML = "application/xml"
 
@@ -79,16 +77,6 @@ def turn_url(base: str, number: int) -> str:
     return f"{base}/twilio/gather/turn?turn={number}"
 
 
-def turn_number(request: Request) -> int | None:
-    """``?turn=N`` of the action URL (``None`` for URLs from before turns were numbered)."""
-    raw = request.query_params.get("turn")
-    if raw is None:
-        return None
-    if not _NUMBER.fullmatch(raw):
-        raise HTTPException(400, "malformed turn")
-    return int(raw)
-
-
 @router.post("/turn")
 async def turn(request: Request) -> Response:
     """One spoken (or keyed) answer through the offline receptionist, processed once."""
@@ -96,22 +84,11 @@ async def turn(request: Request) -> Response:
     number = turn_number(request)
     if number is None:  # an action URL from before turns were numbered (none is issued now)
         return await _turn(request, params, phone, base, 1)
-    services = request.app.state.services
-    guard = ReplayGuard(services.engine)
-    key = f"gather:{params['CallSid']}:{number}"
-    claim = await guard.claim(key, services.clock.now())
-    if claim.state == "done" and claim.response is not None:
-        logger.info("gather turn %d answered again from its record", number)
-        return _xml(claim.response)
-    if claim.state == "busy":
-        raise HTTPException(409, "this turn is being processed")
-    try:
-        response = await _turn(request, params, phone, base, number + 1)
-    except BaseException:
-        await guard.release(key)
-        raise
-    await guard.complete(key, bytes(response.body).decode())
-    return response
+    return await once(
+        request,
+        f"gather:{params['CallSid']}:{number}",
+        lambda: _turn(request, params, phone, base, number + 1),
+    )
 
 
 async def _turn(
