@@ -85,6 +85,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # Once, now: appointments booked before confirmations were on get their steps.
         scheduler.add_job(app.state.confirmations.plan_missing_safely, id="confirmations-plan")
         scheduler.start()
+        if settings.twilio_enabled and not settings.public_url:
+            logger.warning(
+                "VOICE_AGENT_PUBLIC_URL is not set: every Twilio route answers 503, since "
+                "signatures are checked against it and never against a client's headers"
+            )
         if settings.insecure_skip_twilio_signature:
             logger.warning(
                 "VOICE_AGENT_INSECURE_SKIP_TWILIO_SIGNATURE is on: Twilio requests are NOT "

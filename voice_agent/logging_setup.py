@@ -46,7 +46,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(
     r"(?:\+|%2[Bb])\d[\d ().-]{6,18}\d"
     r"|\(\d{2,3}\)\s?\d{4,5}[\s-]?\d{4}"
-    r"|(?<![\w.:/-])\d{10,15}(?![\w])"
+    r"|(?<![\w.])\d{10,15}(?![\w])"
 )
 
 
@@ -91,7 +91,9 @@ def install_log_privacy() -> None:
 
 
 def _guard(record: logging.LogRecord) -> None:
-    record.call_id = current_call.get() or "-"
+    call_id = current_call.get()
+    # A web chat's session id is the client's choice: masked like any text.
+    record.call_id = mask_text(call_id) if call_id else "-"
     if record.name == "uvicorn.access" and isinstance(record.args, tuple) and record.args:
         # (client, method, path with query, http version, status)
         args = list(record.args)

@@ -142,3 +142,12 @@ def test_uvicorn_access_lines_lose_their_query_string(caplog: pytest.LogCaptureF
         )
     assert '"GET /api/slots HTTP/1.1" 200' in caplog.text
     assert "5511987654321" not in caplog.text
+
+
+def test_a_chat_session_id_that_looks_like_a_phone_is_masked_in_the_call_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    install_log_privacy()
+    with caplog.at_level(logging.INFO), call_scope("web:5511987654321"):
+        logging.getLogger("tests.privacy").info("turn")
+    assert "987654321" not in caplog.records[0].call_id
