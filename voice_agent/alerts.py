@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from voice_agent.services import Services
     from voice_agent.store.tables import Patient
 
-logger = logging.getLogger("voice_agent.alerts")
+logger = logging.getLogger(__name__)
 
 STAFF_TEXTS = "staff_texts.yaml"
 

@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from voice_agent import __version__
 from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.integrations.jobs import schedule_integration_jobs
+from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
@@ -24,12 +27,38 @@ from voice_agent.web import (
     twilio_status,
     twilio_voice,
 )
+from voice_agent.web.limits import BodyLimitMiddleware, RateLimitMiddleware
+from voice_agent.web.replay import ReplayGuard
 
-logger = logging.getLogger("voice_agent")
+logger = logging.getLogger(__name__)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field and the kind of error, never the value sent (which may be a
+    patient's phone or name, or a probe meant to land in our logs)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {"loc": [str(part) for part in error.get("loc", ())], "type": str(error.get("type", ""))}
+        for error in errors
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with its traceback (patient data masked), answered without details."""
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
+    return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app. Tests pass ready ``services`` (fixed clock, fakes); production passes none."""
+    install_log_privacy()
     settings = settings or (services.settings if services else load_settings())
     owned = services is None
     services = services or build_services(settings)
@@ -55,10 +84,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
+        scheduler.add_job(
+            _purge_processed_requests,
+            "interval",
+            hours=6,
+            id="purge-processed-requests",
+            coalesce=True,
+            max_instances=1,
+        )
         # Once, now: appointments booked before confirmations were on get their steps.
         scheduler.add_job(app.state.confirmations.plan_missing_safely, id="confirmations-plan")
         scheduler.start()
         app.state.scheduler = scheduler  # /readyz checks it runs
+        if settings.twilio_enabled and not settings.public_url:
+            logger.warning(
+                "VOICE_AGENT_PUBLIC_URL is not set: every Twilio route answers 503, since "
+                "signatures are checked against it and never against a client's headers"
+            )
         if settings.insecure_skip_twilio_signature:
             logger.warning(
                 "VOICE_AGENT_INSECURE_SKIP_TWILIO_SIGNATURE is on: Twilio requests are NOT "
@@ -72,7 +114,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if owned:
                 services.close()
 
+    def _purge_processed_requests() -> None:
+        ReplayGuard(services.engine).purge(services.clock.now())
+
     app = FastAPI(title="Voice receptionist", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
+    # Outermost first: refuse floods before anything is read, then oversize bodies before parsing.
+    app.add_middleware(BodyLimitMiddleware)
+    if settings.rate_limit_scale > 0:
+        app.add_middleware(RateLimitMiddleware, scale=settings.rate_limit_scale)
     app.state.services = services
     app.state.settings = settings
     app.state.voice = twilio_voice.VoiceRuntime(services)

@@ -31,7 +31,7 @@ from voice_agent.store.migrate import upgrade
 from voice_agent.tools.catalog import build_registry
 from voice_agent.tools.registry import ToolRegistry
 
-logger = logging.getLogger("voice_agent")
+logger = logging.getLogger(__name__)
 
 
 class ClinicHolder:

@@ -37,6 +37,34 @@ class ConfigurationError(RuntimeError):
     """Raised at start when a setting is missing or wrong; the message names the setting."""
 
 
+SECRET_MIN_LENGTH = 16
+"""Secrets we verify requests with (a Twilio auth token is 32 characters): anything shorter, or
+empty, would let a stranger forge a webhook or guess the chat token."""
+
+VERIFYING_SECRETS = ("twilio_auth_token", "chat_api_token", "call_token_secret")
+"""Secrets that let whoever knows them in: refused when shorter than ``SECRET_MIN_LENGTH``."""
+
+CREDENTIALS = ("openai_api_key", "clinic_api_auth_header")
+"""Credentials we only send to a vendor: refused when empty (a typo would fail every call)."""
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to ``host`` keeps the app reachable from this machine only."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def chat_token_problem(host: str, settings: Settings) -> str | None:
+    """The web chat trusts a typed phone number: reachable from other machines it needs a token."""
+    if settings.chat_api_token is None and not is_loopback(host):
+        return (
+            "VOICE_AGENT_CHAT_API_TOKEN: required when the app listens on "
+            f"{host} (not loopback); the web chat would be open to anyone"
+        )
+    return None
+
+
 class Settings(BaseSettings):
     """Every setting of the receptionist. The README's configuration table mirrors this class."""
 
@@ -45,6 +73,7 @@ class Settings(BaseSettings):
         env_file=None,
         extra="ignore",
         populate_by_name=True,
+        hide_input_in_errors=True,  # an error names the variable, never its (secret) value
     )
 
     # Storage and clinic data
@@ -78,6 +107,12 @@ class Settings(BaseSettings):
     chat_api_token: SecretStr | None = Field(
         default=None,
         description="Staff bearer token for /api/chat and /chat; unset = loopback clients only.",
+    )
+    rate_limit_scale: float = Field(
+        default=1.0,
+        ge=0,
+        description="Multiplies every per-client rate limit (0 switches them off, e.g. behind a "
+        "proxy that limits already).",
     )
     call_token_secret: SecretStr | None = Field(
         default=None,
@@ -295,6 +330,35 @@ class Settings(BaseSettings):
             raise ValueError("must start with https:// (Twilio signs the public URL)")
         return value.rstrip("/")
 
+    @field_validator(*VERIFYING_SECRETS)
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError("is set but empty; unset it or give the real secret")
+        if len(secret) < SECRET_MIN_LENGTH or secret != secret.strip():
+            raise ValueError(
+                f"too short or padded: use at least {SECRET_MIN_LENGTH} characters "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return value
+
+    @field_validator(*CREDENTIALS)
+    @classmethod
+    def _non_empty_credential(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty; unset it or give the real credential")
+        return value
+
+    @model_validator(mode="after")
+    def _chat_token_off_loopback(self) -> Settings:
+        problem = chat_token_problem(self.host, self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     @model_validator(mode="after")
     def _twilio_pair(self) -> Settings:
         if bool(self.twilio_account_sid) != bool(self.twilio_auth_token):
@@ -316,10 +380,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "settings"
-            env_name = _env_name(field)
-            problems.append(f"{env_name}: {error['msg']}")
+        for error in exc.errors():  # the message only: never the value, which may be a secret
+            message = error["msg"].removeprefix("Value error, ")
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{_env_name(field)}: {message}" if field else message)
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 

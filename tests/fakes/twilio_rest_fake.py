@@ -59,7 +59,7 @@ class TwilioRestFake(LocalHttpFake):
     def __init__(
         self,
         account_sid: str = "AC" + "1" * 32,
-        auth_token: str = "secret-token",
+        auth_token: str = "secret-token-0123456789",
         clock: Clock | None = None,
     ) -> None:
         self.account_sid = account_sid

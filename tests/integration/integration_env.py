@@ -17,7 +17,7 @@ from voice_agent.settings import DEFAULT_CLINIC_FILE
 
 SHEET_ID = "sheet-interactions"
 ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "secret-token"
+AUTH_TOKEN = "secret-token-0123456789"
 WHATSAPP_FROM = "whatsapp:+14155238886"
 
 

@@ -4,6 +4,7 @@ with asynchronous AMD, voicemail and retries, the WhatsApp fallback, the keypad 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from voice_agent.store.tables import (
     SlotClaim,
 )
 
+_MESSAGE_SIDS = itertools.count(1)
 PUBLIC = "https://clinic.example"
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 PHONE = "+5511987658001"
@@ -73,7 +75,7 @@ class Env:
                 "From": f"whatsapp:{phone}",
                 "To": "whatsapp:+14155238886",
                 "Body": text,
-                "MessageSid": "SM" + "0" * 32,
+                "MessageSid": f"SM{next(_MESSAGE_SIDS):032d}",  # one per message, as Twilio
                 "AccountSid": ACCOUNT_SID,
             },
         )
@@ -318,7 +320,7 @@ async def test_keypad_confirmation_without_openai(env: Env) -> None:
     assert outcome == "placed"
     sid = env.twilio.calls()[-1]["sid"]
     answered = await env.post(f"/twilio/confirm/answer?step={step_id}", _call(sid, "in-progress"))
-    assert '<Gather action="https://clinic.example/twilio/confirm/gather"' in answered.text
+    assert '<Gather action="https://clinic.example/twilio/confirm/gather?turn=1"' in answered.text
     assert 'input="speech dtmf"' in answered.text and 'language="pt-BR"' in answered.text
     assert "ligando para confirmar sua consulta" in answered.text
     with transaction(env.services.engine) as session:
@@ -361,6 +363,19 @@ async def test_keypad_cancel_and_staff(env: Env) -> None:
     staff = await env.post("/twilio/confirm/gather", {**_call(sid), "Digits": "3"})
     assert "<Dial" in staff.text and "<Number>+551134567801</Number>" in staff.text
     assert env.runner.store.get(step_id).outcome == "transferred"
+
+
+async def test_a_replayed_keypad_answer_is_answered_once(env: Env) -> None:
+    appointment = await book(env.services)
+    step_id, _ = await env.runner.trigger(appointment.id, "call")
+    sid = env.twilio.calls()[-1]["sid"]
+    answered = await env.post(f"/twilio/confirm/answer?step={step_id}", _call(sid, "in-progress"))
+    action = re.search(r'<Gather action="([^"]+)"', answered.text).group(1)  # type: ignore[union-attr]
+    cancelled = await env.post(action, {**_call(sid), "Digits": "2"})
+    assert "foi cancelada" in cancelled.text
+    again = await env.post(action, {**_call(sid), "Digits": "2"})  # Twilio's retry, a replay
+    assert again.text == cancelled.text
+    assert env.appointment(appointment.id).status == AppointmentStatus.cancelled
 
 
 async def test_callbacks_must_be_signed_and_belong_to_the_step(env: Env) -> None:

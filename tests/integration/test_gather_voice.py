@@ -20,7 +20,7 @@ from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
 from voice_agent.voice.gather import digits_to_text, redirect_twiml
 
-TOKEN = "gather-token"
+TOKEN = "gather-token-0123456789"
 PUBLIC = "https://clinic.example"
 CALL = "CA" + "7" * 32
 CALLER = "+5511987656001"
@@ -60,7 +60,7 @@ def test_a_caller_books_by_voice_and_keypad(services: Services) -> None:
         gather = start.find("Gather")
         assert gather is not None and gather.get("input") == "speech dtmf"
         assert gather.get("language") == "pt-BR"
-        assert gather.get("action") == f"{PUBLIC}/twilio/gather/turn"
+        assert gather.get("action") == f"{PUBLIC}/twilio/gather/turn?turn=1"
         assert all(say.get("language") == "pt-BR" for say in start.iter("Say"))
         assert "Clínica São Lucas" in _said(start)
         turn = _post(client, "/twilio/gather/turn", SpeechResult="Olá, bom dia")
@@ -85,7 +85,7 @@ def test_silence_reprompts_then_hangs_up(services: Services) -> None:
         first = _post(client, "/twilio/gather/turn")
         assert "repetir" in _said(first)
         action = first.find("Gather").get("action")  # type: ignore[union-attr]
-        assert action.endswith("?silences=1")
+        assert action.endswith("&silences=1")
         path = "/twilio/gather/turn?silences=2"
         params = {"CallSid": CALL, "From": CALLER, "To": "+551134567800"}
         signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}{path}", params)

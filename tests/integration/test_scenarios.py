@@ -25,6 +25,7 @@ A scenario file:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,8 @@ from voice_agent.tools.context import ToolContext
 LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-TOKEN = "test-auth-token"
+TOKEN = "test-auth-token-0123456789"
+_MESSAGE_SIDS = itertools.count(1)
 PUBLIC = "https://clinic.example"
 
 
@@ -142,7 +144,7 @@ def _send(
         "From": f"whatsapp:{phone}",
         "To": "whatsapp:+5511345678000",
         "Body": text,
-        "MessageSid": "SM" + "1" * 32,
+        "MessageSid": f"SM{next(_MESSAGE_SIDS):032d}",  # one per message, as Twilio
         "AccountSid": "AC" + "0" * 32,
         "NumMedia": "0",
     }

@@ -20,7 +20,7 @@ from voice_agent.store.db import make_engine
 
 LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
 
-TOKEN = "channel-token"
+TOKEN = "channel-token-0123456789"
 PUBLIC = "https://clinic.example"
 URL = f"{PUBLIC}/twilio/messaging"
 
@@ -216,10 +216,12 @@ def test_web_chat_is_local_only_unless_staff_token_is_set(services) -> None:
     body = {"session_id": "s1", "text": "oi", "phone": "+5511987653009"}
     with TestClient(create_app(services.settings, services), client=("203.0.113.9", 1)) as remote:
         assert remote.post("/api/chat", json=body).status_code == 403
-    services.settings.chat_api_token = SecretStr("staff-secret")
+    services.settings.chat_api_token = SecretStr("staff-secret-0123456789")
     with TestClient(create_app(services.settings, services), client=("203.0.113.9", 1)) as remote:
         assert remote.post("/api/chat", json=body).status_code == 401
         wrong = remote.post("/api/chat", json=body, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        ok = remote.post("/api/chat", json=body, headers={"Authorization": "Bearer staff-secret"})
+        ok = remote.post(
+            "/api/chat", json=body, headers={"Authorization": "Bearer staff-secret-0123456789"}
+        )
         assert ok.status_code == 200 and ok.json()["reply"]

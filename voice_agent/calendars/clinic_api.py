@@ -44,7 +44,7 @@ from voice_agent.calendars.base import (
 from voice_agent.clinic.model import Clinic
 from voice_agent.settings import Settings
 
-logger = logging.getLogger("voice_agent.calendars.clinic_api")
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAPPING: dict[str, Any] = {
     "create": {"method": "POST", "path": "/appointments"},

@@ -33,7 +33,7 @@ from voice_agent.calendars.base import (
 from voice_agent.clinic.model import Clinic
 from voice_agent.integrations.google_api import GoogleApis, GoogleUnavailable
 
-logger = logging.getLogger("voice_agent.calendars.google")
+logger = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 FREEBUSY_MAX_DAYS = 60  # Google refuses long freeBusy ranges; ask in chunks

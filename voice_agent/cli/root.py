@@ -20,6 +20,7 @@ from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.patient import patient_app
 from voice_agent.cli.privacy import keys_app, privacy_app
 from voice_agent.cli.server import chat, serve
+from voice_agent.logging_setup import install_log_privacy
 
 app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
 
@@ -41,6 +42,7 @@ def root(
     ] = False,
 ) -> None:
     """Voice receptionist for clinics."""
+    install_log_privacy()  # every command's log lines: patient data masked, third parties quiet
     if ctx.obj is None:  # the installed command; tests pass their own (a fixed clock)
         ctx.obj = CliRuntime()
 

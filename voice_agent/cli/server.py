@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from voice_agent.cli.context import runtime, settings, startup_errors
+from voice_agent.cli.context import exit_with, runtime, settings, startup_errors
+from voice_agent.settings import chat_token_problem
 
 
 def serve(
@@ -20,17 +21,26 @@ def serve(
     import uvicorn
 
     from voice_agent.app import create_app
+    from voice_agent.logging_setup import configure_logging, uvicorn_log_config
     from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(logging.INFO)
     current = settings(ctx)
+    bind = host or current.host
+    problem = chat_token_problem(bind, current)
+    if problem is not None:
+        exit_with(problem)
     with startup_errors(current):
         application = create_app(current)
     uvicorn.run(
         application,
-        host=host or current.host,
+        host=bind,
         port=port or current.port,
         log_level="info",
+        log_config=uvicorn_log_config(),  # access lines without query strings, patient data masked
+        # scope["client"] stays the socket's peer: the loopback-only chat and the rate limits
+        # must not believe an X-Forwarded-For header (FORWARDED_ALLOW_IPS is ignored).
+        proxy_headers=False,
         # uvicorn's websockets-sansio protocol with a fast path for the call relay's text
         # messages (voice/relay_sockets.py); the stock protocols cost 2-3x more CPU per call.
         ws=RELAY_WS_PROTOCOL,

@@ -19,11 +19,19 @@ class ClinicFileError(ValueError):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
+MAX_CLINIC_FILE_CHARS = 5_000_000
+"""A real clinic file is tens of kilobytes; anything near this is a mistake or an attack."""
+
+
 def parse_clinic(text: str, source: str = "<clinic>") -> Clinic:
+    if len(text) > MAX_CLINIC_FILE_CHARS:
+        raise ClinicFileError(source, [f"larger than {MAX_CLINIC_FILE_CHARS} characters"])
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ClinicFileError(source, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:  # "[[[[…" nested thousands deep: the parser recurses per level
+        raise ClinicFileError(source, ["not valid YAML: nested too deeply"]) from None
     if not isinstance(data, dict):
         raise ClinicFileError(source, ["top level must be a mapping of clinic fields"])
     try:
@@ -36,6 +44,8 @@ def load_clinic_file(path: Path | str) -> Clinic:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ClinicFileError(str(path), ["not UTF-8 text"]) from None
     except OSError as exc:
         raise ClinicFileError(str(path), [f"cannot read: {exc.strerror}"]) from None
     return parse_clinic(text, str(path))

@@ -321,6 +321,11 @@ class Clinic(Frozen):
     email: str | None = None
     website: str | None = None
     hours: Localized = Field(default_factory=dict, description="Opening hours as said aloud.")
+    call_disclosure: Localized = Field(
+        default_factory=dict,
+        description="Said at the start of every call: that the caller talks to a virtual "
+        "assistant and whether the call is transcribed (default: prompts/<lang>/voice_lines.yaml).",
+    )
     booking: BookingPolicy = BookingPolicy()
     confirmations: ConfirmationPolicy = ConfirmationPolicy()
     retention: RetentionPolicy = RetentionPolicy()

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from voice_agent.services import Services
 
-logger = logging.getLogger("voice_agent.confirmations")
+logger = logging.getLogger(__name__)
 
 FINAL_CALL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 ERROR_RETRY_AFTER = timedelta(minutes=5)

@@ -33,7 +33,7 @@ from voice_agent.services import Services
 from voice_agent.tools.catalog import text_registry
 from voice_agent.tools.context import ToolContext
 
-logger = logging.getLogger("voice_agent.conversation")
+logger = logging.getLogger(__name__)
 
 
 @dataclass

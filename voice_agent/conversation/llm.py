@@ -29,7 +29,7 @@ from voice_agent.settings import Settings
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
 
-logger = logging.getLogger("voice_agent.conversation.llm")
+logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 6
 CONFIRMED_ACTIONS = {

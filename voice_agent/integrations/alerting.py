@@ -31,7 +31,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, Patient
 
-logger = logging.getLogger("voice_agent.alerts")
+logger = logging.getLogger(__name__)
 
 PATIENT_REQUESTS = frozenset({"handoff", "handoff_question", "callback", "transfer", "emergency"})
 """A patient waits on these: never dropped by the hourly limit."""

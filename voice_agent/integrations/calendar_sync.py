@@ -31,7 +31,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import ACTIVE_STATUSES, Appointment, InteractionKind, Patient
 
-logger = logging.getLogger("voice_agent.calendar_sync")
+logger = logging.getLogger(__name__)
 
 PATIENT_WORD = {"pt-BR": "Paciente", "ru": "Пациент", "en": "Patient"}
 

@@ -29,7 +29,7 @@ from googleapiclient.errors import HttpError
 
 from voice_agent.settings import Settings
 
-logger = logging.getLogger("voice_agent.google")
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCOPES = (

@@ -12,7 +12,7 @@ from apscheduler.schedulers.base import BaseScheduler
 if TYPE_CHECKING:
     from voice_agent.services import Services
 
-logger = logging.getLogger("voice_agent.jobs")
+logger = logging.getLogger(__name__)
 
 
 def schedule_integration_jobs(scheduler: BaseScheduler, services: Services) -> None:

@@ -34,7 +34,7 @@ from voice_agent.clock import Clock
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 
-logger = logging.getLogger("voice_agent.outbox")
+logger = logging.getLogger(__name__)
 
 
 class PermanentFailure(Exception):

@@ -28,7 +28,7 @@ from voice_agent.settings import ConfigurationError, Settings
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Interaction, InteractionKind
 
-logger = logging.getLogger("voice_agent.integrations")
+logger = logging.getLogger(__name__)
 
 PATIENT_EVENTS = {
     InteractionKind.booking: "booked",

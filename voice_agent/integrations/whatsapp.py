@@ -45,7 +45,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, Patient
 
-logger = logging.getLogger("voice_agent.whatsapp")
+logger = logging.getLogger(__name__)
 
 OUTSIDE_WINDOW = 63016
 WINDOW = timedelta(hours=24) - timedelta(minutes=10)  # a margin for the time in the queue

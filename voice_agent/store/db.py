@@ -43,6 +43,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock at the start of each transaction, so two
     threads racing for a slot wait for each other instead of failing on a lock upgrade.
+
+    ``hide_parameters``: a failing statement's error (logged, alerted, shown in a traceback)
+    names the statement but never its values, which are patients' phones, names and notes.
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -51,7 +54,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)  # the per-user data folder
         protect_sqlite_file(url)  # 0600 before SQLite creates the file, its WAL and SHM
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -68,7 +73,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     else:
-        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            hide_parameters=True,
+        )
     install_key_slot(engine)  # the encrypted columns' keys (voice_agent.privacy.binding)
     return engine
 

@@ -253,3 +253,4 @@ from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E4
 from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
 from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
+from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401

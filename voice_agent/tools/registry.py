@@ -24,7 +24,7 @@ from voice_agent.metrics import TOOL_SECONDS
 if TYPE_CHECKING:
     from voice_agent.tools.context import ToolContext
 
-logger = logging.getLogger("voice_agent.tools")
+logger = logging.getLogger(__name__)
 
 ToolFunction = Callable[..., Awaitable[Any]]
 

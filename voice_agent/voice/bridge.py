@@ -48,7 +48,7 @@ from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_
 from voice_agent.voice.relay_sockets import AsgiTextSocket
 from voice_agent.voice.twilio_protocol import Dtmf, FrameError, OutboundFrames, Stop, read_inbound
 
-logger = logging.getLogger("voice_agent.bridge")
+logger = logging.getLogger(__name__)
 
 AUDIO_BATCH_BYTES = 480  # 60 ms of caller audio per input_audio_buffer.append
 AUDIO_BATCH_WAIT = 0.06  # a partial batch (the caller's stream paused) waits no longer

@@ -14,7 +14,7 @@ from twilio.rest import Client
 from voice_agent.voice.call_log import set_call_fields
 from voice_agent.voice.twiml import dialable, transfer_twiml
 
-logger = logging.getLogger("voice_agent.calls")
+logger = logging.getLogger(__name__)
 
 
 class TwilioCallActions:

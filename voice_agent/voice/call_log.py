@@ -19,7 +19,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.tables import CallEvent, CallOutcome, CallRecord
 from voice_agent.store.types import utcnow
 
-logger = logging.getLogger("voice_agent.calls")
+logger = logging.getLogger(__name__)
 
 
 class CallRecorder:

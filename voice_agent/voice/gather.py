@@ -39,7 +39,8 @@ def gather_twiml(
     One key answers a menu; ``many_digits`` (a code, a birth date, a phone number) takes keys
     until # or a pause."""
     response = VoiceResponse()
-    url = action_url + ("?" + urlencode({"silences": silences}) if silences else "")
+    joiner = "&" if "?" in action_url else "?"
+    url = action_url + (joiner + urlencode({"silences": silences}) if silences else "")
     keys: dict[str, object] = {"finish_on_key": "#"} if many_digits else {"num_digits": 1}
     gather = Gather(
         input="speech dtmf",

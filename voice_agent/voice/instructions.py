@@ -47,6 +47,17 @@ def voice_lines(prompts_dir: Path, language: str) -> VoiceLines:
     return VoiceLines(language, data)
 
 
+def call_disclosure(prompts_dir: Path, clinic: Clinic, language: str) -> str:
+    """What every call opens with: a virtual assistant answers, and the call is transcribed.
+
+    The clinic's own words (``call_disclosure`` in the clinic file) win over the default line.
+    """
+    language = language_or_default(language)
+    return clinic.call_disclosure.get(language) or voice_lines(prompts_dir, language).get(
+        "disclosure"
+    )
+
+
 def caller_language(clinic: Clinic, patient: Patient | None) -> str:
     """The language to open the call in: the patient's, else the clinic's default."""
     if patient is not None and patient.language in clinic.languages:
@@ -84,7 +95,10 @@ def render_instructions(
         f"{d.name} ({d.title.get(language) or ', '.join(d.specialties)})" for d in clinic.doctors
     )
     greeting = lines.get(
-        "greeting", clinic_name=clinic.name, part_of_day=lines.part_of_day(local.hour)
+        "greeting",
+        clinic_name=clinic.name,
+        part_of_day=lines.part_of_day(local.hour),
+        disclosure=call_disclosure(prompts_dir, clinic, language),
     )
     values = {
         "clinic_name": clinic.name,

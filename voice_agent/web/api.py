@@ -85,22 +85,22 @@ async def clinic(services: ServicesDep) -> PublicClinic:
 @router.get("/api/slots")
 async def slots(
     services: ServicesDep,
-    service: str,
-    doctor: str | None = None,
-    period: Annotated[list[str], Query()] = [],  # noqa: B006
+    service: Annotated[str, Query(min_length=1, max_length=100)],
+    doctor: Annotated[str | None, Query(max_length=100)] = None,
+    period: Annotated[list[str], Query(max_length=10)] = [],  # noqa: B006
     date_from: date | None = None,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
-    language: str | None = None,
+    language: Annotated[str | None, Query(pattern=r"^(pt-BR|ru|en)$")] = None,
 ) -> dict[str, Any]:
     """Ranked free slots without holding them (for staff screens and monitoring)."""
     clinic = services.clinic()
     found = find_service(clinic, service)
     if found is None:
-        raise HTTPException(404, f"unknown service {service!r}")
+        raise HTTPException(404, "unknown service")  # not echoed: input never comes back
     try:
         prefs = Preferences(periods=period, date_from=date_from, doctor_id=doctor)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    except ValueError:
+        raise HTTPException(422, "invalid period, doctor or date") from None
     offers = await services.booking.rank(
         found.id, prefs, now=services.clock.now(), limit=limit, language=language
     )

@@ -14,14 +14,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.settings import LOOPBACK_HOSTS
+from voice_agent.web.limits import CALLER_RATE, TokenBuckets, too_many
+from voice_agent.web.replay import ReplayGuard
 from voice_agent.web.twilio_security import verified_form
 
-logger = logging.getLogger("voice_agent.chat")
+logger = logging.getLogger(__name__)
 router = APIRouter()
 STATIC = Path(__file__).resolve().parent / "static"
 XML = "application/xml"
@@ -61,15 +65,32 @@ def _problem(request: Request, status: int) -> Response:
     return Response(message_twiml(text), status_code=status, media_type=XML)
 
 
+def _senders(request: Request) -> TokenBuckets:
+    """Per-sender rate limit of the messaging webhook (one per app)."""
+    buckets = getattr(request.app.state, "message_senders", None)
+    if buckets is None:
+        buckets = request.app.state.message_senders = TokenBuckets(CALLER_RATE)
+    return buckets  # type: ignore[no-any-return]
+
+
+def _ignored() -> Response:
+    """An empty answer: Twilio takes the delivery as done and sends nothing back."""
+    return Response(str(MessagingResponse()), media_type=XML)
+
+
 @router.post("/twilio/messaging")
 async def twilio_messaging(request: Request, conversations: ConversationsDep) -> Response:
-    """Twilio's incoming WhatsApp/SMS webhook; answers with TwiML ``<Message>``."""
+    """Twilio's incoming WhatsApp/SMS webhook; answers with TwiML ``<Message>``.
+
+    Each ``MessageSid`` is processed once: Twilio's retry of a message we answered, or a
+    replayed capture of it, is acknowledged with an empty answer.
+    """
     settings = request.app.state.settings
     try:
         params = await verified_form(request, settings)
     except HTTPException as exc:
-        if exc.status_code == 403:
-            return Response("forbidden", status_code=403, media_type="text/plain")
+        if exc.status_code in (403, 503):
+            return Response("forbidden", status_code=exc.status_code, media_type="text/plain")
         return _problem(request, 400)
     sender = params.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
@@ -78,6 +99,37 @@ async def twilio_messaging(request: Request, conversations: ConversationsDep) ->
     except InvalidPatientData:
         logger.info("messaging webhook without a usable From (%s)", channel)
         return _problem(request, 400)
+    limited = request.app.state.settings.rate_limit_scale > 0
+    retry_after = _senders(request).take(phone) if limited else None
+    if retry_after is not None:
+        logger.warning("%s sender over its rate limit", channel)
+        return too_many(retry_after)
+    message_sid = params.get("MessageSid", "")
+    current_call.set(message_sid or None)
+    if not message_sid:
+        return await _message_turn(request, conversations, channel, phone, params)
+    guard = ReplayGuard(conversations.services.engine)
+    key = f"msg:{message_sid}"
+    claim = await guard.claim(key, conversations.services.clock.now())
+    if claim.state != "new":
+        logger.info("%s message delivered again: acknowledged, not processed", channel)
+        return _ignored()
+    try:
+        response = await _message_turn(request, conversations, channel, phone, params)
+    except BaseException:
+        await guard.release(key)  # Twilio's retry will be processed
+        raise
+    await guard.complete(key, "")
+    return response
+
+
+async def _message_turn(
+    request: Request,
+    conversations: ConversationService,
+    channel: str,
+    phone: str,
+    params: dict[str, str],
+) -> Response:
     body = params.get("Body", "")
     confirmations = getattr(request.app.state, "confirmations", None)
     red_flag = conversations.red_flag(body) is not None  # an emergency is never a "1/2/3"
@@ -106,20 +158,50 @@ class ChatRequest(BaseModel):
     phone: str | None = Field(default=None, max_length=40)
     language: str | None = Field(default=None, pattern=r"^(pt-BR|ru|en)$")
 
+    @field_validator("text", "phone")
+    @classmethod
+    def _storable_text(cls, value: str | None) -> str | None:
+        """JSON can carry a lone surrogate (``"\\ud800"``) and NUL, which UTF-8 and PostgreSQL
+        refuse; they are refused here, as a 422, instead of failing deep in a write."""
+        if value is None:
+            return value
+        if "\x00" in value:
+            raise ValueError("contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("is not valid Unicode text (lone surrogate)") from None
+        return value
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+LOOPBACK = LOOPBACK_HOSTS
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "via")
+"""A request that passed through a proxy says so; such a request is not this machine's user,
+whatever address uvicorn's proxy-headers middleware put in its place."""
+
+
+def is_local_request(request: Request) -> bool:
+    """Whether the socket's peer is this machine and no proxy stands between.
+
+    ``voice-agent serve`` runs uvicorn without proxy headers, so ``request.client`` is the peer;
+    under another server with ``FORWARDED_ALLOW_IPS='*'`` it may be a header's claim, which is
+    why any forwarding header disqualifies the request too.
+    """
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return False
+    return not any(name in request.headers for name in FORWARDING_HEADERS)
 
 
 def require_chat_access(request: Request) -> None:
     """The web chat trusts the phone number a person types, so it is a staff tool.
 
     With ``VOICE_AGENT_CHAT_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``;
-    without it (the embedded default) only this machine may use it.
+    without it (the embedded default) only this machine may use it, never through a proxy.
     """
     token = request.app.state.settings.chat_api_token
     if token is None:
-        host = request.client.host if request.client else ""
-        if host not in LOOPBACK:
+        if not is_local_request(request):
             raise HTTPException(403, "the web chat is local-only; set VOICE_AGENT_CHAT_API_TOKEN")
         return
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -135,6 +217,7 @@ async def api_chat(
     payload: ChatRequest, conversations: ConversationsDep, _: ChatAccess
 ) -> dict[str, Any]:
     """One chat turn: the reply text plus the structured state (offers, the appointment changed)."""
+    current_call.set(f"web:{payload.session_id}")
     reply = await conversations.handle(
         "web",
         payload.session_id,

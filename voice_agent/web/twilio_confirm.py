@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from voice_agent.confirmations.messages import DIGITS, Answer
 from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
+from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
-from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record
+from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record, stream_already_ran
 
-logger = logging.getLogger("voice_agent.confirmations")
+logger = logging.getLogger(__name__)
+_STEP = re.compile(r"[0-9]{1,9}")
 router = APIRouter(prefix="/twilio/confirm")
 XML = "application/xml"
 
@@ -35,10 +39,11 @@ def _runner(request: Request) -> ConfirmationRunner:
 
 
 def _step_id(request: Request) -> int:
-    try:
-        return int(request.query_params.get("step", ""))
-    except ValueError:
-        raise HTTPException(400, "missing step") from None
+    """``?step=N``: a database id, so at most 9 digits (20 would overflow the column)."""
+    raw = request.query_params.get("step", "")
+    if not _STEP.fullmatch(raw):
+        raise HTTPException(400, "missing or malformed step")
+    return int(raw)
 
 
 async def _params(request: Request) -> tuple[dict[str, str], str, str]:
@@ -47,6 +52,7 @@ async def _params(request: Request) -> tuple[dict[str, str], str, str]:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
+    current_call.set(call_sid)
     base = public_base(settings, request.headers, request.url.scheme, request.url.netloc)
     return params, call_sid, base
 
@@ -58,10 +64,13 @@ async def answer(request: Request) -> Response:
     params, call_sid, base = await _params(request)
     runner = _runner(request)
     step_id = _step_id(request)
+    runtime: VoiceRuntime = request.app.state.voice
+    if await stream_already_ran(runtime.services, call_sid):
+        logger.warning("answer callback repeated after the call's stream ran: no new token")
+        return _xml(hangup_twiml())
     context = await runner.call_answered(step_id, call_sid)
     if context is None:
         return _xml(await _already_settled(runner, step_id, call_sid))
-    runtime: VoiceRuntime = request.app.state.voice
     services = runtime.services
     nonce, token = None, None
     if runtime.connector is not None:
@@ -120,11 +129,14 @@ async def call_status(request: Request) -> Response:
 # The keypad path ------------------------------------------------------------------------------
 
 
+def _gather_url(base: str, turn: int) -> str:
+    """Each keypad answer's URL carries its number, so a repeated answer is answered once."""
+    return f"{base}/twilio/confirm/gather?turn={turn}"
+
+
 def _keypad_prompt(context: StepContext, base: str, key: str = "gather_prompt") -> str:
     return gather_twiml(
-        context.texts.get(key, **context.values),
-        context.language,
-        f"{base}/twilio/confirm/gather",
+        context.texts.get(key, **context.values), context.language, _gather_url(base, 1)
     )
 
 
@@ -152,8 +164,21 @@ async def keypad(request: Request) -> Response:
 
 @router.post("/gather")
 async def gather(request: Request) -> Response:
-    """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff."""
+    """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff; each turn processed once."""
     params, call_sid, base = await _params(request)
+    number = turn_number(request)
+    if number is None:  # an action URL from before turns were numbered
+        return await _gather(request, params, call_sid, base, 1)
+    return await once(
+        request,
+        f"confirm:{call_sid}:{number}",
+        lambda: _gather(request, params, call_sid, base, number + 1),
+    )
+
+
+async def _gather(
+    request: Request, params: dict[str, str], call_sid: str, base: str, next_turn: int
+) -> Response:
     runner = _runner(request)
     found = await _call_context(runner, call_sid)
     if found is None:
@@ -170,7 +195,7 @@ async def gather(request: Request) -> Response:
             gather_twiml(
                 texts.get("gather_reask"),
                 language,
-                f"{base}/twilio/confirm/gather",
+                _gather_url(base, next_turn),
                 silences=silences,
             )
         )
@@ -191,7 +216,7 @@ async def gather(request: Request) -> Response:
         )
     if answer == Answer.change:
         return _xml(await _to_staff(runner, context, call_sid, step_id, ""))
-    return _xml(gather_twiml(texts.get("gather_reask"), language, f"{base}/twilio/confirm/gather"))
+    return _xml(gather_twiml(texts.get("gather_reask"), language, _gather_url(base, next_turn)))
 
 
 async def _to_staff(

@@ -3,6 +3,10 @@
 The voice webhook hands a call over (OpenAI not configured, or the Realtime session cannot be
 opened) by answering ``voice_agent.voice.gather.redirect_twiml(f"{base}/twilio/gather/start")``;
 Twilio then posts the call's parameters here, and every later turn comes back to ``/turn``.
+
+Each turn's action URL carries its number (``/turn?turn=3``; Twilio signs the query too), and a
+turn is processed once per call: Twilio's retry or a replayed capture of turn 3 gets the TwiML
+turn 3 answered, and books, moves or cancels nothing again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import Engine
 
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import CallOutcome
 from voice_agent.voice.call_log import set_call_fields
@@ -25,10 +30,12 @@ from voice_agent.voice.gather import (
     goodbye_twiml,
     transfer_twiml,
 )
+from voice_agent.voice.instructions import call_disclosure
 from voice_agent.web.chat import get_conversations
+from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_security import public_base, verified_form
 
-logger = logging.getLogger("voice_agent.gather")
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio/gather")
 XML = "application/xml"
 
@@ -43,6 +50,7 @@ async def _call(request: Request) -> tuple[dict[str, str], str | None, str]:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
+    current_call.set(call_sid)
     services = request.app.state.services
     try:
         phone = normalize_phone(params.get("From", ""), services.clinic().country)
@@ -64,14 +72,34 @@ async def start(request: Request) -> Response:
         patient = await services.patients.find_by_phone(phone)
         if patient is not None and patient.language:
             language = patient.language
-    text = conversations.replies.say(language, "voice_welcome", clinic=clinic.name)
-    return _xml(gather_twiml(text, language, f"{base}/twilio/gather/turn"))
+    disclosure = call_disclosure(services.settings.prompts_dir, clinic, language)
+    text = conversations.replies.say(
+        language, "voice_welcome", clinic=clinic.name, disclosure=disclosure
+    )
+    return _xml(gather_twiml(text, language, turn_url(base, 1)))
+
+
+def turn_url(base: str, number: int) -> str:
+    return f"{base}/twilio/gather/turn?turn={number}"
 
 
 @router.post("/turn")
 async def turn(request: Request) -> Response:
-    """One spoken (or keyed) answer through the offline receptionist."""
+    """One spoken (or keyed) answer through the offline receptionist, processed once."""
     params, phone, base = await _call(request)
+    number = turn_number(request)
+    if number is None:  # an action URL from before turns were numbered (none is issued now)
+        return await _turn(request, params, phone, base, 1)
+    return await once(
+        request,
+        f"gather:{params['CallSid']}:{number}",
+        lambda: _turn(request, params, phone, base, number + 1),
+    )
+
+
+async def _turn(
+    request: Request, params: dict[str, str], phone: str | None, base: str, next_number: int
+) -> Response:
     conversations = get_conversations(request)
     services = conversations.services
     clinic = services.clinic()
@@ -81,7 +109,7 @@ async def turn(request: Request) -> Response:
     if state.language is None and phone:
         patient = await services.patients.find_by_phone(phone)
         language = (patient.language if patient else None) or language
-    action = f"{base}/twilio/gather/turn"
+    action = turn_url(base, next_number)
     speech = params.get("SpeechResult", "").strip()
     digits = params.get("Digits", "").strip()
     if not speech and not digits:

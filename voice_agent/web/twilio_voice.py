@@ -18,6 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.alerts import StaffTexts, alert_staff, staff_language
 from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
@@ -35,13 +36,14 @@ from voice_agent.voice.realtime import RealtimeConnector
 from voice_agent.voice.twilio_protocol import FrameError, Start, parse_twilio_frame
 from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
 from voice_agent.web.twilio_security import (
+    call_sid_of,
     public_base,
     stream_url,
     verified_form,
     websocket_signature_ok,
 )
 
-logger = logging.getLogger("voice_agent.twilio")
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio")
 
 POLICY_VIOLATION = 1008
@@ -89,6 +91,11 @@ async def incoming_call(request: Request) -> Response:
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         return _xml(say_twiml("Invalid request.", "en-US"), status=400)
+    current_call.set(call_sid)
+    if await stream_already_ran(services, call_sid):
+        # Twilio asks once per call; a repeat after the stream opened is a replayed capture.
+        logger.warning("voice webhook repeated after the call's stream ran: no new token")
+        return _xml(hangup_twiml())
     clinic = services.clinic()
     patient = await _caller(services, params.get("From", ""))
     language = caller_language(clinic, patient)
@@ -122,7 +129,9 @@ async def after_stream(request: Request) -> Response:
     runtime = _runtime(request)
     services = runtime.services
     params = await verified_form(request, services.settings)
-    call = await asyncio.to_thread(get_call, services.engine, params.get("CallSid", ""))
+    call_sid = call_sid_of(params)
+    current_call.set(call_sid)
+    call = await asyncio.to_thread(get_call, services.engine, call_sid)
     if call is None:
         return _xml(hangup_twiml())
     language = call.language or services.clinic().default_language
@@ -152,7 +161,8 @@ async def whisper(request: Request) -> Response:
     runtime = _runtime(request)
     services = runtime.services
     params = await verified_form(request, services.settings)
-    parent = params.get("ParentCallSid") or params.get("CallSid", "")
+    parent = params.get("ParentCallSid") or call_sid_of(params)
+    current_call.set(parent)
     call = await asyncio.to_thread(get_call, services.engine, parent)
     language = (call.language if call else None) or services.clinic().default_language
     lines = voice_lines(services.settings.prompts_dir, language)
@@ -168,8 +178,9 @@ async def stream_status(request: Request) -> Response:
     services = runtime.services
     params = await verified_form(request, services.settings)
     event = params.get("StreamEvent", "")
+    call_sid = call_sid_of(params)
+    current_call.set(call_sid)
     if event == "stream-error":
-        call_sid = params.get("CallSid", "")
         await asyncio.to_thread(
             set_call_fields, services.engine, call_sid, error=params.get("StreamError", "")[:500]
         )
@@ -239,6 +250,7 @@ async def _run_bridge(
 ) -> None:
     services = runtime.services
     settings = services.settings
+    current_call.set(call.call_sid)  # every line of the call, its tasks included, names it
     clinic = services.clinic()
     patient = await services.patients.get(call.patient_id) if call.patient_id else None
     language = call.language or clinic.default_language
@@ -302,6 +314,15 @@ async def _run_bridge(
         await bridge.run()
     finally:
         CALLS_IN_PROGRESS.dec()
+
+
+async def stream_already_ran(services: Services, call_sid: str) -> bool:
+    """Whether this call's media stream was opened (token used) or the call has ended: then no
+    request, however well signed, may mint the call another stream token."""
+    record = await asyncio.to_thread(get_call, services.engine, call_sid)
+    if record is None:
+        return False
+    return record.token_used_at is not None or record.ended_at is not None
 
 
 async def _caller(services: Services, raw_from: str) -> Patient | None:

@@ -38,7 +38,7 @@ from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
 
-logger = logging.getLogger("voice_agent.conversation")
+logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
 MAX_QUESTION = 300
