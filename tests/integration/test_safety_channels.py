@@ -28,7 +28,7 @@ from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment, CallRecord, Hold, Interaction
 
 LOCAL = ("127.0.0.1", 50000)
-TOKEN = "safety-token"
+TOKEN = "safety-token-for-signatures"
 PUBLIC = "https://clinic.example"
 CALL = "CA" + "5" * 32
 
