@@ -21,7 +21,7 @@ def serve(
     import uvicorn
 
     from voice_agent.app import create_app
-    from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
+    from voice_agent.voice.relay_sockets import uvicorn_websocket_options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     current = settings(ctx)
@@ -35,9 +35,9 @@ def serve(
         port=port or current.port,
         log_level="info",
         # uvicorn's websockets-sansio protocol with a fast path for the call relay's text
-        # messages (voice/relay_sockets.py); the stock protocols cost 2-3x more CPU per call.
-        ws=RELAY_WS_PROTOCOL,
-        ws_per_message_deflate=False,  # audio frames do not compress; deflate only costs CPU
+        # messages (voice/relay_sockets/), or the stock one with VOICE_AGENT_RELAY_FAST_PATH=
+        # false; a 64 KiB message limit (Twilio frames are under 1 KB), no deflate.
+        **uvicorn_websocket_options(current.relay_fast_path),
     )
 
 

@@ -11,7 +11,7 @@ allocates no value objects: caller frames are decoded straight to bytes and sent
 60 ms batches (a third of the messages, at most 40 ms of extra delay before the server's VAD
 hears speech), model audio is forwarded with a JSON prefix built once per call, and a mark
 follows every 100 ms of it rather than every delta. Both websockets use the fast paths of
-``voice/relay_sockets.py``.
+``voice/relay_sockets/``.
 """
 
 from __future__ import annotations
