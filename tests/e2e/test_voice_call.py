@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
+from websockets.exceptions import InvalidStatus
 
 from tests.e2e.harness import CALLER, live_app, live_call
 from tests.fakes.audio import load_fixture
@@ -104,8 +106,9 @@ async def test_unsigned_forged_and_replayed_streams_are_refused(tmp_path, clock)
             signature="none",
             auto_start=False,
         )
-        await unsigned.connect()
-        assert await unsigned.wait_closed() == 1008
+        with pytest.raises(InvalidStatus) as refused:  # refused before the upgrade
+            await unsigned.connect()
+        assert refused.value.response.status_code == 403
         wrong = TwilioMediaSimulator(
             app.media_url,
             call_sid=CALL_SID,
@@ -113,8 +116,9 @@ async def test_unsigned_forged_and_replayed_streams_are_refused(tmp_path, clock)
             signature="wrong",
             auto_start=False,
         )
-        await wrong.connect()
-        assert await wrong.wait_closed() == 1008
+        with pytest.raises(InvalidStatus) as refused:  # refused before the upgrade
+            await wrong.connect()
+        assert refused.value.response.status_code == 403
         forged = TwilioMediaSimulator(
             app.media_url, call_sid=CALL_SID, custom_parameters={"token": token[:-4] + "AAAA"}
         )

@@ -38,7 +38,14 @@ from voice_agent.voice.instructions import VoiceLines, voice_lines
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
 from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.relay_sockets import AsgiTextSocket
-from voice_agent.voice.twilio_protocol import Dtmf, FrameError, OutboundFrames, Stop, read_inbound
+from voice_agent.voice.twilio_protocol import (
+    BadFrameGuard,
+    Dtmf,
+    FrameError,
+    OutboundFrames,
+    Stop,
+    read_inbound,
+)
 
 logger = logging.getLogger("voice_agent.bridge")
 
@@ -54,6 +61,7 @@ TRANSCRIPT_WAIT = 1.0
 # Responses that fail in a row (``response.done`` status ``failed``: a server error inside the
 # API) before the call is handed over as if the connection had dropped for good.
 MAX_FAILED_RESPONSES = 2
+POLICY_VIOLATION = 1008  # close code for a Twilio stream that keeps sending garbage
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -159,6 +167,7 @@ class CallBridge:
         self._out_of_band_items: set[str] = set()
         self._ended = asyncio.Event()
         self._manager: Any = None
+        self._bad_frames = BadFrameGuard()
         context.call_control = self
         context.recorder = recorder.tool
 
@@ -179,6 +188,7 @@ class CallBridge:
             await self._close_link()
             await self._settle_tools()
             await self.context.services.booking.release_holds(self.context.conversation_id)
+            self._record_bad_frames()
             await self.recorder.finish(self.outcome, error=self.error, flagged=self.flagged)
         return self.outcome
 
@@ -234,8 +244,30 @@ class CallBridge:
                 self._caller_left()
                 raise CallEnded
             elif isinstance(frame, FrameError):
-                logger.warning("skipped a bad Twilio frame: %s", frame.reason)
-                self.recorder.event("error", {"twilio_frame": frame.reason})
+                await self._on_bad_frame(frame)
+
+    async def _on_bad_frame(self, frame: FrameError) -> None:
+        """Skip it; report only the first few; end a stream that keeps sending them."""
+        verdict = self._bad_frames.add(frame.reason, self.clock())
+        if verdict == "report":
+            logger.warning("skipped a bad Twilio frame: %s", frame.reason)
+            self.recorder.event("error", {"twilio_frame": frame.reason})
+        elif verdict == "close":
+            self.outcome = CallOutcome.failed
+            self.error = f"Twilio stream closed: {self._bad_frames.count} bad frames"
+            self._ending = True
+            logger.warning("closing the Twilio stream: %s", self._bad_frames.summary())
+            with contextlib.suppress(Exception):
+                await self.twilio.close(POLICY_VIOLATION)
+            raise CallEnded
+
+    def _record_bad_frames(self) -> None:
+        """One summary line and row for the bad frames that were only counted."""
+        guard = self._bad_frames
+        if guard.unreported:
+            summary = guard.summary()
+            logger.warning("bad Twilio frames on this call: %s", summary)
+            self.recorder.event("error", {"twilio_frames": summary})
 
     def _cut_batch(self) -> None:
         """Queue the caller audio gathered so far for OpenAI (full batch, or waited enough)."""
