@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -454,6 +455,79 @@ class RealtimeServer:
         return self._count - 1
 
 
+# The attack (--attack N) -------------------------------------------------------------------
+
+
+class AttackStats:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.refused: dict[int, int] = {}  # HTTP status of refused upgrades
+        self.closed: dict[int, int] = {}  # close codes of accepted ones
+        self.bytes_sent = 0
+        self.rss_peak_mb = 0.0
+
+
+async def attacker(index: int, port: int, stats: AttackStats, stop: asyncio.Event) -> None:
+    """Issue 12's memory attack, over and over until ``stop``: open the media stream (unsigned
+    for even ``index``, with a valid upgrade signature but no call token for odd ones), declare
+    a 1 GiB text frame and pour payload after it as fast as the app takes it. At most 20
+    connections a second per attacker, so the load generator keeps its own clock."""
+    signed = index % 2 == 1
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(
+        "wss://bench.example/twilio/media-stream", {}
+    )
+    chunk = b"\x00" * 65536
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        stats.connections += 1
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /twilio/media-stream HTTP/1.1\r\nHost: bench.example\r\n"
+                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n"
+                + (f"X-Twilio-Signature: {signature}\r\n" if signed else "")
+                + "\r\n"
+            ).encode()
+        )
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            status = int(head.split(b" ", 2)[1])
+            if status != 101:
+                stats.refused[status] = stats.refused.get(status, 0) + 1
+            else:
+                writer.write(bytes((0x81, 0x80 | 127)) + (1 << 30).to_bytes(8, "big") + ZERO_MASK)
+                closing = asyncio.ensure_future(reader.read(64))
+                with contextlib.suppress(OSError):
+                    while not closing.done() and not stop.is_set():  # ~12 MB/s per socket
+                        writer.write(chunk)
+                        await writer.drain()
+                        stats.bytes_sent += len(chunk)
+                        await asyncio.wait([closing], timeout=0.005)
+                try:
+                    frame = await asyncio.wait_for(closing, 1)
+                except (OSError, TimeoutError):
+                    frame = b""
+                code = int.from_bytes(frame[2:4], "big") if frame[:1] == b"\x88" else 1006
+                stats.closed[code] = stats.closed.get(code, 0) + 1
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            stats.closed[1006] = stats.closed.get(1006, 0) + 1
+        finally:
+            writer.close()
+        await asyncio.sleep(max(0.0, 0.05 - (time.monotonic() - began)))
+
+
+async def sample_rss(pid: int, stats: AttackStats, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        stats.rss_peak_mb = max(stats.rss_peak_mb, rss_mb(pid))
+        await asyncio.sleep(0.05)
+
+
 # The run ------------------------------------------------------------------------------------
 
 
@@ -575,6 +649,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             "VOICE_AGENT_IDLE_TIMEOUT_SECONDS": "600",
             "VOICE_AGENT_MAX_CALL_SECONDS": "3600",
             "NO_PROXY": "127.0.0.1,localhost",
+            "VOICE_AGENT_RELAY_FAST_PATH": "false" if args.stock else "true",
         }
         command = ["-m", "voice_agent", "serve", "--port", str(app_port)]
         if args.cprofile:
@@ -588,6 +663,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         )
         stop = asyncio.Event()
         callers: list[TwilioCaller] = []
+        attack_stats: list[AttackStats] = []
         profiler = None
         try:
             async with httpx.AsyncClient() as http:
@@ -622,7 +698,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 )  # fmt: skip
             cpu0, own0, machine0 = cpu_seconds(app.pid), time.process_time(), machine_idle()
             io0, split0 = syscalls(app.pid), cpu_split(app.pid)
+            attack, attack_stop = AttackStats(), asyncio.Event()
+            attack_stats.append(attack)
+            sampler = asyncio.create_task(sample_rss(app.pid, attack, attack_stop))
+            attackers = [
+                asyncio.create_task(attacker(i, app_port, attack, attack_stop))
+                for i in range(args.attack)
+            ]
             await asyncio.sleep(args.seconds)
+            attack_stop.set()
+            await asyncio.gather(sampler, *attackers)
             cpu1, own1, machine1 = cpu_seconds(app.pid), time.process_time(), machine_idle()
             io1, split1 = syscalls(app.pid), cpu_split(app.pid)
             elapsed = time.monotonic() - began
@@ -670,7 +755,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "app_cpu_idle_cores": round(idle_cores, 4),
         "cpu_per_call_pct_of_core": round(100 * app_cores / args.calls, 3),
         "memory_per_call_mb": round((busy_rss - idle_rss) / args.calls, 3),
-        "app_rss_mb": {"idle": round(idle_rss, 1), "busy": round(busy_rss, 1)},
+        "app_rss_mb": {
+            "idle": round(idle_rss, 1),
+            "busy": round(busy_rss, 1),
+            "peak": round(attack_stats[0].rss_peak_mb, 1),
+        },
+        "fast_path": not args.stock,
+        "attack": {
+            "sockets": args.attack,
+            "connections": attack_stats[0].connections,
+            "refused_http": attack_stats[0].refused,
+            "closed_codes": attack_stats[0].closed,
+            "mb_sent": round(attack_stats[0].bytes_sent / 2**20, 1),
+        },
         "load_generator_cpu_cores": round((own1 - own0) / elapsed, 3),
         "machine_idle_pct": round(100 * idle_share, 1),
     }
@@ -687,6 +784,15 @@ def main() -> None:
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--profile", help="py-spy raw profile of the app over the window")
     parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
+    parser.add_argument(
+        "--attack",
+        type=int,
+        default=0,
+        help="sockets declaring 1 GiB frames during the window (half unsigned, half signed)",
+    )
+    parser.add_argument(
+        "--stock", action="store_true", help="the app with VOICE_AGENT_RELAY_FAST_PATH=false"
+    )
     args = parser.parse_args()
     if args.cprofile:
         args.cprofile = os.path.abspath(args.cprofile)  # the app runs in a temporary folder
@@ -708,7 +814,17 @@ def main() -> None:
         f"{result['speech_start_to_clear_ms']['p99']} ms; {result['memory_per_call_mb']} MB "
         f"per call; machine idle {result['machine_idle_pct']}%"
     )
+    if args.attack:
+        attack = result["attack"]
+        print(
+            f"under attack by {args.attack} sockets ({attack['connections']} connections, "
+            f"{attack['mb_sent']} MB sent, refused {attack['refused_http']}, closed "
+            f"{attack['closed_codes']}): app RSS idle {result['app_rss_mb']['idle']} MB, peak "
+            f"{result['app_rss_mb']['peak']} MB"
+        )
     extra = f" --delta-ms {args.delta_ms}" if args.delta_ms != 20 else ""
+    extra += f" --attack {args.attack}" if args.attack else ""
+    extra += " --stock" if args.stock else ""
     print(
         f"reproduce: python benchmarks/relay.py --calls {args.calls} "
         f"--seconds {args.seconds:g}{extra}"

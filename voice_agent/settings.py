@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     tool_filler_after_seconds: float = Field(
         default=1.0, gt=0, description="A slower tool gets a spoken filler."
     )
+    relay_fast_path: bool = Field(
+        default=True,
+        description="Serve the call's two websockets with the relay's fast paths; false uses "
+        "the stock uvicorn/websockets implementations (slower, for an upgrade that breaks them).",
+    )
 
     # Twilio
     twilio_account_sid: str | None = Field(

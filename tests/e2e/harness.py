@@ -23,7 +23,7 @@ from voice_agent.app import create_app
 from voice_agent.clock import Clock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine
-from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
+from voice_agent.voice.relay_sockets import uvicorn_websocket_options
 
 PUBLIC_URL = "https://clinic.example"
 AUTH_TOKEN = "twilio-test-token"
@@ -87,9 +87,8 @@ async def live_app(
     config = uvicorn.Config(
         app,
         log_level="warning",
-        ws=RELAY_WS_PROTOCOL,  # as `voice-agent serve`
         lifespan="on",
-        ws_per_message_deflate=False,
+        **uvicorn_websocket_options(settings.relay_fast_path),  # as `voice-agent serve`
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

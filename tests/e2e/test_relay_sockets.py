@@ -22,10 +22,10 @@ from voice_agent.voice.relay_sockets import (
     RELAY_WS_PROTOCOL,
     AsgiTextSocket,
     CoalescingTransport,
-    RelayClientConnection,
     client_text_frame,
     server_text_frame,
 )
+from voice_agent.voice.relay_sockets.client import RelayClientConnection
 
 
 class EchoApp:

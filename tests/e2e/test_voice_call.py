@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
+from websockets.exceptions import InvalidStatus
 
 from tests.e2e.harness import CALLER, live_app, live_call
 from tests.fakes.audio import load_fixture
@@ -36,7 +38,7 @@ async def speak(sim: TwilioMediaSimulator, fixture: str) -> None:
     await sim.send_silence(800)
 
 
-async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock) -> None:
+async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock, relay_fast_path) -> None:
     script = [
         SpeakTurn("Clínica São Lucas, bom dia! Em que posso ajudar?", audio_ms=600),
         UserTurn("Quero marcar uma consulta com cardiologista."),
@@ -49,7 +51,10 @@ async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock) -> None:
         UserTurn("Obrigada, tchau."),
         FunctionCallTurn("end_call", {"reason": "booked"}, say="Até logo!"),
     ]
-    async with live_call(tmp_path, clock, script) as (realtime, app):
+    async with live_call(tmp_path, clock, script, relay_fast_path=relay_fast_path) as (
+        realtime,
+        app,
+    ):
         token = await app.incoming_call(CALL_SID)
         sim = TwilioMediaSimulator(
             app.media_url, call_sid=CALL_SID, custom_parameters={"token": token}, speed=0.05
@@ -92,10 +97,12 @@ async def test_a_caller_books_an_appointment_by_voice(tmp_path, clock) -> None:
     assert kinds.count("tool") == 4 and "receptionist" in kinds and "caller" in kinds
 
 
-async def test_unsigned_forged_and_replayed_streams_are_refused(tmp_path, clock) -> None:
+async def test_unsigned_forged_and_replayed_streams_are_refused(
+    tmp_path, clock, relay_fast_path
+) -> None:
     async with (
         FakeRealtimeServer([SpeakTurn("Olá", audio_ms=200)]) as realtime,
-        live_app(tmp_path, clock, realtime.base_url) as app,
+        live_app(tmp_path, clock, realtime.base_url, relay_fast_path=relay_fast_path) as app,
     ):
         token = await app.incoming_call(CALL_SID)
         unsigned = TwilioMediaSimulator(
@@ -105,8 +112,9 @@ async def test_unsigned_forged_and_replayed_streams_are_refused(tmp_path, clock)
             signature="none",
             auto_start=False,
         )
-        await unsigned.connect()
-        assert await unsigned.wait_closed() == 1008
+        with pytest.raises(InvalidStatus) as refused:  # refused before the upgrade
+            await unsigned.connect()
+        assert refused.value.response.status_code == 403
         wrong = TwilioMediaSimulator(
             app.media_url,
             call_sid=CALL_SID,
@@ -114,8 +122,9 @@ async def test_unsigned_forged_and_replayed_streams_are_refused(tmp_path, clock)
             signature="wrong",
             auto_start=False,
         )
-        await wrong.connect()
-        assert await wrong.wait_closed() == 1008
+        with pytest.raises(InvalidStatus) as refused:  # refused before the upgrade
+            await wrong.connect()
+        assert refused.value.response.status_code == 403
         forged = TwilioMediaSimulator(
             app.media_url, call_sid=CALL_SID, custom_parameters={"token": token[:-4] + "AAAA"}
         )

@@ -33,13 +33,16 @@ async def connect(app, **options: Any) -> TwilioMediaSimulator:
     return sim
 
 
-async def test_barge_in_clears_twilio_and_truncates_at_the_played_position(tmp_path, clock) -> None:
+async def test_barge_in_clears_twilio_and_truncates_at_the_played_position(
+    tmp_path, clock, relay_fast_path
+) -> None:
     script = [
         SpeakTurn("Bom dia! " * 30, audio_ms=8000),
         UserTurn("Espera, espera."),
         SpeakTurn("Pois não?", audio_ms=300),
     ]
-    async with live_call(tmp_path, clock, script) as (realtime, app):
+    fast = relay_fast_path
+    async with live_call(tmp_path, clock, script, relay_fast_path=fast) as (realtime, app):
         sim = await connect(app, speed=0.2)
         await sim.wait_for(lambda s: len(s.played) > 8 * 500, timeout=10)  # 0.5 s heard
         await speak(sim, "pt_br_wait")
@@ -60,14 +63,15 @@ async def test_barge_in_clears_twilio_and_truncates_at_the_played_position(tmp_p
 
 
 async def test_openai_dropping_mid_call_reconnects_once_with_the_conversation(
-    tmp_path, clock
+    tmp_path, clock, relay_fast_path
 ) -> None:
     script = [
         SpeakTurn("Olá, em que posso ajudar?", audio_ms=400),
         UserTurn("Quero marcar uma consulta."),
         SpeakTurn("Claro, para qual especialidade?", audio_ms=400),
     ]
-    async with live_call(tmp_path, clock, script) as (realtime, app):
+    fast = relay_fast_path
+    async with live_call(tmp_path, clock, script, relay_fast_path=fast) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         await speak(sim, "pt_br_greeting_cardiology")
@@ -241,9 +245,12 @@ async def test_caller_hanging_up_mid_tool_call_ends_cleanly(tmp_path, clock) -> 
     assert tools == ["register_patient", "check_insurance_system"]  # the running tool finished
 
 
-async def test_malformed_and_out_of_order_frames_never_kill_the_call(tmp_path, clock) -> None:
+async def test_malformed_and_out_of_order_frames_never_kill_the_call(
+    tmp_path, clock, relay_fast_path
+) -> None:
     script = [SpeakTurn("Olá!", audio_ms=200), UserTurn("Alô"), SpeakTurn("Pois não", 200)]
-    async with live_call(tmp_path, clock, script) as (realtime, app):
+    fast = relay_fast_path
+    async with live_call(tmp_path, clock, script, relay_fast_path=fast) as (realtime, app):
         sim = await connect(app)
         await sim.wait_idle(timeout=10)
         for junk in (

@@ -127,7 +127,9 @@ def test_doctor_on_the_embedded_defaults_and_a_bad_twilio_token(
         assert "--   openai: OPENAI_API_KEY not set: the offline receptionist answers" in lines
         wrong = make_settings(
             f"sqlite:///{tmp_path / 'plain.db'}",
-            **dict(twilio_settings(twilio.base_url), twilio_auth_token="wrong-token-but-long-enough"),
+            **dict(
+                twilio_settings(twilio.base_url), twilio_auth_token="wrong-token-but-long-enough"
+            ),
         )
         code, lines = _doctor(wrong, clock)
         assert code == 1

@@ -22,7 +22,7 @@ def serve(
 
     from voice_agent.app import create_app
     from voice_agent.logging_setup import configure_logging, uvicorn_log_config
-    from voice_agent.voice.relay_sockets import RELAY_WS_PROTOCOL
+    from voice_agent.voice.relay_sockets import uvicorn_websocket_options
 
     configure_logging(logging.INFO)
     current = settings(ctx)
@@ -42,9 +42,9 @@ def serve(
         # must not believe an X-Forwarded-For header (FORWARDED_ALLOW_IPS is ignored).
         proxy_headers=False,
         # uvicorn's websockets-sansio protocol with a fast path for the call relay's text
-        # messages (voice/relay_sockets.py); the stock protocols cost 2-3x more CPU per call.
-        ws=RELAY_WS_PROTOCOL,
-        ws_per_message_deflate=False,  # audio frames do not compress; deflate only costs CPU
+        # messages (voice/relay_sockets/), or the stock one with VOICE_AGENT_RELAY_FAST_PATH=
+        # false; a 64 KiB message limit (Twilio frames are under 1 KB), no deflate.
+        **uvicorn_websocket_options(current.relay_fast_path),
     )
 
 

@@ -11,7 +11,7 @@ allocates no value objects: caller frames are decoded straight to bytes and sent
 60 ms batches (a third of the messages, at most 40 ms of extra delay before the server's VAD
 hears speech), model audio is forwarded with a JSON prefix built once per call, and a mark
 follows every 100 ms of it rather than every delta. Both websockets use the fast paths of
-``voice/relay_sockets.py``.
+``voice/relay_sockets/``.
 
 Safety first: every caller transcript goes through the red-flag detector. On a red flag the call
 is flagged at once, the staff are alerted with the caller's number, booking tools are refused for
@@ -46,7 +46,14 @@ from voice_agent.voice.instructions import VoiceLines, voice_lines
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
 from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.relay_sockets import AsgiTextSocket
-from voice_agent.voice.twilio_protocol import Dtmf, FrameError, OutboundFrames, Stop, read_inbound
+from voice_agent.voice.twilio_protocol import (
+    BadFrameGuard,
+    Dtmf,
+    FrameError,
+    OutboundFrames,
+    Stop,
+    read_inbound,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ MAX_FAILED_RESPONSES = 2
 # after the transcript) is let start this long, then cut if it is not already calling a tool.
 SAFETY_SETTLE = 0.3
 BOOKING_TOOLS = frozenset({"find_slots", "book_appointment", "reschedule_appointment"})
+POLICY_VIOLATION = 1008  # close code for a Twilio stream that keeps sending garbage
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -174,6 +182,7 @@ class CallBridge:
         self._detector = default_detector()
         self._safety = SafetyGuard(context.services)
         self._red_flags: set[str] = set()
+        self._bad_frames = BadFrameGuard()
         context.call_control = self
         context.recorder = recorder.tool
 
@@ -194,6 +203,7 @@ class CallBridge:
             await self._close_link()
             await self._settle_tools()
             await self.context.services.booking.release_holds(self.context.conversation_id)
+            self._record_bad_frames()
             await self.recorder.finish(self.outcome, error=self.error, flagged=self.flagged)
         return self.outcome
 
@@ -249,8 +259,30 @@ class CallBridge:
                 self._caller_left()
                 raise CallEnded
             elif isinstance(frame, FrameError):
-                logger.warning("skipped a bad Twilio frame: %s", frame.reason)
-                self.recorder.event("error", {"twilio_frame": frame.reason})
+                await self._on_bad_frame(frame)
+
+    async def _on_bad_frame(self, frame: FrameError) -> None:
+        """Skip it; report only the first few; end a stream that keeps sending them."""
+        verdict = self._bad_frames.add(frame.reason, self.clock())
+        if verdict == "report":
+            logger.warning("skipped a bad Twilio frame: %s", frame.reason)
+            self.recorder.event("error", {"twilio_frame": frame.reason})
+        elif verdict == "close":
+            self.outcome = CallOutcome.failed
+            self.error = f"Twilio stream closed: {self._bad_frames.count} bad frames"
+            self._ending = True
+            logger.warning("closing the Twilio stream: %s", self._bad_frames.summary())
+            with contextlib.suppress(Exception):
+                await self.twilio.close(POLICY_VIOLATION)
+            raise CallEnded
+
+    def _record_bad_frames(self) -> None:
+        """One summary line and row for the bad frames that were only counted."""
+        guard = self._bad_frames
+        if guard.unreported:
+            summary = guard.summary()
+            logger.warning("bad Twilio frames on this call: %s", summary)
+            self.recorder.event("error", {"twilio_frames": summary})
 
     def _cut_batch(self) -> None:
         """Queue the caller audio gathered so far for OpenAI (full batch, or waited enough)."""

@@ -1,12 +1,14 @@
 """The OpenAI Realtime session of one call, through the official SDK.
 
 The SDK opens the connection (URL, auth headers, options) on a websockets connection of our
-own class (:class:`~voice_agent.voice.relay_sockets.RelayClientConnection`, passed as the
-SDK's ``websocket_connection_options["create_connection"]``). The hot events (caller audio
-out, model audio in) go straight through that websocket: ``input_audio_buffer.append`` is
-built as bytes around the base64 audio (which needs no JSON escaping), and server events are
-read as text and parsed with ``json.loads``. Every other client event is a plain dict that
-matches the GA client-event schema exactly and goes through the SDK's ``send_raw``.
+own class (:class:`~voice_agent.voice.relay_sockets.client.RelayClientConnection`, passed as the
+SDK's ``websocket_connection_options["create_connection"]``), or websockets' stock one with
+``VOICE_AGENT_RELAY_FAST_PATH=false``; either way with an 8 MiB message limit. The hot
+events (caller audio out, model audio in) go straight through that websocket:
+``input_audio_buffer.append`` is built as bytes around the base64 audio (which needs no JSON
+escaping), and server events are read as text and parsed with ``json.loads``. Every other
+client event is a plain dict that matches the GA client-event schema exactly and goes through
+the SDK's ``send_raw``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from voice_agent.settings import Settings
-from voice_agent.voice.relay_sockets import RelayClientConnection
+from voice_agent.voice.relay_sockets import realtime_websocket_options
 
 JsonEvent = dict[str, Any]
 _scan = json.JSONDecoder().scan_once
@@ -160,10 +162,11 @@ class RealtimeConnector:
             max_retries=0,
         )
         self._model = settings.realtime_model
+        self._socket_options = realtime_websocket_options(settings.relay_fast_path)
 
     def connect(self) -> AbstractAsyncContextManager[AsyncRealtimeConnection]:
         # Base64 μ-law does not compress: permessage-deflate would only burn CPU per frame.
-        options: Any = {"compression": None, "create_connection": RelayClientConnection}
+        options: Any = dict(self._socket_options)
         return self._client.realtime.connect(  # type: ignore[return-value]
             model=self._model, websocket_connection_options=options
         )

@@ -1,7 +1,8 @@
 """Twilio voice: the incoming-call webhook, the media-stream websocket, and what follows a stream.
 
-Every HTTP callback is signature-checked; the websocket checks the upgrade's signature and a
-per-call token before a single byte of audio reaches OpenAI.
+Every HTTP callback is signature-checked; the websocket's upgrade is refused (HTTP 403) unless
+its Twilio signature checks out, and the per-call token in ``start`` is checked before a single
+byte of audio reaches OpenAI.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from voice_agent.voice.call_tokens import CallTokens, TokenError
 from voice_agent.voice.gather import redirect_twiml
 from voice_agent.voice.instructions import caller_language, render_instructions, voice_lines
 from voice_agent.voice.realtime import RealtimeConnector
-from voice_agent.voice.twilio_protocol import FrameError, Start, parse_twilio_frame
+from voice_agent.voice.twilio_protocol import Start, parse_twilio_frame
 from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
 from voice_agent.web.twilio_security import (
     call_sid_of,
@@ -48,6 +49,7 @@ router = APIRouter(prefix="/twilio")
 
 POLICY_VIOLATION = 1008
 START_TIMEOUT = 10.0
+FRAMES_BEFORE_START = 4  # Twilio sends ``connected`` then ``start``; two strays are tolerated
 XML = "application/xml"
 
 
@@ -193,11 +195,13 @@ async def media_stream(websocket: WebSocket) -> None:
     runtime = _runtime(websocket)
     services = runtime.services
     settings = services.settings
-    await websocket.accept()
     if not websocket_signature_ok(websocket, settings):
+        # Refused before the upgrade (uvicorn answers HTTP 403): an unsigned socket never
+        # gets to send a frame, so it costs no buffer and no parsing.
         logger.warning("media stream refused: bad or missing signature")
         await websocket.close(POLICY_VIOLATION)
         return
+    await websocket.accept()
     start = await _read_start(websocket)
     if start is None:
         await websocket.close(POLICY_VIOLATION)
@@ -215,17 +219,22 @@ async def media_stream(websocket: WebSocket) -> None:
 
 
 async def _read_start(websocket: WebSocket) -> Start | None:
-    """Skip ``connected`` (and any stray frame) until ``start``; give up after a few seconds."""
+    """Skip ``connected`` (and a stray frame or two) until ``start``, which carries the per-call
+    token (Twilio takes no query string on the stream URL, so the token cannot be checked
+    before the upgrade). Capped: a few frames and a few seconds, then the stream is refused."""
+    frames = 0
     try:
         async with asyncio.timeout(START_TIMEOUT):
-            while True:
+            while frames < FRAMES_BEFORE_START:
                 frame = parse_twilio_frame(await websocket.receive_text())
+                frames += 1
                 if isinstance(frame, Start):
                     return frame
-                if isinstance(frame, FrameError):
-                    logger.warning("bad frame before start: %s", frame.reason)
     except (TimeoutError, Exception):
+        logger.warning("media stream refused: no start frame (%d frames before it)", frames)
         return None
+    logger.warning("media stream refused: no start frame within %d frames", frames)
+    return None
 
 
 async def _authorize(runtime: VoiceRuntime, start: Start) -> CallRecord | None:
