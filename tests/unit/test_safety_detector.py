@@ -39,6 +39,8 @@ def test_the_issues_examples_are_all_caught(
     [
         "NAO CONSIGO RESPIRAR",  # shouting, no accents
         "ребенок не дышит",  # е for ё
+        "у сына припадок",  # "a fit" alone is a seizure
+        "a dor no peito não passou e estou suando frio",  # not gone: still a red flag
         "дочка не дышала минуту, сейчас синяя",  # another person, another tense
         "мамочка задыхалась",
         "rebenok ne dyshit",  # transliterated Russian
@@ -69,6 +71,7 @@ def test_inflections_typos_transliteration_and_third_persons(
     "text",
     [
         "uma dor no peito que já passou",
+        "a dor no peito sumiu, mas quero fazer exames",  # the symptom named, then gone
         "quero marcar com o cardiologista por causa de uma dor no peito que já passou",
         "my chest X-ray results",
         "давление у папы в норме",
