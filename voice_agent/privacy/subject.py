@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session, col
 
-from voice_agent.conversation.state import state_key
 from voice_agent.interactions import InteractionLog
 from voice_agent.privacy.binding import engine_keyring
 from voice_agent.privacy.keys import ERASED_HASH_PREFIX
 from voice_agent.store.confirmation_tables import OPEN_STATUSES, ConfirmationStep, StepStatus
-from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import (
