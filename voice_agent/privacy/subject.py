@@ -47,7 +47,7 @@ class _Holdings:
         self.appointments = list(
             session.execute(
                 select(Appointment)
-                .where(Appointment.patient_id == patient.id)
+                .where(col(Appointment.patient_id) == patient.id)
                 .order_by(col(Appointment.start))
             ).scalars()
         )
@@ -66,11 +66,11 @@ class _Holdings:
         self.interactions = list(
             session.execute(
                 select(Interaction)
-                .where(Interaction.patient_id == patient.id)
+                .where(col(Interaction.patient_id) == patient.id)
                 .order_by(col(Interaction.id))
             ).scalars()
         )
-        own = session.execute(select(CallRecord).where(CallRecord.patient_id == patient.id))
+        own = session.execute(select(CallRecord).where(col(CallRecord.patient_id) == patient.id))
         unknown = session.execute(select(CallRecord).where(col(CallRecord.patient_id).is_(None)))
         self.calls = list(own.scalars()) + [c for c in unknown.scalars() if c.caller == e164]
         self.calls.sort(key=lambda c: c.started_at)
@@ -118,7 +118,7 @@ def _json(text: str) -> Any:
 def _find(session: Session, engine: Engine, e164: str) -> Patient:
     phone_hash = engine_keyring(engine).lookup_hash(e164)
     patient = session.execute(
-        select(Patient).where(Patient.phone_hash == phone_hash)
+        select(Patient).where(col(Patient.phone_hash) == phone_hash)
     ).scalar_one_or_none()
     if patient is None:
         raise SubjectNotFound(e164)
