@@ -78,7 +78,7 @@ class VoiceRuntime:
 
 
 def _runtime(request: Request | WebSocket) -> VoiceRuntime:
-    return request.app.state.voice  # type: ignore[no-any-return]
+    return request.app.state.voice
 
 
 def _xml(body: str, status: int = 200) -> Response:
