@@ -66,7 +66,7 @@ MONTHS = {
 
 def language_or_default(language: str | None) -> str:
     if language in WEEKDAYS:
-        return language  # type: ignore[return-value]
+        return language
     if language and language.lower().startswith("pt"):
         return "pt-BR"
     if language and language.lower().startswith("ru"):

@@ -135,5 +135,5 @@ class InteractionLog:
         with transaction(self._engine) as session:
             query = select(Interaction).order_by(col(Interaction.id).desc()).limit(limit)
             if patient_id is not None:
-                query = query.where(Interaction.patient_id == patient_id)
+                query = query.where(col(Interaction.patient_id) == patient_id)
             return list(session.execute(query).scalars())

@@ -42,12 +42,12 @@ from voice_agent.integrations.alerting import appointment_fields
 from voice_agent.integrations.outbox import PermanentFailure
 from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
 from voice_agent.interactions import Actor, acting_as
+from voice_agent.patients.language import caller_language
 from voice_agent.patients.service import normalize_phone
 from voice_agent.scheduling.booking import BookingError
 from voice_agent.store.confirmation_tables import ConfirmationStep, StepStatus
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, AppointmentStatus, Patient
-from voice_agent.voice.instructions import caller_language
 
 if TYPE_CHECKING:
     from twilio.rest import Client

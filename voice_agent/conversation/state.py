@@ -7,8 +7,6 @@ appointments are copies of tool outputs: the conversation never invents them.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +17,7 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from voice_agent.privacy.binding import engine_keyring
-from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.types import utcnow
 
 MAX_HISTORY = 40
@@ -85,13 +83,6 @@ class FlaggedConversation:
     channel: str
     flagged_at: datetime | None
     phone: str | None
-
-
-def state_key(channel: str, session_key: str, secret: bytes) -> str:
-    """Keyed (HMAC-SHA256 under the look-up key): a session key is often a phone number, and a
-    plain hash of one is found by trying the few billion possible numbers."""
-    message = f"{channel}\x00{session_key}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
 
 
 class ConversationStore:

@@ -16,7 +16,7 @@ from typing import Literal
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
 from voice_agent.identity.codes import code_matches, hash_code, new_code, new_salt
@@ -145,7 +145,8 @@ class IdentityService:
             hour_ago = now - timedelta(hours=1)
             sent_lately = session.execute(
                 select(func.coalesce(func.sum(IdentityCheck.sends), 0)).where(
-                    IdentityCheck.patient_id == patient_id, IdentityCheck.sent_at > hour_ago
+                    col(IdentityCheck.patient_id) == patient_id,
+                    col(IdentityCheck.sent_at) > hour_ago,
                 )
             ).scalar_one()
             if sent_lately >= policy.max_sends_per_patient_hour:
@@ -223,7 +224,7 @@ class IdentityService:
         day_ago = self._clock.now() - timedelta(days=1)
         failures = session.execute(
             select(func.coalesce(func.sum(IdentityCheck.attempts), 0)).where(
-                IdentityCheck.patient_id == patient_id, IdentityCheck.updated_at > day_ago
+                col(IdentityCheck.patient_id) == patient_id, col(IdentityCheck.updated_at) > day_ago
             )
         ).scalar_one()
         return bool(failures >= self.policy.max_failures_per_patient_day)
@@ -245,7 +246,7 @@ class IdentityService:
 
 
 def _row(session: Session, conversation_id: str, *, lock: bool = False) -> IdentityCheck | None:
-    query = select(IdentityCheck).where(IdentityCheck.conversation_id == conversation_id)
+    query = select(IdentityCheck).where(col(IdentityCheck.conversation_id) == conversation_id)
     if lock:
         query = query.with_for_update()
     return session.execute(query).scalar_one_or_none()

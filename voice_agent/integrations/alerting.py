@@ -95,7 +95,7 @@ class OutboxAlerter:
         prefix = f"alert:{kind}@{dedup_key[:64]}:" if dedup_key else f"alert:{kind}:"
         recent_same = session.execute(
             select(func.count()).where(
-                OutboxRow.kind == "alert",
+                col(OutboxRow.kind) == "alert",
                 col(OutboxRow.key).startswith(prefix),
                 col(OutboxRow.created_at) > now - self._window,
             )
@@ -105,7 +105,8 @@ class OutboxAlerter:
         if kind not in PATIENT_REQUESTS and not private:
             last_hour = session.execute(
                 select(func.count()).where(
-                    OutboxRow.kind == "alert", col(OutboxRow.created_at) > now - timedelta(hours=1)
+                    col(OutboxRow.kind) == "alert",
+                    col(OutboxRow.created_at) > now - timedelta(hours=1),
                 )
             ).scalar_one()
             if last_hour >= self._max:

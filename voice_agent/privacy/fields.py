@@ -8,6 +8,7 @@ way keeps what it did, and running it again only touches what is still left.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -73,12 +74,12 @@ def rewrite(
             query = query.where(where)
         if last is not None:
             query = query.where(pk > last)
-        page = _run(db, lambda c, q=query: list(c.execute(q).mappings()))
+        page = _run(db, functools.partial(_read_page, query=query))
         if not page:
             return report
         updates = list(_changes(page, table, transform, report))
         if updates:
-            _run(db, lambda c, u=updates: _write(c, raw, table, u))
+            _run(db, functools.partial(_write, raw=raw, table=table, rows=updates))
         last = page[-1][table.primary_key]
 
 
@@ -102,6 +103,10 @@ def _changes(
             report.values_changed += len(changed)
             changed["_pk"] = row[table.primary_key]
             yield changed
+
+
+def _read_page(connection: Connection, *, query: sa.Select) -> list[sa.RowMapping]:
+    return list(connection.execute(query).mappings())
 
 
 def _write(

@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session, col
 
-from voice_agent.conversation.state import state_key
 from voice_agent.interactions import InteractionLog
 from voice_agent.privacy.binding import engine_keyring
 from voice_agent.privacy.keys import ERASED_HASH_PREFIX
 from voice_agent.store.confirmation_tables import OPEN_STATUSES, ConfirmationStep, StepStatus
-from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import (
@@ -48,7 +47,7 @@ class _Holdings:
         self.appointments = list(
             session.execute(
                 select(Appointment)
-                .where(Appointment.patient_id == patient.id)
+                .where(col(Appointment.patient_id) == patient.id)
                 .order_by(col(Appointment.start))
             ).scalars()
         )
@@ -67,11 +66,11 @@ class _Holdings:
         self.interactions = list(
             session.execute(
                 select(Interaction)
-                .where(Interaction.patient_id == patient.id)
+                .where(col(Interaction.patient_id) == patient.id)
                 .order_by(col(Interaction.id))
             ).scalars()
         )
-        own = session.execute(select(CallRecord).where(CallRecord.patient_id == patient.id))
+        own = session.execute(select(CallRecord).where(col(CallRecord.patient_id) == patient.id))
         unknown = session.execute(select(CallRecord).where(col(CallRecord.patient_id).is_(None)))
         self.calls = list(own.scalars()) + [c for c in unknown.scalars() if c.caller == e164]
         self.calls.sort(key=lambda c: c.started_at)
@@ -119,7 +118,7 @@ def _json(text: str) -> Any:
 def _find(session: Session, engine: Engine, e164: str) -> Patient:
     phone_hash = engine_keyring(engine).lookup_hash(e164)
     patient = session.execute(
-        select(Patient).where(Patient.phone_hash == phone_hash)
+        select(Patient).where(col(Patient.phone_hash) == phone_hash)
     ).scalar_one_or_none()
     if patient is None:
         raise SubjectNotFound(e164)

@@ -7,6 +7,8 @@ recovered from the key; the state itself is encrypted (``voice_agent.privacy``).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime
 
 from sqlalchemy import Boolean, Column, false
@@ -32,3 +34,10 @@ class ConversationRecord(SQLModel, table=True):
     flagged_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+
+
+def state_key(channel: str, session_key: str, secret: bytes) -> str:
+    """Keyed (HMAC-SHA256 under the look-up key): a session key is often a phone number, and a
+    plain hash of one is found by trying the few billion possible numbers."""
+    message = f"{channel}\x00{session_key}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]

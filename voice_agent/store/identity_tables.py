@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 from voice_agent.store.types import UTCDateTime, utcnow
 
 
-def _utc(nullable: bool, index: bool = False) -> Column:  # type: ignore[type-arg]
+def _utc(nullable: bool, index: bool = False) -> Column:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
 

@@ -29,7 +29,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _utc(**kwargs: object) -> Column:  # type: ignore[type-arg]
+def _utc(**kwargs: object) -> Column:
     return Column(UTCDateTime(), **kwargs)  # type: ignore[arg-type]
 
 

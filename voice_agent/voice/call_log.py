@@ -90,12 +90,12 @@ class CallRecorder:
             values["flagged"] = True
         with transaction(self._engine) as session:
             session.execute(
-                update(CallRecord).where(CallRecord.call_sid == self.call_sid).values(**values)
+                update(CallRecord).where(col(CallRecord.call_sid) == self.call_sid).values(**values)
             )
             session.execute(
                 update(CallRecord)
                 .where(
-                    CallRecord.call_sid == self.call_sid,
+                    col(CallRecord.call_sid) == self.call_sid,
                     col(CallRecord.outcome) == CallOutcome.in_progress,
                 )
                 .values(outcome=outcome)
@@ -104,7 +104,9 @@ class CallRecorder:
 
 def set_call_fields(engine: Engine, call_sid: str, **values: Any) -> None:
     with transaction(engine) as session:
-        session.execute(update(CallRecord).where(CallRecord.call_sid == call_sid).values(**values))
+        session.execute(
+            update(CallRecord).where(col(CallRecord.call_sid) == call_sid).values(**values)
+        )
 
 
 def get_call(engine: Engine, call_sid: str) -> CallRecord | None:
@@ -118,8 +120,8 @@ def consume_token(engine: Engine, call_sid: str, nonce: str, now: datetime) -> b
         result = session.execute(
             update(CallRecord)
             .where(
-                CallRecord.call_sid == call_sid,
-                CallRecord.token_nonce == nonce,
+                col(CallRecord.call_sid) == call_sid,
+                col(CallRecord.token_nonce) == nonce,
                 col(CallRecord.token_used_at).is_(None),
             )
             .values(token_used_at=now)

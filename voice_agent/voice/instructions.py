@@ -58,13 +58,6 @@ def call_disclosure(prompts_dir: Path, clinic: Clinic, language: str) -> str:
     )
 
 
-def caller_language(clinic: Clinic, patient: Patient | None) -> str:
-    """The language to open the call in: the patient's, else the clinic's default."""
-    if patient is not None and patient.language in clinic.languages:
-        return patient.language
-    return clinic.default_language
-
-
 def render_instructions(
     prompts_dir: Path,
     clinic: Clinic,

@@ -47,7 +47,7 @@ def get_conversations(request: Request) -> ConversationService:
     if conversations is None:
         conversations = ConversationService(request.app.state.services)
         request.app.state.conversations = conversations
-    return conversations  # type: ignore[no-any-return]
+    return conversations
 
 
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
@@ -70,7 +70,7 @@ def _senders(request: Request) -> TokenBuckets:
     buckets = getattr(request.app.state, "message_senders", None)
     if buckets is None:
         buckets = request.app.state.message_senders = TokenBuckets(CALLER_RATE)
-    return buckets  # type: ignore[no-any-return]
+    return buckets
 
 
 def _ignored() -> Response:

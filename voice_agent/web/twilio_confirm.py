@@ -35,7 +35,7 @@ def _xml(body: str) -> Response:
 
 
 def _runner(request: Request) -> ConfirmationRunner:
-    return request.app.state.confirmations  # type: ignore[no-any-return]
+    return request.app.state.confirmations
 
 
 def _step_id(request: Request) -> int:

@@ -21,6 +21,7 @@ from voice_agent.alerts import StaffTexts, alert_staff, staff_language
 from voice_agent.confirmations.prompt import confirmation_prompt_values
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
+from voice_agent.patients.language import caller_language
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
@@ -32,7 +33,7 @@ from voice_agent.voice.call_actions import TwilioCallActions
 from voice_agent.voice.call_log import CallRecorder, consume_token, get_call, set_call_fields
 from voice_agent.voice.call_tokens import CallTokens, TokenError
 from voice_agent.voice.gather import redirect_twiml
-from voice_agent.voice.instructions import caller_language, render_instructions, voice_lines
+from voice_agent.voice.instructions import render_instructions, voice_lines
 from voice_agent.voice.realtime import RealtimeConnector
 from voice_agent.voice.twilio_protocol import Start, parse_twilio_frame
 from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
@@ -77,7 +78,7 @@ class VoiceRuntime:
 
 
 def _runtime(request: Request | WebSocket) -> VoiceRuntime:
-    return request.app.state.voice  # type: ignore[no-any-return]
+    return request.app.state.voice
 
 
 def _xml(body: str, status: int = 200) -> Response:

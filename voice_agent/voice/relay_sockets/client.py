@@ -162,7 +162,7 @@ class RelayClientConnection(ClientConnection):
         super().connection_lost(exc)
         self._wake()
 
-    async def recv(self, decode: bool | None = None) -> Any:  # type: ignore[override]
+    async def recv(self, decode: bool | None = None) -> Any:
         while True:
             inbox = self._inbox
             if inbox:
