@@ -804,6 +804,7 @@ class _Run:
                 state.stage = "ask_wish"
                 self.say("ask_wish")
                 return
+        options = self.in_date_order(options)
         lines = "\n".join(self.offer_line(o) for o in options)
         key = "offers_reschedule" if state.goal == "reschedule" else "offers"
         self.say(key, service=service_name, options=lines, prefix=prefix, count=len(options))
@@ -838,6 +839,21 @@ class _Run:
         self.state.offers = [o for o in self.state.offers if o in kept]
         return kept
 
+    def in_date_order(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ranked choice of offers, numbered for the patient in date order.
+
+        The ranking decides *which* times are offered; a list read as "1) Wed 08:00, 2) Fri 13:00,
+        3) Wed 13:30" is hard to follow, so the patient sees them chronologically and "option 1"
+        means the first one they saw. Each offer keeps the tool's own label as ``hold`` for booking.
+        """
+        ordered = sorted(options, key=lambda o: (o["date"], o["time"]))
+        shown = [
+            {**o, "option": str(n), "hold": o.get("hold", o["option"])}
+            for n, o in enumerate(ordered, start=1)
+        ]
+        self.state.offers = shown
+        return shown
+
     def offer_line(self, offer: dict[str, Any]) -> str:
         price = offer.get("patient_pays")
         return self.text_of(
@@ -870,12 +886,15 @@ class _Run:
             result = await self.call(
                 "reschedule_appointment",
                 appointment_id=state.target["appointment_id"],
-                option=offer["option"],
+                option=offer.get("hold", offer["option"]),
                 confirmed_by_patient=True,
             )
             key, done_key = "rescheduled", "rescheduled"
         else:
-            arguments: dict[str, Any] = {"option": offer["option"], "confirmed_by_patient": True}
+            arguments: dict[str, Any] = {
+                "option": offer.get("hold", offer["option"]),
+                "confirmed_by_patient": True,
+            }
             if state.insurance_id:
                 arguments["insurance"] = state.insurance_id
             result = await self.call("book_appointment", **arguments)

@@ -1,0 +1,91 @@
+"""The offline receptionist's offers as a patient meets them through /api/chat: numbered in date
+order (the ranking chooses which times, not the order they are read in), and "1" / "a primeira"
+/ "первый" pick what the patient saw as the first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import NOW, make_settings
+from voice_agent.alerts import ConsoleAlerter
+from voice_agent.app import create_app
+from voice_agent.clock import FixedClock
+from voice_agent.services import build_services
+from voice_agent.store.db import make_engine
+
+LOCAL = ("127.0.0.1", 50000)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'offers.db'}")
+    services = build_services(
+        make_settings(str(engine.url)),
+        clock=FixedClock(NOW),
+        alerter=ConsoleAlerter(),
+        engine=engine,
+    )
+    with TestClient(create_app(services.settings, services), client=LOCAL) as test_client:
+        yield test_client
+    services.close()
+
+
+def _chat(client: TestClient, session: str, phone: str):
+    def say(text: str) -> dict:
+        response = client.post(
+            "/api/chat", json={"session_id": session, "text": text, "phone": phone}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return say
+
+
+def _offered(client: TestClient, session: str, phone: str, request: str) -> tuple[dict, object]:
+    say = _chat(client, session, phone)
+    turn = say(request)
+    assert turn["state"]["stage"] == "offering", turn["reply"]
+    return turn, say
+
+
+@pytest.mark.parametrize(
+    ("request_text", "first", "yes"),
+    [
+        (
+            "Olá, meu nome é Carla Dias e quero marcar clínico geral na quarta ou sexta",
+            "a primeira",
+            "sim",
+        ),
+        (
+            "Hi, my name is Emma Brown and I need a GP on Wednesday or Friday",
+            "the first one",
+            "yes",
+        ),
+        (
+            "Здравствуйте, меня зовут Петрова Анна Сергеевна, хочу к терапевту в среду или пятницу",
+            "первый",
+            "да",
+        ),
+    ],
+)
+def test_offers_are_numbered_in_date_order_and_the_first_is_the_earliest(
+    client: TestClient, request_text: str, first: str, yes: str
+) -> None:
+    turn, say = _offered(client, "dated", "+5511987654101", request_text)
+    offers = turn["state"]["offers"]
+    assert [o["option"] for o in offers] == [str(n) for n in range(1, len(offers) + 1)]
+    moments = [(o["date"], o["time"]) for o in offers]
+    if request_text.startswith("Olá"):  # this clinic ranks Wed 13:00 first, then 13:30, 08:00
+        assert [o["hold"] for o in offers] != sorted(o["hold"] for o in offers)
+    assert moments == sorted(moments)
+    reply = turn["reply"]
+    positions = [reply.index(f"{o['option']})") for o in offers]
+    assert positions == sorted(positions)  # read in the order they are numbered
+    assert say(first)["state"]["stage"] == "confirm"
+    booked = say(yes)["state"]["appointment"]
+    assert booked["action"] == "booked"
+    assert (booked["date"], booked["time"]) == moments[0]
