@@ -89,3 +89,31 @@ def test_offers_are_numbered_in_date_order_and_the_first_is_the_earliest(
     booked = say(yes)["state"]["appointment"]
     assert booked["action"] == "booked"
     assert (booked["date"], booked["time"]) == moments[0]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "covered"),
+    [
+        (
+            "Olá, meu nome é Camila Duarte, quero marcar cardiologia pela Unimed, sexta",
+            "coberto pelo convênio",
+        ),
+        (
+            "Hi, my name is Robert King, a cardiologist on Wednesday with Unimed",
+            "covered by your plan",
+        ),
+        (
+            "Здравствуйте, меня зовут Козлов Иван Петрович, к кардиологу в среду по Unimed",
+            "покрывается полисом",
+        ),
+    ],
+)
+def test_a_zero_co_payment_reads_covered_in_the_offers_and_the_read_back(
+    client: TestClient, request_text: str, covered: str
+) -> None:
+    turn, say = _offered(client, "covered", "+5511987654102", request_text)
+    assert turn["reply"].count(covered) == len(turn["state"]["offers"]), turn["reply"]
+    assert "0,00" not in turn["reply"] and "0.00" not in turn["reply"]
+    read_back = say("1")
+    assert read_back["state"]["stage"] == "confirm"
+    assert covered in read_back["reply"] and "0,00" not in read_back["reply"]

@@ -861,7 +861,7 @@ class _Run:
             option=offer["option"],
             when=offer["when"],
             doctor=offer["doctor"],
-            price=self.text_of("offer_price", price=price) if price else "",
+            price=self.text_of("offer_price", price=self.copay(price)) if price else "",
         )
 
     def read_back(self, offer: dict[str, Any]) -> None:
@@ -872,7 +872,7 @@ class _Run:
             "when": offer["when"],
             "doctor": offer["doctor"],
             "where": offer.get("where", ""),
-            "price": self.text_of("offer_price", price=price) if price else "",
+            "price": self.text_of("offer_price", price=self.copay(price)) if price else "",
         }
         if state.goal == "reschedule" and state.target:
             self.say("confirm_reschedule", old=state.target["when"], **fields)
