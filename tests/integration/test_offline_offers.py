@@ -117,3 +117,42 @@ def test_a_zero_co_payment_reads_covered_in_the_offers_and_the_read_back(
     read_back = say("1")
     assert read_back["state"]["stage"] == "confirm"
     assert covered in read_back["reply"] and "0,00" not in read_back["reply"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "doctor"),
+    [
+        (
+            "Olá, meu nome é Paula Nunes, quero marcar com o cardiologista por causa de uma dor "
+            "no peito que já passou",
+            "Ana Souza",
+        ),
+        (
+            "Hi, my name is Laura Bell, I want to see a cardiologist because of a chest pain "
+            "that already went away",
+            "Ana Souza",
+        ),
+        (
+            "Здравствуйте, меня зовут Орлова Вера Павловна, хочу к кардиологу из-за боли в "
+            "груди, которая уже прошла",
+            "Ana Souza",
+        ),
+    ],
+)
+def test_a_past_symptom_books_normally_the_guard_decides_emergencies(
+    client: TestClient, request_text: str, doctor: str
+) -> None:
+    turn, say = _offered(client, "past", "+5511987654103", request_text)
+    assert turn["emergency"] is None
+    assert "192" not in turn["reply"] and "SAMU" not in turn["reply"]
+    assert doctor in turn["reply"]
+    assert say("1")["state"]["stage"] == "confirm"  # and the booking goes on as usual
+
+
+@pytest.mark.parametrize(
+    "text", ["estou com uma dor no peito forte agora", "I have chest pain right now"]
+)
+def test_a_present_emergency_is_still_answered_by_the_guard(client: TestClient, text: str) -> None:
+    reply = _chat(client, "now", "+5511987654104")(text)
+    assert reply["emergency"] is not None and reply["engine"] == "safety"
+    assert "192" in reply["reply"]

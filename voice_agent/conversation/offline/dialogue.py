@@ -163,10 +163,8 @@ class _Run:
         )
         # A question we could not answer, offered to the staff last turn: "yes" passes it on.
         unanswered, state.unanswered = state.unanswered, None
-        if u.has("emergency"):
-            self.say("emergency", number=self.clinic.emergency_number)
-            self.turn.handoff = True
-            return
+        # Emergencies are not judged here: the red-flag guard (voice_agent/safety) answers them
+        # before any engine runs, so a past symptom ("dor no peito que já passou") books normally.
         just_yes = u.has("yes") and not u.intents - {"yes", "thanks", "greeting"}
         if u.has("handoff") or (unanswered and just_yes):
             await self.handoff(question=unanswered)
