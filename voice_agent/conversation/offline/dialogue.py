@@ -895,6 +895,8 @@ class _Run:
             }
             if state.insurance_id:
                 arguments["insurance"] = state.insurance_id
+            if state.for_whom:
+                arguments["for_whom"] = state.for_whom
             result = await self.call("book_appointment", **arguments)
             key, done_key = "booked", "booked"
         if not result.ok:
