@@ -156,3 +156,18 @@ def test_a_present_emergency_is_still_answered_by_the_guard(client: TestClient, 
     reply = _chat(client, "now", "+5511987654104")(text)
     assert reply["emergency"] is not None and reply["engine"] == "safety"
     assert "192" in reply["reply"]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Olá, meu nome é Camila Ribeiro e quero marcar cardiologia",
+        "Hi, my name is Camila Ribeiro and I need a cardiologist",
+    ],
+)
+def test_a_patient_sharing_a_doctors_surname_in_the_same_message_is_not_asking_for_him(
+    client: TestClient, request_text: str
+) -> None:
+    turn, _ = _offered(client, "surname", "+5511987654105", request_text)
+    assert "Paulo Ribeiro" not in turn["reply"]  # the GP whose surname the patient shares
+    assert "Ana Souza" in turn["reply"]  # cardiology was asked for
