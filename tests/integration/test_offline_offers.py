@@ -171,3 +171,15 @@ def test_a_patient_sharing_a_doctors_surname_in_the_same_message_is_not_asking_f
     turn, _ = _offered(client, "surname", "+5511987654105", request_text)
     assert "Paulo Ribeiro" not in turn["reply"]  # the GP whose surname the patient shares
     assert "Ana Souza" in turn["reply"]  # cardiology was asked for
+
+
+@pytest.mark.parametrize(
+    ("greeting", "first_name"),
+    [("Oi, meu nome é Rafael Souza", "Rafael"), ("Hello, my name is Emma Brown", "Emma")],
+)
+def test_a_first_hello_that_carries_the_name_registers_it(
+    client: TestClient, greeting: str, first_name: str
+) -> None:
+    say = _chat(client, "hello", "+5511987654106")
+    turn = say(greeting)
+    assert first_name in turn["reply"] and turn["state"]["stage"] == "ask_email"

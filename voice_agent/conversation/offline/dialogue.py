@@ -539,7 +539,7 @@ class _Run:
             self.turn.end = u.has("bye") or state.stage in ("idle", "start")
             return True
         if u.has("greeting"):
-            await self.greet()
+            await self.greet(u)
             return True
         if u.has("yes", "no"):
             self.say("how_can_help")
@@ -553,7 +553,7 @@ class _Run:
         if patient is None or not patient.full_name:
             self.say("greeting_new", clinic=self.clinic.name)
 
-    async def greet(self) -> None:
+    async def greet(self, u: Understanding | None = None) -> None:
         patient = await self.patient_or_none()
         named = patient is not None and patient.full_name
         if named and await self.ctx.verified_by() != "unverified":
@@ -563,6 +563,9 @@ class _Run:
             # First contact: collect the name (and e-mail) before anything else.
             self.say("greeting_new", clinic=self.clinic.name)
             self.state.stage = "ask_name"
+            if u is not None and u.name:  # "Oi, meu nome é Rafael Souza": the name is given
+                await self.on_name(self.text, u)
+                return
             self.say("ask_name")
             return
         else:
