@@ -22,7 +22,8 @@ Prints the pass rate per language (target: at least 95% each). A scenario file h
           patient: {full_name: Maria da Silva}
           appointments:               # every active or cancelled appointment of the caller
             - {service: ecg, doctor: dr-ana-souza, date: "2026-11-24", time: "09:30",
-               status: booked, after: "16:00", before: "18:00", weekday: fri}
+               status: booked, after: "16:00", before: "18:00", weekday: fri,
+               attendee_name: Sofia Costa}  # who attends, when booked for a relative
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def _check_final(services: Services, phone: str, final: dict[str, Any]) -> list[
                 "weekday": WEEKDAYS[start.weekday()],
                 "status": row.status.value,
                 "insurance": row.insurance_id,
+                "attendee_name": row.attendee_name,  # booked for a child or relative
             }
         )
     wanted = final["appointments"]

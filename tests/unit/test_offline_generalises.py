@@ -83,6 +83,10 @@ def test_the_relative_a_booking_is_for() -> None:
     assert relative("pediatra para minha filha Sofia Costa", "pt-BR") == "Sofia Costa"
     assert relative("a pediatrician for my son Tommy Green", "en") == "Tommy Green"
     assert relative("хочу записать сына Мишу к неврологу", "ru") == "Миша"
+    # The object of "записать сына / дочь" is in the accusative: his surname, not a feminine one.
+    assert relative("хочу записать сына Зайцева Мишу к неврологу", "ru") == "Зайцев Миша"
+    assert relative("записать дочь Зайцеву Аню", "ru") == "Зайцева Аня"
+    assert relative("записать маму Ольгу Петровну к терапевту", "ru") == "Ольга Петровна"
     assert relative("quero marcar pediatra", "pt-BR") is None
 
 

@@ -98,7 +98,9 @@ def appointments(
         )
         for a in rows:
             when = say_when(a.start.astimezone(clinic.tz), clinic.default_language)
-            typer.echo(f"{a.id}  {when}  {a.doctor_id}  {a.service_id}  {a.status.value}")
+            # Booked for a child or relative: who attends, the patient being the contact.
+            attendee = f"  attendee_name={a.attendee_name}" if a.attendee_name else ""
+            typer.echo(f"{a.id}  {when}  {a.doctor_id}  {a.service_id}  {a.status.value}{attendee}")
 
     asyncio.run(_list())
     services.close()

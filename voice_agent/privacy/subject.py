@@ -184,6 +184,10 @@ def erase_subject(
         patient.birth_date = None
         patient.updated_at = now
         session.add(patient)
+        for appointment in held.appointments:  # kept for the clinic's records, without names
+            if appointment.attendee_name is not None:
+                appointment.attendee_name = None
+                session.add(appointment)
         for call in held.calls:
             call.caller = ""
             call.transfer_summary = None

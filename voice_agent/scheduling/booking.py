@@ -149,6 +149,9 @@ class BookingRequest:
     holder: str
     request_key: str | None = None
     insurance_id: str | None = None
+    attendee_name: str | None = None
+    """The child or relative who attends, when the patient books for them (the patient stays
+    the contact)."""
 
 
 def cells(start: datetime, end: datetime) -> Iterator[datetime]:
@@ -718,6 +721,7 @@ class BookingService:
             doctor_id=slot.doctor_id,
             service_id=slot.service_id,
             insurance_id=request.insurance_id,
+            attendee_name=request.attendee_name,
             start=slot.start,
             end=slot.end,
             channel=request.channel,

@@ -93,6 +93,12 @@ class Appointment(SQLModel, table=True):
     doctor_id: str = Field(max_length=64)
     service_id: str = Field(max_length=64)
     insurance_id: str | None = Field(default=None, max_length=64)
+    attendee_name: str | None = Field(
+        default=None,
+        sa_column=Column(EncryptedText(), nullable=True),
+        description="Who attends when the patient (the caller, the contact) booked for a child "
+        "or relative; null when the patient attends. Encrypted.",
+    )
     start: datetime = Field(sa_column=_utc(nullable=False))
     end: datetime = Field(sa_column=_utc(nullable=False))
     status: AppointmentStatus = Field(default=AppointmentStatus.booked, max_length=16)

@@ -122,8 +122,19 @@ async def book_appointment(
     insurance: Annotated[
         str | None, Field(description="Health plan (convênio) to bill, or null for private.")
     ] = None,
+    for_whom: Annotated[
+        str | None,
+        Field(
+            description="Full name of the child or relative who will attend, when the caller "
+            "books for someone else; null when the caller attends.",
+            max_length=120,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Book the chosen option for the caller, after they confirmed day, time and doctor."""
+    """Book the chosen option for the caller, after they confirmed day, time and doctor.
+
+    Booking for a child or relative: pass their name as ``for_whom``; the caller stays the
+    patient record and the contact, the attendee's name is kept on the appointment."""
     _require_confirmation(confirmed_by_patient)
     patient = await ctx.patient()
     if not patient.full_name:
@@ -160,6 +171,7 @@ async def book_appointment(
         holder=ctx.conversation_id,
         request_key=f"{ctx.conversation_id}:book:{hold}",
         insurance_id=insurance_id,
+        attendee_name=" ".join((for_whom or "").split()) or None,
     )
     await ctx.verified_by()  # the log says whether the caller was verified
     try:
@@ -260,6 +272,7 @@ def describe_appointment(clinic: Clinic, appointment: Appointment, language: str
         "service": service.name(language) if service else appointment.service_id,
         "status": appointment.status.value,
         "address": clinic.address,
+        **({"for_whom": appointment.attendee_name} if appointment.attendee_name else {}),
     }
 
 

@@ -163,10 +163,8 @@ class _Run:
         )
         # A question we could not answer, offered to the staff last turn: "yes" passes it on.
         unanswered, state.unanswered = state.unanswered, None
-        if u.has("emergency"):
-            self.say("emergency", number=self.clinic.emergency_number)
-            self.turn.handoff = True
-            return
+        # Emergencies are not judged here: the red-flag guard (voice_agent/safety) answers them
+        # before any engine runs, so a past symptom ("dor no peito que já passou") books normally.
         just_yes = u.has("yes") and not u.intents - {"yes", "thanks", "greeting"}
         if u.has("handoff") or (unanswered and just_yes):
             await self.handoff(question=unanswered)
@@ -541,7 +539,7 @@ class _Run:
             self.turn.end = u.has("bye") or state.stage in ("idle", "start")
             return True
         if u.has("greeting"):
-            await self.greet()
+            await self.greet(u)
             return True
         if u.has("yes", "no"):
             self.say("how_can_help")
@@ -555,7 +553,7 @@ class _Run:
         if patient is None or not patient.full_name:
             self.say("greeting_new", clinic=self.clinic.name)
 
-    async def greet(self) -> None:
+    async def greet(self, u: Understanding | None = None) -> None:
         patient = await self.patient_or_none()
         named = patient is not None and patient.full_name
         if named and await self.ctx.verified_by() != "unverified":
@@ -565,6 +563,9 @@ class _Run:
             # First contact: collect the name (and e-mail) before anything else.
             self.say("greeting_new", clinic=self.clinic.name)
             self.state.stage = "ask_name"
+            if u is not None and u.name:  # "Oi, meu nome é Rafael Souza": the name is given
+                await self.on_name(self.text, u)
+                return
             self.say("ask_name")
             return
         else:
@@ -804,6 +805,7 @@ class _Run:
                 state.stage = "ask_wish"
                 self.say("ask_wish")
                 return
+        options = self.in_date_order(options)
         lines = "\n".join(self.offer_line(o) for o in options)
         key = "offers_reschedule" if state.goal == "reschedule" else "offers"
         self.say(key, service=service_name, options=lines, prefix=prefix, count=len(options))
@@ -838,6 +840,21 @@ class _Run:
         self.state.offers = [o for o in self.state.offers if o in kept]
         return kept
 
+    def in_date_order(self, options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ranked choice of offers, numbered for the patient in date order.
+
+        The ranking decides *which* times are offered; a list read as "1) Wed 08:00, 2) Fri 13:00,
+        3) Wed 13:30" is hard to follow, so the patient sees them chronologically and "option 1"
+        means the first one they saw. Each offer keeps the tool's own label as ``hold`` for booking.
+        """
+        ordered = sorted(options, key=lambda o: (o["date"], o["time"]))
+        shown = [
+            {**o, "option": str(n), "hold": o.get("hold", o["option"])}
+            for n, o in enumerate(ordered, start=1)
+        ]
+        self.state.offers = shown
+        return shown
+
     def offer_line(self, offer: dict[str, Any]) -> str:
         price = offer.get("patient_pays")
         return self.text_of(
@@ -845,7 +862,7 @@ class _Run:
             option=offer["option"],
             when=offer["when"],
             doctor=offer["doctor"],
-            price=self.text_of("offer_price", price=price) if price else "",
+            price=self.text_of("offer_price", price=self.copay(price)) if price else "",
         )
 
     def read_back(self, offer: dict[str, Any]) -> None:
@@ -856,7 +873,7 @@ class _Run:
             "when": offer["when"],
             "doctor": offer["doctor"],
             "where": offer.get("where", ""),
-            "price": self.text_of("offer_price", price=price) if price else "",
+            "price": self.text_of("offer_price", price=self.copay(price)) if price else "",
         }
         if state.goal == "reschedule" and state.target:
             self.say("confirm_reschedule", old=state.target["when"], **fields)
@@ -870,14 +887,19 @@ class _Run:
             result = await self.call(
                 "reschedule_appointment",
                 appointment_id=state.target["appointment_id"],
-                option=offer["option"],
+                option=offer.get("hold", offer["option"]),
                 confirmed_by_patient=True,
             )
             key, done_key = "rescheduled", "rescheduled"
         else:
-            arguments: dict[str, Any] = {"option": offer["option"], "confirmed_by_patient": True}
+            arguments: dict[str, Any] = {
+                "option": offer.get("hold", offer["option"]),
+                "confirmed_by_patient": True,
+            }
             if state.insurance_id:
                 arguments["insurance"] = state.insurance_id
+            if state.for_whom:
+                arguments["for_whom"] = state.for_whom
             result = await self.call("book_appointment", **arguments)
             key, done_key = "booked", "booked"
         if not result.ok:

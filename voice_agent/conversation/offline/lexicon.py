@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 # Intents, in priority order when several match (the dialogue reads them as a set).
 INTENTS = (
-    "emergency",
     "handoff",
     "cancel",
     "reschedule",
@@ -82,15 +81,6 @@ class Lexicon:
 
 _PT = Lexicon(
     intents={
-        "emergency": (
-            r"\bdor no peito\b",
-            r"\bfalta de ar\b",
-            r"\bemergencia\b",
-            r"\bdesmai",
-            r"\binfarto\b",
-            r"\bavc\b",
-            r"\bsangrando muito\b",
-        ),
         "handoff": (
             r"\batendente\b",
             r"\bhumano\b",
@@ -291,15 +281,6 @@ _PT = Lexicon(
 
 _RU = Lexicon(
     intents={
-        "emergency": (
-            r"\bболь в груди\b",
-            r"\bболит (сердце|грудь)\b",
-            r"\bзадыха\w*",
-            r"\bскор(ая|ую)\b",
-            r"\bпотерял\w* сознание\b",
-            r"\bинфаркт\w*",
-            r"\bинсульт\w*",
-        ),
         "handoff": (
             r"\bоператор\w*",
             r"\bадминистратор\w*",
@@ -471,15 +452,6 @@ _RU = Lexicon(
 
 _EN = Lexicon(
     intents={
-        "emergency": (
-            r"\bchest pain\b",
-            r"\bcan'?t breathe\b",
-            r"\bshort(ness)? of breath\b",
-            r"\bemergency\b",
-            r"\bheart attack\b",
-            r"\bstroke\b",
-            r"\bfainted\b",
-        ),
         "handoff": (
             r"\bhuman\b",
             r"\breal person\b",

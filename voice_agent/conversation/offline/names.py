@@ -88,9 +88,15 @@ def relative(text: str, language: str) -> str | None:
 
 
 def _nominative(word: str) -> str:
-    for parse in _morph().parse(word.lower()):
-        if any(kind in parse.tag for kind in ("Name", "Surn", "Patr")):
-            form = parse.inflect({"nomn"})
-            if form is not None:
-                return form.word.capitalize()
+    """The name in the nominative. After "записать сына / дочь / маму" it is the object, in the
+    accusative: "Зайцева" there is Зайцев (his accusative), not the feminine Зайцева."""
+    parses = [
+        p
+        for p in _morph().parse(word.lower())
+        if any(kind in p.tag for kind in ("Name", "Surn", "Patr"))
+    ]
+    for parse in sorted(parses, key=lambda p: "accs" not in p.tag):
+        form = parse.inflect({"nomn"})
+        if form is not None:
+            return form.word.capitalize()
     return word

@@ -256,7 +256,8 @@ def parse(
             found.intents.add(intent)
     _refine_intents(found, without_email, lex)
     found.service_id = _find_service(clinic, _with_aliases(without_email, lex))
-    found.doctor_id = _find_doctor(clinic, without_email)
+    found.name = extract_name(text, language, prefixed_only=True)
+    found.doctor_id = _find_doctor(clinic, _without_name(without_email, found.name))
     found.insurance_id = _find_insurance(clinic, without_email)
     found.private = bool(_rx(lex.private).search(without_email))
     found.asks = bool(_rx(lex.question).search(without_email)) or (
@@ -268,7 +269,6 @@ def parse(
         doctors = clinic.doctors_for(found.service_id)
         if not any(clinic.accepts(found.insurance_id, d.id, found.service_id) for d in doctors):
             found.intents.add("ask_insurances")
-    found.name = extract_name(text, language, prefixed_only=True)
     rest = without_email
     if expecting_choice:
         found.option, _ = _find_option(_without_dates(rest, lex), lex)
@@ -753,6 +753,14 @@ def _find_service(clinic: Clinic, text: str) -> str | None:
 
 def _find_insurance(clinic: Clinic, text: str) -> str | None:
     return _best(_index(clinic).insurances, text)
+
+
+def _without_name(folded: str, name: str | None) -> str:
+    """The message without the patient's own name: "sou Camila Ribeiro, quero cardiologia" does
+    not ask for Dr. Paulo Ribeiro."""
+    for word in normalize(name).split() if name else ():
+        folded = re.sub(rf"\b{re.escape(word)}\b", " ", folded)
+    return folded
 
 
 def _find_doctor(clinic: Clinic, text: str) -> str | None:
