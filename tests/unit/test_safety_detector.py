@@ -40,6 +40,8 @@ def test_the_issues_examples_are_all_caught(
         "NAO CONSIGO RESPIRAR",  # shouting, no accents
         "ребенок не дышит",  # е for ё
         "у сына припадок",  # "a fit" alone is a seizure
+        "tive dor no peito mês passado e agora voltou",  # past, then back now
+        "had chest pain last week and now it's back",
         "a dor no peito não passou e estou suando frio",  # not gone: still a red flag
         "дочка не дышала минуту, сейчас синяя",  # another person, another tense
         "мамочка задыхалась",
@@ -72,6 +74,10 @@ def test_inflections_typos_transliteration_and_third_persons(
     [
         "uma dor no peito que já passou",
         "a dor no peito sumiu, mas quero fazer exames",  # the symptom named, then gone
+        # "now" that says it is over does not bring a past symptom back:
+        "chest pain I had last month, it's gone now",
+        "месяц назад была боль в груди, сейчас всё нормально",
+        "tive dor no peito mês passado, agora estou bem",
         "quero marcar com o cardiologista por causa de uma dor no peito que já passou",
         "my chest X-ray results",
         "давление у папы в норме",
