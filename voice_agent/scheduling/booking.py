@@ -710,13 +710,25 @@ class BookingService:
             return self._after_collision(request)
 
     def _insert_in(
-        self, session: Session, request: BookingRequest, slot: Slot, hold_id: str | None
+        self,
+        session: Session,
+        request: BookingRequest,
+        slot: Slot,
+        hold_id: str | None,
+        *,
+        appointment_id: str | None = None,
+        external_id: str | None = None,
     ) -> Appointment:
+        """Insert the appointment inside the caller's transaction: the hold used, its cells
+        claimed, the booking logged. The clinic-API path gives the id it reserved and the
+        clinic's record id."""
         now = self._clock.now()
         if hold_id is not None:
             self._drop_hold(session, hold_id)
         self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
         appointment = Appointment(
+            id=appointment_id or new_id(),
+            external_id=external_id,
             patient_id=request.patient_id,
             doctor_id=slot.doctor_id,
             service_id=slot.service_id,
@@ -827,29 +839,7 @@ class BookingService:
         try:
             with transaction(self._engine) as session:
                 appointment = self._lock_own(session, request.patient_id, appointment_id, now)
-                before = _describe(appointment)
-                session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
-                self._drop_hold(session, hold_id)
-                self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
-                self._claim(
-                    session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id
-                )
-                appointment.doctor_id = slot.doctor_id
-                appointment.service_id = slot.service_id
-                appointment.start = slot.start
-                appointment.end = slot.end
-                appointment.status = AppointmentStatus.booked
-                appointment.updated_at = now
-                session.add(appointment)
-                self._log.record_in(
-                    session,
-                    InteractionKind.reschedule,
-                    channel=request.channel,
-                    patient_id=request.patient_id,
-                    appointment_id=appointment.id,
-                    details={"from": before, "to": _describe(appointment)},
-                )
-                return appointment
+                return self._move_in(session, appointment, slot, hold_id, request.channel, now)
         except IntegrityError:
             raise BookingError(
                 "slot_taken",
@@ -870,22 +860,63 @@ class BookingService:
             with transaction(self._engine) as session:
                 appointment = self._lock_own(session, patient_id, appointment_id, now)
                 self._check_cancel_notice(appointment, now)
-                session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
-                appointment.status = AppointmentStatus.cancelled
-                appointment.cancelled_at = now
-                appointment.updated_at = now
-                session.add(appointment)
-                self._log.record_in(
-                    session,
-                    InteractionKind.cancellation,
-                    channel=channel,
-                    patient_id=patient_id,
-                    appointment_id=appointment.id,
-                    details={**_describe(appointment), "reason": reason[:200]},
-                )
-                return appointment
+                return self._cancel_in(session, appointment, channel, reason[:200], now)
 
         return await asyncio.to_thread(_cancel)
+
+    def _move_in(
+        self,
+        session: Session,
+        appointment: Appointment,
+        slot: Slot,
+        hold_id: str | None,
+        channel: str,
+        now: datetime,
+    ) -> Appointment:
+        """Move the appointment inside the caller's transaction: its old cells freed, the hold
+        used, the new cells claimed, the change logged (local and clinic-API paths alike)."""
+        before = _describe(appointment)
+        session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
+        if hold_id is not None:
+            self._drop_hold(session, hold_id)
+        self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
+        self._claim(session, slot.doctor_id, slot.start, slot.end, appointment_id=appointment.id)
+        appointment.doctor_id = slot.doctor_id
+        appointment.service_id = slot.service_id
+        appointment.start = slot.start
+        appointment.end = slot.end
+        appointment.status = AppointmentStatus.booked
+        appointment.updated_at = now
+        session.add(appointment)
+        self._log.record_in(
+            session,
+            InteractionKind.reschedule,
+            channel=channel,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            details={"from": before, "to": _describe(appointment)},
+        )
+        return appointment
+
+    def _cancel_in(
+        self, session: Session, appointment: Appointment, channel: str, reason: str, now: datetime
+    ) -> Appointment:
+        """Cancel the appointment inside the caller's transaction: its cells freed, the
+        cancellation logged with its reason (local and clinic-API paths alike)."""
+        session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
+        appointment.status = AppointmentStatus.cancelled
+        appointment.cancelled_at = now
+        appointment.updated_at = now
+        session.add(appointment)
+        self._log.record_in(
+            session,
+            InteractionKind.cancellation,
+            channel=channel,
+            patient_id=appointment.patient_id,
+            appointment_id=appointment.id,
+            details={**_describe(appointment), "reason": reason},
+        )
+        return appointment
 
     def _check_cancel_notice(self, appointment: Appointment, now: datetime) -> None:
         notice = timedelta(minutes=self.clinic.booking.cancel_notice_minutes)

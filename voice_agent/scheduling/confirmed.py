@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -43,9 +43,7 @@ from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import (
     Appointment,
-    AppointmentStatus,
     Hold,
-    InteractionKind,
     Patient,
     SlotClaim,
     new_id,
@@ -432,8 +430,8 @@ class ConfirmedBookings:
             self._notify(session, intent)
 
     def _record_book(self, intent_id: str, external_id: str | None) -> Appointment:
-        service = self._service
-        now = self._now()
+        from voice_agent.scheduling.booking import BookingRequest
+
         try:
             with transaction(self._engine) as session:
                 intent = self._locked(session, intent_id)
@@ -443,38 +441,22 @@ class ConfirmedBookings:
                     return appointment
                 if intent.status == "failed":
                     raise _Lost()
-                if intent.hold_id is not None:
-                    service._drop_hold(session, intent.hold_id)
-                    intent.hold_id = None
-                service._purge_expired(session, intent.doctor_id, intent.start, intent.end, now)
-                appointment = Appointment(
-                    id=intent.appointment_id,
+                request = BookingRequest(
                     patient_id=intent.patient_id,
-                    doctor_id=intent.doctor_id,
-                    service_id=intent.service_id,
-                    insurance_id=intent.insurance_id,
-                    start=intent.start,
-                    end=intent.end,
                     channel=intent.channel,
+                    holder=_holder(intent.id),
                     request_key=intent.request_key,
-                    external_id=external_id,
-                    created_at=now,
-                    updated_at=now,
+                    insurance_id=intent.insurance_id,
                 )
-                session.add(appointment)
-                session.flush()
-                service._claim(
-                    session, intent.doctor_id, intent.start, intent.end,
-                    appointment_id=appointment.id,
-                )  # fmt: skip
-                service._log.record_in(
+                appointment = self._service._insert_in(
                     session,
-                    InteractionKind.booking,
-                    channel=intent.channel,
-                    patient_id=intent.patient_id,
-                    appointment_id=appointment.id,
-                    details=_describe(appointment),
+                    request,
+                    _slot(intent),
+                    intent.hold_id,
+                    appointment_id=intent.appointment_id,
+                    external_id=external_id,
                 )
+                intent.hold_id = None
                 intent.external_id = external_id
                 self._finish(session, intent, "done", "")
                 return appointment
@@ -483,10 +465,6 @@ class ConfirmedBookings:
             raise _Lost() from None
 
     def _record_move(self, intent_id: str, external_id: str | None) -> Appointment:
-        from voice_agent.scheduling.booking import _describe as describe
-
-        service = self._service
-        now = self._now()
         try:
             with transaction(self._engine) as session:
                 intent = self._locked(session, intent_id)
@@ -496,31 +474,10 @@ class ConfirmedBookings:
                     return appointment
                 if intent.status == "failed" or not appointment.active:
                     raise _Lost()
-                before = describe(appointment)
-                session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
-                if intent.hold_id is not None:
-                    service._drop_hold(session, intent.hold_id)
-                    intent.hold_id = None
-                service._purge_expired(session, intent.doctor_id, intent.start, intent.end, now)
-                service._claim(
-                    session, intent.doctor_id, intent.start, intent.end,
-                    appointment_id=appointment.id,
-                )  # fmt: skip
-                appointment.doctor_id = intent.doctor_id
-                appointment.service_id = intent.service_id
-                appointment.start = intent.start
-                appointment.end = intent.end
-                appointment.status = AppointmentStatus.booked
-                appointment.updated_at = now
-                session.add(appointment)
-                service._log.record_in(
-                    session,
-                    InteractionKind.reschedule,
-                    channel=intent.channel,
-                    patient_id=intent.patient_id,
-                    appointment_id=appointment.id,
-                    details={"from": before, "to": describe(appointment)},
+                self._service._move_in(
+                    session, appointment, _slot(intent), intent.hold_id, intent.channel, self._now()
                 )
+                intent.hold_id = None
                 self._finish(session, intent, "done", "")
                 return appointment
         except IntegrityError:
@@ -528,9 +485,6 @@ class ConfirmedBookings:
             raise _Lost() from None
 
     def _record_cancel(self, intent_id: str, external_id: str | None) -> Appointment:
-        from voice_agent.scheduling.booking import _describe as describe
-
-        now = self._now()
         with transaction(self._engine) as session:
             intent = self._locked(session, intent_id)
             appointment = session.get(Appointment, intent.appointment_id, with_for_update=True)
@@ -539,18 +493,8 @@ class ConfirmedBookings:
                 if intent.status != "done":
                     self._finish(session, intent, "done", "")
                 return appointment
-            session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
-            appointment.status = AppointmentStatus.cancelled
-            appointment.cancelled_at = now
-            appointment.updated_at = now
-            session.add(appointment)
-            self._service._log.record_in(
-                session,
-                InteractionKind.cancellation,
-                channel=intent.channel,
-                patient_id=intent.patient_id,
-                appointment_id=appointment.id,
-                details={**describe(appointment), "reason": intent.reason},
+            self._service._cancel_in(
+                session, appointment, intent.channel, intent.reason, self._now()
             )
             self._finish(session, intent, "done", "")
             return appointment
@@ -677,10 +621,9 @@ _REFUSALS = {
 """Backend codes kept as they are per operation; any other refusal is ``rejected``."""
 
 
-def _describe(appointment: Appointment) -> dict[str, str | None]:
-    from voice_agent.scheduling.booking import _describe as describe
-
-    return describe(appointment)
+def _slot(intent: BackendIntent) -> Slot:
+    """The time an intent books or moves to."""
+    return Slot(intent.doctor_id, intent.service_id, intent.start, intent.end)
 
 
 def _result(outcome: Outcome, intent: BackendIntent) -> Appointment:
@@ -689,7 +632,7 @@ def _result(outcome: Outcome, intent: BackendIntent) -> Appointment:
 
     if outcome.status == "done" and outcome.appointment is not None:
         return outcome.appointment
-    slot = Slot(intent.doctor_id, intent.service_id, intent.start, intent.end, None)
+    slot = _slot(intent)
     if outcome.status == "pending":
         code = "booking_pending" if intent.op == "book" else "change_pending"
         raise BookingError(
