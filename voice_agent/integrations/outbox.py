@@ -20,7 +20,7 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -74,6 +74,20 @@ class Handler(Protocol):
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
         """One outcome per item, in order. Raising fails the whole batch (retried)."""
         ...
+
+
+async def deliver_each(
+    items: list[OutboxItem], deliver_one: Callable[[OutboxItem], Awaitable[Delivered]]
+) -> list[Outcome]:
+    """A handler's ``deliver`` for items sent one by one: an item's error is its own outcome
+    (retried or dead on its own), never the batch's."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes.append(await deliver_one(item))
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
 
 
 DeadLetterHook = Callable[[Session, OutboxRow], None]

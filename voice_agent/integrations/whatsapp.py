@@ -39,6 +39,7 @@ from voice_agent.integrations.outbox import (
     OutboxItem,
     Outcome,
     PermanentFailure,
+    deliver_each,
 )
 from voice_agent.metrics import ALERTS_SENT
 from voice_agent.store.db import transaction
@@ -210,13 +211,7 @@ class PatientMessageHandler:
             return appointment, patient, last_inbound(session, appointment.patient_id), previous
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for item in items:
-            try:
-                outcomes.append(await self._deliver_one(item))
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        return await deliver_each(items, self._deliver_one)
 
     async def _deliver_one(self, item: OutboxItem) -> Delivered:
         event = str(item.payload.get("event", "booked"))
@@ -291,13 +286,7 @@ class AlertHandler:
         self._texts = texts
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for item in items:
-            try:
-                outcomes.append(await self._deliver_one(item))
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        return await deliver_each(items, self._deliver_one)
 
     async def _deliver_one(self, item: OutboxItem) -> Delivered:
         delivered = await self._send_alert(item)

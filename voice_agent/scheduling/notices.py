@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.i18n import say_when
-from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome
+from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome, deliver_each
 from voice_agent.integrations.whatsapp import Message, OutsideWindow, WhatsAppSender
 from voice_agent.scheduling.confirmed import NOTICE_KIND
 from voice_agent.scheduling.outcome_texts import outcome_text
@@ -95,13 +95,7 @@ class IntentNotices:
             )
 
     async def deliver(self, items: list[OutboxItem]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for item in items:
-            try:
-                outcomes.append(await self._deliver_one(item))
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        return await deliver_each(items, self._deliver_one)
 
     async def _deliver_one(self, item: OutboxItem) -> Delivered:
         intent, appointment, patient = await asyncio.to_thread(
