@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from voice_agent.alerts import alert_patient_request
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import CallControl, ToolContext
 from voice_agent.tools.registry import ToolError
@@ -44,15 +43,9 @@ async def transfer_to_staff(
         details={"summary": summary[:300], "call_sid": ctx.call_sid},
     )
     await control.transfer_to_staff(summary[:300])
-    await alert_patient_request(
-        ctx.services,
+    await ctx.alert_staff(
         "transfer",
-        patient=await ctx.patient() if ctx.caller_phone else None,
-        phone=ctx.caller_phone,
-        channel=ctx.channel,
-        call_sid=ctx.call_sid,
-        conversation_id=ctx.conversation_id,
-        patient_language=ctx.language,
+        await ctx.patient() if ctx.caller_phone else None,
         summary=summary[:300],
     )
     return {"transferring": True}
@@ -73,15 +66,9 @@ async def request_callback(
         patient_id=patient.id if patient else None,
         details={"reason": "callback requested", "question": request[:300]},
     )
-    await alert_patient_request(
-        ctx.services,
+    await ctx.alert_staff(
         "callback",
-        patient=patient,
-        phone=ctx.caller_phone,
-        channel=ctx.channel,
-        call_sid=ctx.call_sid,
-        conversation_id=ctx.conversation_id,
-        patient_language=ctx.language,
+        patient,
         question=request[:300],
     )
     return {"callback_requested": True, "clinic_phone": ctx.services.clinic().phone}
@@ -103,15 +90,9 @@ async def report_emergency(
         details={"summary": summary[:300], "call_sid": ctx.call_sid},
     )
     await control.flag_emergency(summary[:300])
-    await alert_patient_request(
-        ctx.services,
+    await ctx.alert_staff(
         "emergency",
-        patient=await ctx.patient() if ctx.caller_phone else None,
-        phone=ctx.caller_phone,
-        channel=ctx.channel,
-        call_sid=ctx.call_sid,
-        conversation_id=ctx.conversation_id,
-        patient_language=ctx.language,
+        await ctx.patient() if ctx.caller_phone else None,
         summary=summary[:300],
         emergency_number=clinic.emergency_number,
     )

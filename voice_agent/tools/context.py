@@ -136,8 +136,6 @@ class ToolContext:
     async def report_failure(self, message: str, *, alert: str = "failure", **fields: Any) -> None:
         """A failure the clinic should know about: logged as an interaction, and alerted with
         the staff text ``alert`` (who was talking, their number, where to read it)."""
-        from voice_agent.alerts import alert_patient_request
-
         patient_id = self._patient.id if self._patient is not None else None
         await self.services.interactions.record(
             InteractionKind.failure,
@@ -146,16 +144,22 @@ class ToolContext:
             details={"message": message, "call_sid": self.call_sid},
             actor=self.interaction_actor(),
         )
+        await self.alert_staff(alert, self._patient, problem=message, **fields)
+
+    async def alert_staff(self, key: str, patient: Patient | None, **fields: Any) -> None:
+        """Alert the staff text ``key`` about this conversation: who (name, callback number,
+        language), on which channel, and where to read it; ``fields`` fill the rest."""
+        from voice_agent.alerts import alert_patient_request
+
         await alert_patient_request(
             self.services,
-            alert,
-            patient=self._patient,
+            key,
+            patient=patient,
             phone=self.caller_phone,
             channel=self.channel,
             call_sid=self.call_sid,
             conversation_id=self.conversation_id,
             patient_language=self.language,
-            problem=message,
             **fields,
         )
 

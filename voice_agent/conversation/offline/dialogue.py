@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from voice_agent.alerts import alert_patient_request
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.offline import identity_stage
 from voice_agent.conversation.offline.feasibility import Obstacle, check
@@ -592,15 +591,9 @@ class _Run:
             patient_id=patient.id if patient else None,
             details=details,
         )
-        await alert_patient_request(
-            self.ctx.services,
+        await self.ctx.alert_staff(
             "handoff_question" if question else "handoff",
-            patient=patient,
-            phone=self.ctx.caller_phone,
-            channel=self.ctx.channel,
-            call_sid=self.ctx.call_sid,
-            conversation_id=self.ctx.conversation_id,
-            patient_language=self.ctx.language,
+            patient,
             question=(question or self.text)[:MAX_QUESTION],
         )
 
