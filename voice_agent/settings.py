@@ -140,6 +140,24 @@ class Settings(BaseSettings):
         default="gpt-4o-mini-transcribe", description="Caller transcription model."
     )
     text_model: str = Field(default="gpt-4.1-mini", description="Model of the text channel.")
+    text_reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = (
+        Field(
+            default=None,
+            description="Reasoning effort of the text model; sent only to models that take it "
+            "(conversation/openai_text/models.py).",
+        )
+    )
+    text_verbosity: Literal["low", "medium", "high"] | None = Field(
+        default=None, description="Answer verbosity; sent only to models that take it."
+    )
+    text_store: bool = Field(
+        default=True,
+        description="Let OpenAI keep the text channel's responses (30 days) and chain turns with "
+        "previous_response_id; false resends the conversation's items every request.",
+    )
+    text_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Per-request timeout of the text model (then offline)."
+    )
 
     # Calls
     max_call_seconds: int = Field(default=900, ge=30, description="Hard limit of one call.")

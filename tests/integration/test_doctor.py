@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tests.conftest import make_settings
 from tests.fakes.clinic_api_fake import ClinicApiFake
 from tests.fakes.google_fake import GoogleFake
-from tests.fakes.openai_chat import FakeOpenAIChat
+from tests.fakes.openai_responses import FakeOpenAIResponses
 from tests.fakes.twilio_rest_fake import TwilioRestFake
 from tests.integration.integration_env import (
     ACCOUNT_SID,
@@ -50,68 +50,67 @@ def _doctor(settings: Settings, clock: FixedClock) -> tuple[int, list[str]]:
 async def test_doctor_checks_every_backend_and_names_what_is_missing(
     tmp_path: Path, clock: FixedClock
 ) -> None:
-    openai = FakeOpenAIChat("gpt-4.1-mini")
-    await openai.start()
     doctors = yaml.safe_load(DEFAULT_CLINIC_FILE.read_text(encoding="utf-8"))["doctors"]
-    try:
-        with GoogleFake() as google, TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN, clock) as twilio:
-            google.add_spreadsheet(SHEET_ID)
-            for doctor in doctors[1:]:  # the first doctor never shared their calendar
-                google.add_calendar(calendar_id(doctor["id"]))
-            twilio.add_number(NUMBER)
-            twilio.add_template(TEMPLATE, "Olá {{1}}")
-            base = dict(
-                **google_settings(google.base_url, tmp_path),
-                **twilio_settings(twilio.base_url),
-                OPENAI_API_KEY="sk-test",
-                OPENAI_BASE_URL=openai.base_url,
-                twilio_from_number=NUMBER,
-                whatsapp_confirmation_template_sid=TEMPLATE,
-            )
-            settings = make_settings(f"sqlite:///{tmp_path / 'doctor.db'}", **base)
-            _prepare(settings, clock)
-            code, lines = await asyncio.to_thread(_doctor, settings, clock)
-            assert code == 1
-            assert lines[0].startswith("ok   database: sqlite:///")
-            assert lines[1].startswith("ok   clinic file: ")
-            assert "ok   openai: key accepted; gpt-4.1-mini, gpt-realtime available" in lines
-            assert f"ok   twilio number: {NUMBER} belongs to the account" in lines
-            assert (
-                "ok   whatsapp template: VOICE_AGENT_WHATSAPP_CONFIRMATION_TEMPLATE_SID "
-                f"{TEMPLATE} exists"
-            ) in lines
-            unshared = [line for line in lines if line.startswith("FAIL google calendar")]
-            assert len(unshared) == 1 and calendar_id(doctors[0]["id"]) in unshared[0]
-            assert "is not shared with the service account" in unshared[0]
-            assert f"ok   google sheet: {SHEET_ID} is reachable" in lines
-            assert len([line for line in lines if line.startswith("ok   google calendar")]) == (
-                len(doctors) - 1
-            )
+    with (
+        FakeOpenAIResponses("gpt-4.1-mini") as openai,
+        GoogleFake() as google,
+        TwilioRestFake(ACCOUNT_SID, AUTH_TOKEN, clock) as twilio,
+    ):
+        google.add_spreadsheet(SHEET_ID)
+        for doctor in doctors[1:]:  # the first doctor never shared their calendar
+            google.add_calendar(calendar_id(doctor["id"]))
+        twilio.add_number(NUMBER)
+        twilio.add_template(TEMPLATE, "Olá {{1}}")
+        base = dict(
+            **google_settings(google.base_url, tmp_path),
+            **twilio_settings(twilio.base_url),
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=openai.base_url,
+            twilio_from_number=NUMBER,
+            whatsapp_confirmation_template_sid=TEMPLATE,
+        )
+        settings = make_settings(f"sqlite:///{tmp_path / 'doctor.db'}", **base)
+        _prepare(settings, clock)
+        code, lines = await asyncio.to_thread(_doctor, settings, clock)
+        assert code == 1
+        assert lines[0].startswith("ok   database: sqlite:///")
+        assert lines[1].startswith("ok   clinic file: ")
+        assert "ok   openai: key accepted; gpt-4.1-mini, gpt-realtime available" in lines
+        assert f"ok   twilio number: {NUMBER} belongs to the account" in lines
+        assert (
+            "ok   whatsapp template: VOICE_AGENT_WHATSAPP_CONFIRMATION_TEMPLATE_SID "
+            f"{TEMPLATE} exists"
+        ) in lines
+        unshared = [line for line in lines if line.startswith("FAIL google calendar")]
+        assert len(unshared) == 1 and calendar_id(doctors[0]["id"]) in unshared[0]
+        assert "is not shared with the service account" in unshared[0]
+        assert f"ok   google sheet: {SHEET_ID} is reachable" in lines
+        assert len([line for line in lines if line.startswith("ok   google calendar")]) == (
+            len(doctors) - 1
+        )
 
-            # Wrong credentials and settings: each a FAIL line naming the setting.
-            broken = make_settings(
-                f"sqlite:///{tmp_path / 'doctor.db'}",
-                **dict(
-                    base,
-                    OPENAI_API_KEY="sk-wrong",
-                    twilio_from_number="+551100000000",
-                    whatsapp_confirmation_template_sid=MISSING_TEMPLATE,
-                    google_sheet_id="no-such-sheet",
-                    realtime_model="gpt-realtime",
-                ),
-            )
-            code, lines = await asyncio.to_thread(_doctor, broken, clock)
-            assert code == 1
-            text = "\n".join(lines)
-            assert "FAIL openai: OPENAI_API_KEY refused or unreachable" in text
-            assert (
-                "FAIL twilio number: VOICE_AGENT_TWILIO_FROM_NUMBER +551100000000 is not a "
-                "number of this account"
-            ) in text
-            assert f"{MISSING_TEMPLATE} does not exist in the Content API" in text
-            assert "FAIL google sheet: VOICE_AGENT_GOOGLE_SHEET_ID no-such-sheet" in text
-    finally:
-        await openai.stop()
+        # Wrong credentials and settings: each a FAIL line naming the setting.
+        broken = make_settings(
+            f"sqlite:///{tmp_path / 'doctor.db'}",
+            **dict(
+                base,
+                OPENAI_API_KEY="sk-wrong",
+                twilio_from_number="+551100000000",
+                whatsapp_confirmation_template_sid=MISSING_TEMPLATE,
+                google_sheet_id="no-such-sheet",
+                realtime_model="gpt-realtime",
+            ),
+        )
+        code, lines = await asyncio.to_thread(_doctor, broken, clock)
+        assert code == 1
+        text = "\n".join(lines)
+        assert "FAIL openai: OPENAI_API_KEY refused or unreachable" in text
+        assert (
+            "FAIL twilio number: VOICE_AGENT_TWILIO_FROM_NUMBER +551100000000 is not a "
+            "number of this account"
+        ) in text
+        assert f"{MISSING_TEMPLATE} does not exist in the Content API" in text
+        assert "FAIL google sheet: VOICE_AGENT_GOOGLE_SHEET_ID no-such-sheet" in text
 
 
 def test_doctor_on_the_embedded_defaults_and_a_bad_twilio_token(

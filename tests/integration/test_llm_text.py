@@ -1,10 +1,11 @@
-"""The OpenAI text loop against a local fake of Chat Completions: the SDK's requests are checked,
-tools run through the one registry, a confirmation needs the patient's yes, and a failing OpenAI
-hands the turn to the offline receptionist without the patient noticing."""
+"""The OpenAI text receptionist against a local fake of the Responses API: every request is
+validated with the SDK's param types, turns chain with ``previous_response_id`` (or resend their
+items with ``store`` off), tools run through the one registry, a confirmation needs the
+patient's yes, and any OpenAI failure hands the turn to the offline receptionist."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,36 +13,54 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW, make_settings
-from tests.fakes.openai_chat import FakeOpenAIChat, last_tool_output
+from tests.fakes.openai_responses import (
+    Answer,
+    Call,
+    Cut,
+    Fail,
+    FakeOpenAIResponses,
+    Refuse,
+    Say,
+    Stall,
+    last_tool_output,
+)
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clock import FixedClock
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.conversation.openai_text.loop import MAX_ROUNDS
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
 
-MODEL = "gpt-test-mini"
+MODEL = "gpt-4.1-mini"
 PHONE = "+5511987654321"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAIChat]:
-    server = FakeOpenAIChat(MODEL)
-    await server.start()
-    yield server
-    await server.stop()
+def fake() -> Iterator[FakeOpenAIResponses]:
+    with FakeOpenAIResponses(MODEL) as server:
+        yield server
+
+
+def services_for(tmp_path: Path, fake: FakeOpenAIResponses, **settings: Any) -> Services:
+    engine = make_engine(f"sqlite:///{tmp_path / 'llm.db'}")
+    values: dict[str, Any] = {
+        "openai_api_key": "sk-test",
+        "openai_base_url": fake.base_url,
+        "text_model": fake.model,
+        **settings,
+    }
+    return build_services(
+        make_settings(str(engine.url), **values),
+        clock=FixedClock(NOW),
+        alerter=ConsoleAlerter(),
+        engine=engine,
+    )
 
 
 @pytest.fixture
-def llm_services(tmp_path: Path, fake: FakeOpenAIChat) -> Services:
-    engine = make_engine(f"sqlite:///{tmp_path / 'llm.db'}")
-    settings = make_settings(
-        str(engine.url),
-        openai_api_key="sk-test",
-        openai_base_url=fake.base_url,
-        text_model=MODEL,
-    )
-    return build_services(settings, clock=FixedClock(NOW), alerter=ConsoleAlerter(), engine=engine)
+def llm_services(tmp_path: Path, fake: FakeOpenAIResponses) -> Services:
+    return services_for(tmp_path, fake)
 
 
 def _appointments(services: Services) -> list[Appointment]:
@@ -49,30 +68,35 @@ def _appointments(services: Services) -> list[Appointment]:
         return list(session.execute(select(Appointment)).scalars())
 
 
-def say(content: str) -> Any:
-    return lambda body: {"content": content}
+def say(content: str) -> Say:
+    return Say(content)
 
 
-def call(*calls: tuple[str, dict[str, Any]]) -> Any:
-    return lambda body: {"tool_calls": list(calls)}
+def call(*calls: tuple[str, dict[str, Any]]) -> Call:
+    return Call(list(calls))
+
+
+def _kinds(body: dict[str, Any]) -> list[str]:
+    return [item.get("type", "message") + ":" + item.get("role", "") for item in body["input"]]
 
 
 async def test_the_loop_books_through_the_tools(
-    fake: FakeOpenAIChat, llm_services: Services
+    fake: FakeOpenAIResponses, llm_services: Services
 ) -> None:
     conversations = ConversationService(llm_services)
     assert conversations.llm is not None
     fake.script = [
+        # Two calls in one response: run in the model's order (the patient, then the search).
         call(
-            ("register_patient", {"full_name": "Maria Silva"}),
-            ("find_slots", {"service": "cardiologia", "dates": ["2026-11-24"]}),
+            ("register_patient", {"full_name": "Maria Silva", "email": None}),
+            ("find_slots", {"service": "cardiologia", "dates": ["2026-11-24"], "doctor": None}),
         ),
-        lambda body: {"content": "Opção 2: " + last_tool_output(body)["options"][1]["when"]},
+        lambda body: Say("Opção 2: " + last_tool_output(body)["options"][1]["when"]),
         # The model books on "a segunda" without a yes: the lock in code withholds it.
         call(("book_appointment", {"option": "2", "confirmed_by_patient": True})),
-        lambda body: {"content": "Confirma? " + last_tool_output(body)["error"][:20]},
+        lambda body: Say("Confirma? " + last_tool_output(body)["error"][:20]),
         call(("book_appointment", {"option": "2", "confirmed_by_patient": True})),
-        lambda body: {"content": "Marcado: " + last_tool_output(body)["booked"]["when"]},
+        lambda body: Say("Marcado: " + last_tool_output(body)["booked"]["when"]),
     ]
     first = await conversations.handle(
         "whatsapp",
@@ -91,16 +115,37 @@ async def test_the_loop_books_through_the_tools(
     assert third.appointment and third.appointment["action"] == "booked"
     assert [a.status.value for a in _appointments(llm_services)] == ["booked"]
     assert fake.problems == []
-    # The request carried the system prompt in the patient's language, the history and tools.
-    last = fake.requests[-1]
-    assert "Clínica São Lucas" in last["messages"][0]["content"]
-    assert "português" in last["messages"][0]["content"]
-    assert [m["role"] for m in last["messages"]].count("user") == 3
-    assert {t["function"]["name"] for t in last["tools"]} >= {"find_slots", "book_appointment"}
+    # Each request after the first names the previous response and sends only what is new.
+    requests = fake.requests
+    assert "previous_response_id" not in requests[0] and _kinds(requests[0]) == ["message:user"]
+    assert _kinds(requests[1]) == ["function_call_output:"] * 2
+    assert requests[2]["previous_response_id"] == "resp_0002"
+    assert requests[2]["input"] == [{"role": "user", "content": "a segunda"}]
+    # The instructions (the prompt file in the patient's language) go with every request.
+    assert all("Clínica São Lucas" in r["instructions"] for r in requests)
+    assert "português" in requests[-1]["instructions"]
+    tools = {t["name"]: t for t in requests[0]["tools"]}
+    assert {"find_slots", "book_appointment"} <= set(tools) and tools["find_slots"]["strict"]
+    assert requests[0]["store"] is True and requests[0]["temperature"] == 0.3
+    assert "reasoning" not in requests[0]  # gpt-4.1 takes none
+
+
+async def test_the_model_gets_a_bounded_number_of_rounds(
+    fake: FakeOpenAIResponses, llm_services: Services
+) -> None:
+    conversations = ConversationService(llm_services)
+    fake.script = [call(("clinic_info", {"topic": "hours", "about": None}))] * (MAX_ROUNDS + 1)
+    reply = await conversations.handle(
+        "whatsapp", PHONE, "Qual o horário de vocês?", phone=PHONE, phone_verified=True
+    )
+    assert len(fake.requests) == MAX_ROUNDS and len(fake.script) == 1
+    assert reply.engine == "offline" and reply.text
+    assert reply.tool_calls[:MAX_ROUNDS] == ["clinic_info"] * MAX_ROUNDS
+    assert fake.problems == []
 
 
 async def test_openai_failure_mid_conversation_falls_back_to_offline(
-    fake: FakeOpenAIChat, llm_services: Services
+    fake: FakeOpenAIResponses, llm_services: Services
 ) -> None:
     conversations = ConversationService(llm_services)
     fake.script = [
@@ -110,10 +155,10 @@ async def test_openai_failure_mid_conversation_falls_back_to_offline(
         ),
         say("Tenho três horários à tarde. Qual prefere?"),
         # OpenAI breaks down (500, retried once by the SDK): the offline engine takes over.
-        lambda body: {"status": 500},
-        lambda body: {"status": 500},
-        lambda body: {"status": 500},
-        lambda body: {"status": 500},
+        Fail(500),
+        Fail(500),
+        Fail(500),
+        Fail(500),
     ]
     first = await conversations.handle(
         "sms",
@@ -130,13 +175,144 @@ async def test_openai_failure_mid_conversation_falls_back_to_offline(
     booked = _appointments(llm_services)
     assert len(booked) == 1 and booked[0].service_id == "derma-consulta"
     assert booked[0].start.astimezone(llm_services.clinic().tz).hour >= 12
-    assert fake.problems == []
-    # When OpenAI is back, it sees what happened while it was away.
-    fake.script = [lambda body: {"content": "De nada!"}]
+    # When OpenAI is back, it sees what happened while it was away: the chain goes on from
+    # its last response, with the offline turns added as items.
+    fake.script = [say("De nada!")]
     back = await conversations.handle("sms", PHONE, "obrigado", phone=PHONE)
     assert back.engine == "llm"
-    history = [m.get("content") or "" for m in fake.requests[-1]["messages"]]
-    assert any("marcado" in text for text in history)
+    last = fake.requests[-1]
+    assert last["previous_response_id"] == "resp_0002"
+    said = [item.get("content") or "" for item in last["input"]]
+    assert said[0] == "a primeira" and any("marcado" in text for text in said)
+    assert said[-1] == "obrigado"
+    assert fake.problems == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [[Stall()], [Cut(abort=True)], [Cut(abort=False)], [Refuse()]],
+    ids=["timeout", "broken-connection", "stream-without-completed", "response-failed"],
+)
+async def test_a_failing_stream_hands_the_turn_over_carrying_the_offers(
+    tmp_path: Path, fake: FakeOpenAIResponses, failure: list[Answer]
+) -> None:
+    services = services_for(tmp_path, fake, text_timeout_seconds=1.0)
+    conversations = ConversationService(services)
+    fake.script = [
+        call(
+            ("register_patient", {"full_name": "Ana Costa"}),
+            ("find_slots", {"service": "dermatologia", "dates": ["2026-11-24"]}),
+        ),
+        lambda body: Say("1) " + last_tool_output(body)["options"][0]["when"] + ". Qual?"),
+        *failure,
+        Fail(503),  # still down at the patient's yes (the SDK retries once)
+        Fail(503),
+    ]
+    first = await conversations.handle(
+        "whatsapp", PHONE, "Sou Ana Costa, dermatologia amanhã", phone=PHONE, phone_verified=True
+    )
+    assert first.engine == "llm" and first.stage == "offering"
+    offered = first.offers[0]["when"]
+    second = await conversations.handle("whatsapp", PHONE, "a primeira", phone=PHONE)
+    assert second.engine == "offline" and "Posso marcar" in second.text
+    assert offered in second.text
+    third = await conversations.handle("whatsapp", PHONE, "sim", phone=PHONE)
+    assert third.engine == "offline" and third.appointment is not None
+    assert fake.script == [] and fake.problems == []
+
+
+async def test_store_off_resends_the_items_and_tunes_a_reasoning_model(tmp_path: Path) -> None:
+    with FakeOpenAIResponses("gpt-5-mini") as fake:
+        services = services_for(
+            tmp_path,
+            fake,
+            text_store=False,
+            text_reasoning_effort="low",
+            text_verbosity="low",
+        )
+        conversations = ConversationService(services)
+        fake.script = [
+            call(("find_slots", {"service": "cardiologia", "dates": ["2026-11-24"]})),
+            say("Tenho três horários. Qual prefere?"),
+            say("Certo, a das 9h."),
+        ]
+        await conversations.handle(
+            "whatsapp", PHONE, "quero cardiologia amanhã", phone=PHONE, phone_verified=True
+        )
+        await conversations.handle("whatsapp", PHONE, "a primeira", phone=PHONE)
+        assert fake.problems == []
+    first, second, third = fake.requests
+    for request in (first, second, third):
+        assert request["store"] is False and "previous_response_id" not in request
+        assert request["reasoning"] == {"effort": "low"}
+        assert request["text"] == {"verbosity": "low"}
+        assert request["include"] == ["reasoning.encrypted_content"]
+        assert "temperature" not in request  # gpt-5 refuses it
+    # Within the turn: everything again, with the model's own call before its output.
+    assert _kinds(second) == ["message:user", "function_call:", "function_call_output:"]
+    # Next turn: the whole conversation from our own copy.
+    assert _kinds(third) == [
+        "message:user",
+        "function_call:",
+        "function_call_output:",
+        "message:assistant",
+        "message:user",
+    ]
+    assert third["input"][-1]["content"] == "a primeira"
+
+
+async def test_an_expired_chain_is_rebuilt_from_our_copy(
+    fake: FakeOpenAIResponses, llm_services: Services
+) -> None:
+    conversations = ConversationService(llm_services)
+    fake.script = [say("Olá! Como posso ajudar?"), say("Claro.")]
+    await conversations.handle("web", "s1", "Olá", phone=PHONE)
+    fake.forget_responses()  # 30 days later, or deleted at OpenAI
+    reply = await conversations.handle("web", "s1", "Quero marcar uma consulta", phone=PHONE)
+    assert reply.engine == "llm" and reply.text == "Claro."
+    refused, resent = fake.requests[1], fake.requests[2]
+    assert refused["previous_response_id"] == "resp_0001"
+    assert "previous_response_id" not in resent
+    assert [item["content"] for item in resent["input"]] == [
+        "Olá",
+        "Olá! Como posso ajudar?",
+        "Quero marcar uma consulta",
+    ]
+    assert fake.problems == ["Previous response with id 'resp_0001' not found."]
+
+
+async def test_a_state_saved_by_the_chat_completions_loop_carries_on(
+    fake: FakeOpenAIResponses, llm_services: Services
+) -> None:
+    conversations = ConversationService(llm_services)
+    state = await conversations.store.load("web", "old")
+    state.history = [
+        {"role": "user", "content": "Quais convênios?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_old",
+                    "type": "function",
+                    "function": {"name": "clinic_info", "arguments": '{"topic": "insurances"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_old", "content": '{"insurances": ["Unimed"]}'},
+        {"role": "assistant", "content": "Aceitamos Unimed."},
+    ]
+    await conversations.store.save("old", state)
+    fake.script = [say("De nada!")]
+    reply = await conversations.handle("web", "old", "obrigada", phone=PHONE)
+    assert reply.engine == "llm" and fake.problems == []
+    assert _kinds(fake.requests[0]) == [
+        "message:user",
+        "function_call:",
+        "function_call_output:",
+        "message:assistant",
+        "message:user",
+    ]
 
 
 async def test_a_broken_openai_at_the_first_message_is_invisible(tmp_path: Path) -> None:
@@ -153,13 +329,13 @@ async def test_a_broken_openai_at_the_first_message_is_invisible(tmp_path: Path)
 
 
 async def test_a_callback_request_through_the_model_reaches_the_staff(
-    fake: FakeOpenAIChat, llm_services: Services
+    fake: FakeOpenAIResponses, llm_services: Services
 ) -> None:
     conversations = ConversationService(llm_services)
     fake.script = [
         call(("register_patient", {"full_name": "Maria Silva"})),
         call(("request_callback", {"request": "quer saber se aceitam Unimed para exames"})),
-        lambda body: {"content": "Pronto, a recepção vai ligar para você."},
+        say("Pronto, a recepção vai ligar para você."),
     ]
     reply = await conversations.handle(
         "whatsapp",

@@ -1,16 +1,16 @@
 """With OpenAI configured, a red flag never waits on (or depends on) the model: the guard answers
-before the Chat Completions loop, and the next turn's model sees what was said."""
+before the Responses loop, and the next turn's model sees what was said."""
 
 from __future__ import annotations
 
-from tests.fakes.openai_chat import FakeOpenAIChat
+from tests.fakes.openai_responses import FakeOpenAIResponses
 from tests.integration.test_llm_text import PHONE, fake, llm_services, say  # noqa: F401 (fixtures)
 from voice_agent.conversation.engine import ConversationService
 from voice_agent.services import Services
 
 
 async def test_the_guard_answers_before_the_model(
-    fake: FakeOpenAIChat,  # noqa: F811
+    fake: FakeOpenAIResponses,  # noqa: F811
     llm_services: Services,  # noqa: F811
 ) -> None:
     conversations = ConversationService(llm_services)
@@ -26,6 +26,6 @@ async def test_the_guard_answers_before_the_model(
     assert len(alerts) == 1 and PHONE in alerts[0]
     later = await conversations.handle("whatsapp", PHONE, "ok, obrigado", phone=PHONE)
     assert later.engine == "llm"
-    history = [m["content"] for m in fake.requests[0]["messages"] if m["role"] != "system"]
+    history = [item["content"] for item in fake.requests[0]["input"]]
     assert "meu pai caiu e está desacordado" in history[0] and "192" in history[1]
     assert fake.problems == []

@@ -10,6 +10,7 @@ import pytest
 from pydantic import Field
 from sqlalchemy import select
 
+from voice_agent.conversation.openai_text.schemas import function_tools
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, Interaction
@@ -58,8 +59,8 @@ def test_schemas_come_from_signatures_and_hide_the_context() -> None:
     assert set(params["required"]) == {"option", "confirmed_by_patient"}
     assert "ctx" not in params["properties"] and "patient_id" not in json.dumps(schemas)
     assert params["properties"]["option"]["description"]
-    chat = text_registry(registry).chat_schemas()
-    assert "end_call" not in {c["function"]["name"] for c in chat}
+    text = function_tools(text_registry(registry).realtime_schemas())
+    assert "end_call" not in {tool["name"] for tool in text}
 
 
 async def test_invalid_json_unknown_tool_and_invented_arguments(services: Services) -> None:

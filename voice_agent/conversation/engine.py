@@ -18,12 +18,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voice_agent.conversation.language import detect_language, proper_names
 from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
+from voice_agent.conversation.streaming import TurnListener
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
@@ -32,6 +33,9 @@ from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
 from voice_agent.tools.catalog import text_registry
 from voice_agent.tools.context import ToolContext
+
+if TYPE_CHECKING:
+    from voice_agent.conversation.openai_text import ResponsesConversation
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +102,11 @@ class ConversationService:
         self.detector = default_detector()
         self.guard = SafetyGuard(services)
         self._locks = _Locks()
-        self.llm = None
+        self.llm: ResponsesConversation | None = None
         if settings.openai_enabled if use_llm is None else use_llm:
-            from voice_agent.conversation.llm import LLMConversation
+            from voice_agent.conversation.openai_text import ResponsesConversation
 
-            self.llm = LLMConversation(settings, self.registry)
+            self.llm = ResponsesConversation(settings, self.registry)
 
     async def handle(
         self,
@@ -113,9 +117,11 @@ class ConversationService:
         phone: str | None = None,
         phone_verified: bool = False,
         language: str | None = None,
+        listener: TurnListener | None = None,
     ) -> Reply:
         """Answer one message; ``phone`` is the caller, ``phone_verified`` when the carrier
-        vouches for it (WhatsApp, SMS, caller id): a typed or spoken number never is."""
+        vouches for it (WhatsApp, SMS, caller id): a typed or spoken number never is.
+        ``listener`` hears the OpenAI reply as it is written (the web chat's stream)."""
         started = time.perf_counter()
         flag = self.red_flag(text)
         async with self._locks.get(f"{channel}\x00{session_key}"):
@@ -136,7 +142,7 @@ class ConversationService:
                     call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
                 )
                 with ctx.acting():
-                    turn, engine = await self._turn(state, text, ctx)
+                    turn, engine = await self._turn(state, text, ctx, listener)
                 state.phone = ctx.caller_phone
                 state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
             state.turns += 1
@@ -187,12 +193,16 @@ class ConversationService:
         return turn
 
     async def _turn(
-        self, state: ConversationState, text: str, ctx: ToolContext
+        self,
+        state: ConversationState,
+        text: str,
+        ctx: ToolContext,
+        listener: TurnListener | None = None,
     ) -> tuple[Turn, str]:
         if self.llm is not None and text.strip():
             turn = Turn()
             try:
-                await self.llm.respond(state, text, ctx, turn)
+                await self.llm.respond(state, text, ctx, turn, listener)
                 return turn, "llm"
             except Exception as exc:  # any OpenAI failure: the offline receptionist takes the turn
                 logger.warning(

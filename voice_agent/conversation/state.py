@@ -65,7 +65,12 @@ class ConversationState(BaseModel):
     """A question the receptionist could not answer, offered to the staff in the last turn."""
     turns: int = 0
     history: list[dict[str, Any]] = Field(default_factory=list)
-    """Chat Completions messages of the LLM loop (user, assistant, tool), trimmed."""
+    """Responses API input items of the conversation (messages, function calls and outputs),
+    every channel's turns included, trimmed: resent when OpenAI keeps nothing (``store`` off)."""
+    openai_response_id: str | None = None
+    """The last response OpenAI stored for this conversation (``previous_response_id``)."""
+    openai_seen: int = 0
+    """How many ``history`` items that response already holds; later ones are sent with it."""
 
     def trim_history(self) -> None:
         """Keep the last messages, starting at a user message so tool results keep their call."""
@@ -75,6 +80,7 @@ class ConversationState(BaseModel):
         while cut < len(self.history) and self.history[cut].get("role") != "user":
             cut += 1
         self.history = self.history[cut:]
+        self.openai_seen = max(0, self.openai_seen - cut)
 
 
 @dataclass(frozen=True)

@@ -135,20 +135,6 @@ class ToolRegistry:
             for spec in self._tools.values()
         ]
 
-    def chat_schemas(self) -> list[dict[str, Any]]:
-        """Tools in the shape of the Chat Completions API."""
-        return [
-            {
-                "type": "function",
-                "function": {
-                    "name": spec.name,
-                    "description": spec.description,
-                    "parameters": spec.parameters,
-                },
-            }
-            for spec in self._tools.values()
-        ]
-
     async def dispatch(
         self, name: str, arguments: str | dict[str, Any] | None, ctx: ToolContext
     ) -> ToolResult:

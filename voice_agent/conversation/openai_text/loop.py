@@ -1,0 +1,244 @@
+"""The OpenAI text receptionist: one turn on the Responses API, tools from the one registry.
+
+Each turn streams ``client.responses.create``: the instructions
+(``prompts/<language>/receptionist_text.md``), the items the model has not seen yet and the
+patient's message. Function calls go through ``ToolRegistry.dispatch`` with the channel's
+verified context; their outputs go back as ``function_call_output`` items, for at most
+``MAX_ROUNDS`` rounds. Any failure raises (after telling a listener to drop what it showed),
+and the engine lets the offline receptionist answer the turn from the same state.
+
+State: with ``store`` on (the default), each request names the previous response
+(``previous_response_id``) and sends only new items; with ``store`` off, OpenAI keeps nothing
+and every request resends the conversation's items from ``ConversationState.history``. That
+copy is kept either way (docs/architecture.md, "The text receptionist").
+
+One lock lives in code, not in the prompt: a booking, move, cancellation or confirmation goes
+through with ``confirmed_by_patient`` only when the patient's latest message is an explicit yes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from openai import AsyncOpenAI, BadRequestError, NotFoundError, Omit, omit
+from openai.types.responses import ResponseFunctionToolCall, ResponseInputParam
+
+from voice_agent.conversation.offline.dialogue import Turn, observe_tool
+from voice_agent.conversation.offline.nlu import affirms
+from voice_agent.conversation.openai_text.items import (
+    CONFIRMED_ACTIONS,
+    assistant_message,
+    function_call,
+    function_output,
+    parse_arguments,
+    upgrade_history,
+    user_message,
+    withhold_unconfirmed,
+)
+from voice_agent.conversation.openai_text.models import model_options, traits
+from voice_agent.conversation.openai_text.prompt import instructions
+from voice_agent.conversation.openai_text.schemas import (
+    drop_nulls,
+    function_tools,
+    optional_arguments,
+)
+from voice_agent.conversation.openai_text.stream import Round, read_round
+from voice_agent.conversation.state import ConversationState
+from voice_agent.conversation.streaming import TurnListener
+from voice_agent.settings import Settings
+from voice_agent.tools.context import ToolContext
+from voice_agent.tools.registry import ToolRegistry
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 6
+"""Model requests per turn; a model still calling tools after that gives the turn up."""
+MAX_CALLS_PER_ROUND = 8
+"""Function calls run from one response; the rest are answered with an error to retry."""
+PARAGRAPH = "\n\n"
+
+
+class LLMGaveUp(RuntimeError):
+    """The model gave an empty answer or kept calling tools past ``MAX_ROUNDS``."""
+
+
+@dataclass
+class TurnStats:
+    """Where one turn's time went (the benchmark subtracts the model's and the tools' share)."""
+
+    rounds: int = 0
+    model_ms: float = 0.0
+    """From sending each request to its ``response.completed``."""
+    tool_ms: float = 0.0
+
+
+class ResponsesConversation:
+    def __init__(self, settings: Settings, registry: ToolRegistry) -> None:
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+        self.client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=settings.openai_base_url,
+            max_retries=1,
+            timeout=settings.text_timeout_seconds,
+        )
+        self.model = settings.text_model
+        self.store = settings.text_store
+        self.registry = registry
+        specs = registry.realtime_schemas()
+        self.tools = function_tools(specs)
+        self.optional = optional_arguments(specs)
+        self.options = model_options(
+            self.model, settings.text_reasoning_effort, settings.text_verbosity
+        )
+        # Without store, a reasoning model's reasoning can only follow its function calls into
+        # the next request in the encrypted form OpenAI hands back.
+        self.include: list[Any] | Omit = (
+            ["reasoning.encrypted_content"]
+            if not self.store and traits(self.model).reasons
+            else omit
+        )
+        self.prompts_dir = settings.prompts_dir
+        self.last_stats = TurnStats()
+
+    async def respond(
+        self,
+        state: ConversationState,
+        text: str,
+        ctx: ToolContext,
+        turn: Turn,
+        listener: TurnListener | None = None,
+    ) -> None:
+        """Run one turn; fills ``turn`` and records the items in ``state`` only on success."""
+        try:
+            await self._respond(state, text, ctx, turn, listener)
+        except Exception:
+            if listener is not None:
+                await listener.discard()
+            raise
+
+    async def _respond(
+        self,
+        state: ConversationState,
+        text: str,
+        ctx: ToolContext,
+        turn: Turn,
+        listener: TurnListener | None,
+    ) -> None:
+        stats = self.last_stats = TurnStats()
+        history = upgrade_history(state.history)
+        system = await instructions(self.prompts_dir, ctx)
+        added: list[dict[str, Any]] = [user_message(text)]
+        yes = affirms(text, ctx.language)
+        previous = state.openai_response_id if self.store else None
+        if previous and state.openai_seen > len(history):
+            previous = None  # a state we cannot line up with the chain: resend it all
+        sending = [*(history[state.openai_seen :] if previous else history), *added]
+        lead = ""
+        for _ in range(MAX_ROUNDS):
+            try:
+                found = await self._round(system, sending, previous, state, listener, lead, stats)
+            except (BadRequestError, NotFoundError) as exc:
+                if previous is None or not _chain_gone(exc):
+                    raise
+                logger.info("previous response no longer at OpenAI: resending the conversation")
+                previous, sending = None, [*history, *added]
+                found = await self._round(system, sending, previous, state, listener, lead, stats)
+            if found.text:
+                turn.parts.append(found.text)
+                added.append(assistant_message(found.text))
+                lead = PARAGRAPH
+            if not found.calls:
+                if not found.text:
+                    raise LLMGaveUp("empty answer")
+                state.history = [*history, *added]
+                state.trim_history()
+                state.openai_response_id = found.response_id if self.store else None
+                state.openai_seen = len(state.history)
+                return
+            outputs = []
+            for index, call in enumerate(found.calls):
+                added.append(function_call(call.call_id, call.name, call.arguments))
+                if index < MAX_CALLS_PER_ROUND:
+                    output = await self._run(call, ctx, state, turn, yes, stats)
+                else:
+                    output = json.dumps({"error": "too many tool calls at once; call it again"})
+                outputs.append(function_output(call.call_id, output))
+            added.extend(outputs)
+            if self.store:
+                previous, sending = found.response_id, outputs
+            else:
+                sending = [*sending, *found.output, *outputs]
+        raise LLMGaveUp(f"more than {MAX_ROUNDS} model rounds")
+
+    async def _round(
+        self,
+        system: str,
+        sending: list[dict[str, Any]],
+        previous: str | None,
+        state: ConversationState,
+        listener: TurnListener | None,
+        lead: str,
+        stats: TurnStats,
+    ) -> Round:
+        started = time.perf_counter()
+        stream = await self.client.responses.create(
+            model=self.model,
+            instructions=system,
+            input=cast(ResponseInputParam, sending),
+            previous_response_id=previous or omit,
+            tools=self.tools,
+            tool_choice="auto",
+            # Several calls in one response are run one after another, in the model's order:
+            # they share the conversation's offers and holds (find_slots, then book).
+            parallel_tool_calls=True,
+            store=self.store,
+            include=self.include,
+            reasoning=self.options.reasoning,
+            text=self.options.text,
+            temperature=self.options.temperature,
+            truncation="auto",
+            safety_identifier=state.conversation_id or omit,
+            stream=True,
+        )
+        async with stream:
+            found = await read_round(stream, listener, lead=lead)
+        stats.rounds += 1
+        stats.model_ms += (time.perf_counter() - started) * 1000
+        return found
+
+    async def _run(
+        self,
+        call: ResponseFunctionToolCall,
+        ctx: ToolContext,
+        state: ConversationState,
+        turn: Turn,
+        yes: bool,
+        stats: TurnStats,
+    ) -> str:
+        name = call.name
+        parsed = parse_arguments(call.arguments)
+        arguments: dict[str, Any] | str = call.arguments  # not an object: the registry says so
+        if parsed is not None:
+            arguments = drop_nulls(parsed, self.optional.get(name, frozenset()))
+            withhold_unconfirmed(name, arguments, yes)
+        turn.tool_calls.append(name)
+        result = await self.registry.dispatch(name, arguments, ctx)
+        stats.tool_ms += result.duration_ms
+        observe_tool(state, name, result)
+        if result.ok and name in CONFIRMED_ACTIONS:
+            key = CONFIRMED_ACTIONS[name]
+            turn.changed = {"action": key, **result.output[key]}
+        return result.to_json()
+
+
+def _chain_gone(exc: BadRequestError | NotFoundError) -> bool:
+    """Whether OpenAI refused ``previous_response_id`` (expired after 30 days, or deleted)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return (
+        body.get("param") == "previous_response_id"
+        or body.get("code") == "previous_response_not_found"
+    )
