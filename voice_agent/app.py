@@ -21,6 +21,7 @@ from voice_agent.settings import Settings, load_settings
 from voice_agent.web import (
     api,
     chat,
+    chat_stream,
     health,
     twilio_confirm,
     twilio_gather,
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api.router)
     app.include_router(twilio_voice.router)
     app.include_router(chat.router)
+    app.include_router(chat_stream.router)
     app.include_router(twilio_gather.router)
     app.include_router(twilio_confirm.router)
     app.include_router(twilio_status.router)

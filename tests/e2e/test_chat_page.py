@@ -1,8 +1,10 @@
 """The /chat page in headless Chromium: a person types, sees offers as buttons, clicks one,
-says yes, and the appointment is in the database."""
+says yes, and the appointment is in the database; with OpenAI on, the reply streams into the
+page while it is written, after "typing" while the search runs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,6 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW, make_settings
+from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
+from tests.integration.test_llm_text import MODEL, services_for
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -37,17 +41,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
+@contextlib.contextmanager
+def _serving(services: Services) -> Iterator[str]:
     import uvicorn
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'page.db'}")
-    services = build_services(
-        make_settings(str(engine.url)),
-        clock=FixedClock(NOW),
-        alerter=ConsoleAlerter(),
-        engine=engine,
-    )
     port = _free_port()
     config = uvicorn.Config(
         create_app(services.settings, services), host="127.0.0.1", port=port, log_level="warning"
@@ -59,10 +56,29 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
-    yield f"http://127.0.0.1:{port}", services
+    yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
     services.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'page.db'}")
+    services = build_services(
+        make_settings(str(engine.url)),
+        clock=FixedClock(NOW),
+        alerter=ConsoleAlerter(),
+        engine=engine,
+    )
+    with _serving(services) as url:
+        yield url, services
+
+
+@pytest.fixture
+def served_with_openai(tmp_path: Path) -> Iterator[tuple[str, FakeOpenAIResponses]]:
+    with FakeOpenAIResponses(MODEL) as fake, _serving(services_for(tmp_path, fake)) as url:
+        yield url, fake
 
 
 @pytest.fixture
@@ -128,3 +144,45 @@ def test_a_person_books_in_the_browser(served: tuple[str, Services], browser: ob
     with transaction(services.engine) as session:
         rows = list(session.execute(select(Appointment)).scalars())
     assert len(rows) == 1 and rows[0].service_id == "derma-consulta" and rows[0].channel == "web"
+
+
+def test_the_reply_streams_into_the_page(
+    served_with_openai: tuple[str, FakeOpenAIResponses], browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, fake = served_with_openai
+    searched, first_words = threading.Event(), threading.Event()
+    answer = "Tenho três horários amanhã de manhã. Qual prefere?"
+    fake.script = [
+        Call([("find_slots", {"service": "dermatologia", "dates": ["2026-11-24"]})]),
+        # Held while the page shows "typing"; then held again after the first words.
+        Say(answer, chunks=3, hold=searched, gate=first_words),
+    ]
+    driver = browser
+    driver.get(f"{url}/chat")  # type: ignore[attr-defined]
+    wait = WebDriverWait(driver, 15)
+    driver.find_element(By.ID, "phone").send_keys("+55 11 98765-4401")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "text").send_keys("Quero dermatologia amanhã")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "send").click()  # type: ignore[attr-defined]
+    wait.until(lambda d: len(fake.requests) == 2)  # the search ran; the model is "thinking"
+    assert driver.find_element(By.CSS_SELECTOR, ".msg.typing").is_displayed()  # type: ignore[attr-defined]
+    assert not driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist")  # type: ignore[attr-defined]
+    searched.set()
+    partial = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".msg.receptionist.streaming"))
+    )
+    wait.until(lambda d: partial.text)
+    assert answer.startswith(partial.text) and partial.text != answer  # words so far, not all
+    assert not driver.find_elements(By.CSS_SELECTOR, ".msg.typing")  # type: ignore[attr-defined]
+    first_words.set()
+    done = wait.until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".msg.receptionist:not(.streaming)"))
+    )
+    assert done.text == answer
+    buttons = wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "button.offer")))
+    assert [b.get_attribute("data-option") for b in buttons] == ["1", "2", "3"]
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".msg.receptionist")) == 1  # type: ignore[attr-defined]
+    assert fake.problems == []

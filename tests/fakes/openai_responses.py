@@ -15,7 +15,7 @@ returns one. ``Say`` and ``Call`` are streamed as the real event sequence (``res
 ``ResponseStreamEvent`` models; ``Fail`` answers an HTTP error, ``Stall`` stops after
 ``response.created`` (the client's timeout), ``Cut`` breaks the stream before the end and
 ``Refuse`` streams ``response.failed``. A ``gate`` (a ``threading.Event``) holds the stream
-after its first text delta until a test lets it go.
+after its first text delta until a test lets it go; a ``hold`` holds it before it begins.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class Say:
     text: str
     chunks: int = 3
     gate: threading.Event | None = None
+    hold: threading.Event | None = None
+    """Held before the stream begins until set (the client waits on the model)."""
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Call:
     calls: list[tuple[str, dict[str, Any]]]
     text: str = ""
     gate: threading.Event | None = None
+    hold: threading.Event | None = None
 
 
 @dataclass
@@ -259,6 +262,9 @@ class FakeOpenAIResponses(LocalHttpFake):
         with self.lock:
             self._ids += 1
             rid = f"resp_{self._ids:04d}"
+        hold = getattr(answer, "hold", None)
+        if hold is not None:
+            hold.wait(15)
         events = _Events(self, request)
         events.begin()
         events.send("response.created", response=self._response(rid, body, "in_progress", []))

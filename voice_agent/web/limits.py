@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_BODY_LIMIT = 64 * 1024
 """Twilio's webhook forms are a few kilobytes (a WhatsApp body is at most 1,600 characters)."""
 
-BODY_LIMITS = {"/api/chat": 256 * 1024}
+BODY_LIMITS = {"/api/chat": 256 * 1024, "/api/chat/stream": 256 * 1024}
 """A chat turn is at most 20,000 characters, each up to 6 bytes once JSON-escaped."""
 
 
