@@ -89,4 +89,4 @@ def _running(request: Request) -> set[asyncio.Task[None]]:
     running = getattr(request.app.state, "chat_turns", None)
     if running is None:
         running = request.app.state.chat_turns = set()
-    return running  # type: ignore[no-any-return]
+    return running
