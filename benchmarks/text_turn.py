@@ -1,7 +1,18 @@
-"""Offline receptionist turn latency: every scenario of tests/scenarios replayed in-process
-through ConversationService (no HTTP), on a SQLite file, with the sample clinic.
+"""Text turn latency, in-process through ConversationService (no HTTP), SQLite file, sample
+clinic. Two modes:
+
+Offline receptionist: every scenario of tests/scenarios replayed.
 
     python benchmarks/text_turn.py [--rounds 3] [--warmup 1] [--scenarios DIR]
+
+OpenAI receptionist (``--openai``): the Responses loop against the local fake Responses server
+(tests/fakes/openai_responses.py, answering at once), and what is reported is the app's own
+time per turn *outside the model*: the turn's wall time minus the time from sending each
+request to its ``response.completed`` (the fake's work, the SDK's HTTP and event parsing) and
+minus the tools' own time. Three kinds of turn: a plain answer (one request), a question
+answered with ``clinic_info`` and a slot search (two requests each).
+
+    python benchmarks/text_turn.py --openai [--turns 200] [--openai-warmup 20] [--no-store]
 
 Prints p50/p95/max per turn, overall and split by what the turn did: searched for slots,
 booked or rescheduled (``book``), or neither (``other``). The
@@ -105,13 +116,111 @@ def _kind(tools: list[str]) -> str:
     return "other"
 
 
+OPENAI_KINDS = ("text", "info", "search")
+
+
+async def run_openai(turns: int, warmup: int, *, store: bool) -> dict[str, list[float]]:
+    """Overhead (ms) per OpenAI turn by kind, plus ``wall:<kind>`` whole-turn times."""
+    from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
+
+    timings: dict[str, list[float]] = {}
+    answers = {
+        "text": lambda: [Say("Claro! Em que posso ajudar?", chunks=4)],
+        "info": lambda: [
+            Call([("clinic_info", {"topic": "hours", "about": None})]),
+            Say("Atendemos de segunda a sexta, das 8h às 18h.", chunks=4),
+        ],
+        "search": lambda: [
+            Call([("find_slots", {"service": "dermatologia", "dates": ["2026-11-24"]})]),
+            Say("Tenho três horários amanhã. Qual prefere?", chunks=4),
+        ],
+    }
+    messages = {"text": "Bom dia", "info": "Qual o horário?", "search": "Dermatologia amanhã"}
+    with tempfile.TemporaryDirectory() as folder, FakeOpenAIResponses("gpt-4.1-mini") as fake:
+        settings = Settings(
+            database_url=f"sqlite:///{folder}/bench.db",
+            clinic_file=DEFAULT_CLINIC_FILE,
+            openai_api_key="sk-test",  # type: ignore[arg-type]
+            openai_base_url=fake.base_url,
+            text_model="gpt-4.1-mini",
+            text_store=store,
+        )
+        clock = FixedClock(NOW)
+        services = build_services(settings, clock=clock, alerter=ConsoleAlerter())
+        conversations = ConversationService(services)
+        llm = conversations.llm
+        assert llm is not None
+        for index in range(warmup + turns):
+            kind = OPENAI_KINDS[index % len(OPENAI_KINDS)]
+            fake.script = answers[kind]()
+            session = f"bench-{index // 12}"  # a conversation of 12 turns, then a new one
+            if index % 12 == 0:  # as in production, time passes and old holds expire
+                clock.advance(timedelta(minutes=6))
+                await services.booking.purge_expired_holds()
+            started = time.perf_counter()
+            reply = await conversations.handle(
+                "whatsapp",
+                session,
+                messages[kind],
+                phone=f"+55119876{index // 12:05d}",
+                phone_verified=True,
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            if reply.engine != "llm" or fake.problems:
+                raise SystemExit(f"turn {index} fell back: {reply.engine} {fake.problems}")
+            if index < warmup:
+                continue
+            stats = llm.last_stats
+            overhead = elapsed - stats.model_ms - stats.tool_ms
+            for key in (kind, "all"):
+                timings.setdefault(key, []).append(overhead)
+                timings.setdefault(f"wall:{key}", []).append(elapsed)
+                timings.setdefault(f"model:{key}", []).append(stats.model_ms)
+        services.close()
+    return timings
+
+
+def report_openai(timings: dict[str, list[float]], args: argparse.Namespace) -> None:
+    store = "off (items resent)" if args.no_store else "on (previous_response_id)"
+    print(
+        f"OpenAI text turn: app time outside the model (ms), fake Responses server, store {store}"
+    )
+    print(f"{'turns':>8} {'count':>6} {'p50':>7} {'p95':>7} {'max':>7}   wall p50  model p50")
+    for name in ("all", *OPENAI_KINDS):
+        values = timings.get(name, [])
+        if not values:
+            continue
+        wall = statistics.median(timings[f"wall:{name}"])
+        model = statistics.median(timings[f"model:{name}"])
+        print(
+            f"{name:>8} {len(values):>6} {statistics.median(values):7.2f} "
+            f"{percentile(values, 0.95):7.2f} {max(values):7.2f}   {wall:8.2f} {model:10.2f}"
+        )
+    flags = " --no-store" if args.no_store else ""
+    print(
+        f"reproduce: python benchmarks/text_turn.py --openai --turns {args.turns} "
+        f"--warmup {args.openai_warmup}{flags}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="measured passes")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured passes first")
     parser.add_argument("--scenarios", type=Path, default=None, help="default: tests/scenarios")
     parser.add_argument("--fixed-clock", action="store_true", help="holds never expire")
+    parser.add_argument("--openai", action="store_true", help="the OpenAI loop's own overhead")
+    parser.add_argument("--turns", type=int, default=200, help="--openai: measured turns")
+    parser.add_argument(
+        "--openai-warmup", type=int, default=20, help="--openai: unmeasured turns first"
+    )
+    parser.add_argument("--no-store", action="store_true", help="--openai: store=false")
     args = parser.parse_args()
+    if args.openai:
+        report_openai(
+            asyncio.run(run_openai(args.turns, args.openai_warmup, store=not args.no_store)), args
+        )
+        return
     timings = asyncio.run(
         run(args.rounds, args.warmup, args.scenarios, fixed_clock=args.fixed_clock)
     )
