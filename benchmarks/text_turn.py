@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, SupportsIndex
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -117,66 +120,97 @@ def _kind(tools: list[str]) -> str:
 
 
 OPENAI_KINDS = ("text", "info", "search")
+MESSAGES = {"text": "Bom dia", "info": "Qual o horário?", "search": "Dermatologia amanhã"}
+
+
+def _answer(body: dict[str, Any]) -> Any:
+    """The fake's endless script: a plain answer, or a tool call and then an answer."""
+    from tests.fakes.openai_responses import Call, Say
+
+    last = body["input"][-1]
+    if last.get("type") == "function_call_output":
+        return Say("Tenho três horários amanhã. Qual prefere?", chunks=4)
+    if last.get("content") == MESSAGES["info"]:
+        return Call([("clinic_info", {"topic": "hours", "about": None})])
+    if last.get("content") == MESSAGES["search"]:
+        return Call([("find_slots", {"service": "dermatologia", "dates": ["2026-11-24"]})])
+    return Say("Claro! Em que posso ajudar?", chunks=4)
+
+
+class _Endless(list[Any]):
+    def __bool__(self) -> bool:
+        return True
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        return _answer
+
+
+def _serve_fake(ready: Any, stop: Any) -> None:
+    """The fake Responses server in a process of its own: its validation and streaming do not
+    take CPU or the GIL from the app being measured."""
+    from tests.fakes.openai_responses import FakeOpenAIResponses
+
+    with FakeOpenAIResponses("gpt-4.1-mini") as fake:
+        fake.script = _Endless()
+        ready.put(fake.base_url)
+        stop.wait()
 
 
 async def run_openai(turns: int, warmup: int, *, store: bool) -> dict[str, list[float]]:
     """Overhead (ms) per OpenAI turn by kind, plus ``wall:<kind>`` whole-turn times."""
-    from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
-
     timings: dict[str, list[float]] = {}
-    answers = {
-        "text": lambda: [Say("Claro! Em que posso ajudar?", chunks=4)],
-        "info": lambda: [
-            Call([("clinic_info", {"topic": "hours", "about": None})]),
-            Say("Atendemos de segunda a sexta, das 8h às 18h.", chunks=4),
-        ],
-        "search": lambda: [
-            Call([("find_slots", {"service": "dermatologia", "dates": ["2026-11-24"]})]),
-            Say("Tenho três horários amanhã. Qual prefere?", chunks=4),
-        ],
-    }
-    messages = {"text": "Bom dia", "info": "Qual o horário?", "search": "Dermatologia amanhã"}
-    with tempfile.TemporaryDirectory() as folder, FakeOpenAIResponses("gpt-4.1-mini") as fake:
-        settings = Settings(
-            database_url=f"sqlite:///{folder}/bench.db",
-            clinic_file=DEFAULT_CLINIC_FILE,
-            openai_api_key="sk-test",  # type: ignore[arg-type]
-            openai_base_url=fake.base_url,
-            text_model="gpt-4.1-mini",
-            text_store=store,
-        )
-        clock = FixedClock(NOW)
-        services = build_services(settings, clock=clock, alerter=ConsoleAlerter())
-        conversations = ConversationService(services)
-        llm = conversations.llm
-        assert llm is not None
-        for index in range(warmup + turns):
-            kind = OPENAI_KINDS[index % len(OPENAI_KINDS)]
-            fake.script = answers[kind]()
-            session = f"bench-{index // 12}"  # a conversation of 12 turns, then a new one
-            if index % 12 == 0:  # as in production, time passes and old holds expire
-                clock.advance(timedelta(minutes=6))
-                await services.booking.purge_expired_holds()
-            started = time.perf_counter()
-            reply = await conversations.handle(
-                "whatsapp",
-                session,
-                messages[kind],
-                phone=f"+55119876{index // 12:05d}",
-                phone_verified=True,
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop = spawn.Queue(), spawn.Event()
+    server = spawn.Process(target=_serve_fake, args=(ready, stop), daemon=True)
+    server.start()
+    try:
+        base_url = ready.get(timeout=60)
+        with tempfile.TemporaryDirectory() as folder:
+            settings = Settings(
+                database_url=f"sqlite:///{folder}/bench.db",
+                clinic_file=DEFAULT_CLINIC_FILE,
+                openai_api_key="sk-test",  # type: ignore[arg-type]
+                openai_base_url=base_url,
+                text_model="gpt-4.1-mini",
+                text_store=store,
             )
-            elapsed = (time.perf_counter() - started) * 1000
-            if reply.engine != "llm" or fake.problems:
-                raise SystemExit(f"turn {index} fell back: {reply.engine} {fake.problems}")
-            if index < warmup:
-                continue
-            stats = llm.last_stats
-            overhead = elapsed - stats.model_ms - stats.tool_ms
-            for key in (kind, "all"):
-                timings.setdefault(key, []).append(overhead)
-                timings.setdefault(f"wall:{key}", []).append(elapsed)
-                timings.setdefault(f"model:{key}", []).append(stats.model_ms)
-        services.close()
+            clock = FixedClock(NOW)
+            services = build_services(settings, clock=clock, alerter=ConsoleAlerter())
+            conversations = ConversationService(services)
+            llm = conversations.llm
+            assert llm is not None
+            for index in range(warmup + turns):
+                kind = OPENAI_KINDS[index % len(OPENAI_KINDS)]
+                session = f"bench-{index // 12}"  # a conversation of 12 turns, then a new one
+                if index % 12 == 0:  # as in production, time passes and old holds expire
+                    clock.advance(timedelta(minutes=6))
+                    await services.booking.purge_expired_holds()
+                started, cpu = time.perf_counter(), time.process_time()
+                reply = await conversations.handle(
+                    "whatsapp",
+                    session,
+                    MESSAGES[kind],
+                    phone=f"+55119876{index // 12:05d}",
+                    phone_verified=True,
+                )
+                elapsed = (time.perf_counter() - started) * 1000
+                used = (time.process_time() - cpu) * 1000
+                if reply.engine != "llm":
+                    raise SystemExit(f"turn {index} fell back to {reply.engine}: see the log")
+                if index < warmup:
+                    continue
+                stats = llm.last_stats
+                overhead = elapsed - stats.model_ms - stats.tool_ms
+                cpu_overhead = used - stats.model_cpu_ms - stats.tool_cpu_ms
+                for key in (kind, "all"):
+                    timings.setdefault(key, []).append(overhead)
+                    timings.setdefault(f"cpu:{key}", []).append(cpu_overhead)
+                    timings.setdefault(f"wall:{key}", []).append(elapsed)
+                    timings.setdefault(f"model:{key}", []).append(stats.model_ms)
+            services.close()
+    finally:
+        stop.set()
+        server.join(timeout=10)
     return timings
 
 
@@ -185,21 +219,31 @@ def report_openai(timings: dict[str, list[float]], args: argparse.Namespace) -> 
     print(
         f"OpenAI text turn: app time outside the model (ms), fake Responses server, store {store}"
     )
-    print(f"{'turns':>8} {'count':>6} {'p50':>7} {'p95':>7} {'max':>7}   wall p50  model p50")
+    print(
+        f"{'turns':>8} {'count':>6} {'p50':>7} {'p95':>7} {'max':>7}  "
+        f"{'cpu p50':>8} {'cpu p95':>8}  {'wall p50':>8} {'model p50':>9}"
+    )
     for name in ("all", *OPENAI_KINDS):
         values = timings.get(name, [])
         if not values:
             continue
+        cpu = timings[f"cpu:{name}"]
         wall = statistics.median(timings[f"wall:{name}"])
         model = statistics.median(timings[f"model:{name}"])
         print(
             f"{name:>8} {len(values):>6} {statistics.median(values):7.2f} "
-            f"{percentile(values, 0.95):7.2f} {max(values):7.2f}   {wall:8.2f} {model:10.2f}"
+            f"{percentile(values, 0.95):7.2f} {max(values):7.2f}  "
+            f"{statistics.median(cpu):8.2f} {percentile(cpu, 0.95):8.2f}  "
+            f"{wall:8.2f} {model:9.2f}"
         )
+    print(
+        "p50/p95/max: wall time outside the model; cpu: the process's CPU time outside the model "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     flags = " --no-store" if args.no_store else ""
     print(
         f"reproduce: python benchmarks/text_turn.py --openai --turns {args.turns} "
-        f"--warmup {args.openai_warmup}{flags}"
+        f"--openai-warmup {args.openai_warmup}{flags}"
     )
 
 
