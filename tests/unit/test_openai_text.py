@@ -3,6 +3,8 @@ the yes-lock and the upgrade of histories saved by the Chat Completions loop."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from voice_agent.conversation.openai_text.schemas import (
     optional_arguments,
     strict_parameters,
 )
+from voice_agent.conversation.openai_text.stream import StreamFailed, read_round
 from voice_agent.tools.catalog import build_registry, text_registry
 
 SCHEMA: dict[str, Any] = {
@@ -106,3 +109,87 @@ def test_a_chat_completions_history_is_upgraded() -> None:
         {"type": "function_call_output", "call_id": "c1", "output": "{}"},
     ]
     assert upgrade_history(old[:1]) == old[:1]
+
+
+async def _lines(*lines: str) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
+
+
+class _Heard:
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def text(self, delta: str) -> None:
+        self.said.append(delta)
+
+    async def working(self, tool: str) -> None:
+        self.said.append(f"[{tool}]")
+
+    async def discard(self) -> None:
+        self.said.clear()
+
+
+def _event(payload: dict[str, Any]) -> tuple[str, str, str]:
+    return (f"event: {payload['type']}", "data: " + json.dumps(payload), "")
+
+
+async def test_a_round_is_read_from_the_event_lines() -> None:
+    call = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "c1",
+        "name": "find_slots",
+        "arguments": "{}",
+        "status": "completed",
+    }
+    message = {
+        "type": "message",
+        "id": "m1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Vou ver.", "annotations": []}],
+    }
+    heard = _Heard()
+    found = await read_round(
+        _lines(
+            ": keep-alive",
+            *_event({"type": "response.output_text.delta", "delta": "Vou "}),
+            *_event({"type": "response.output_text.delta", "delta": "ver."}),
+            *_event({"type": "response.output_item.added", "item": {**call, "arguments": ""}}),
+            *_event(
+                {
+                    "type": "response.completed",
+                    "response": {"id": "resp_1", "output": [message, call]},
+                }
+            ),
+        ),
+        heard,
+        lead="\n\n",
+    )
+    assert heard.said == ["\n\n", "Vou ", "ver.", "[find_slots]"]
+    assert found.response_id == "resp_1" and found.text == "Vou ver."
+    assert [c.call_id for c in found.calls] == ["c1"] and found.output == [message, call]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ("data: {not json", ""),
+        ("data: [1, 2]", ""),
+        _event({"type": "response.completed", "response": {"output": []}}),
+        _event(
+            {
+                "type": "response.completed",
+                "response": {"id": "r", "output": [{"type": "function_call", "name": "x"}]},
+            }
+        ),
+        _event({"type": "response.failed", "response": {"error": {"code": "server_error"}}}),
+        _event({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}),
+        _event({"type": "response.output_text.delta", "delta": "half an answer"}),
+    ],
+    ids=["not-json", "not-object", "no-id", "bad-call", "failed", "error", "no-completed"],
+)
+async def test_a_broken_stream_raises(lines: tuple[str, ...]) -> None:
+    with pytest.raises(StreamFailed):
+        await read_round(_lines(*lines), None)

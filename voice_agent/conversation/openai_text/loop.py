@@ -189,7 +189,7 @@ class ResponsesConversation:
         stats: TurnStats,
     ) -> Round:
         SENT_AT.set(None)
-        stream = await self.client.responses.create(
+        request = self.client.responses.with_streaming_response.create(
             model=self.model,
             instructions=system,
             previous_response_id=previous or omit,
@@ -212,9 +212,9 @@ class ResponsesConversation:
             # server validates this same body with the SDK's param types.
             extra_body={"input": sending, "tools": self.tools},
         )
-        sent = SENT_AT.get()
-        async with stream:
-            found = await read_round(stream, listener, lead=lead)
+        async with request as response:
+            sent = SENT_AT.get()
+            found = await read_round(response.iter_lines(), listener, lead=lead)
         if sent is not None:
             stats.model_ms += (time.perf_counter() - sent[0]) * 1000
             stats.model_cpu_ms += (time.process_time() - sent[1]) * 1000
