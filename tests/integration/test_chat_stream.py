@@ -121,3 +121,26 @@ def test_the_stream_keeps_the_chat_rules(services: Services, fake: FakeOpenAIRes
             text = "".join(ok.iter_text())
         assert ok.status_code == 200 and "event: reply" in text
     assert fake.problems == []
+
+
+async def test_the_terminal_prints_the_reply_as_it_is_written(
+    services: Services, fake: FakeOpenAIResponses
+) -> None:
+    import io
+
+    from voice_agent.conversation.terminal import run_chat
+
+    fake.script = [Say("Bom dia! Em que posso ajudar?", chunks=3), Cut(abort=True)]
+    out = io.StringIO()
+    await run_chat(
+        services,
+        phone=PHONE,
+        language=None,
+        stdin=io.StringIO("Bom dia\nOlá\n"),
+        stdout=out,
+        stream=True,
+    )
+    first, second = out.getvalue().split("\n\n")[:2]
+    assert first == "Bom dia! Em que posso ajudar?"  # streamed, not printed twice
+    assert second.startswith("Um momento …\n") and "Clínica São Lucas" in second
+    assert fake.problems == []

@@ -1,4 +1,8 @@
-"""`voice-agent chat`: the receptionist in a terminal, one line per message (stdin to stdout)."""
+"""`voice-agent chat`: the receptionist in a terminal, one line per message (stdin to stdout).
+
+At an interactive terminal the OpenAI reply is printed as it is written; piped input gets one
+whole reply per message.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ async def run_chat(
     offline: bool = False,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    stream: bool | None = None,
 ) -> None:
     # Resolved per call, not at import: a default bound to the sys.stdout of the moment the
     # module was imported writes into a dead stream once that stream is replaced (CliRunner).
@@ -27,6 +32,7 @@ async def run_chat(
     conversations = ConversationService(services, use_llm=False if offline else None)
     session = f"cli-{uuid.uuid4().hex[:12]}"
     interactive = stdin.isatty()
+    streaming = interactive if stream is None else stream
     if interactive:
         stdout.write("Type a message (Ctrl-D to quit).\n")
     while True:
@@ -37,8 +43,33 @@ async def run_chat(
         if not line:
             break
         text = line.rstrip("\n")
+        printer = _Printer(stdout) if streaming else None
         reply = await conversations.handle(
-            "cli", session, text, phone=phone, language=language
+            "cli", session, text, phone=phone, language=language, listener=printer
         )  # a number typed at the terminal is not verified by any carrier
-        stdout.write(reply.text + "\n\n")
+        if printer is not None and printer.shown == reply.text:
+            stdout.write("\n\n")  # already on screen
+        else:
+            stdout.write(reply.text + "\n\n")
         stdout.flush()
+
+
+class _Printer:
+    """A ``TurnListener`` that prints the reply as it is written."""
+
+    def __init__(self, stdout: TextIO) -> None:
+        self.stdout = stdout
+        self.shown = ""
+
+    async def text(self, delta: str) -> None:
+        self.shown += delta
+        self.stdout.write(delta)
+        self.stdout.flush()
+
+    async def working(self, tool: str) -> None:
+        return  # the terminal shows nothing while a tool runs
+
+    async def discard(self) -> None:
+        if self.shown:
+            self.stdout.write(" …\n")  # cut off: the offline receptionist's answer follows
+        self.shown = ""
