@@ -196,7 +196,7 @@ async def test_openai_failure_mid_conversation_falls_back_to_offline(
 async def test_a_failing_stream_hands_the_turn_over_carrying_the_offers(
     tmp_path: Path, fake: FakeOpenAIResponses, failure: list[Answer]
 ) -> None:
-    services = services_for(tmp_path, fake, text_timeout_seconds=1.0)
+    services = services_for(tmp_path, fake, text_timeout_seconds=2.0)
     conversations = ConversationService(services)
     fake.script = [
         call(

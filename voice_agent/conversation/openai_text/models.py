@@ -20,8 +20,8 @@ import logging
 from dataclasses import dataclass
 from typing import cast
 
-from openai import Omit, omit
 from openai.types.responses import ResponseTextConfigParam
+from openai.types.responses.response_create_params import ResponseCreateParamsBase
 from openai.types.shared_params import Reasoning
 
 logger = logging.getLogger(__name__)
@@ -74,29 +74,26 @@ def traits(model: str) -> ModelTraits:
     return found
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """The optional request parameters, ``omit`` where the model does not take them."""
-
-    reasoning: Reasoning | Omit = omit
-    text: ResponseTextConfigParam | Omit = omit
-    temperature: float | Omit = omit
-
-
-def model_options(model: str, effort: str | None, verbosity: str | None) -> ModelOptions:
+def model_options(
+    model: str, effort: str | None, verbosity: str | None, *, store: bool = True
+) -> ResponseCreateParamsBase:
     """The optional request parameters ``model`` takes, from the configured settings."""
     family = traits(model)
-    reasoning: Reasoning | Omit = omit
-    text: ResponseTextConfigParam | Omit = omit
+    options: ResponseCreateParamsBase = {}
     if effort is not None:
         if effort in family.efforts:
-            reasoning = cast(Reasoning, {"effort": effort})
+            options["reasoning"] = cast(Reasoning, {"effort": effort})
         else:
             logger.warning("%s does not take reasoning effort %r: not sent", model, effort)
     if verbosity is not None:
         if family.verbosity:
-            text = cast(ResponseTextConfigParam, {"verbosity": verbosity})
+            options["text"] = cast(ResponseTextConfigParam, {"verbosity": verbosity})
         else:
             logger.warning("%s does not take a verbosity: not sent", model)
-    temperature: float | Omit = TEMPERATURE if family.temperature else omit
-    return ModelOptions(reasoning, text, temperature)
+    if family.temperature:
+        options["temperature"] = TEMPERATURE
+    if family.reasons and not store:
+        # Without store, a reasoning model's reasoning can follow its function calls into the
+        # next request only in the encrypted form OpenAI hands back.
+        options["include"] = ["reasoning.encrypted_content"]
+    return options
