@@ -41,12 +41,12 @@ from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_log import CallRecorder, set_call_fields
-from voice_agent.voice.instructions import VoiceLines, voice_lines
+from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.lines import VoiceLines, voice_lines
+from voice_agent.voice.openai.connection import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
-from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.relay_sockets import AsgiTextSocket
-from voice_agent.voice.twilio_protocol import (
+from voice_agent.voice.twilio.protocol import (
     BadFrameGuard,
     Dtmf,
     FrameError,
