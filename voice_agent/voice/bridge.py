@@ -260,15 +260,14 @@ class CallBridge:
                 self._caller_left()
                 raise CallEnded from None
             frame = read_inbound(text)
-            kind = type(frame)
-            if kind is bytes:  # caller audio
+            if type(frame) is bytes:  # caller audio
                 if not batch:
                     self._batch_timer = loop.call_later(AUDIO_BATCH_WAIT, self._cut_batch)
-                batch += frame  # type: ignore[operator]
+                batch += frame
                 if len(batch) >= AUDIO_BATCH_BYTES:
                     self._cut_batch()
-            elif kind is str:  # an echoed mark
-                self.playback.on_mark(frame)  # type: ignore[arg-type]
+            elif type(frame) is str:  # an echoed mark
+                self.playback.on_mark(frame)
             elif isinstance(frame, Dtmf):
                 await self._on_dtmf(frame.digit)
             elif isinstance(frame, Stop):
@@ -773,8 +772,8 @@ class CallBridge:
             for task in running:
                 task.cancel()
         helpers = list(self._helpers)
-        for task in helpers:
-            task.cancel()
+        for helper in helpers:
+            helper.cancel()
         await asyncio.gather(*helpers, *running, return_exceptions=True)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:

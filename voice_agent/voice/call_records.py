@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, func, select, update
 from sqlmodel import col
@@ -194,17 +194,20 @@ def consume_token(engine: Engine, call_sid: str, nonce: str, now: datetime) -> b
 # Reading calls back (staff: `voice-agent calls`) --------------------------------------------------
 
 
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
 @dataclass(frozen=True)
 class CallFilter:
     since: datetime | None = None
     outcome: CallOutcome | None = None
     flagged_only: bool = False
 
-    def apply(self, query: Select[Any]) -> Select[Any]:
+    def apply(self, query: _Query) -> _Query:
         if self.since is not None:
             query = query.where(col(CallRecord.started_at) >= self.since)
         if self.outcome is not None:
-            query = query.where(CallRecord.outcome == self.outcome)
+            query = query.where(col(CallRecord.outcome) == self.outcome)
         if self.flagged_only:
             query = query.where(col(CallRecord.flagged).is_(True))
         return query
@@ -218,7 +221,9 @@ def recent_calls(engine: Engine, where: CallFilter, limit: int) -> list[CallReco
 
 
 def outcome_counts(engine: Engine, where: CallFilter) -> dict[str, int]:
-    query = where.apply(select(CallRecord.outcome, func.count()).group_by(CallRecord.outcome))
+    query = where.apply(
+        select(col(CallRecord.outcome), func.count()).group_by(col(CallRecord.outcome))
+    )
     with transaction(engine) as session:
         return {str(outcome): int(n) for outcome, n in session.execute(query)}
 
@@ -230,6 +235,8 @@ def call_timeline(engine: Engine, call_sid: str) -> tuple[CallRecord, list[CallE
         if record is None:
             return None
         events = session.execute(
-            select(CallEvent).where(CallEvent.call_sid == call_sid).order_by(col(CallEvent.seq))
+            select(CallEvent)
+            .where(col(CallEvent.call_sid) == call_sid)
+            .order_by(col(CallEvent.seq))
         ).scalars()
         return record, list(events)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from binascii import b2a_base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -28,7 +28,8 @@ from voice_agent.voice.openai.events import ServerEvent, parse_server_event
 from voice_agent.voice.relay_sockets import realtime_websocket_options
 
 JsonEvent = dict[str, Any]
-_scan = json.JSONDecoder().scan_once
+# scan_once is set by JSONDecoder.__init__ (the C scanner); typeshed does not declare it.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def session_config(
@@ -203,7 +204,7 @@ class RealtimeConnector:
     def connect(self) -> AbstractAsyncContextManager[AsyncRealtimeConnection]:
         # Base64 μ-law does not compress: permessage-deflate would only burn CPU per frame.
         options: Any = dict(self._socket_options)
-        return self._client.realtime.connect(  # type: ignore[return-value]
+        return self._client.realtime.connect(
             model=self._model, websocket_connection_options=options
         )
 
