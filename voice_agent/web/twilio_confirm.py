@@ -18,6 +18,7 @@ from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
 from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.call_records import open_call_record, stream_already_ran
+from voice_agent.voice.keypad import red_flag_twiml
 from voice_agent.voice.session import VoiceRuntime
 from voice_agent.voice.twilio.gather import (
     MAX_SILENCES,
@@ -26,8 +27,9 @@ from voice_agent.voice.twilio.gather import (
     transfer_twiml,
 )
 from voice_agent.voice.twilio.twiml import hangup_twiml, stream_twiml
+from voice_agent.web.chat import get_conversations
 from voice_agent.web.replay import once, turn_number
-from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
+from voice_agent.web.twilio_gather import silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
 
 logger = logging.getLogger(__name__)
@@ -207,7 +209,7 @@ async def _gather(
         )
     if speech:  # safety first: an emergency is never read as 1, 2 or 3
         emergency = await red_flag_twiml(
-            request, call_sid, context.patient.phone, speech, language, base
+            get_conversations(request), call_sid, context.patient.phone, speech, language, base
         )
         if emergency is not None:
             return _xml(emergency)
