@@ -17,9 +17,7 @@ class Appointments(Part):
         state = self.state
         state.goal = goal
         state.target = None
-        if state.phone is None:
-            state.stage = "ask_phone"
-            self.say("ask_phone")
+        if self.run.ask_phone_first():
             return
         result = await self.call("list_my_appointments")
         if identity.refused(result):
@@ -66,9 +64,7 @@ class Appointments(Part):
             )
             state.stage, state.goal = "idle", None
             if result.ok:
-                done = result.output["confirmed"]
-                self.turn.changed = {"action": "confirmed", **done}
-                self.say("confirmed_attendance", **done)
+                self.run.report_change(result, "confirmed", "confirmed_attendance")
             else:
                 self.tool_problem(result)
         else:
@@ -82,10 +78,8 @@ class Appointments(Part):
                 self.say("ask_wish_reschedule", **appointment)
 
     async def list_appointments(self) -> None:
-        if self.state.phone is None:
+        if self.run.ask_phone_first():
             self.state.goal = None
-            self.state.stage = "ask_phone"
-            self.say("ask_phone")
             return
         result = await self.call("list_my_appointments")
         if identity.refused(result):

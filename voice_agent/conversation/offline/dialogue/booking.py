@@ -66,9 +66,7 @@ class Booking(Part):
 
     async def continue_booking(self) -> None:
         state = self.state
-        if state.phone is None:
-            state.stage = "ask_phone"
-            self.say("ask_phone")
+        if self.run.ask_phone_first():
             return
         patient = await self.patient_or_none()
         if patient is not None and not patient.full_name:
@@ -282,7 +280,7 @@ class Booking(Part):
                 option=offer.get("hold", offer["option"]),
                 confirmed_by_patient=True,
             )
-            key, done_key = "rescheduled", "rescheduled"
+            action = "rescheduled"
         else:
             arguments: dict[str, Any] = {
                 "option": offer.get("hold", offer["option"]),
@@ -293,7 +291,7 @@ class Booking(Part):
             if state.for_whom:
                 arguments["for_whom"] = state.for_whom
             result = await self.call("book_appointment", **arguments)
-            key, done_key = "booked", "booked"
+            action = "booked"
         if not result.ok:
             if result.error_code in ("offer_expired", "unknown_option", "slot_taken"):
                 self.say("slot_gone")
@@ -306,15 +304,13 @@ class Booking(Part):
             state.stage = "idle"
             self.tool_problem(result)
             return
-        done = result.output[done_key]
-        self.turn.changed = {"action": done_key, **done}
+        self.run.report_change(result, action, action)
         state.stage, state.goal, state.target, state.chosen = "idle", None, None, None
         state.wish, state.doctor_id = {}, None
-        self.say(key, **done)
-        if done_key == "booked" and state.for_whom:
+        if action == "booked" and state.for_whom:
             self.say("booked_for", name=state.for_whom)
             state.for_whom = None
-        if done_key == "booked":
+        if action == "booked":
             patient = await self.patient_or_none()
             if patient is not None and not patient.email:
                 state.stage = "ask_email_optional"

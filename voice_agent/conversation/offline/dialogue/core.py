@@ -31,7 +31,7 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.store.tables import InteractionKind
+from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
 
@@ -99,6 +99,8 @@ class Run:
         if not result.ok:
             logger.info("offline tool %s refused: %s", name, result.error_code)
         return result
+
+    # The turn -------------------------------------------------------------------------------------
 
     async def handle(self, text: str) -> None:
         state = self.state
@@ -183,6 +185,8 @@ class Run:
         elif always:
             self.say("how_can_help")
 
+    # Intents when no stage took the message -------------------------------------------------------
+
     async def by_intent(self, u: Understanding) -> bool:
         state = self.state
         if u.unknown_question:
@@ -242,9 +246,9 @@ class Run:
 
     async def greet(self, u: Understanding | None = None) -> None:
         patient = await self.patient_or_none()
-        named = patient is not None and patient.full_name
+        named = patient.full_name if patient is not None else None
         if named and await self.ctx.verified_by() != "unverified":
-            name = address(patient.full_name, self.lang)
+            name = address(named, self.lang)
             self.say("greeting_known", name=name, clinic=self.clinic.name)
         elif patient is not None and not named and self.state.stage in ("idle", "start"):
             # First contact: collect the name (and e-mail) before anything else.
@@ -315,6 +319,24 @@ class Run:
         else:
             self.say("how_can_help")
 
+    # Helpers the collaborators share --------------------------------------------------------------
+
+    def ask_phone_first(self) -> bool:
+        """Whether the flow must wait for the patient's number (then asked for) before a tool
+        can look the patient up."""
+        if self.state.phone is not None:
+            return False
+        self.state.stage = "ask_phone"
+        self.say("ask_phone")
+        return True
+
+    def report_change(self, result: ToolResult, action: str, reply: str) -> None:
+        """A booking, move, cancellation or confirmation the tool made: said to the patient and
+        handed to the channel (``turn.changed``)."""
+        done = result.output[action]
+        self.turn.changed = {"action": action, **done}
+        self.say(reply, **done)
+
     def tool_problem(self, result: ToolResult) -> None:
         code = result.error_code or "error"
         if code in ("unknown_insurance", "insurance_not_accepted"):
@@ -336,7 +358,7 @@ class Run:
         else:
             self.say("tool_error", phone=self.clinic.phone)
 
-    async def patient_or_none(self) -> Any:
+    async def patient_or_none(self) -> Patient | None:
         if self.ctx.caller_phone is None:
             return None
         try:

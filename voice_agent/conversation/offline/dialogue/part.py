@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.conversation.state import ConversationState
+from voice_agent.store.tables import Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolResult
 
@@ -67,7 +68,7 @@ class Part:
     def tool_problem(self, result: ToolResult) -> None:
         self.run.tool_problem(result)
 
-    async def patient_or_none(self) -> Any:
+    async def patient_or_none(self) -> Patient | None:
         return await self.run.patient_or_none()
 
     def copay(self, price: str) -> str:

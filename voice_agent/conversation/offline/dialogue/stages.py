@@ -226,9 +226,7 @@ class Stages(Part):
             )
             state.stage, state.goal, state.target = "idle", None, None
             if result.ok:
-                done = result.output["cancelled"]
-                self.turn.changed = {"action": "cancelled", **done}
-                self.say("cancelled", **done)
+                self.run.report_change(result, "cancelled", "cancelled")
             else:
                 self.tool_problem(result)
             return True
