@@ -23,15 +23,10 @@ from typing import Any, Literal
 
 from googleapiclient.errors import HttpError
 
-from voice_agent.calendars.base import (
-    BusyInterval,
-    CalendarEvent,
-    CalendarUnavailable,
-    ExternalEvent,
-    SlotRejected,
-)
+from voice_agent.calendars.base import BusyInterval, CalendarEvent, ExternalEvent
 from voice_agent.clinic.model import Clinic
-from voice_agent.integrations.google_api import GoogleApis, GoogleUnavailable
+from voice_agent.errors import CalendarUnavailable, GoogleUnavailable, SlotRejected
+from voice_agent.google.api import GoogleApis
 
 logger = logging.getLogger(__name__)
 

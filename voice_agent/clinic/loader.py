@@ -8,16 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from voice_agent.clinic.model import Clinic
-
-
-class ClinicFileError(ValueError):
-    """A clinic file that cannot be used; the message names the file, field path and reason."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
+from voice_agent.errors import ClinicFileError
 
 MAX_CLINIC_FILE_CHARS = 5_000_000
 """A real clinic file is tens of kilobytes; anything near this is a mistake or an attack."""

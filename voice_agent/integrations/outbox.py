@@ -31,14 +31,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
+from voice_agent.errors import PermanentFailure
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 
 logger = logging.getLogger(__name__)
-
-
-class PermanentFailure(Exception):
-    """The effect can never succeed as it is (bad request): the row becomes a dead letter now."""
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,9 @@ from twilio.rest import Client
 from voice_agent.alerts import StaffTexts
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import OutsideWindow, PermanentFailure
 from voice_agent.i18n import language_or_default, say_when
-from voice_agent.integrations.outbox import (
-    Delivered,
-    Outbox,
-    OutboxItem,
-    Outcome,
-    PermanentFailure,
-    deliver_each,
-)
+from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome, deliver_each
 from voice_agent.metrics import ALERTS_SENT
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
@@ -96,10 +90,6 @@ class Message:
         if self.body is not None:
             return sent_body == self.body
         return all(value in sent_body for value in (self.variables or {}).values())
-
-
-class OutsideWindow(Exception):
-    """Twilio refused a free-form Body: the recipient's 24-hour window is closed."""
 
 
 class WhatsAppSender:

@@ -28,10 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
-from voice_agent.calendars.base import CalendarBackend, CalendarUnavailable, ConfirmingBackend
+from voice_agent.calendars.base import CalendarBackend, ConfirmingBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import CalendarUnavailable
 from voice_agent.interactions import InteractionLog
 from voice_agent.scheduling.availability import Interval, ProblemCode, Slot, check_slot
 from voice_agent.scheduling.confirmed import Alert, ConfirmedBookings

@@ -32,12 +32,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from voice_agent.calendars.base import (
-    BackendRecord,
-    CalendarUnavailable,
-    ConfirmingBackend,
-    RecordRejected,
-)
+from voice_agent.calendars.base import BackendRecord, ConfirmingBackend
+from voice_agent.errors import CalendarUnavailable, RecordRejected
 from voice_agent.scheduling.availability import Interval, Slot
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.intent_tables import BackendIntent

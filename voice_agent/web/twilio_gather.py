@@ -18,8 +18,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import Engine
 
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.store.tables import CallOutcome
 from voice_agent.voice.call_log import set_call_fields
 from voice_agent.voice.gather import (

@@ -19,14 +19,15 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.alerts import StaffTexts, alert_staff, staff_language
 from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.patients.language import caller_language
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import CallRecord, Patient
-from voice_agent.tools.catalog import confirmation_registry
+from voice_agent.tools.catalog import build_registry, confirmation_registry
 from voice_agent.tools.context import ToolContext
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_actions import TwilioCallActions
@@ -71,6 +72,8 @@ class VoiceRuntime:
 
         self.twilio_client = make_twilio_client(settings)
         self.calls: set[asyncio.Task[None]] = set()
+        self.registry = build_registry(settings.tool_timeout_seconds)
+        """The tools this channel offers, built once per process (a build reads every signature)."""
 
     async def close(self) -> None:
         if self.connector is not None:
@@ -287,7 +290,7 @@ async def _run_bridge(
         whisper_url=f"{base}/twilio/whisper" if base else None,
         say_language=lines.say_language,
     )
-    registry = services.registry
+    registry = runtime.registry
     prompt, extra = "receptionist.md", None
     if call.mode == "confirmation" and call.appointment_id:
         registry = confirmation_registry(registry)

@@ -31,8 +31,9 @@ from voice_agent.conversation.offline.nlu import (
 )
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
+from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import WEEKDAYS, language_or_default, say_date, say_money, say_when
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.store.tables import InteractionKind
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
