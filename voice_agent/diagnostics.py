@@ -7,6 +7,7 @@ would switch it on) or ``fail`` (configured and broken). Checks never raise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -239,7 +240,7 @@ class Doctor:
                     continue
                 try:
                     apis.execute(
-                        lambda cid=doctor.calendar_id: calendars.get(calendarId=cid),
+                        functools.partial(calendars.get, calendarId=doctor.calendar_id),
                         what="calendarList get",
                         retry=False,
                     )

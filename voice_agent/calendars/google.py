@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import threading
@@ -180,7 +181,7 @@ class GoogleCalendar:
                 }
                 self.freebusy_calls += 1
                 answer = self._apis.execute(
-                    lambda body=body: freebusy.query(body=body), what="freeBusy"
+                    functools.partial(freebusy.query, body=body), what="freeBusy"
                 )
                 for calendar_id, data in answer.get("calendars", {}).items():
                     if data.get("errors"):
@@ -335,7 +336,8 @@ class GoogleCalendar:
         token: str | None = None
         while True:
             page = self._call(
-                lambda token=token: events.list(
+                functools.partial(
+                    events.list,
                     calendarId=calendar_id,
                     timeMin=start.isoformat(),
                     timeMax=end.isoformat(),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.errors import ClinicFileError
@@ -42,7 +43,7 @@ def load_clinic_file(path: Path | str) -> Clinic:
     return parse_clinic(text, str(path))
 
 
-def _describe(error: dict) -> str:  # type: ignore[type-arg]
+def _describe(error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{location}: {message}"

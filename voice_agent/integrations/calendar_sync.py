@@ -195,8 +195,9 @@ class Reconciler:
                 by_doctor.setdefault(row.doctor_id, []).append(row)
             in_flight = set(
                 session.execute(
-                    select(OutboxRow.group_key).where(
-                        OutboxRow.kind == "calendar", OutboxRow.status == OutboxStatus.pending
+                    select(col(OutboxRow.group_key)).where(
+                        col(OutboxRow.kind) == "calendar",
+                        col(OutboxRow.status) == OutboxStatus.pending,
                     )
                 ).scalars()
             )

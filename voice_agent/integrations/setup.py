@@ -74,7 +74,7 @@ class InteractionEffects:
         kind = interaction.kind
         wanted = kind != InteractionKind.booking or self.calendar_creates
         if self.calendar and kind in CALENDAR_KINDS and wanted:
-            payload = {"op": str(kind), "appointment_id": appointment_id}
+            payload: dict[str, str | None] = {"op": str(kind), "appointment_id": appointment_id}
             if kind == InteractionKind.reschedule:
                 payload["from_doctor_id"] = _previous_doctor(interaction.details)
             self.outbox.enqueue_in(

@@ -54,8 +54,8 @@ STATUS_PATH = "/twilio/message-status"
 def last_inbound(session: Session, patient_id: str) -> datetime | None:
     """When the patient last wrote to us on WhatsApp (their 24-hour window opens then)."""
     return session.execute(
-        select(Interaction.at)
-        .where(Interaction.patient_id == patient_id, Interaction.channel == "whatsapp")
+        select(col(Interaction.at))
+        .where(col(Interaction.patient_id) == patient_id, col(Interaction.channel) == "whatsapp")
         .order_by(col(Interaction.at).desc())
         .limit(1)
     ).scalar_one_or_none()
