@@ -27,7 +27,7 @@ from tests.fakes.openai_responses import (
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clock import FixedClock
 from voice_agent.conversation.engine import ConversationService
-from voice_agent.conversation.openai_text.loop import MAX_ROUNDS
+from voice_agent.conversation.openai_text.loop import MAX_CALLS_PER_ROUND, MAX_ROUNDS
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
@@ -141,6 +141,21 @@ async def test_the_model_gets_a_bounded_number_of_rounds(
     assert len(fake.requests) == MAX_ROUNDS and len(fake.script) == 1
     assert reply.engine == "offline" and reply.text
     assert reply.tool_calls[:MAX_ROUNDS] == ["clinic_info"] * MAX_ROUNDS
+    assert fake.problems == []
+
+
+async def test_too_many_calls_at_once_are_answered_not_run(
+    fake: FakeOpenAIResponses, llm_services: Services
+) -> None:
+    conversations = ConversationService(llm_services)
+    many = [("clinic_info", {"topic": "hours", "about": None})] * (MAX_CALLS_PER_ROUND + 1)
+    fake.script = [Call(many), say("Atendemos das 8h às 18h.")]
+    reply = await conversations.handle(
+        "whatsapp", PHONE, "Qual o horário?", phone=PHONE, phone_verified=True
+    )
+    assert reply.engine == "llm" and reply.tool_calls == ["clinic_info"] * MAX_CALLS_PER_ROUND
+    outputs = [item["output"] for item in fake.requests[1]["input"]]
+    assert len(outputs) == MAX_CALLS_PER_ROUND + 1 and "too many tool calls" in outputs[-1]
     assert fake.problems == []
 
 
