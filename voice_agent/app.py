@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
-        schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
+        schedule_integration_jobs(  # outbox delivery, reconciliation
+            scheduler, services.integrations, services.settings, services.booking.retry_due
+        )
         schedule_privacy_jobs(scheduler, services)  # retention of patient data
         scheduler.add_job(
             app.state.confirmations.run_due_safely,

@@ -434,7 +434,7 @@ class CallBridge:
         self.context.language = detected
         self.lines = voice_lines(self.settings.prompts_dir, detected)
         self.recorder.event("language", detected)
-        engine = self.context.services.engine
+        engine = self.recorder.engine
         self._spawn(asyncio.to_thread(set_call_fields, engine, self.call_sid, language=detected))
 
     def _transcript_arrived(self, item_id: str) -> None:
@@ -472,7 +472,7 @@ class CallBridge:
         self._spawn(
             asyncio.to_thread(
                 set_call_fields,
-                services.engine,
+                self.recorder.engine,
                 self.call_sid,
                 flagged=True,
                 outcome=CallOutcome.emergency,

@@ -22,7 +22,7 @@ from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.services import Services
 from voice_agent.store.tables import CallRecord
-from voice_agent.tools.catalog import confirmation_registry
+from voice_agent.tools.catalog import build_registry, confirmation_registry
 from voice_agent.tools.context import ToolContext
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_records import CallRecorder, consume_token, get_call, set_call_fields
@@ -56,6 +56,8 @@ class VoiceRuntime:
 
         self.twilio_client = make_twilio_client(settings)
         self.calls: set[asyncio.Task[None]] = set()
+        self.registry = build_registry(settings.tool_timeout_seconds)
+        """The tools this channel offers, built once per process (a build reads every signature)."""
 
     async def close(self) -> None:
         if self.connector is not None:
@@ -136,7 +138,7 @@ async def run_call(
         whisper_url=f"{base}/twilio/whisper" if base else None,
         say_language=lines.say_language,
     )
-    registry = services.registry
+    registry = runtime.registry
     prompt, extra = "receptionist.md", None
     if call.mode == "confirmation" and call.appointment_id:
         registry = confirmation_registry(registry)
