@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 from voice_agent.calendars.base import BackendRecord, ConfirmingBackend
 from voice_agent.errors import CalendarUnavailable, RecordRejected
 from voice_agent.scheduling.availability import Interval, Slot
+from voice_agent.scheduling.offers import BookingError, offer_expired
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import (
@@ -132,8 +133,6 @@ class ConfirmedBookings:
     def _open_book(
         self, request: BookingRequest, hold_id: str, busy: list[Interval]
     ) -> BackendIntent | Appointment:
-        from voice_agent.scheduling.booking import _offer_expired
-
         now = self._now()
         with transaction(self._engine) as session:
             existing = self._service._by_request_key_in(session, request)
@@ -141,7 +140,7 @@ class ConfirmedBookings:
                 return existing
             hold = session.get(Hold, hold_id)
             if hold is None or hold.holder != request.holder:
-                raise _offer_expired()
+                raise offer_expired()
             slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
             self._service._check_policy(slot, request.insurance_id, busy)
             base = intent_key(
@@ -252,14 +251,12 @@ class ConfirmedBookings:
     def _open_move(
         self, request: BookingRequest, appointment_id: str, hold_id: str, busy: list[Interval]
     ) -> BackendIntent:
-        from voice_agent.scheduling.booking import BookingError, _offer_expired
-
         now = self._now()
         with transaction(self._engine) as session:
             appointment = self._service._lock_own(session, request.patient_id, appointment_id, now)
             hold = session.get(Hold, hold_id)
             if hold is None or hold.holder != request.holder:
-                raise _offer_expired()
+                raise offer_expired()
             slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
             self._service._check_policy(slot, appointment.insurance_id, busy)
             if appointment.external_id is None:
@@ -626,8 +623,6 @@ def _slot(intent: BackendIntent) -> Slot:
 
 def _result(outcome: Outcome, intent: BackendIntent) -> Appointment:
     """What the patient's request returns: the appointment, or the error they hear."""
-    from voice_agent.scheduling.booking import BookingError
-
     if outcome.status == "done" and outcome.appointment is not None:
         return outcome.appointment
     slot = _slot(intent)
