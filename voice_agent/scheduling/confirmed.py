@@ -49,7 +49,7 @@ from voice_agent.store.tables import (
 if TYPE_CHECKING:
     from voice_agent.scheduling.booking import BookingRequest, BookingService
 
-logger = logging.getLogger("voice_agent.booking.confirmed")
+logger = logging.getLogger(__name__)
 
 INTENT_LIFETIME = timedelta(hours=2)
 """How long the job keeps trying; then the intent fails, the patient and the clinic are told."""
