@@ -24,11 +24,7 @@ from voice_agent.conversation.offline.dialogue.turn import Turn, observe_tool
 from voice_agent.conversation.offline.lexicon import LEXICONS
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.names import warm_up as warm_up_names
-from voice_agent.conversation.offline.nlu import (
-    name_correction,
-    parse,
-    warm_up,
-)
+from voice_agent.conversation.offline.nlu import name_correction, parse, warm_up
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
 from voice_agent.store.tables import Patient
@@ -185,7 +181,7 @@ class Run:
         elif always:
             self.say("how_can_help")
 
-    # Back to the patient's goal ---------------------------------------------------------------
+    # Back to the patient's goal -------------------------------------------------------------------
 
     async def resume_goal(self) -> None:
         goal = self.state.goal
