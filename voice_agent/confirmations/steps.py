@@ -49,9 +49,16 @@ class ClaimedStep:
 class StepPlanner:
     """The interaction hook that plans, moves and settles an appointment's steps."""
 
-    def __init__(self, clinic: Callable[[], Clinic], clock: Clock) -> None:
+    def __init__(
+        self,
+        clinic: Callable[[], Clinic],
+        clock: Clock,
+        risk: Callable[[Session, Appointment, datetime], float | None] | None = None,
+    ) -> None:
         self._clinic = clinic
         self._clock = clock
+        self._risk = risk
+        """The appointment's no-show probability (voice_agent.learning), for the extra call."""
 
     def __call__(self, session: Session, interaction: Interaction) -> None:
         appointment_id = interaction.appointment_id
@@ -64,9 +71,12 @@ class StepPlanner:
         if kind in (InteractionKind.booking, InteractionKind.reschedule):
             appointment = session.get(Appointment, appointment_id)
             if appointment is not None and appointment.status == AppointmentStatus.booked:
-                _add_steps(
-                    session, appointment_id, plan_steps(self._clinic(), appointment.start, now), now
-                )
+                clinic = self._clinic()
+                risk = None
+                if self._risk is not None and clinic.confirmations.high_risk_threshold is not None:
+                    risk = self._risk(session, appointment, now)
+                steps = plan_steps(clinic, appointment.start, now, no_show_risk=risk)
+                _add_steps(session, appointment_id, steps, now)
         elif kind == InteractionKind.cancellation:
             settle_open(session, appointment_id, "cancelled", now)
         elif kind == InteractionKind.confirmation:

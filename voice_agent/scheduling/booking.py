@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     Connection,
@@ -126,6 +126,16 @@ class BookingError(Exception):
         """The slot it was about, when that helps to offer others (a time just taken)."""
 
 
+class OfferRecorder(Protocol):
+    """Learning data written in the offer path's own transactions (voice_agent.learning)."""
+
+    def record_in(
+        self, db: Connection, holder: str, service_id: str, offers: Any, now: datetime
+    ) -> object: ...
+
+    def release_in(self, db: Connection, holder: str, now: datetime) -> None: ...
+
+
 def _offer_expired() -> BookingError:
     return BookingError("offer_expired", "That option is no longer available; let me look again.")
 
@@ -140,6 +150,8 @@ class HeldOffer:
     expires_at: datetime
     score: float
     reasons: tuple[str, ...]
+    features: dict[str, float | str] | None = None
+    """What the scorer saw, recorded as learning data (voice_agent.learning)."""
 
 
 @dataclass(frozen=True)
@@ -216,8 +228,11 @@ class BookingService:
         scorer: Scorer | None = None,
         alert: Alert | None = None,
         notify: Callable[[Session, BackendIntent], None] | None = None,
+        recorder: OfferRecorder | None = None,
     ) -> None:
         self._engine = engine
+        self._recorder = recorder
+        """Records each search's offers in its transaction (learning data), if set."""
         self._clinic = clinic
         self._calendar = calendar
         self._log = log
@@ -269,6 +284,7 @@ class BookingService:
             with self._engine.begin() as db:
                 self._release_in(db, holder)
                 if span is None:
+                    self._record(db, holder, service_id, [], now)
                     return []
                 self._serialize_searches(db, span.doctor_ids)
                 previous = self._read_previous(db, clinic, patient_id)
@@ -280,9 +296,17 @@ class BookingService:
                         clinic, service_id, prefs, now, busy, load, previous, language, limit * 2
                     )
 
-                return self._hold_best(db, holder, ranked, limit, now)
+                held = self._hold_best(db, holder, ranked, limit, now)
+                self._record(db, holder, service_id, held, now)
+                return held
 
         return await asyncio.to_thread(_offer)
+
+    def _record(
+        self, db: Connection, holder: str, service_id: str, held: list[HeldOffer], now: datetime
+    ) -> None:
+        if self._recorder is not None:
+            self._recorder.record_in(db, holder, service_id, held, now)
 
     async def rank(
         self,
@@ -340,7 +364,9 @@ class BookingService:
         language: str | None,
         limit: int,
     ) -> list[Offer]:
-        context = RankingContext(previous_doctors=previous, doctor_load=load, language=language)
+        context = RankingContext(
+            previous_doctors=previous, doctor_load=load, language=language, now=now, asked=prefs
+        )
         return rank_offers(
             clinic,
             service_id,
@@ -520,6 +546,7 @@ class BookingService:
             expires_at=expires,
             score=offer.score,
             reasons=tuple(reason.code for reason in offer.reasons),
+            features=dict(offer.features) if offer.features is not None else None,
         )
 
     @staticmethod
@@ -531,6 +558,8 @@ class BookingService:
     def _release_holds(self, holder: str) -> None:
         with self._engine.begin() as db:
             self._release_in(db, holder)
+            if self._recorder is not None:  # the conversation ended undecided
+                self._recorder.release_in(db, holder, self._clock.now())
 
     async def release_holds(self, holder: str) -> None:
         await asyncio.to_thread(self._release_holds, holder)
