@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlmodel import Session, col
 
 from voice_agent.scheduling.availability import Slot
@@ -156,3 +156,12 @@ def settle_abandoned(engine: Engine, now: datetime, grace: timedelta = timedelta
             .values(outcome=OfferOutcome.abandoned, settled_at=now, holder=None)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def decision_counts(engine: Engine) -> dict[str, int]:
+    """Offer sets per outcome (``open`` for undecided ones)."""
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(OfferSet.outcome, func.count()).group_by(col(OfferSet.outcome))
+        ).all()
+    return {str(outcome) if outcome is not None else "open": int(n) for outcome, n in rows}

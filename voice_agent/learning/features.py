@@ -110,8 +110,10 @@ def appointment_features(
     past_no_shows: int,
     past_attended: int,
     past_confirmed: int,
+    confirmed: bool,
 ) -> Features:
-    """Features of one appointment for the no-show model (the patient's history as counts)."""
+    """Features of one appointment for the no-show model (the patient's history as counts, and
+    whether the patient already confirmed this one)."""
     local = start.astimezone(clinic.tz)
     lead = max((start - booked_at).total_seconds() / 86_400, 0.0)
     past = past_no_shows + past_attended
@@ -128,6 +130,7 @@ def appointment_features(
         "past_no_show_rate": round((past_no_shows + 0.5) / (past + 4), 4),
         "new_patient": float(past == 0),
         "past_confirmed": float(past_confirmed),
+        "confirmed": float(confirmed),
     }
 
 

@@ -65,6 +65,8 @@ class _History:
         self.no_shows: list[datetime] = []
         self.attended: list[datetime] = []
         self.confirmed: list[datetime] = []
+        self.replied: set[str] = set()
+        """Appointments the patient confirmed."""
 
     def counts(self, before: datetime) -> tuple[int, int, int]:
         return (
@@ -80,7 +82,7 @@ def _histories(session: Session, patient_ids: Sequence[str] | None) -> dict[str,
     outcomes = select(Appointment.patient_id, Appointment.end, Appointment.status).where(
         col(Appointment.status).in_((AppointmentStatus.no_show, *ATTENDED))
     )
-    replies = select(Interaction.patient_id, Interaction.at).where(
+    replies = select(Interaction.patient_id, Interaction.at, Interaction.appointment_id).where(
         Interaction.kind == InteractionKind.confirmation, col(Interaction.patient_id).is_not(None)
     )
     if patient_ids is not None:
@@ -89,8 +91,10 @@ def _histories(session: Session, patient_ids: Sequence[str] | None) -> dict[str,
     for patient_id, end, status in session.execute(outcomes):
         history = histories[patient_id]
         (history.no_shows if status == AppointmentStatus.no_show else history.attended).append(end)
-    for patient_id, at in session.execute(replies):
+    for patient_id, at, appointment_id in session.execute(replies):
         histories[patient_id].confirmed.append(at)
+        if appointment_id is not None:
+            histories[patient_id].replied.add(appointment_id)
     for history in histories.values():
         history.no_shows.sort()
         history.attended.sort()
@@ -108,6 +112,7 @@ def _features(appointment: Appointment, history: _History, clinic: Clinic) -> Fe
         past_no_shows=no_shows,
         past_attended=attended,
         past_confirmed=confirmed,
+        confirmed=appointment.id in history.replied,
     )
 
 
@@ -138,7 +143,7 @@ def new_no_show_pipeline() -> Pipeline:
         [
             ("encode", DictVectorizer(sparse=False)),
             ("scale", StandardScaler()),
-            ("model", LogisticRegression(C=0.5, max_iter=2000)),
+            ("model", LogisticRegression(C=0.1, max_iter=2000)),
         ]
     )
 
