@@ -164,7 +164,7 @@ class ModelStore:
             blob = row.blob
         if not compatible(info.sklearn_version):
             raise IncompatibleModel(
-                f"{kind} model v{info.version} was trained with scikit-learn "
+                f"{info.kind} model v{info.version} was trained with scikit-learn "
                 f"{info.sklearn_version}; this process has {sklearn.__version__}: retrain it"
             )
         return LoadedModel(info, joblib.load(io.BytesIO(blob)))
