@@ -167,7 +167,9 @@ def utility(patient: Patient, offer: HeldOffer, rank: int, clinic: Clinic, now: 
     return value - 0.2 * (rank - 1)  # people take what is said first a little more often
 
 
-def no_show_probability(patient: Patient, start: datetime, booked: datetime, confirmed: bool) -> float:
+def no_show_probability(
+    patient: Patient, start: datetime, booked: datetime, confirmed: bool
+) -> float:
     local = start.astimezone(TZ)
     p = patient.no_show
     p *= 1.6 if (start - booked).days > 14 else 1.0

@@ -34,12 +34,12 @@ from typing import Any
 from sqlmodel import SQLModel
 
 from voice_agent.clinic.model import Clinic, Weekday
-from voice_agent.scheduling.availability import Interval, booking_window
-from voice_agent.scheduling.preferences import Preferences
 from voice_agent.learning.features import offers_features
 from voice_agent.learning.models import ModelCache, ModelStore
 from voice_agent.learning.ranker import LearnedScorer
 from voice_agent.learning.training import new_ranking_pipeline
+from voice_agent.scheduling.availability import Interval, booking_window
+from voice_agent.scheduling.preferences import Preferences
 from voice_agent.scheduling.ranking import (
     DEFAULT_SCORER,
     Candidate,
@@ -240,16 +240,16 @@ class TimedScorer:
 
 @dataclass
 class Collect:
-    """Keeps each search's candidates and features, to train the benchmark's model."""
+    """Keeps each search's candidate features, to train the benchmark's model."""
 
-    rows: list[tuple[list[dict[str, float | str]], list[Candidate]]] = field(default_factory=list)
+    rows: list[list[dict[str, float | str]]] = field(default_factory=list)
 
     def score(
         self, candidates: Sequence[Candidate], context: RankingContext, clinic: Clinic
     ) -> list[Offer]:
         offers = DEFAULT_SCORER.score(candidates, context, clinic)
         features = offers_features(candidates, context, clinic, [o.score for o in offers])
-        self.rows.append((features, list(candidates)))
+        self.rows.append(features)
         return offers
 
 
@@ -267,7 +267,7 @@ def learned_scorer(
         rank_offers(clinic, service_id, prefs, now=NOW, busy=busy, context=context, scorer=collect)
     features: list[dict[str, float | str]] = []
     labels: list[int] = []
-    for rows, candidates in collect.rows:
+    for rows in collect.rows:
         utility = [
             float(f["morning"]) + 0.3 * float(f["seniority"]) - 0.2 * float(f["lead_days"])
             + rng.gauss(0, 0.5)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,7 @@ async def _history(services: Services, clock: FixedClock, conversations: int, se
     """Patients who always take the latest offered time of day (the rules offer the earliest
     first), made through the real offer and booking paths over a few weeks."""
     rng = random.Random(seed)
-    patients = [
-        (await services.patients.find_or_create(f"+55119876{n:05d}")).id for n in range(8)
-    ]
+    patients = [(await services.patients.find_or_create(f"+55119876{n:05d}")).id for n in range(8)]
     for n in range(conversations):
         clock.set(NOW + timedelta(hours=8 * n))
         holder = f"hist-{seed}-{n}"
@@ -165,7 +163,9 @@ def test_ranking_train_evaluate_and_status_through_the_cli(
     assert "ranking model v1: promoted (beats the rules on the held-out split)" in trained.output
     assert "decisions 44 (train 33, held out 11)" in trained.output
     rules_line, model_line = [
-        line.split() for line in trained.output.splitlines() if line.strip().startswith(("rules", "model"))
+        line.split()
+        for line in trained.output.splitlines()
+        if line.strip().startswith(("rules", "model"))
     ][:2]
     assert float(model_line[2]) > float(rules_line[2])  # MRR
     assert "no-show: not trained (0 marked appointments, 20 needed)" in trained.output
@@ -255,8 +255,9 @@ def test_a_stale_or_incompatible_model_falls_back_to_the_rules(
     asyncio.run(services.booking.find_offers("cardio-consulta", Preferences(), holder="old"))
     assert _sets(services)[-1].ranker == "rules"
     status = _cli(settings, clock, "ranking", "status")
-    assert "ranking: rules (incompatible: ranking model v2 was trained with scikit-learn 0.24.2" in (
-        status.output
+    assert (
+        "ranking: rules (incompatible: ranking model v2 was trained with scikit-learn 0.24.2"
+        in (status.output)
     )
     services.close()
 
@@ -309,7 +310,9 @@ def test_agenda_shows_the_risk_marks_attendance_and_high_risk_gets_an_extra_call
             for step in session.execute(select(ConfirmationStep)).scalars()
         }
     assert (risky.id, HIGH_RISK_SEQ, "call") in steps
-    assert not any(seq == HIGH_RISK_SEQ for appointment_id, seq, _ in steps if appointment_id == safe.id)
+    assert not any(
+        seq == HIGH_RISK_SEQ for appointment_id, seq, _ in steps if appointment_id == safe.id
+    )
 
     day = risky.start.astimezone(NOW.tzinfo).date().isoformat()
     listing = _cli(settings, clock, "agenda", "--date", day)

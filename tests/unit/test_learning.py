@@ -61,7 +61,9 @@ class Collect:
         return DEFAULT_SCORER.score(candidates, context, clinic)
 
 
-def _candidates(prefs: Preferences, context: RankingContext) -> tuple[list[Candidate], list[Features]]:
+def _candidates(
+    prefs: Preferences, context: RankingContext
+) -> tuple[list[Candidate], list[Features]]:
     collect = Collect()
     rank_offers(CLINIC, "cardio-consulta", prefs, now=NOW, busy={}, context=context, scorer=collect)
     candidates, seen = collect.batches[0]
@@ -144,9 +146,11 @@ def _synthetic(seed: int, sets: int) -> list[Decision]:
             )
         liked = max(
             range(3),
-            key=lambda i: 2.0 * float(offers[i].features["morning"])
-            - 0.1 * float(offers[i].features["lead_days"])
-            + rng.gauss(0, 0.3),
+            key=lambda i: (
+                2.0 * float(offers[i].features["morning"])
+                - 0.1 * float(offers[i].features["lead_days"])
+                + rng.gauss(0, 0.3)
+            ),
         )
         offers[liked] = ShownRow(
             offers[liked].rank, offers[liked].features, offers[liked].rules_score, True

@@ -46,12 +46,12 @@ def agenda(
         .where(
             col(Appointment.start) >= start,
             col(Appointment.start) < end,
-            Appointment.status != AppointmentStatus.cancelled,
+            col(Appointment.status) != AppointmentStatus.cancelled,
         )
         .order_by(col(Appointment.start), col(Appointment.doctor_id))
     )
     if doctor:
-        query = query.where(Appointment.doctor_id == doctor)
+        query = query.where(col(Appointment.doctor_id) == doctor)
     with transaction(services.engine) as session:
         rows = list(session.execute(query).scalars())
     assert services.learning is not None

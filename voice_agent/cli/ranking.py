@@ -116,12 +116,21 @@ def status(ctx: typer.Context) -> None:
     total = sum(counts.values())
     parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     typer.echo(f"offer sets recorded: {total}" + (f" ({parts})" if parts else ""))
-    for kind, cache in ((ModelKind.ranking, learning.scorer.cache), (ModelKind.no_show, learning.risk.cache)):
+    for kind, cache in (
+        (ModelKind.ranking, learning.scorer.cache),
+        (ModelKind.no_show, learning.risk.cache),
+    ):
         history = learning.store.history(kind, limit=5)
-        why = cache.why_not(now) if kind == ModelKind.no_show or learning.learned_ranking else "switched off"
+        why = (
+            cache.why_not(now)
+            if kind == ModelKind.no_show or learning.learned_ranking
+            else "switched off"
+        )
         used = "rules" if kind == ModelKind.ranking else "none"
         in_use = (
-            f"model v{cache.state.model.info.version}" if why is None and cache.state.model else used
+            f"model v{cache.state.model.info.version}"
+            if why is None and cache.state.model
+            else used
         )
         typer.echo(f"{kind.value}: {in_use}" + (f" ({why})" if why else ""))
         for info in history:
@@ -131,6 +140,8 @@ def status(ctx: typer.Context) -> None:
                 f"(scikit-learn {info.sklearn_version})"
             )
         if kind == ModelKind.ranking:
-            since = count_decisions(services.engine, after=history[0].trained_until if history else None)
+            since = count_decisions(
+                services.engine, after=history[0].trained_until if history else None
+            )
             typer.echo(f"  new decisions since the last model: {since}")
     services.close()

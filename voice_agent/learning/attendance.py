@@ -37,9 +37,8 @@ def mark_attendance(engine: Engine, appointment_id: str, mark: str, now: datetim
         if appointment.status not in _MARKABLE:
             raise AttendanceError(f"appointment {appointment_id} is {appointment.status.value}")
         if appointment.start > now:
-            raise AttendanceError(
-                f"appointment {appointment_id} has not started yet ({appointment.start:%Y-%m-%d %H:%M} UTC)"
-            )
+            when = f"{appointment.start:%Y-%m-%d %H:%M} UTC"
+            raise AttendanceError(f"appointment {appointment_id} has not started yet ({when})")
         appointment.status = status
         appointment.updated_at = now
         session.add(appointment)

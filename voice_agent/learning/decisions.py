@@ -46,8 +46,10 @@ class ShownOffer(Protocol):
     def expires_at(self) -> datetime: ...
 
 
-def _settle_holder(db: Connection | Session, holder: str, outcome: OfferOutcome, now: datetime):  # type: ignore[no-untyped-def]
-    return db.execute(
+def _settle_holder(
+    db: Connection | Session, holder: str, outcome: OfferOutcome, now: datetime
+) -> None:
+    db.execute(
         update(OfferSet)
         .where(col(OfferSet.holder) == holder, _OPEN)
         .values(outcome=outcome, settled_at=now, holder=None)
@@ -121,7 +123,7 @@ class DecisionRecorder:
         if appointment is None:
             return
         found = session.execute(
-            select(OfferShown.id, OfferShown.set_id, OfferShown.rank)
+            select(col(OfferShown.id), col(OfferShown.set_id), col(OfferShown.rank))
             .join(OfferSet, col(OfferSet.id) == col(OfferShown.set_id))
             .where(
                 col(OfferShown.doctor_id) == appointment.doctor_id,
@@ -134,7 +136,9 @@ class DecisionRecorder:
         if found is None:
             return
         shown_id, set_id, rank = found
-        session.execute(update(OfferShown).where(col(OfferShown.id) == shown_id).values(chosen=True))
+        session.execute(
+            update(OfferShown).where(col(OfferShown.id) == shown_id).values(chosen=True)
+        )
         session.execute(
             update(OfferSet)
             .where(col(OfferSet.id) == set_id)
@@ -162,6 +166,6 @@ def decision_counts(engine: Engine) -> dict[str, int]:
     """Offer sets per outcome (``open`` for undecided ones)."""
     with transaction(engine) as session:
         rows = session.execute(
-            select(OfferSet.outcome, func.count()).group_by(col(OfferSet.outcome))
+            select(col(OfferSet.outcome), func.count()).group_by(col(OfferSet.outcome))
         ).all()
     return {str(outcome) if outcome is not None else "open": int(n) for outcome, n in rows}

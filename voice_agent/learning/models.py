@@ -105,12 +105,15 @@ class ModelStore:
         blob = dumps(estimator)
         with transaction(self._engine) as session:
             latest = session.execute(
-                select(func.max(LearnedModel.version)).where(LearnedModel.kind == kind)
+                select(func.max(col(LearnedModel.version))).where(col(LearnedModel.kind) == kind)
             ).scalar()
             if promote:
                 session.execute(
                     update(LearnedModel)
-                    .where(LearnedModel.kind == kind, LearnedModel.status == ModelStatus.promoted)
+                    .where(
+                        col(LearnedModel.kind) == kind,
+                        col(LearnedModel.status) == ModelStatus.promoted,
+                    )
                     .values(status=ModelStatus.retired)
                 )
             row = LearnedModel(
@@ -135,7 +138,7 @@ class ModelStore:
         with transaction(self._engine) as session:
             rows = session.execute(
                 select(*columns)
-                .where(LearnedModel.kind == kind)
+                .where(col(LearnedModel.kind) == kind)
                 .order_by(col(LearnedModel.version).desc())
                 .limit(limit)
             ).all()
@@ -144,8 +147,8 @@ class ModelStore:
     def promoted_id(self, kind: ModelKind) -> int | None:
         with transaction(self._engine) as session:
             return session.execute(
-                select(LearnedModel.id).where(
-                    LearnedModel.kind == kind, LearnedModel.status == ModelStatus.promoted
+                select(col(LearnedModel.id)).where(
+                    col(LearnedModel.kind) == kind, col(LearnedModel.status) == ModelStatus.promoted
                 )
             ).scalar()
 

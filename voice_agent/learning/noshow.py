@@ -79,11 +79,14 @@ class _History:
 def _histories(session: Session, patient_ids: Sequence[str] | None) -> dict[str, _History]:
     """Outcomes (at the appointment's end) and confirmation replies per patient."""
     histories: defaultdict[str, _History] = defaultdict(_History)
-    outcomes = select(Appointment.patient_id, Appointment.end, Appointment.status).where(
-        col(Appointment.status).in_((AppointmentStatus.no_show, *ATTENDED))
-    )
-    replies = select(Interaction.patient_id, Interaction.at, Interaction.appointment_id).where(
-        Interaction.kind == InteractionKind.confirmation, col(Interaction.patient_id).is_not(None)
+    outcomes = select(
+        col(Appointment.patient_id), col(Appointment.end), col(Appointment.status)
+    ).where(col(Appointment.status).in_((AppointmentStatus.no_show, *ATTENDED)))
+    replies = select(
+        col(Interaction.patient_id), col(Interaction.at), col(Interaction.appointment_id)
+    ).where(
+        col(Interaction.kind) == InteractionKind.confirmation,
+        col(Interaction.patient_id).is_not(None),
     )
     if patient_ids is not None:
         outcomes = outcomes.where(col(Appointment.patient_id).in_(patient_ids))
@@ -245,7 +248,9 @@ class NoShowRisk:
             return {a.id: None for a in appointments}
         clinic = self._clinic()
         histories = _histories(session, sorted({a.patient_id for a in appointments}))
-        features = [_features(a, histories.get(a.patient_id, _History()), clinic) for a in appointments]
+        features = [
+            _features(a, histories.get(a.patient_id, _History()), clinic) for a in appointments
+        ]
         chance = probability(model.estimator, features)
         return {a.id: round(float(p), 4) for a, p in zip(appointments, chance, strict=True)}
 

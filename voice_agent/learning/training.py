@@ -87,13 +87,13 @@ def load_decisions(engine: Engine, *, until: datetime | None = None) -> list[Dec
     """Every decided set (oldest first) with its offers."""
     query = (
         select(
-            OfferSet.id,
-            OfferSet.created_at,
-            OfferSet.outcome,
-            OfferShown.rank,
-            OfferShown.features,
-            OfferShown.rules_score,
-            OfferShown.chosen,
+            col(OfferSet.id),
+            col(OfferSet.created_at),
+            col(OfferSet.outcome),
+            col(OfferShown.rank),
+            col(OfferShown.features),
+            col(OfferShown.rules_score),
+            col(OfferShown.chosen),
         )
         .join(OfferShown, col(OfferShown.set_id) == col(OfferSet.id))
         .where(col(OfferSet.outcome).in_(DECIDED))
