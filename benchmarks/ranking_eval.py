@@ -408,6 +408,10 @@ def show(result: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"  model  {model['first_offer_acceptance'] * 100:20.1f}%  {model['mrr']:.3f}")
     ranking = result["ranking_model"]
     print(f"  ranking model promoted: {ranking['promoted']} ({ranking['reason']})")
+    print(
+        f"  no-show model promoted at training: {result['no_show_model']['promoted']} "
+        f"({result['no_show_model']['reason']})"
+    )
     ns = result["no_show_eval"]
     if ns:
         bins = "  ".join(
