@@ -20,6 +20,7 @@ from voice_agent.clinic import Clinic, load_clinic_file
 from voice_agent.confirmations.planning import HIGH_RISK_SEQ, plan_steps
 from voice_agent.learning.features import Features, appointment_features, offers_features
 from voice_agent.learning.models import compatible
+from voice_agent.learning.noshow import calibration
 from voice_agent.learning.ranker import fold_linear, predict
 from voice_agent.learning.training import (
     Decision,
@@ -227,3 +228,17 @@ def test_a_high_no_show_risk_adds_one_confirmation_call_before_the_appointment()
     assert extra[0].due_at == datetime(2026, 11, 27, 10, 0, tzinfo=SP)  # 5 hours before
     assert plan_steps(_clinic_with_threshold(None), start, NOW, no_show_risk=0.99) == usual
     assert plan_steps(clinic, start, NOW, no_show_risk=None) == usual  # no model: as before
+
+
+def test_no_show_calibration_reports_auc_brier_and_reliability_bins() -> None:
+    rng = random.Random(4)
+    risk = [rng.uniform(0.02, 0.4) for _ in range(400)]
+    missed = [rng.random() < p for p in risk]  # calibrated by construction
+    figures = calibration(missed, risk)
+    assert figures["appointments"] == 400 and len(figures["reliability"]) == 5
+    assert 0.6 < figures["roc_auc"] < 0.9
+    assert figures["brier"] < figures["brier_base_rate"]
+    for b in figures["reliability"]:
+        assert abs(b["predicted"] - b["observed"]) < 0.12
+    shuffled = calibration(missed, rng.sample(risk, len(risk)))
+    assert abs(shuffled["roc_auc"] - 0.5) < 0.1  # no signal, no ranking
