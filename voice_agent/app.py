@@ -79,7 +79,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         schedule_privacy_jobs(scheduler, services)  # retention of patient data
         if services.learning is not None:  # settle offer sets, refresh and retrain models
             schedule_learning_jobs(
-                scheduler, services.learning, services.engine, services.clinic, settings
+                scheduler,
+                services.learning,
+                services.engine,
+                services.clinic,
+                settings,
+                services.calendar,
             )
         scheduler.add_job(
             app.state.confirmations.run_due_safely,

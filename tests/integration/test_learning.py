@@ -337,3 +337,38 @@ def test_agenda_shows_the_risk_marks_attendance_and_high_risk_gets_an_extra_call
         assert session.get(Appointment, risky.id).status == AppointmentStatus.no_show  # type: ignore[union-attr]
         assert session.get(Appointment, safe.id).status == AppointmentStatus.attended  # type: ignore[union-attr]
     services.close()
+
+
+async def test_attendance_marked_in_the_clinics_system_is_read_back(
+    db_kind: str, make_engine_for: Callable[[str], Engine], clock: FixedClock, tmp_path: Path
+) -> None:
+    from tests.fakes.clinic_api_fake import ClinicApiFake
+    from tests.integration.integration_env import build
+    from tests.integration.test_clinic_api import clinic_api_settings, offer
+    from voice_agent.calendars.clinic_api import ClinicApiCalendar
+    from voice_agent.learning.attendance import sync_attendance
+
+    with ClinicApiFake() as api:
+        services = build(make_engine_for(db_kind), clock, **clinic_api_settings(api, tmp_path))
+        calendar = services.calendar
+        assert isinstance(calendar, ClinicApiCalendar)
+        came, missed, unmarked = [
+            await services.booking.book(*await offer(services, f"+551198765{n:04d}", f"a{n}"))
+            for n in range(3)
+        ]
+        api.set_status(came.id, "realizado")
+        api.set_status(missed.id, "no_show")
+        assert sync_attendance(services.engine, calendar, clock.now()) == 0  # not over yet
+        clock.set(max(a.end for a in (came, missed, unmarked)) + timedelta(hours=1))
+        assert sync_attendance(services.engine, calendar, clock.now()) == 2
+        with transaction(services.engine) as session:
+            status = {a.id: session.get(Appointment, a.id).status for a in (came, missed, unmarked)}  # type: ignore[union-attr]
+        assert status == {
+            came.id: AppointmentStatus.attended,
+            missed.id: AppointmentStatus.no_show,
+            unmarked.id: AppointmentStatus.booked,
+        }
+        assert (
+            sync_attendance(services.engine, calendar, clock.now()) == 0
+        )  # marked: not asked again
+        services.close()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from voice_agent.store.db import transaction
-from voice_agent.store.tables import Appointment, AppointmentStatus
+from voice_agent.store.tables import ACTIVE_STATUSES, Appointment, AppointmentStatus
+
+logger = logging.getLogger(__name__)
 
 MARKS = {"attended": AppointmentStatus.attended, "no-show": AppointmentStatus.no_show}
 """What staff type (``voice-agent agenda mark ID attended|no-show``) → the status stored."""
@@ -43,3 +48,43 @@ def mark_attendance(engine: Engine, appointment_id: str, mark: str, now: datetim
         appointment.updated_at = now
         session.add(appointment)
         return appointment
+
+
+@runtime_checkable
+class AttendanceSource(Protocol):
+    """A calendar backend that reports whether the patient came (the clinic's REST API)."""
+
+    def attendance_by_reference(self, reference: str) -> str | None: ...
+
+
+def sync_attendance(
+    engine: Engine, source: AttendanceSource, now: datetime, *, days: int = 7, limit: int = 200
+) -> int:
+    """Read attended / no-show from the clinic's system for our appointments that ended in the
+    last ``days`` and are not marked yet; returns how many were marked. One failing look-up is
+    logged and left for the next run."""
+    with transaction(engine) as session:
+        ids = list(
+            session.execute(
+                select(col(Appointment.id))
+                .where(
+                    col(Appointment.status).in_(ACTIVE_STATUSES),
+                    col(Appointment.external_id).is_not(None),
+                    col(Appointment.end) <= now,
+                    col(Appointment.end) > now - timedelta(days=days),
+                )
+                .order_by(col(Appointment.end))
+                .limit(limit)
+            ).scalars()
+        )
+    marked = 0
+    for appointment_id in ids:
+        try:
+            mark = source.attendance_by_reference(appointment_id)
+        except Exception:  # the API down for a minute: the next run asks again
+            logger.warning("attendance look-up failed for appointment %s", appointment_id)
+            continue
+        if mark is not None:
+            mark_attendance(engine, appointment_id, mark, now)
+            marked += 1
+    return marked

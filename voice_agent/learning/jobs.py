@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from voice_agent.clinic.model import Clinic
+from voice_agent.learning.attendance import AttendanceSource, sync_attendance
 from voice_agent.learning.decisions import settle_abandoned
 from voice_agent.learning.models import ModelStore
 from voice_agent.learning.noshow import ATTENDED, NoShowReport, train_no_show
@@ -84,7 +85,10 @@ def schedule_learning_jobs(
     engine: Engine,
     clinic: Callable[[], Clinic],
     settings: Settings,
+    calendar: object | None = None,
 ) -> None:
+    """``calendar``: the backend; one that reports attendance (the clinic's REST API) is asked
+    hourly whether the patients of the last week came."""
     clock = learning.clock
 
     async def settle() -> None:
@@ -113,6 +117,19 @@ def schedule_learning_jobs(
                 logger.info("%s model: %s", name, report.reason)
         await refresh()
 
+    if isinstance(calendar, AttendanceSource):
+        source = calendar
+
+        async def attendance() -> None:
+            try:
+                marked = await asyncio.to_thread(sync_attendance, engine, source, clock.now())
+            except Exception:
+                logger.exception("reading attendance from the clinic's system failed")
+                return
+            if marked:
+                logger.info("appointments marked from the clinic's system: %s", marked)
+
+        scheduler.add_job(attendance, "interval", hours=1, id="learning-attendance", coalesce=True)
     scheduler.add_job(settle, "interval", minutes=5, id="learning-settle", coalesce=True)
     scheduler.add_job(refresh, "interval", minutes=1, id="learning-refresh", coalesce=True)
     scheduler.add_job(
