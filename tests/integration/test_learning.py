@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +120,19 @@ async def test_each_offer_set_is_recorded_and_settled_by_what_the_patient_did(
     assert all(s.holder is None for s in _sets(services))
 
 
-async def _history(services: Services, clock: FixedClock, conversations: int, seed: int) -> None:
+async def _history(
+    services: Services,
+    clock: FixedClock,
+    conversations: int,
+    seed: int,
+    start: datetime = NOW,
+) -> None:
     """Patients who always take the latest offered time of day (the rules offer the earliest
     first), made through the real offer and booking paths over a few weeks."""
     rng = random.Random(seed)
     patients = [(await services.patients.find_or_create(f"+55119876{n:05d}")).id for n in range(8)]
     for n in range(conversations):
-        clock.set(NOW + timedelta(hours=8 * n))
+        clock.set(start + timedelta(hours=8 * n))
         holder = f"hist-{seed}-{n}"
         service = rng.choice(("cardio-consulta", "clinico-consulta", "pediatria-consulta"))
         patient = rng.choice(patients)
@@ -186,6 +192,20 @@ def test_ranking_train_evaluate_and_status_through_the_cli(
     )
     assert offers and _sets(services)[-1].ranker == "model:v1"
     assert all(o.reasons for o in offers)  # the words a patient hears stay the rules' reasons
+
+    # The nightly job trains only when enough decisions came in since the last model.
+    from voice_agent.learning.jobs import _nightly
+
+    nightly = settings.model_copy(
+        update={"ranking_min_decisions": 20, "ranking_retrain_new_decisions": 5}
+    )
+    quiet = _nightly(engine, services.clinic(), nightly, clock.now())
+    assert quiet.ranking is None and quiet.no_show is None  # 0 new decisions since v1
+    asyncio.run(services.booking.release_holds("after"))
+    asyncio.run(_history(services, clock, 6, seed=6, start=NOW + timedelta(days=21)))
+    retrained = _nightly(engine, services.clinic(), nightly, clock.now())
+    assert retrained.ranking is not None and retrained.ranking.info is not None
+    assert retrained.ranking.info.version == 2 and retrained.no_show is None
     services.close()
 
 
