@@ -72,15 +72,21 @@ class StepPlanner:
             appointment = session.get(Appointment, appointment_id)
             if appointment is not None and appointment.status == AppointmentStatus.booked:
                 clinic = self._clinic()
-                risk = None
-                if self._risk is not None and clinic.confirmations.high_risk_threshold is not None:
-                    risk = self._risk(session, appointment, now)
+                risk = self._risk_of(session, appointment, clinic, now)
                 steps = plan_steps(clinic, appointment.start, now, no_show_risk=risk)
                 _add_steps(session, appointment_id, steps, now)
         elif kind == InteractionKind.cancellation:
             settle_open(session, appointment_id, "cancelled", now)
         elif kind == InteractionKind.confirmation:
             settle_open(session, appointment_id, "confirmed", now)
+
+    def _risk_of(
+        self, session: Session, appointment: Appointment, clinic: Clinic, now: datetime
+    ) -> float | None:
+        """The no-show risk, asked only when the clinic set a threshold for the extra call."""
+        if self._risk is None or clinic.confirmations.high_risk_threshold is None:
+            return None
+        return self._risk(session, appointment, now)
 
     def plan_missing(self, engine: Engine) -> int:
         """Plan steps for future booked appointments that have none; returns how many got some.
@@ -108,7 +114,13 @@ class StepPlanner:
                 )
             ).scalars()
             for appointment in missing.all():
-                steps = plan_steps(clinic, appointment.start, now, booked_at=appointment.created_at)
+                steps = plan_steps(
+                    clinic,
+                    appointment.start,
+                    now,
+                    booked_at=appointment.created_at,
+                    no_show_risk=self._risk_of(session, appointment, clinic, now),
+                )
                 _add_steps(session, appointment.id, steps, now)
                 planned += bool(steps)
         return planned
