@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,7 @@ class LearnedScorer:
     def cache(self) -> ModelCache:
         return self._cache
 
-    def label(self, now: Any = None) -> str:
+    def label(self, now: datetime | None = None) -> str:
         """``model:v<version>`` when the model ranks now, else ``rules``."""
         model = self._cache.current(now)
         return f"model:v{model.info.version}" if model is not None else "rules"
