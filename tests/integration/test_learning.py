@@ -98,21 +98,25 @@ async def test_each_offer_set_is_recorded_and_settled_by_what_the_patient_did(
         holder="conv-1",
         patient_id=patient.id,
     )
+    assert [s.outcome for s in _sets(services)] == [None, None]  # the search only inserts
     await _book(services, patient.id, "conv-1", second[1])
     replaced, chosen = _sets(services)
     assert replaced.outcome == "other_times" and replaced.holder is None
     assert chosen.outcome == "chosen" and chosen.chosen_rank == 2 and chosen.holder is None
     assert [s.chosen for s in _shown(services, chosen.id)] == [False, True, False]
 
-    # Another caller hangs up; a third goes quiet until the holds expire.
+    # Another caller hangs up; a third asks twice and goes quiet until the holds expire.
     await booking.find_offers("clinico-consulta", Preferences(), holder="conv-2")
     await booking.release_holds("conv-2")
     await booking.find_offers("derma-consulta", Preferences(), holder="conv-3")
+    clock.advance(timedelta(seconds=30))
+    await booking.find_offers("derma-consulta", Preferences(periods=["morning"]), holder="conv-3")
     assert settle_abandoned(services.engine, clock.now()) == 0  # still held
+    assert decision_counts(services.engine)["other_times"] == 2  # the job settled the first
     clock.advance(timedelta(minutes=11))
     assert settle_abandoned(services.engine, clock.now()) == 1
     assert decision_counts(services.engine) == {
-        "other_times": 1,
+        "other_times": 2,
         "chosen": 1,
         "rejected": 1,
         "abandoned": 1,

@@ -1,12 +1,13 @@
 """Learning data recorded as it happens: each offer set a patient heard, and what they did.
 
-Recording rides on transactions that run anyway, so the offer path gets no extra round trip:
-the set and its offers are inserted in the search's own transaction, right after the holds; the
-choice is settled by an interaction hook inside the booking's transaction; a new search by the
-same conversation settles the previous set as ``other_times``; the end of the conversation (its
-holds released) as ``rejected``; and a job marks sets whose holds expired with no decision as
-``abandoned``. A settled set forgets its conversation id: what is kept is about slots and
-doctors, never about who the patient was.
+Recording rides on transactions that run anyway, and the offer path only inserts: the set and
+its offers go into the search's own transaction, right after the holds (two INSERTs). Everything
+else is settled off that path: the choice by an interaction hook inside the booking's
+transaction; the end of the conversation (its holds released) marks its newest open set
+``rejected``; a set that a newer search of the same conversation replaced is ``other_times``
+(settled with the conversation's next decision, or by the job); and the job marks sets whose
+holds expired with no decision as ``abandoned``. A settled set forgets its conversation id: what
+is kept is about slots and doctors, never about who the patient was.
 """
 
 from __future__ import annotations
@@ -49,10 +50,26 @@ class ShownOffer(Protocol):
 def _settle_holder(
     db: Connection | Session, holder: str, outcome: OfferOutcome, now: datetime
 ) -> None:
+    """The conversation's newest open set gets ``outcome``; older open ones were replaced by a
+    new search: ``other_times``."""
+    newest = db.execute(
+        select(col(OfferSet.id))
+        .where(col(OfferSet.holder) == holder, _OPEN)
+        .order_by(col(OfferSet.created_at).desc(), col(OfferSet.id).desc())
+        .limit(1)
+    ).scalar()
+    if newest is None:
+        return
+    if outcome != OfferOutcome.other_times:
+        db.execute(
+            update(OfferSet)
+            .where(col(OfferSet.id) == newest)
+            .values(outcome=outcome, settled_at=now, holder=None)
+        )
     db.execute(
         update(OfferSet)
         .where(col(OfferSet.holder) == holder, _OPEN)
-        .values(outcome=outcome, settled_at=now, holder=None)
+        .values(outcome=OfferOutcome.other_times, settled_at=now, holder=None)
     )
 
 
@@ -70,9 +87,9 @@ class DecisionRecorder:
         offers: Sequence[ShownOffer],
         now: datetime,
     ) -> str | None:
-        """A new search by ``holder``: its open set (if any) asked for other times; the offers
-        held now (if any) become a new open set. Returns the new set's id."""
-        _settle_holder(db, holder, OfferOutcome.other_times, now)
+        """The offers held now by a search of ``holder`` become a new open set (its id returned;
+        None without offers). A set of the same conversation still open was replaced: it is
+        settled as ``other_times`` later, off the offer path."""
         if not offers:
             return None
         set_id = new_id()
@@ -123,7 +140,13 @@ class DecisionRecorder:
         if appointment is None:
             return
         found = session.execute(
-            select(col(OfferShown.id), col(OfferShown.set_id), col(OfferShown.rank))
+            select(
+                col(OfferShown.id),
+                col(OfferShown.set_id),
+                col(OfferShown.rank),
+                col(OfferSet.holder),
+                col(OfferSet.created_at),
+            )
             .join(OfferSet, col(OfferSet.id) == col(OfferShown.set_id))
             .where(
                 col(OfferShown.doctor_id) == appointment.doctor_id,
@@ -135,7 +158,7 @@ class DecisionRecorder:
         ).first()
         if found is None:
             return
-        shown_id, set_id, rank = found
+        shown_id, set_id, rank, holder, created = found
         session.execute(
             update(OfferShown).where(col(OfferShown.id) == shown_id).values(chosen=True)
         )
@@ -149,11 +172,29 @@ class DecisionRecorder:
                 holder=None,
             )
         )
+        if holder is not None:  # the searches it replaced: the patient asked for other times
+            session.execute(
+                update(OfferSet)
+                .where(col(OfferSet.holder) == holder, _OPEN, col(OfferSet.created_at) <= created)
+                .values(outcome=OfferOutcome.other_times, settled_at=interaction.at, holder=None)
+            )
 
 
 def settle_abandoned(engine: Engine, now: datetime, grace: timedelta = timedelta(minutes=5)) -> int:
-    """Open sets whose holds expired more than ``grace`` ago, with no decision: abandoned."""
+    """Open sets a newer search of the same conversation replaced: ``other_times``; then open
+    sets whose holds expired more than ``grace`` ago, with no decision: ``abandoned`` (counted)."""
+    newer = _SET.alias("newer")
+    replaced = (
+        select(newer.c.id)
+        .where(newer.c.holder == _SET.c.holder, newer.c.created_at > _SET.c.created_at)
+        .exists()
+    )
     with transaction(engine) as session:
+        session.execute(
+            update(OfferSet)
+            .where(_OPEN, col(OfferSet.holder).is_not(None), replaced)
+            .values(outcome=OfferOutcome.other_times, settled_at=now, holder=None)
+        )
         result = session.execute(
             update(OfferSet)
             .where(_OPEN, col(OfferSet.expires_at) <= now - grace)
