@@ -53,7 +53,8 @@ from voice_agent.learning.training import (
     rules_scores,
     train_ranking,
 )
-from voice_agent.scheduling.booking import BookingError, BookingRequest, HeldOffer
+from voice_agent.scheduling.booking import BookingError, BookingRequest
+from voice_agent.scheduling.offers import HeldOffer
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine

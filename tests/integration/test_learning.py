@@ -28,7 +28,8 @@ from voice_agent.confirmations.planning import HIGH_RISK_SEQ
 from voice_agent.learning.decisions import decision_counts, settle_abandoned
 from voice_agent.learning.noshow import new_no_show_pipeline
 from voice_agent.learning.training import new_ranking_pipeline
-from voice_agent.scheduling.booking import BookingRequest, HeldOffer
+from voice_agent.scheduling.booking import BookingRequest
+from voice_agent.scheduling.offers import HeldOffer
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services, build_services
 from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings
