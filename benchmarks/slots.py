@@ -5,6 +5,11 @@ horizon are handed over per doctor, unsorted, and the engine sorts, scans and ra
 Requests vary: no preference, a period, a weekday, one doctor, exclusions, earliest/latest times,
 a date range, an insurance, plus a previous doctor and the doctors' load as context.
 
+It also reports what the learned ranking adds (issue 16): the time spent in the scorer per
+search with the rules alone and with `LearnedScorer` (features of every candidate and the
+promoted model's predict_proba), the model being trained beforehand on this benchmark's own
+candidates and stored and loaded through `ModelStore` on a SQLite file, as the app does.
+
     PYTHONPATH=. python benchmarks/slots.py [--requests 500] [--seed 1] [--profile]
 """
 
@@ -13,19 +18,38 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import random
 import statistics
 import sys
+import tempfile
 import time as clock
 from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from sqlmodel import SQLModel
+
 from voice_agent.clinic.model import Clinic, Weekday
+from voice_agent.learning.features import offers_features
+from voice_agent.learning.models import ModelCache, ModelStore
+from voice_agent.learning.ranker import LearnedScorer
+from voice_agent.learning.training import new_ranking_pipeline
 from voice_agent.scheduling.availability import Interval, booking_window
 from voice_agent.scheduling.preferences import Preferences
-from voice_agent.scheduling.ranking import RankingContext, rank_offers
+from voice_agent.scheduling.ranking import (
+    DEFAULT_SCORER,
+    Candidate,
+    Offer,
+    RankingContext,
+    Scorer,
+    rank_offers,
+)
+from voice_agent.store.db import make_engine
+from voice_agent.store.learning_tables import LearnedModel, ModelKind
 
 DOCTORS = 50
 APPOINTMENTS = 20_000
@@ -198,6 +222,112 @@ def run(
     return latencies, offers
 
 
+@dataclass
+class TimedScorer:
+    """Times each call of the scorer it wraps (the scoring of one search)."""
+
+    inner: Scorer
+    times: list[float] = field(default_factory=list)
+
+    def score(
+        self, candidates: Sequence[Candidate], context: RankingContext, clinic: Clinic
+    ) -> list[Offer]:
+        started = clock.perf_counter()
+        offers = self.inner.score(candidates, context, clinic)
+        self.times.append((clock.perf_counter() - started) * 1000)
+        return offers
+
+
+@dataclass
+class Collect:
+    """Keeps each search's candidate features, to train the benchmark's model."""
+
+    rows: list[list[dict[str, float | str]]] = field(default_factory=list)
+
+    def score(
+        self, candidates: Sequence[Candidate], context: RankingContext, clinic: Clinic
+    ) -> list[Offer]:
+        offers = DEFAULT_SCORER.score(candidates, context, clinic)
+        features = offers_features(candidates, context, clinic, [o.score for o in offers])
+        self.rows.append(features)
+        return offers
+
+
+def learned_scorer(
+    clinic: Clinic,
+    busy: dict[str, list[Interval]],
+    requests: list[tuple[str, Preferences, RankingContext]],
+    rng: random.Random,
+    directory: str,
+) -> LearnedScorer:
+    """A ranking model trained on synthetic choices (mornings, seniority and near dates
+    preferred), stored and loaded the way the app does."""
+    collect = Collect()
+    for service_id, prefs, context in requests:
+        rank_offers(clinic, service_id, prefs, now=NOW, busy=busy, context=context, scorer=collect)
+    features: list[dict[str, float | str]] = []
+    labels: list[int] = []
+    for rows in collect.rows:
+        utility = [
+            float(f["morning"]) + 0.3 * float(f["seniority"]) - 0.2 * float(f["lead_days"])
+            + rng.gauss(0, 0.5)
+            for f in rows
+        ]  # fmt: skip
+        best = max(range(len(rows)), key=utility.__getitem__)
+        features.extend(rows)
+        labels.extend(int(i == best) for i in range(len(rows)))
+    estimator = new_ranking_pipeline().fit(features, labels)
+    engine = make_engine(f"sqlite:///{directory}/models.db")
+    SQLModel.metadata.create_all(engine, tables=[LearnedModel.__table__])  # type: ignore[list-item]
+    store = ModelStore(engine)
+    store.save(
+        ModelKind.ranking,
+        estimator,
+        promote=True,
+        trained_until=NOW,
+        examples=len(collect.rows),
+        features=[str(n) for n in estimator.named_steps["encode"].get_feature_names_out()],
+        metrics={},
+        now=NOW,
+    )
+    cache = ModelCache(store, ModelKind.ranking)
+    cache.refresh()
+    assert cache.current(NOW) is not None
+    return LearnedScorer(cache)
+
+
+def scoring_cost(
+    clinic: Clinic,
+    busy: dict[str, list[Interval]],
+    requests: list[tuple[str, Preferences, RankingContext]],
+    learned: LearnedScorer,
+    repeat: int = 3,
+) -> dict[str, float]:
+    """Scorer time per search, rules alone vs learned, on the same searches (paired). Each
+    search is scored ``repeat`` times and the fastest counts: on a shared machine the slower
+    runs measure other processes' time slices, not the scorer."""
+    rules_times: list[float] = []
+    model_times: list[float] = []
+    for service_id, prefs, context in requests:
+        context = replace(context, now=NOW, asked=prefs)
+        for scorer, times in ((DEFAULT_SCORER, rules_times), (learned, model_times)):
+            timed = TimedScorer(scorer)
+            for _ in range(repeat):
+                rank_offers(
+                    clinic, service_id, prefs, now=NOW, busy=busy, context=context, scorer=timed
+                )
+            if timed.times:
+                times.append(min(timed.times))
+    added = [m - r for m, r in zip(model_times, rules_times, strict=True)]
+    return {
+        "rules_scoring_p95_ms": round(percentile(rules_times, 95), 3),
+        "learned_scoring_p50_ms": round(statistics.median(model_times), 3),
+        "learned_scoring_p95_ms": round(percentile(model_times, 95), 3),
+        "learned_added_p50_ms": round(statistics.median(added), 3),
+        "learned_added_p95_ms": round(percentile(added, 95), 3),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -221,6 +351,10 @@ def main(argv: list[str] | None = None) -> None:
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
     latencies, offers = run(clinic, busy, requests)
+    with tempfile.TemporaryDirectory() as directory:
+        learned = learned_scorer(clinic, busy, build_requests(clinic, rng, 200), rng, directory)
+        scoring_cost(clinic, busy, requests[:20], learned)  # warm-up
+        cost = scoring_cost(clinic, busy, requests, learned)
     result = {
         "benchmark": "slots.rank_offers.top5",
         "doctors": len(clinic.doctors),
@@ -233,6 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         "max_ms": round(max(latencies), 2),
         "offers_returned": sum(n * c for n, c in offers.items()),
         "requests_by_offer_count": {str(n): c for n, c in sorted(offers.items())},
+        **cost,
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "python": sys.version.split()[0],
     }
     print(json.dumps(result))
@@ -241,6 +377,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{result['appointments']} appointments: p50 {result['p50_ms']} ms, "
         f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms "
         f"({result['offers_returned']} offers for {result['requests']} requests)"
+    )
+    print(
+        f"learned scoring per search: p50 {cost['learned_scoring_p50_ms']} ms, p95 "
+        f"{cost['learned_scoring_p95_ms']} ms (rules alone p95 {cost['rules_scoring_p95_ms']} "
+        f"ms); added by the model: p50 {cost['learned_added_p50_ms']} ms, "
+        f"p95 {cost['learned_added_p95_ms']} ms (best of 3 per search)"
     )
     print(f"reproduce: PYTHONPATH=. python benchmarks/slots.py --requests {args.requests} "
           f"--seed {args.seed}")  # fmt: skip

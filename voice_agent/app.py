@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from voice_agent import __version__
 from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.integrations.jobs import schedule_integration_jobs
+from voice_agent.learning.jobs import schedule_learning_jobs
 from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
@@ -80,6 +81,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             scheduler, services.integrations, services.settings, services.booking.retry_due
         )
         schedule_privacy_jobs(scheduler, services)  # retention of patient data
+        if services.learning is not None:  # settle offer sets, refresh and retrain models
+            schedule_learning_jobs(
+                scheduler,
+                services.learning,
+                services.engine,
+                services.clinic,
+                settings,
+                services.calendar,
+            )
         scheduler.add_job(
             app.state.confirmations.run_due_safely,
             "interval",

@@ -23,6 +23,7 @@ from voice_agent.identity.texts import IdentityTexts
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
+from voice_agent.learning.setup import Learning, build_learning
 from voice_agent.patients.service import PatientService
 from voice_agent.scheduling.booking import BookingService
 from voice_agent.scheduling.notices import IntentNotices
@@ -80,6 +81,8 @@ class Services:
     integrations: Integrations | None = None
     step_planner: StepPlanner | None = None
     """Plans confirmation steps with each booking (an interaction hook); also plans late ones."""
+    learning: Learning | None = None
+    """Learned offer ranking, the decisions it learns from, and no-show risk."""
 
     @property
     def outbox(self) -> Outbox:
@@ -121,7 +124,9 @@ def build_services(
     holder = ClinicHolder(engine, settings.timezone)
     clinic = holder()
     interactions = InteractionLog(engine, clock)
-    step_planner = StepPlanner(holder, clock)
+    learning = build_learning(settings, engine, holder, clock)
+    interactions.add_hook(learning.recorder.on_interaction)  # a booked offer settles its set
+    step_planner = StepPlanner(holder, clock, learning.risk.risk_of)
     interactions.add_hook(step_planner)  # confirmation steps move with bookings
     integrations = build_integrations(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
@@ -145,6 +150,8 @@ def build_services(
         hold_minutes=settings.hold_minutes,
         alert=integrations.alerter.alert,
         notify=notices.enqueue_in,
+        scorer=learning.scorer,
+        recorder=learning.recorder,
     )
     return Services(
         settings=settings,
@@ -165,6 +172,7 @@ def build_services(
         ),
         integrations=integrations,
         step_planner=step_planner,
+        learning=learning,
     )
 
 

@@ -123,6 +123,23 @@ class Settings(BaseSettings):
     )
     tool_timeout_seconds: float = Field(default=10.0, gt=0, description="Per-tool timeout.")
 
+    # Learned ranking and no-show risk (docs/ranking.md)
+    ranking_learned: bool = Field(
+        default=True, description="Rank offers with the promoted model when there is one."
+    )
+    ranking_min_decisions: int = Field(
+        default=200, ge=10, description="Settled offer sets needed before a model is trained."
+    )
+    ranking_retrain_new_decisions: int = Field(
+        default=100, ge=1, description="New decisions since the last model for a nightly retrain."
+    )
+    ranking_model_max_age_days: int = Field(
+        default=60, ge=1, description="A model whose newest example is older is stale: rules rank."
+    )
+    ranking_retrain_hour: int = Field(
+        default=3, ge=0, le=23, description="Local hour of the nightly retraining job."
+    )
+
     # OpenAI
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=_vendor("OPENAI_API_KEY")

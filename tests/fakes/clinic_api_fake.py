@@ -86,6 +86,13 @@ class ClinicApiFake(LocalHttpFake):
                 for _ in range(count)
             ]
 
+    def set_status(self, reference: str, status: str) -> None:
+        """Staff mark the record in the clinic's own system (attended, no_show …)."""
+        with self.lock:
+            for record in self.state.records.values():
+                if record["external_reference"] == reference:
+                    record["status"] = status
+
     def active_records(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(r) for r in self.state.records.values() if r["status"] == "booked"]

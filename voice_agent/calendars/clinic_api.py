@@ -65,6 +65,9 @@ DEFAULT_MAPPING: dict[str, Any] = {
     "list_query": {"doctor_id": "doctor_id", "start": "from", "end": "to"},
     "response": {"id": "id", "error": "error", "items": "items", "status": "status"},
     "cancelled_statuses": ["cancelled", "canceled"],
+    # statuses that say whether the patient came (read back for the no-show model)
+    "attended_statuses": ["attended", "completed", "realizado", "compareceu"],
+    "no_show_statuses": ["no_show", "no-show", "noshow", "faltou"],
     # the API's error code -> ours
     "errors": {
         "slot_taken": "slot_taken",
@@ -215,6 +218,28 @@ class ClinicApiCalendar:
                 record_id = item.get(response["id"])
                 if record_id is not None:
                     return str(record_id)
+        return None
+
+    def attendance_by_reference(self, reference: str) -> str | None:
+        """``attended`` or ``no-show`` when the clinic's system says so for our appointment's
+        record, else None (not marked there, or no lookup in the mapping)."""
+        lookup = self._map.get("lookup")
+        if not lookup:
+            return None
+        answer = self._request("lookup", params={lookup["param"]: reference})
+        if answer is UNREADABLE:
+            raise CalendarUnavailable("clinic API lookup: unreadable answer")
+        ours = self._map["fields"]["appointment_id"]
+        attended = set(self._map.get("attended_statuses", ()))
+        missed = set(self._map.get("no_show_statuses", ()))
+        for item in self._items(answer):
+            if item.get(ours) != reference:
+                continue
+            status = str(item.get(self._map["response"]["status"], "")).lower()
+            if status in attended:
+                return "attended"
+            if status in missed:
+                return "no-show"
         return None
 
     def create_sync(self, record: BackendRecord, key: str, *, retried: bool = False) -> str:

@@ -9,6 +9,7 @@ import typer
 
 from voice_agent import __version__
 from voice_agent.cli.agenda import appointments, calendar_app, slots
+from voice_agent.cli.agenda_day import agenda_app
 from voice_agent.cli.calls import call, calls
 from voice_agent.cli.clinic import clinic_app, db_app
 from voice_agent.cli.confirmations import confirm, confirmations
@@ -19,6 +20,7 @@ from voice_agent.cli.ops import alerts, backup, restore
 from voice_agent.cli.outbox import outbox_app
 from voice_agent.cli.patient import patient_app
 from voice_agent.cli.privacy import keys_app, privacy_app
+from voice_agent.cli.ranking import ranking_app
 from voice_agent.cli.server import chat, serve
 from voice_agent.logging_setup import install_log_privacy
 
@@ -67,6 +69,8 @@ app.command("backup")(backup)
 app.command("restore")(restore)
 app.command("alerts")(alerts)
 app.command("flagged")(flagged)
+app.add_typer(ranking_app, name="ranking")
+app.add_typer(agenda_app, name="agenda")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

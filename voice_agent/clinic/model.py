@@ -252,6 +252,16 @@ class ConfirmationPolicy(Frozen):
     whatsapp_fallback: bool = Field(
         default=True, description="A WhatsApp message when every call attempt failed."
     )
+    high_risk_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="No-show probability (the learned model's) from which an appointment gets "
+        "an extra confirmation call; unset: never.",
+    )
+    high_risk_call_hours_before: float = Field(
+        default=6, gt=0, le=24 * 14, description="When the extra call for high risk is due."
+    )
 
     def retry_after(self, attempts_made: int) -> int:
         """Minutes to wait after ``attempts_made`` unsuccessful attempts."""

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from voice_agent.clinic.model import Clinic, Weekday
 
 SEARCH_DAYS = 31
+HIGH_RISK_SEQ = 98
+"""Sequence number of the extra call for an appointment at high risk of a no-show."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,12 @@ def last_contact_time(moment: datetime, clinic: Clinic) -> datetime | None:
 
 
 def plan_steps(
-    clinic: Clinic, start: datetime, now: datetime, *, booked_at: datetime | None = None
+    clinic: Clinic,
+    start: datetime,
+    now: datetime,
+    *,
+    booked_at: datetime | None = None,
+    no_show_risk: float | None = None,
 ) -> list[PlannedStep]:
     """The steps for an appointment at ``start`` planned at ``now``.
 
@@ -87,6 +94,9 @@ def plan_steps(
     booked before (confirmations switched on, or an upgrade): of the steps whose ideal time has
     already passed only the latest is kept, due at the next contact time, so the patient gets one
     late request rather than several at once.
+
+    ``no_show_risk`` at or above the policy's ``high_risk_threshold`` adds one more call,
+    ``high_risk_call_hours_before`` the start (unless a planned call is already due then).
     """
     policy = clinic.confirmations
     if not policy.enabled:
@@ -111,6 +121,13 @@ def plan_steps(
         # A later step due as soon as the late one would be makes the late one pointless.
         if due is not None and due >= now and all(p.due_at > due for p in planned):
             planned.append(PlannedStep(overdue[1], overdue[2], due))
+    threshold = policy.high_risk_threshold
+    if threshold is not None and no_show_risk is not None and no_show_risk >= threshold:
+        ideal = start - timedelta(hours=policy.high_risk_call_hours_before)
+        due = _due(ideal, deadline, clinic) if earliest <= ideal < deadline else None
+        calls = {p.due_at for p in planned if p.via == "call"}
+        if due is not None and due >= now and due not in calls:
+            planned.append(PlannedStep(HIGH_RISK_SEQ, "call", due))
     return sorted(planned, key=lambda p: p.due_at)
 
 

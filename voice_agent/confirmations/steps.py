@@ -49,9 +49,16 @@ class ClaimedStep:
 class StepPlanner:
     """The interaction hook that plans, moves and settles an appointment's steps."""
 
-    def __init__(self, clinic: Callable[[], Clinic], clock: Clock) -> None:
+    def __init__(
+        self,
+        clinic: Callable[[], Clinic],
+        clock: Clock,
+        risk: Callable[[Session, Appointment, datetime], float | None] | None = None,
+    ) -> None:
         self._clinic = clinic
         self._clock = clock
+        self._risk = risk
+        """The appointment's no-show probability (voice_agent.learning), for the extra call."""
 
     def __call__(self, session: Session, interaction: Interaction) -> None:
         appointment_id = interaction.appointment_id
@@ -64,13 +71,22 @@ class StepPlanner:
         if kind in (InteractionKind.booking, InteractionKind.reschedule):
             appointment = session.get(Appointment, appointment_id)
             if appointment is not None and appointment.status == AppointmentStatus.booked:
-                _add_steps(
-                    session, appointment_id, plan_steps(self._clinic(), appointment.start, now), now
-                )
+                clinic = self._clinic()
+                risk = self._risk_of(session, appointment, clinic, now)
+                steps = plan_steps(clinic, appointment.start, now, no_show_risk=risk)
+                _add_steps(session, appointment_id, steps, now)
         elif kind == InteractionKind.cancellation:
             settle_open(session, appointment_id, "cancelled", now)
         elif kind == InteractionKind.confirmation:
             settle_open(session, appointment_id, "confirmed", now)
+
+    def _risk_of(
+        self, session: Session, appointment: Appointment, clinic: Clinic, now: datetime
+    ) -> float | None:
+        """The no-show risk, asked only when the clinic set a threshold for the extra call."""
+        if self._risk is None or clinic.confirmations.high_risk_threshold is None:
+            return None
+        return self._risk(session, appointment, now)
 
     def plan_missing(self, engine: Engine) -> int:
         """Plan steps for future booked appointments that have none; returns how many got some.
@@ -98,7 +114,13 @@ class StepPlanner:
                 )
             ).scalars()
             for appointment in missing.all():
-                steps = plan_steps(clinic, appointment.start, now, booked_at=appointment.created_at)
+                steps = plan_steps(
+                    clinic,
+                    appointment.start,
+                    now,
+                    booked_at=appointment.created_at,
+                    no_show_risk=self._risk_of(session, appointment, clinic, now),
+                )
                 _add_steps(session, appointment.id, steps, now)
                 planned += bool(steps)
         return planned

@@ -35,6 +35,7 @@ from voice_agent.scheduling.offers import (
     BookingError,
     HeldOffer,
     OfferDesk,
+    OfferRecorder,
     cells,
     offer_expired,
 )
@@ -80,8 +81,17 @@ class BookingService(OfferDesk):
         scorer: Scorer | None = None,
         alert: Alert | None = None,
         notify: Callable[[Session, BackendIntent], None] | None = None,
+        recorder: OfferRecorder | None = None,
     ) -> None:
-        super().__init__(engine, clinic, calendar, clock, hold_minutes=hold_minutes, scorer=scorer)
+        super().__init__(
+            engine,
+            clinic,
+            calendar,
+            clock,
+            hold_minutes=hold_minutes,
+            scorer=scorer,
+            recorder=recorder,
+        )
         self._log = log
         self._confirmed: ConfirmedBookings | None = None
         if getattr(calendar, "confirms_synchronously", False):

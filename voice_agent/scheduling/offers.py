@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -142,6 +142,18 @@ class HeldOffer:
     expires_at: datetime
     score: float
     reasons: tuple[str, ...]
+    features: dict[str, float | str] | None = None
+    """What the scorer saw, recorded as learning data (voice_agent.learning)."""
+
+
+class OfferRecorder(Protocol):
+    """Learning data written in the offer path's own transactions (voice_agent.learning)."""
+
+    def record_in(
+        self, db: Connection, holder: str, service_id: str, offers: Any, now: datetime
+    ) -> object: ...
+
+    def release_in(self, db: Connection, holder: str, now: datetime) -> None: ...
 
 
 def cells(start: datetime, end: datetime) -> Iterator[datetime]:
@@ -207,8 +219,11 @@ class OfferDesk:
         *,
         hold_minutes: int = 5,
         scorer: Scorer | None = None,
+        recorder: OfferRecorder | None = None,
     ) -> None:
         self._engine = engine
+        self._recorder = recorder
+        """Records each search's offers in its transaction (learning data), if set."""
         self._clinic = clinic
         self._calendar = calendar
         self._clock = clock
@@ -261,7 +276,10 @@ class OfferDesk:
                         clinic, service_id, prefs, now, busy, load, previous, language, limit * 2
                     )
 
-                return self._hold_best(db, holder, ranked, limit, now)
+                held = self._hold_best(db, holder, ranked, limit, now)
+                if self._recorder is not None:
+                    self._recorder.record_in(db, holder, service_id, held, now)
+                return held
 
         return await asyncio.to_thread(_offer)
 
@@ -321,7 +339,9 @@ class OfferDesk:
         language: str | None,
         limit: int,
     ) -> list[Offer]:
-        context = RankingContext(previous_doctors=previous, doctor_load=load, language=language)
+        context = RankingContext(
+            previous_doctors=previous, doctor_load=load, language=language, now=now, asked=prefs
+        )
         return rank_offers(
             clinic,
             service_id,
@@ -501,6 +521,7 @@ class OfferDesk:
             expires_at=expires,
             score=offer.score,
             reasons=tuple(reason.code for reason in offer.reasons),
+            features=dict(offer.features) if offer.features is not None else None,
         )
 
     @staticmethod
@@ -512,6 +533,8 @@ class OfferDesk:
     def _release_holds(self, holder: str) -> None:
         with self._engine.begin() as db:
             self._release_in(db, holder)
+            if self._recorder is not None:  # the conversation ended undecided
+                self._recorder.release_in(db, holder, self._clock.now())
 
     async def release_holds(self, holder: str) -> None:
         await asyncio.to_thread(self._release_holds, holder)

@@ -95,6 +95,8 @@ class Offer:
     slot: Slot
     score: float
     reasons: tuple[Reason, ...]
+    features: Mapping[str, float | str] | None = None
+    """What a learned scorer saw (recorded with the offer as learning data), else None."""
 
     def summary(self, clinic: Clinic) -> str:
         """One English line for the CLI, e.g. 'Tue 24 Nov 09:00-09:30 Dr. Carlos Lima (soonest)'."""
@@ -122,6 +124,10 @@ class RankingContext:
     """The caller's language code (pt-BR, en, ru)."""
     soft: Preferences | None = None
     """Wishes that raise a slot's score instead of filtering ("mornings would be nicer")."""
+    now: datetime | None = None
+    """When the search runs (a learned scorer reads the lead time from it)."""
+    asked: Preferences | None = None
+    """The hard preferences of the search (a learned scorer reads the period asked)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,8 @@ class AppointmentStatus(StrEnum):
     confirmed = "confirmed"
     cancelled = "cancelled"
     completed = "completed"
+    attended = "attended"
+    """Staff marked that the patient came (the learned no-show risk learns from it)."""
     no_show = "no_show"
 
 
@@ -258,5 +260,6 @@ from voice_agent.store.confirmation_tables import ConfirmationStep  # noqa: E402
 from voice_agent.store.conversation_tables import ConversationRecord  # noqa: E402,F401
 from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
 from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
+from voice_agent.store.learning_tables import LearnedModel, OfferSet  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
 from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401
