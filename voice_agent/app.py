@@ -22,11 +22,13 @@ from voice_agent.web import (
     api,
     chat,
     health,
+    openai_webhook,
     twilio_confirm,
     twilio_gather,
     twilio_status,
     twilio_voice,
 )
+from voice_agent.voice.sip.runtime import sip_runtime
 from voice_agent.web.limits import BodyLimitMiddleware, RateLimitMiddleware
 from voice_agent.web.replay import ReplayGuard
 
@@ -111,6 +113,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             scheduler.shutdown(wait=False)
             await app.state.voice.close()
+            if app.state.sip is not None:
+                await app.state.sip.close()
             if owned:
                 services.close()
 
@@ -127,6 +131,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.settings = settings
     app.state.voice = twilio_voice.VoiceRuntime(services)
+    app.state.sip = sip_runtime(services, app.state.voice.tokens)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)
@@ -134,5 +139,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(twilio_gather.router)
     app.include_router(twilio_confirm.router)
     app.include_router(twilio_status.router)
+    app.include_router(openai_webhook.router)  # the openai_sip transport's calls
     app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app
