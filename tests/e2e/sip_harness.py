@@ -73,10 +73,11 @@ async def live_sip(
     script: Sequence[Step | CallerPresses | CallerHangsUp],
     **overrides: Any,
 ) -> AsyncIterator[SipApp]:
-    fake_options = {
-        k: overrides.pop(k) for k in ("audio_pace", "keep_history") if k in overrides
-    }
+    fake_options = {k: overrides.pop(k) for k in ("audio_pace", "keep_history") if k in overrides}
+    caller_pause = overrides.pop("caller_pause", None)
     async with FakeOpenAISip(script, **fake_options) as fake:
+        if caller_pause is not None:
+            fake.realtime.caller_pause = caller_pause
         settings = make_settings(
             str(engine.url),
             public_url=PUBLIC_URL,
