@@ -366,10 +366,13 @@ class FakeSipRealtime(FakeRealtimeServer):
             return refused
         call_id = parse_qs(urlsplit(request.path).query).get("call_id", [""])[0]
         call = self.fake.calls.get(call_id)
-        if self.max_sidebands is not None and call is not None:
-            if call.sidebands >= self.max_sidebands:
-                self.rejected.append(f"sideband for {call_id!r} (refused)")
-                return connection.respond(503, "Service unavailable\n")
+        if (
+            self.max_sidebands is not None
+            and call is not None
+            and call.sidebands >= self.max_sidebands
+        ):
+            self.rejected.append(f"sideband for {call_id!r} (refused)")
+            return connection.respond(503, "Service unavailable\n")
         if call is None or call.state != "accepted" or call.session is None:
             self.rejected.append(f"sideband for {call_id!r} ({call.state if call else 'unknown'})")
             return connection.respond(404, "No such active call\n")
