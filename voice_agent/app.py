@@ -18,6 +18,7 @@ from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
+from voice_agent.voice.sip.runtime import sip_runtime
 from voice_agent.web import (
     api,
     chat,
@@ -25,10 +26,10 @@ from voice_agent.web import (
     openai_webhook,
     twilio_confirm,
     twilio_gather,
+    twilio_sip,
     twilio_status,
     twilio_voice,
 )
-from voice_agent.voice.sip.runtime import sip_runtime
 from voice_agent.web.limits import BodyLimitMiddleware, RateLimitMiddleware
 from voice_agent.web.replay import ReplayGuard
 
@@ -140,5 +141,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(twilio_confirm.router)
     app.include_router(twilio_status.router)
     app.include_router(openai_webhook.router)  # the openai_sip transport's calls
+    app.include_router(twilio_sip.router)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

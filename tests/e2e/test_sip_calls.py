@@ -7,11 +7,15 @@ with the same tools, record, limits and safety as the Media Streams bridge."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
+from urllib.parse import parse_qs
 
 from sqlalchemy import select
 
-from tests.e2e.sip_harness import CALLER, live_sip, trunk_headers
+from tests.e2e.harness import ACCOUNT_SID
+from tests.e2e.sip_harness import CALLER, SIP_URI, live_sip, trunk_headers
 from tests.fakes.openai_sip import CallerHangsUp, CallerPresses
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from voice_agent.store.db import transaction
@@ -303,3 +307,92 @@ async def test_openai_refusing_the_accept_is_recorded_and_alerted(make_engine_fo
     assert response.status_code == 200
     assert record is not None and record.outcome == "failed" and record.next_action == "fallback"
     assert any(k == "call_failure" for k, _ in app.services.alerter.sent)
+
+
+def _dial_sip(twiml: str) -> tuple[str, dict[str, str]]:
+    """The SIP URI and X- headers of a ``<Dial><Sip>`` TwiML answer."""
+    match = re.search(r"<Sip>([^<]+)</Sip>", twiml)
+    assert match, twiml
+    uri, _, query = html.unescape(match.group(1)).partition("?")
+    return uri, {k: v[0] for k, v in parse_qs(query).items()}
+
+
+async def _twilio_voice(app, call_sid: str) -> str:
+    response = await app.post_twilio(
+        "/twilio/voice",
+        {
+            "CallSid": call_sid,
+            "From": CALLER,
+            "To": "+551134567800",
+            "AccountSid": ACCOUNT_SID,
+            "Direction": "inbound",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_a_twilio_number_on_openai_sip_dials_openai_and_gets_the_call_back(
+    make_engine_for, clock
+) -> None:
+    call_sid = "CA" + "7" * 32
+    script = [
+        SpeakTurn("Clínica São Lucas, bom dia!"),
+        UserTurn("Quero falar com a recepção."),
+        FunctionCallTurn("transfer_to_staff", {"summary": "quer falar com a recepção"}),
+        SpeakTurn("Vou transferir, um momento."),
+    ]
+    async with live_sip(
+        make_engine_for("sqlite"), clock, script, voice_transport="openai_sip"
+    ) as app:
+        twiml = await _twilio_voice(app, call_sid)
+        assert (
+            "<Connect>" not in twiml
+            and 'action="https://clinic.example/twilio/sip-dial-done"' in twiml
+        )
+        uri, headers = _dial_sip(twiml)
+        assert uri == SIP_URI and headers["X-VA-Call"] == call_sid
+        invite = [
+            ("From", f"<sip:{CALLER}@voiceagent.pstn.twilio.com>;tag=1"),
+            ("To", f"<{SIP_URI}>"),
+            ("X-VA-Call", call_sid),
+            ("X-VA-Token", headers["X-VA-Token"]),
+        ]
+        call_id, _ = await app.fake.ring(app.webhook_url, invite)
+        await app.call_ended(call_id)
+        # The same token in another INVITE (a replayed capture) is refused.
+        replay_id, _ = await app.fake.ring(app.webhook_url, invite)
+        after = await app.post_twilio(
+            "/twilio/sip-dial-done",
+            {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "DialCallStatus": "completed"},
+        )
+        record = app.record(call_sid)
+    assert app.fake.violations == []
+    call = app.fake.call(call_id)
+    # The SIP leg was ended by us (not REFERred): Twilio takes the call back and asks what next.
+    assert call.hung_up_by == "app" and call.refer_targets == []
+    assert app.fake.call(replay_id).state == "rejected"
+    assert app.fake.call(replay_id).reject_status == 603
+    # One call record, the Twilio call's, with the caller vouched for by the carrier.
+    assert record is not None and record.patient_id is not None and app.record(call_id) is None
+    assert record.outcome == "transferred" and record.next_action == "transfer"
+    # Twilio then puts the caller through to staff with the whispered summary, as on Media Streams.
+    assert "+551134567801" in after.text and "/twilio/whisper" in after.text
+
+
+async def test_a_failed_sip_leg_falls_back_to_the_media_streams_bridge(
+    make_engine_for, clock
+) -> None:
+    call_sid = "CA" + "8" * 32
+    async with live_sip(make_engine_for("sqlite"), clock, [], voice_transport="openai_sip") as app:
+        await _twilio_voice(app, call_sid)
+        busy = await app.post_twilio(
+            "/twilio/sip-dial-done",
+            {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "DialCallStatus": "busy"},
+        )
+        ended = await app.post_twilio(
+            "/twilio/sip-dial-done",
+            {"CallSid": "CA" + "9" * 32, "AccountSid": ACCOUNT_SID, "DialCallStatus": "completed"},
+        )
+    assert "<Connect>" in busy.text and '<Parameter name="token"' in busy.text
+    assert "<Hangup" in ended.text

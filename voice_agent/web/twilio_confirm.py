@@ -18,6 +18,7 @@ from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
 from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
+from voice_agent.voice.sip.transport import sip_answer_twiml
 from voice_agent.voice.twiml import hangup_twiml, stream_twiml
 from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
@@ -89,6 +90,17 @@ async def answer(request: Request) -> Response:
     )
     if token is None:
         return _xml(_keypad_prompt(context, base))
+    sip = sip_answer_twiml(
+        services.settings,
+        services.clinic(),
+        call_sid=call_sid,
+        token=token,
+        base=base,
+        dialled=params.get("From"),  # the clinic's number placed this call
+        appointment_id=context.appointment.id,
+    )
+    if sip is not None:  # the clinic's number is on the openai_sip transport (docs/sip.md)
+        return _xml(sip)
     return _xml(
         stream_twiml(
             stream_url(services.settings, request, "/twilio/media-stream"),

@@ -35,6 +35,7 @@ from voice_agent.voice.call_tokens import CallTokens, TokenError
 from voice_agent.voice.gather import redirect_twiml
 from voice_agent.voice.instructions import render_instructions, voice_lines
 from voice_agent.voice.realtime import RealtimeConnector
+from voice_agent.voice.sip.transport import sip_answer_twiml
 from voice_agent.voice.twilio_protocol import Start, parse_twilio_frame
 from voice_agent.voice.twiml import hangup_twiml, say_twiml, stream_twiml, transfer_twiml
 from voice_agent.web.twilio_security import (
@@ -117,6 +118,11 @@ async def incoming_call(request: Request) -> Response:
     )
     if runtime.connector is None:
         return _xml(redirect_twiml(f"{base}/twilio/gather/start"))
+    sip = sip_answer_twiml(
+        settings, clinic, call_sid=call_sid, token=token, base=base, dialled=params.get("To")
+    )
+    if sip is not None:  # this number is on the openai_sip transport (docs/sip.md)
+        return _xml(sip)
     twiml = stream_twiml(
         stream_url(settings, request, "/twilio/media-stream"),
         {"token": token},

@@ -74,3 +74,29 @@ def sip_dial_twiml(
 
 def _e164(number: str) -> str:
     return "+" + "".join(ch for ch in number if ch.isdigit()) if number.startswith("+") else number
+
+
+def sip_answer_twiml(
+    settings: Settings,
+    clinic: Clinic,
+    *,
+    call_sid: str,
+    token: str,
+    base: str,
+    dialled: str | None,
+    appointment_id: str | None = None,
+) -> str | None:
+    """``<Dial><Sip>`` to OpenAI when this number is on ``openai_sip``, else None (streams).
+
+    A confirmation call names its appointment in ``X-VA-Appointment`` (for OpenAI's logs and
+    the operator; the call record, found by the token, is what the app trusts)."""
+    if transport_for(settings, clinic, dialled) != "openai_sip" or not settings.openai_sip_uri:
+        return None
+    extra = {"X-VA-Appointment": appointment_id} if appointment_id else None
+    return sip_dial_twiml(
+        settings.openai_sip_uri,
+        call_sid,
+        token,
+        action_url=f"{base}/twilio/sip-dial-done",
+        extra_headers=extra,
+    )
