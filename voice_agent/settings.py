@@ -41,7 +41,12 @@ SECRET_MIN_LENGTH = 16
 """Secrets we verify requests with (a Twilio auth token is 32 characters): anything shorter, or
 empty, would let a stranger forge a webhook or guess the chat token."""
 
-VERIFYING_SECRETS = ("twilio_auth_token", "chat_api_token", "call_token_secret")
+VERIFYING_SECRETS = (
+    "twilio_auth_token",
+    "chat_api_token",
+    "call_token_secret",
+    "openai_webhook_secret",
+)
 """Secrets that let whoever knows them in: refused when shorter than ``SECRET_MIN_LENGTH``."""
 
 CREDENTIALS = ("openai_api_key", "clinic_api_auth_header")
