@@ -422,6 +422,7 @@ class FakeOpenAISip:
         self._task: asyncio.Task[None] | None = None
         self.rest_port = 0
         self.accept_latencies: list[float] = []
+        self._http: httpx.AsyncClient | None = None
         self._rung_at: dict[str, float] = {}
 
     # ---------------------------------------------------------------- lifecycle
@@ -441,6 +442,8 @@ class FakeOpenAISip:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
         for call in self.calls.values():
             if call.session is not None:
                 await call.session.end_call("test-end")
@@ -501,9 +504,13 @@ class FakeOpenAISip:
         return Delivery(body, headers)
 
     async def deliver(self, url: str, delivery: Delivery) -> httpx.Response:
+        """POST one delivery (one HTTP client for the fake's life, as a webhook sender keeps)."""
         self.deliveries.append(delivery)
-        async with httpx.AsyncClient(timeout=30) as client:
-            return await client.post(url, content=delivery.body, headers=delivery.headers)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=30)
+        call_id = json.loads(delivery.body)["data"]["call_id"]
+        self._rung_at.setdefault(call_id, time.perf_counter())
+        return await self._http.post(url, content=delivery.body, headers=delivery.headers)
 
     async def ring(
         self,
@@ -517,7 +524,6 @@ class FakeOpenAISip:
         """A call arrives at the project: the call exists, the webhook is POSTed to ``url``."""
         call_id = call_id or f"rtc_{secrets.token_hex(16)}"
         self.calls.setdefault(call_id, FakeSipCall(call_id, list(sip_headers)))
-        self._rung_at[call_id] = time.perf_counter()
         body = self.incoming_event(call_id, sip_headers)
         response = await self.deliver(url, self.signed(body, timestamp=timestamp, secret=secret))
         return call_id, response
