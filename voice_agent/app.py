@@ -18,6 +18,7 @@ from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
+from voice_agent.voice.session import VoiceRuntime
 from voice_agent.voice.sip.runtime import sip_runtime
 from voice_agent.web import (
     api,
@@ -131,7 +132,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.add_middleware(RateLimitMiddleware, scale=settings.rate_limit_scale)
     app.state.services = services
     app.state.settings = settings
-    app.state.voice = twilio_voice.VoiceRuntime(services)
+    app.state.voice = VoiceRuntime(services)
     app.state.sip = sip_runtime(services, app.state.voice.tokens)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)

@@ -17,13 +17,19 @@ from voice_agent.confirmations.messages import DIGITS, Answer
 from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
 from voice_agent.logging_setup import current_call
 from voice_agent.store.confirmation_tables import StepStatus
-from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
+from voice_agent.voice.call_records import open_call_record, stream_already_ran
+from voice_agent.voice.session import VoiceRuntime
 from voice_agent.voice.sip.transport import sip_answer_twiml
-from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.voice.twilio.gather import (
+    MAX_SILENCES,
+    gather_twiml,
+    goodbye_twiml,
+    transfer_twiml,
+)
+from voice_agent.voice.twilio.twiml import hangup_twiml, stream_twiml
 from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
-from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record, stream_already_ran
 
 logger = logging.getLogger(__name__)
 _STEP = re.compile(r"[0-9]{1,9}")
@@ -66,7 +72,7 @@ async def answer(request: Request) -> Response:
     runner = _runner(request)
     step_id = _step_id(request)
     runtime: VoiceRuntime = request.app.state.voice
-    if await stream_already_ran(runtime.services, call_sid):
+    if await asyncio.to_thread(stream_already_ran, runtime.services.engine, call_sid):
         logger.warning("answer callback repeated after the call's stream ran: no new token")
         return _xml(hangup_twiml())
     context = await runner.call_answered(step_id, call_sid)
@@ -79,7 +85,7 @@ async def answer(request: Request) -> Response:
         nonce = claims.nonce
     await asyncio.to_thread(
         open_call_record,
-        services,
+        services.engine,
         call_sid,
         context.patient.phone,
         context.patient,

@@ -1,7 +1,7 @@
 """Twilio routes of the no-AI phone receptionist: ``/twilio/gather/start`` and ``/turn``.
 
 The voice webhook hands a call over (OpenAI not configured, or the Realtime session cannot be
-opened) by answering ``voice_agent.voice.gather.redirect_twiml(f"{base}/twilio/gather/start")``;
+opened) by answering ``voice.twilio.gather.redirect_twiml(f"{base}/twilio/gather/start")``;
 Twilio then posts the call's parameters here, and every later turn comes back to ``/turn``.
 
 Each turn's action URL carries its number (``/turn?turn=3``; Twilio signs the query too), and a
@@ -21,8 +21,9 @@ from voice_agent.conversation.engine import ConversationService
 from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.store.tables import CallOutcome
-from voice_agent.voice.call_log import set_call_fields
-from voice_agent.voice.gather import (
+from voice_agent.voice.call_records import set_call_fields
+from voice_agent.voice.lines import call_disclosure
+from voice_agent.voice.twilio.gather import (
     KEYPAD_STAGES,
     MAX_SILENCES,
     digits_to_text,
@@ -30,7 +31,6 @@ from voice_agent.voice.gather import (
     goodbye_twiml,
     transfer_twiml,
 )
-from voice_agent.voice.instructions import call_disclosure
 from voice_agent.web.chat import get_conversations
 from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_security import public_base, verified_form

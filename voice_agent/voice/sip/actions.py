@@ -19,7 +19,7 @@ import asyncio
 
 from sqlalchemy import Engine
 
-from voice_agent.voice.call_log import set_call_fields
+from voice_agent.voice.call_records import set_call_fields
 from voice_agent.voice.sip.control import SipControl
 
 

@@ -12,7 +12,7 @@ import openai
 from openai import AsyncOpenAI
 
 from voice_agent.settings import Settings
-from voice_agent.voice.realtime import session_config
+from voice_agent.voice.openai.connection import session_config
 
 logger = logging.getLogger(__name__)
 

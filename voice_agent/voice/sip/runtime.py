@@ -12,28 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
-from voice_agent.alerts import StaffTexts, alert_staff, staff_language
-from voice_agent.confirmations.prompt import confirmation_prompt_values
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.patients.language import caller_language
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
-from voice_agent.store.db import transaction
 from voice_agent.store.tables import CallOutcome, CallRecord, Patient
-from voice_agent.tools.catalog import confirmation_registry
-from voice_agent.tools.context import ToolContext
-from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_log import CallRecorder, consume_token, get_call, set_call_fields
-from voice_agent.voice.call_tokens import CallTokens, TokenError
-from voice_agent.voice.instructions import VoiceLines, render_instructions, voice_lines
+from voice_agent.voice.call_records import (
+    CallRecorder,
+    consume_token,
+    get_call,
+    open_call_record,
+    set_call_fields,
+)
+from voice_agent.voice.call_setup import call_alert, prepare_call
 from voice_agent.voice.relay_sockets import realtime_websocket_options
 from voice_agent.voice.sip.actions import DialedLegActions, TrunkActions
 from voice_agent.voice.sip.control import (
@@ -46,59 +43,11 @@ from voice_agent.voice.sip.control import (
 )
 from voice_agent.voice.sip.headers import SipCall
 from voice_agent.voice.sip.sideband import SidebandSession, SipCallActions
+from voice_agent.voice.twilio.tokens import CallTokens, TokenError
 
 logger = logging.getLogger(__name__)
 
 Taken = Literal["accepted", "busy", "refused", "accept_failed"]
-
-
-@dataclass
-class CallSetup:
-    """What one call's receptionist needs, whatever the transport."""
-
-    context: ToolContext
-    registry: ToolRegistry
-    instructions: str
-    lines: VoiceLines
-
-
-async def prepare_call(
-    services: Services, call: CallRecord, *, channel: str = "voice"
-) -> CallSetup:
-    """The tool context, the tool set and the instructions of a call, from its record."""
-    settings = services.settings
-    clinic = services.clinic()
-    patient = await services.patients.get(call.patient_id) if call.patient_id else None
-    language = call.language or clinic.default_language
-    context = ToolContext(
-        services=services,
-        channel=channel,
-        conversation_id=call.call_sid,
-        caller_phone=patient.phone if patient else None,
-        phone_verified=patient is not None,  # the carrier's caller id, or the number we dialled
-        language=language,
-        call_sid=call.call_sid,
-        appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
-    )
-    registry = services.registry
-    prompt, extra = "receptionist.md", None
-    if call.mode == "confirmation" and call.appointment_id:
-        registry = confirmation_registry(registry)
-        prompt = "confirmation.md"
-        extra = await asyncio.to_thread(
-            confirmation_prompt_values, services, call.appointment_id, patient, language
-        )
-    instructions = render_instructions(
-        settings.prompts_dir,
-        clinic,
-        language,
-        now=services.clock.now(),
-        patient=patient,
-        caller_verified=patient is not None,
-        prompt_name=prompt,
-        extra=extra,
-    )
-    return CallSetup(context, registry, instructions, voice_lines(settings.prompts_dir, language))
 
 
 class SipRuntime:
@@ -216,7 +165,14 @@ class SipRuntime:
         patient = await self._trusted_caller(sip.caller)
         language = caller_language(services.clinic(), patient)
         await asyncio.to_thread(
-            _open_trunk_record, services, sip.call_id, sip.caller or "anonymous", patient, language
+            open_call_record,
+            services.engine,
+            sip.call_id,
+            sip.caller or "anonymous",
+            patient,
+            language,
+            None,
+            "inbound",
         )
         return await asyncio.to_thread(get_call, services.engine, sip.call_id)
 
@@ -245,40 +201,3 @@ def sip_runtime(services: Services, tokens: CallTokens) -> SipRuntime | None:
     if settings.openai_api_key is None or settings.openai_webhook_secret is None:
         return None
     return SipRuntime(services, tokens)
-
-
-def _open_trunk_record(
-    services: Services, call_id: str, caller: str, patient: Patient | None, language: str
-) -> None:
-    with transaction(services.engine) as session:
-        if session.get(CallRecord, call_id) is None:
-            session.add(
-                CallRecord(
-                    call_sid=call_id,
-                    caller=caller[:32],
-                    patient_id=patient.id if patient else None,
-                    language=language,
-                    direction="inbound",
-                    mode="reception",
-                )
-            )
-
-
-def call_alert(services: Services, call_sid: str) -> Callable[[str, str], Awaitable[None]]:
-    """The session's alerts as staff texts in the clinic's language, pointing at the call."""
-    texts = StaffTexts(services.settings.prompts_dir)
-
-    async def alert(kind: str, detail: str) -> None:
-        if kind == "tool_failure":
-            return  # the tool registry already alerted, with the caller's name and number
-        language = staff_language(services)
-        key = kind if texts.has(language, kind) else "call_failure"
-        await alert_staff(
-            services,
-            key,
-            dedup_key=call_sid,
-            reason=detail[:200],
-            where=texts.where(language, call_sid=call_sid, conversation_id=None),
-        )
-
-    return alert

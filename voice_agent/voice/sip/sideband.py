@@ -30,6 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from openai.types.realtime.realtime_response import RealtimeResponse
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from voice_agent.clinic.model import SUPPORTED_LANGUAGES
@@ -40,9 +41,26 @@ from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_log import CallRecorder, set_call_fields
-from voice_agent.voice.instructions import VoiceLines, voice_lines
-from voice_agent.voice.realtime import RealtimeLink
+from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.lines import VoiceLines, voice_lines
+from voice_agent.voice.openai.connection import RealtimeLink
+from voice_agent.voice.openai.events import (
+    AudioCommitted,
+    AudioTranscriptDone,
+    DtmfReceived,
+    FunctionCallDone,
+    PlayoutCleared,
+    PlayoutStarted,
+    PlayoutStopped,
+    RealtimeError,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptionCompleted,
+    TranscriptionFailed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -238,63 +256,58 @@ class SidebandSession:
             with contextlib.suppress(Exception):
                 await manager.__aexit__(None, None, None)
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "response.created":
-            self._response_idle.clear()
-            response = event.get("response") or {}
-            self._responses[str(response.get("id", ""))] = _Response(
-                out_of_band=bool((response.get("metadata") or {}).get("purpose"))
-            )
-        elif kind == "output_audio_buffer.started":
-            response_id = str(event.get("response_id", ""))
-            self._playing.add(response_id)
-            self._played.clear()
-            state = self._responses.get(response_id)
-            if state is not None:
-                state.had_audio = True
-        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._playing.discard(str(event.get("response_id", "")))
-            if not self._playing:
-                self._played.set()
-            self._touch(caller=False)
-        elif kind == "response.function_call_arguments.done":
-            self._on_function_call(event)
-        elif kind == "response.done":
-            await self._on_response_done(event.get("response") or {})
-        elif kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"):
-            self._touch()
-        elif kind == "input_audio_buffer.committed":
-            self._transcripts_due.setdefault(str(event.get("item_id", "")), asyncio.Event())
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self._touch()
-            transcript = str(event.get("transcript", ""))
-            self.recorder.event("caller", transcript)
-            self._follow_language(transcript)
-            self._check_red_flag(transcript)
-            self._transcript_arrived(event)
-        elif kind == "conversation.item.input_audio_transcription.failed":
-            self._transcript_arrived(event)
-        elif kind == "response.output_audio_transcript.done":
-            self.recorder.event("receptionist", str(event.get("transcript", "")))
-        elif kind == "input_audio_buffer.dtmf_event_received":
-            await self._on_dtmf(str(event.get("event", "")))
-        elif kind == "error":
-            error = event.get("error") or {}
-            logger.warning("realtime error %s/%s", error.get("type"), error.get("code"))
-            self.recorder.event("error", {"realtime": error})
+    async def _on_event(self, event: ServerEvent) -> None:
+        match event:
+            case ResponseCreated(response=response):
+                self._response_idle.clear()
+                self._responses[response.id or ""] = _Response(
+                    out_of_band=bool((response.metadata or {}).get("purpose"))
+                )
+            case PlayoutStarted(response_id=response_id):
+                self._playing.add(response_id)
+                self._played.clear()
+                state = self._responses.get(response_id)
+                if state is not None:
+                    state.had_audio = True
+            case PlayoutStopped(response_id=response_id) | PlayoutCleared(response_id=response_id):
+                self._playing.discard(response_id)
+                if not self._playing:
+                    self._played.set()
+                self._touch(caller=False)
+            case FunctionCallDone():
+                self._on_function_call(event)
+            case ResponseDone(response=response):
+                await self._on_response_done(response)
+            case SpeechStarted() | SpeechStopped():
+                self._touch()
+            case AudioCommitted(item_id=item_id):
+                self._transcripts_due.setdefault(item_id, asyncio.Event())
+            case TranscriptionCompleted(item_id=item_id, transcript=transcript):
+                self._touch()
+                self.recorder.event("caller", transcript)
+                self._follow_language(transcript)
+                self._check_red_flag(transcript)
+                self._transcript_arrived(item_id)
+            case TranscriptionFailed(item_id=item_id):
+                self._transcript_arrived(item_id)
+            case AudioTranscriptDone(transcript=transcript):
+                self.recorder.event("receptionist", transcript)
+            case DtmfReceived(event=digit):
+                await self._on_dtmf(digit)
+            case RealtimeError(error=error):
+                logger.warning("realtime error %s/%s", error.type, error.code)
+                self.recorder.event("error", {"realtime": error.model_dump(exclude_none=True)})
 
     # Tools --------------------------------------------------------------------------------------
 
-    def _on_function_call(self, event: dict[str, Any]) -> None:
-        call_id = str(event.get("call_id", ""))
-        name = str(event.get("name", ""))
-        state = self._responses.get(str(event.get("response_id", "")))
+    def _on_function_call(self, event: FunctionCallDone) -> None:
+        call_id, name = event.call_id, event.name
+        state = self._responses.get(event.response_id)
         if state is not None:
             state.function_calls.append(call_id)
         self._touch(caller=False)
         self._tool_tasks[call_id] = asyncio.create_task(
-            self._run_tool(call_id, name, event.get("arguments") or "{}"), name=f"tool-{name}"
+            self._run_tool(call_id, name, event.arguments or "{}"), name=f"tool-{name}"
         )
 
     async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
@@ -321,11 +334,11 @@ class SidebandSession:
         with contextlib.suppress(ConnectionClosed):  # the reader reconnects; the model asks again
             await self.link.function_output(call_id, output)
 
-    async def _on_response_done(self, response: dict[str, Any]) -> None:
-        state = self._responses.pop(str(response.get("id", "")), _Response())
+    async def _on_response_done(self, response: RealtimeResponse) -> None:
+        state = self._responses.pop(response.id or "", _Response())
         self._response_idle.set()
         self._touch(caller=False)
-        status = response.get("status")
+        status = response.status
         if status == "failed" and not state.function_calls:
             await self._on_response_failed(response, state)
             return
@@ -338,10 +351,12 @@ class SidebandSession:
             self._act_after_next_response = False
             self._spawn(self._act_when_heard())
 
-    async def _on_response_failed(self, response: dict[str, Any], state: _Response) -> None:
-        error = (response.get("status_details") or {}).get("error") or {}
-        logger.warning("realtime response failed: %s/%s", error.get("type"), error.get("code"))
-        self.recorder.event("error", {"realtime_response_failed": error})
+    async def _on_response_failed(self, response: RealtimeResponse, state: _Response) -> None:
+        details = response.status_details
+        error = details.error if details is not None else None
+        found = error.model_dump(exclude_none=True) if error is not None else {}
+        logger.warning("realtime response failed: %s/%s", found.get("type"), found.get("code"))
+        self.recorder.event("error", {"realtime_response_failed": found})
         if state.out_of_band:
             return
         self._failed_responses += 1
@@ -374,18 +389,8 @@ class SidebandSession:
         try:
             if tools:
                 await self.link.create_response(instructions)
-            else:
-                await self.link.send(
-                    {
-                        "type": "response.create",
-                        "response": {
-                            "conversation": "none",
-                            "instructions": instructions or "",
-                            "tool_choice": "none",
-                            "metadata": {"purpose": "line"},
-                        },
-                    }
-                )
+            else:  # out of band: cannot collide with a function call waiting for its output
+                await self.link.create_out_of_band_response(instructions or "")
         except ConnectionClosed:
             self._response_idle.set()  # the reader reconnects
 
@@ -474,8 +479,8 @@ class SidebandSession:
         engine = self.context.services.engine
         self._spawn(asyncio.to_thread(set_call_fields, engine, self.record_sid, language=detected))
 
-    def _transcript_arrived(self, event: dict[str, Any]) -> None:
-        due = self._transcripts_due.pop(str(event.get("item_id", "")), None)
+    def _transcript_arrived(self, item_id: str) -> None:
+        due = self._transcripts_due.pop(item_id, None)
         if due is not None:
             due.set()
 
@@ -513,16 +518,7 @@ class SidebandSession:
         )
         if self.link is not None and not self._ending:
             with contextlib.suppress(ConnectionClosed):
-                await self.link.send(
-                    {
-                        "type": "conversation.item.create",
-                        "item": {
-                            "type": "message",
-                            "role": "system",
-                            "content": [{"type": "input_text", "text": instruction}],
-                        },
-                    }
-                )
+                await self.link.system_text(instruction)
             self._spawn(self._say_safety(instruction))
         await services.booking.release_holds(self.context.conversation_id)
         await self._safety.raise_alarm(
@@ -535,9 +531,9 @@ class SidebandSession:
         active = [r for r in self._responses.values() if not r.out_of_band]
         if active and not any(r.function_calls for r in active) and self.link is not None:
             with contextlib.suppress(ConnectionClosed):
-                await self.link.send({"type": "response.cancel"})
+                await self.link.cancel_response()
                 if self._playing:
-                    await self.link.send({"type": "output_audio_buffer.clear"})
+                    await self.link.clear_output_audio()
         await self._speak(instruction)
 
     # Limits ---------------------------------------------------------------------------------------
