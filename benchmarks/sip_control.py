@@ -39,7 +39,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.relay import cpu_seconds, free_port, machine_idle, rss_mb, summary  # noqa: E402
+from benchmarks.relay import (  # noqa: E402
+    CPROFILE,
+    cpu_seconds,
+    free_port,
+    machine_idle,
+    rss_mb,
+    summary,
+)
 from tests.fakes.openai_sip import FakeOpenAISip  # noqa: E402
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn  # noqa: E402
 
@@ -91,8 +98,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 "VOICE_AGENT_MAX_CALL_SECONDS": "3600",
                 "NO_PROXY": "127.0.0.1,localhost",
             }
+            command = ["-m", "voice_agent", "serve", "--port", str(app_port)]
+            if args.cprofile:
+                command = ["-c", CPROFILE % args.cprofile, *command[2:]]
             app = subprocess.Popen(
-                [sys.executable, "-m", "voice_agent", "serve", "--port", str(app_port)],
+                [sys.executable, *command],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -134,7 +144,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             finally:
                 app.terminate()
                 try:
-                    app.wait(10)
+                    app.wait(30)
                 except subprocess.TimeoutExpired:
                     app.kill()
     app_cores = (cpu1 - cpu0) / elapsed
@@ -176,7 +186,10 @@ def main() -> None:
     parser.add_argument("--caller-pause", type=float, default=1.5, help="caller speaking time")
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--no-relay", action="store_true", help="skip the Media Streams run")
+    parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
     args = parser.parse_args()
+    if args.cprofile:
+        args.cprofile = os.path.abspath(args.cprofile)  # the app runs in a temporary folder
     sip = asyncio.run(main_async(args))
     print(json.dumps({"sip": sip}))
     print(
