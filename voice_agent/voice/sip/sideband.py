@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,9 +32,7 @@ from typing import Any, Literal, Protocol
 from openai.types.realtime.realtime_response import RealtimeResponse
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
-from voice_agent.clinic.model import SUPPORTED_LANGUAGES
-from voice_agent.conversation.language import detect_language
-from voice_agent.safety import RedFlag, default_detector
+from voice_agent.safety import RedFlag
 from voice_agent.safety.guard import SafetyGuard
 from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
@@ -61,16 +58,15 @@ from voice_agent.voice.openai.events import (
     TranscriptionCompleted,
     TranscriptionFailed,
 )
+from voice_agent.voice.openai.turns import CallerTurns, Heard, run_tool_call
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 20.0  # the goodbye being played out before the hang-up, at most
-TRANSCRIPT_WAIT = 1.0
 MAX_FAILED_RESPONSES = 2
 SAFETY_SETTLE = 0.3
 RECONNECT_BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
-BOOKING_TOOLS = frozenset({"find_slots", "book_appointment", "reschedule_appointment"})
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
@@ -148,7 +144,6 @@ class SidebandSession:
         self._played = asyncio.Event()
         self._played.set()
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
-        self._transcripts_due: dict[str, asyncio.Event] = {}
         self._pending: _Pending | None = None
         self._act_after_next_response = False
         self._failed_responses = 0
@@ -159,9 +154,8 @@ class SidebandSession:
         self._idle_prompted = False
         self._helpers: set[asyncio.Future[None]] = set()
         self._ended = asyncio.Event()
-        self._detector = default_detector()
         self._safety = SafetyGuard(context.services)
-        self._red_flags: set[str] = set()
+        self.turns = CallerTurns(context, recorder)
         context.call_control = self
         context.recorder = recorder.tool
 
@@ -226,7 +220,7 @@ class SidebandSession:
         """The same call, the same session: reopen the sideband, with a bounded backoff."""
         self._response_idle.set()
         self._responses.clear()
-        self._transcripts_due.clear()
+        self.turns.forget()
         await self._close()
         for attempt in range(self.settings.sip_sideband_retries):
             self.reconnects += 1
@@ -281,15 +275,13 @@ class SidebandSession:
             case SpeechStarted() | SpeechStopped():
                 self._touch()
             case AudioCommitted(item_id=item_id):
-                self._transcripts_due.setdefault(item_id, asyncio.Event())
+                self.turns.committed(item_id)
             case TranscriptionCompleted(item_id=item_id, transcript=transcript):
                 self._touch()
-                self.recorder.event("caller", transcript)
-                self._follow_language(transcript)
-                self._check_red_flag(transcript)
-                self._transcript_arrived(item_id)
+                self._on_heard(self.turns.heard(transcript))
+                self.turns.arrived(item_id)
             case TranscriptionFailed(item_id=item_id):
-                self._transcript_arrived(item_id)
+                self.turns.arrived(item_id)
             case AudioTranscriptDone(transcript=transcript):
                 self.recorder.event("receptionist", transcript)
             case DtmfReceived(event=digit):
@@ -311,22 +303,19 @@ class SidebandSession:
         )
 
     async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
-        await self._await_transcripts()
-        if self._red_flags and name in BOOKING_TOOLS:
-            self.recorder.event("tool", {"name": name, "refused": "red flag"})
-            refusal = {
-                "error": "emergency: the caller described a possible emergency; do not book. "
-                "Repeat the emergency number and offer the transfer to the clinic staff.",
-                "emergency_number": self.context.services.clinic().emergency.number,
-            }
-            await self._output(call_id, json.dumps(refusal))
-            return
-        result = await self.registry.dispatch(name, arguments, self.context)
-        if result.ok and name in ("book_appointment", "reschedule_appointment"):
-            self._booked = True
-        if not result.ok and result.error_code == "internal_error":
+        await self.turns.settled()
+        run = await run_tool_call(
+            self.registry,
+            self.context,
+            self.recorder,
+            name,
+            arguments,
+            red_flagged=bool(self.turns.red_flags),
+        )
+        self._booked = self._booked or run.booked
+        if run.failed:
             await self.alert("tool_failure", f"call {self.record_sid}: tool {name} failed")
-        await self._output(call_id, result.to_json())
+        await self._output(call_id, run.output)
 
     async def _output(self, call_id: str, output: str) -> None:
         if self.link is None or self._ending:
@@ -458,50 +447,23 @@ class SidebandSession:
             self._spawn(self._speak(None))
 
     def _caller_left(self) -> None:
-        if not self._ending and not self._red_flags:
+        if not self._ending and not self.turns.red_flags:
             self.outcome = CallOutcome.booked if self._booked else CallOutcome.caller_hung_up
 
     # Language and safety ------------------------------------------------------------------------
 
-    def _follow_language(self, transcript: str) -> None:
-        """The caller speaks another of our languages: tools, lines and the record follow."""
-        detected = detect_language(transcript)
-        if (
-            detected is None
-            or detected == self.context.language
-            or detected not in SUPPORTED_LANGUAGES
-            or (detected != "ru" and len(transcript.split()) < 2)
-        ):
-            return
-        self.context.language = detected
-        self.lines = voice_lines(self.settings.prompts_dir, detected)
-        self.recorder.event("language", detected)
-        engine = self.context.services.engine
-        self._spawn(asyncio.to_thread(set_call_fields, engine, self.record_sid, language=detected))
-
-    def _transcript_arrived(self, item_id: str) -> None:
-        due = self._transcripts_due.pop(item_id, None)
-        if due is not None:
-            due.set()
-
-    async def _await_transcripts(self) -> None:
-        waiting = [asyncio.create_task(e.wait()) for e in self._transcripts_due.values()]
-        if not waiting:
-            return
-        _, pending = await asyncio.wait(waiting, timeout=TRANSCRIPT_WAIT)
-        for task in pending:
-            task.cancel()
-        self._transcripts_due.clear()
-
-    def _check_red_flag(self, transcript: str) -> None:
-        flag = self._detector.detect(transcript)
-        if flag is None or flag.category in self._red_flags:
-            return
-        self._red_flags.add(flag.category)
-        self.flagged = True
-        self.outcome = CallOutcome.emergency
-        self.recorder.event("safety", {"red_flag": flag.category, "rule": flag.rule})
-        self._spawn(self._on_red_flag(flag))
+    def _on_heard(self, heard: Heard) -> None:
+        """The caller's words moved the call to another language, or raised a red flag."""
+        if heard.language is not None:
+            self.lines = voice_lines(self.settings.prompts_dir, heard.language)
+            engine = self.context.services.engine
+            self._spawn(
+                asyncio.to_thread(set_call_fields, engine, self.record_sid, language=heard.language)
+            )
+        if heard.red_flag is not None:
+            self.flagged = True
+            self.outcome = CallOutcome.emergency
+            self._spawn(self._on_red_flag(heard.red_flag))
 
     async def _on_red_flag(self, flag: RedFlag) -> None:
         services = self.context.services
