@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
-        schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
+        schedule_integration_jobs(  # outbox delivery, reconciliation
+            scheduler, services.integrations, services.settings, services.booking.retry_due
+        )
         schedule_privacy_jobs(scheduler, services)  # retention of patient data
         scheduler.add_job(
             app.state.confirmations.run_due_safely,
@@ -133,7 +135,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.settings = settings
     app.state.voice = VoiceRuntime(services)
-    app.state.sip = sip_runtime(services, app.state.voice.tokens)
+    app.state.sip = sip_runtime(services, app.state.voice.tokens, app.state.voice.registry)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)

@@ -100,7 +100,7 @@ async def live_sip(
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.01)
-        live = SipApp(services, port, fake)
+        live = SipApp(services, port, app.state.voice, fake)
         live.services_app_state_sip = app.state.sip
         try:
             yield live

@@ -413,7 +413,7 @@ class CallBridge:
         """
         if heard.language is not None:
             self.lines = voice_lines(self.settings.prompts_dir, heard.language)
-            engine = self.context.services.engine
+            engine = self.recorder.engine
             self._spawn(
                 asyncio.to_thread(set_call_fields, engine, self.call_sid, language=heard.language)
             )
@@ -431,7 +431,7 @@ class CallBridge:
         self._spawn(
             asyncio.to_thread(
                 set_call_fields,
-                services.engine,
+                self.recorder.engine,
                 self.call_sid,
                 flagged=True,
                 outcome=CallOutcome.emergency,

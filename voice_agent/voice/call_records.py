@@ -96,6 +96,11 @@ class CallRecorder:
         self._closing = asyncio.Event()
         self.transcript: list[tuple[str, str]] = []
 
+    @property
+    def engine(self) -> Engine:
+        """The database this call's record lives in (the bridge's own call-field writes use it)."""
+        return self._engine
+
     def start(self) -> None:
         self._writer = asyncio.create_task(self._drain(), name=f"call-log-{self.call_sid}")
 

@@ -30,7 +30,7 @@ class CallSetup:
     lines: VoiceLines
 
 
-async def prepare_call(services: Services, call: CallRecord) -> CallSetup:
+async def prepare_call(services: Services, call: CallRecord, tools: ToolRegistry) -> CallSetup:
     """The tool context (the caller as the carrier or our own dialling vouches for them), the
     tools (a confirmation call's few) and the filled prompt of a call, from its record."""
     settings = services.settings
@@ -47,7 +47,7 @@ async def prepare_call(services: Services, call: CallRecord) -> CallSetup:
         call_sid=call.call_sid,
         appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
     )
-    registry = services.registry
+    registry = tools
     prompt, extra = "receptionist.md", None
     if call.mode == "confirmation" and call.appointment_id:
         registry = confirmation_registry(registry)

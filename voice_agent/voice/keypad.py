@@ -13,7 +13,8 @@ import logging
 from sqlalchemy import Engine
 
 from voice_agent.conversation.engine import ConversationService
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.errors import InvalidPatientData
+from voice_agent.patients.service import normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.tables import CallOutcome
 from voice_agent.voice.call_records import set_call_fields

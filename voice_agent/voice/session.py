@@ -19,6 +19,7 @@ from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.services import Services
 from voice_agent.store.tables import CallRecord
+from voice_agent.tools.catalog import build_registry
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_records import CallRecorder, consume_token, get_call, set_call_fields
 from voice_agent.voice.call_setup import call_alert, prepare_call
@@ -50,6 +51,8 @@ class VoiceRuntime:
 
         self.twilio_client = make_twilio_client(settings)
         self.calls: set[asyncio.Task[None]] = set()
+        self.registry = build_registry(settings.tool_timeout_seconds)
+        """The tools this channel offers, built once per process (a build reads every signature)."""
 
     async def close(self) -> None:
         if self.connector is not None:
@@ -108,7 +111,7 @@ async def run_call(
     await asyncio.to_thread(
         set_call_fields, services.engine, call.call_sid, stream_sid=start.stream_sid
     )
-    setup = await prepare_call(services, call)  # the same receptionist as on SIP
+    setup = await prepare_call(services, call, runtime.registry)  # the same as on SIP
     base = settings.public_url or ""
     actions = TwilioCallActions(
         services.engine,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from voice_agent.errors import InvalidPatientData
 from voice_agent.patients.language import caller_language
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.tables import Patient
 from voice_agent.voice.call_records import (

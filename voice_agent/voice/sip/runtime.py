@@ -23,6 +23,7 @@ from voice_agent.patients.language import caller_language
 from voice_agent.patients.service import InvalidPatientData, normalize_phone
 from voice_agent.services import Services
 from voice_agent.store.tables import CallOutcome, CallRecord, Patient
+from voice_agent.tools.registry import ToolRegistry
 from voice_agent.voice.call_records import (
     CallRecorder,
     consume_token,
@@ -53,12 +54,13 @@ Taken = Literal["accepted", "busy", "refused", "accept_failed"]
 class SipRuntime:
     """The OpenAI client for SIP control and sidebands, and the calls running in this process."""
 
-    def __init__(self, services: Services, tokens: CallTokens) -> None:
+    def __init__(self, services: Services, tokens: CallTokens, registry: ToolRegistry) -> None:
         settings = services.settings
         if settings.openai_api_key is None:
             raise ValueError("OPENAI_API_KEY is required for the openai_sip transport")
         self.services = services
         self.tokens = tokens
+        self.registry = registry
         self.client = AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
@@ -90,7 +92,7 @@ class SipRuntime:
             await self._reject(sip.call_id, DECLINE)
             return "refused"
         current_call.set(record.call_sid)
-        setup = await prepare_call(services, record)
+        setup = await prepare_call(services, record, self.registry)
         config = accept_config(
             services.settings, setup.instructions, setup.registry.realtime_schemas()
         )
@@ -195,9 +197,11 @@ class SipRuntime:
         await self.client.close()
 
 
-def sip_runtime(services: Services, tokens: CallTokens) -> SipRuntime | None:
+def sip_runtime(
+    services: Services, tokens: CallTokens, registry: ToolRegistry
+) -> SipRuntime | None:
     """The SIP runtime when OpenAI and the webhook secret are configured, else None."""
     settings = services.settings
     if settings.openai_api_key is None or settings.openai_webhook_secret is None:
         return None
-    return SipRuntime(services, tokens)
+    return SipRuntime(services, tokens, registry)

@@ -456,7 +456,7 @@ class SidebandSession:
         """The caller's words moved the call to another language, or raised a red flag."""
         if heard.language is not None:
             self.lines = voice_lines(self.settings.prompts_dir, heard.language)
-            engine = self.context.services.engine
+            engine = self.recorder.engine
             self._spawn(
                 asyncio.to_thread(set_call_fields, engine, self.record_sid, language=heard.language)
             )
@@ -472,7 +472,7 @@ class SidebandSession:
         self._spawn(
             asyncio.to_thread(
                 set_call_fields,
-                services.engine,
+                self.recorder.engine,
                 self.record_sid,
                 flagged=True,
                 outcome=CallOutcome.emergency,
