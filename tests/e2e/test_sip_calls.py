@@ -396,3 +396,17 @@ async def test_a_failed_sip_leg_falls_back_to_the_media_streams_bridge(
         )
     assert "<Connect>" in busy.text and '<Parameter name="token"' in busy.text
     assert "<Hangup" in ended.text
+
+
+async def test_calls_live_when_the_app_stops_are_handed_over(make_engine_for, clock) -> None:
+    script = [SpeakTurn("Clínica São Lucas, bom dia!"), UserTurn("Alô?"), SpeakTurn("Pois não?")]
+    async with live_sip(make_engine_for("sqlite"), clock, script) as app:
+        call_id, _ = await app.fake.ring(app.webhook_url, trunk_headers())
+        await app.fake.realtime.wait_for(lambda r: len(r.sessions[-1].responses) >= 2, 10)
+    # The app stopped (a deploy) with the call up: without it the call would go on at OpenAI
+    # with no tools, so it was put through to the staff first.
+    call = app.fake.call(call_id)
+    record = app.record(call_id)
+    assert call.refer_targets == [STAFF_URI]
+    assert record is not None and record.outcome == "failed" and record.next_action == "fallback"
+    assert record.error == "the app stopped"

@@ -69,6 +69,7 @@ class SipRuntime:
         )
         self.control = SipControl(self.client)
         self.sessions: dict[str, asyncio.Task[CallOutcome]] = {}
+        self.live: dict[str, SidebandSession] = {}
         self._socket_options = realtime_websocket_options(settings.relay_fast_path)
 
     # SidebandConnector
@@ -136,11 +137,13 @@ class SipRuntime:
     async def _run(self, session: SidebandSession) -> CallOutcome:
         current_call.set(session.record_sid)
         CALLS_IN_PROGRESS.inc()
+        self.live[session.call_id] = session
         try:
             return await session.run()
         finally:
             CALLS_IN_PROGRESS.dec()
             self.sessions.pop(session.call_id, None)
+            self.live.pop(session.call_id, None)
 
     async def _reject(self, call_id: str, status: int) -> None:
         # The call is refused either way: unanswered, the INVITE times out.
@@ -190,6 +193,12 @@ class SipRuntime:
         return await services.patients.find_or_create(phone)
 
     async def close(self) -> None:
+        """The process is stopping: its calls would go on at OpenAI without tools, so each is
+        handed over first (the no-AI line or the staff), then its session is ended."""
+        live = list(self.live.values())
+        await asyncio.gather(
+            *(session.hand_over("the app stopped") for session in live), return_exceptions=True
+        )
         tasks = list(self.sessions.values())
         for task in tasks:
             task.cancel()

@@ -541,6 +541,11 @@ class SidebandSession:
 
     # Faults ---------------------------------------------------------------------------------------
 
+    async def hand_over(self, reason: str) -> None:
+        """End the receptionist's part now (the process stops): the caller is handed over."""
+        if not self._ending:
+            await self._give_up(reason)
+
     async def _give_up(self, reason: str) -> None:
         """Without a working session the call has no receptionist: hand the caller over."""
         self.outcome = CallOutcome.failed
