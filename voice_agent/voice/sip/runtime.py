@@ -48,6 +48,9 @@ from voice_agent.voice.twilio.tokens import CallTokens, TokenError
 
 logger = logging.getLogger(__name__)
 
+CONTROL_TIMEOUT = 10.0
+"""Seconds a control call (accept, reject, refer, hang-up) may take."""
+
 Taken = Literal["accepted", "busy", "refused", "accept_failed"]
 
 
@@ -65,7 +68,10 @@ class SipRuntime:
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
             websocket_base_url=settings.openai_websocket_base_url,
-            max_retries=1,
+            # No silent retries: an accept retried after a timeout may meet a call already
+            # accepted. A caller waits on these, so they fail fast and the fallback takes over.
+            max_retries=0,
+            timeout=CONTROL_TIMEOUT,
         )
         self.control = SipControl(self.client)
         self.sessions: dict[str, asyncio.Task[CallOutcome]] = {}
