@@ -410,3 +410,18 @@ async def test_calls_live_when_the_app_stops_are_handed_over(make_engine_for, cl
     assert call.refer_targets == [STAFF_URI]
     assert record is not None and record.outcome == "failed" and record.next_action == "fallback"
     assert record.error == "the app stopped"
+
+
+async def test_a_caller_who_hangs_up_while_the_sideband_is_down_ends_the_call(
+    make_engine_for, clock
+) -> None:
+    script = [SpeakTurn("Clínica São Lucas, bom dia!"), CallerHangsUp()]
+    async with live_sip(make_engine_for("sqlite"), clock, script, caller_pause=0.05) as app:
+        app.fake.realtime.drop_after(events=1)  # the caller hangs up before the reconnect
+        call_id, _ = await app.fake.ring(app.webhook_url, trunk_headers())
+        await app.call_ended(call_id)
+        record = app.record(call_id)
+    assert app.fake.call(call_id).hung_up_by == "caller"
+    assert app.fake.call(call_id).refer_targets == []  # nobody to hand over
+    assert record is not None and record.outcome == "caller_hung_up" and record.error is None
+    assert app.services.alerter.sent == []

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from openai.types.realtime.realtime_response import RealtimeResponse
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from voice_agent.safety import RedFlag
 from voice_agent.safety.guard import SafetyGuard
@@ -66,6 +66,7 @@ CONNECT_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 20.0  # the goodbye being played out before the hang-up, at most
 MAX_FAILED_RESPONSES = 2
 SAFETY_SETTLE = 0.3
+NOT_FOUND = 404  # the sideband of a call that no longer exists
 RECONNECT_BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
@@ -165,7 +166,7 @@ class SidebandSession:
         """Run the call to its end; never raises for call faults."""
         self.recorder.start()
         try:
-            if not await self._open():
+            if await self._open() != "open":
                 await self._give_up("the sideband to the SIP call could not be opened")
                 return self.outcome
             await self._speak(None)  # the greeting: on SIP the model waits to be asked
@@ -217,9 +218,14 @@ class SidebandSession:
             await self._reconnect()
 
     async def _reconnect(self) -> None:
-        """The same call, the same session: reopen the sideband, with a bounded backoff."""
+        """The same call, the same session: reopen the sideband, with a bounded backoff.
+
+        What OpenAI sent in the gap is lost: the responses and the playout it knew of are
+        forgotten (the idle limit covers a conversation that stalled in the gap)."""
         self._response_idle.set()
         self._responses.clear()
+        self._playing.clear()
+        self._played.set()
         self.turns.forget()
         await self._close()
         for attempt in range(self.settings.sip_sideband_retries):
@@ -227,22 +233,30 @@ class SidebandSession:
             logger.warning("sip sideband dropped; reconnect attempt %d", attempt + 1)
             self.recorder.event("error", {"sideband": f"dropped; reconnect {attempt + 1}"})
             await asyncio.sleep(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])
-            if await self._open():
+            opened = await self._open()
+            if opened == "open":
                 return
+            if opened == "gone":  # the call ended during the gap: the caller hung up
+                self._caller_left()
+                raise CallEnded
         await self._give_up("the sideband of the SIP call dropped and could not be reopened")
         raise CallEnded
 
-    async def _open(self) -> bool:
+    async def _open(self) -> Literal["open", "gone", "failed"]:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 manager = self.connector.connect_call(self.call_id)
                 connection = await manager.__aenter__()
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            logger.warning("sip sideband refused: HTTP %d", status)
+            return "gone" if status == NOT_FOUND else "failed"
         except Exception as exc:
             logger.warning("sip sideband connection failed: %s", type(exc).__name__)
-            return False
+            return "failed"
         self._manager = manager
         self.link = RealtimeLink(connection)
-        return True
+        return "open"
 
     async def _close(self) -> None:
         manager, self._manager = self._manager, None
