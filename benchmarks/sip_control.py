@@ -53,7 +53,13 @@ from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn  #
 SIP_URI = "sip:proj_bench000000000000000000@sip.api.openai.com;transport=tls"
 
 
-def conversation(speak_ms: int) -> list[object]:
+def conversation(speak_ms: int, *, tools: bool = True) -> list[object]:
+    if not tools:  # speech turns only: the sideband's own cost, no tool work and no tool rows
+        return [
+            SpeakTurn("Clínica São Lucas, bom dia! Em que posso ajudar?", audio_ms=speak_ms),
+            UserTurn("Bom dia, eu queria uma informação."),
+            SpeakTurn("Claro, pode falar.", audio_ms=speak_ms),
+        ]
     return [
         SpeakTurn("Clínica São Lucas, bom dia! Em que posso ajudar?", audio_ms=speak_ms),
         UserTurn("Qual o horário de funcionamento?"),
@@ -75,7 +81,10 @@ def headers(index: int) -> list[tuple[str, str]]:
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
     fake = FakeOpenAISip(
-        conversation(args.speak_ms), audio_pace=1.0, keep_history=False, validate_outgoing=True
+        conversation(args.speak_ms, tools=not args.no_tools),
+        audio_pace=1.0,
+        keep_history=False,
+        validate_outgoing=True,
     )
     fake.realtime.loop_script = True
     fake.realtime.caller_pause = args.caller_pause
@@ -188,6 +197,7 @@ def main() -> None:
     parser.add_argument("--caller-pause", type=float, default=1.5, help="caller speaking time")
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--no-relay", action="store_true", help="skip the Media Streams run")
+    parser.add_argument("--no-tools", action="store_true", help="speech turns only, no tool calls")
     parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
     args = parser.parse_args()
     if args.cprofile:
@@ -212,9 +222,11 @@ def main() -> None:
             f"Media Streams bridge, same run: {relay_pct}% of a core per call "
             f"(machine idle {relay['machine_idle_pct']}%); SIP uses {ratio:.1f}x less CPU per call"
         )
+    extra = " --no-tools" if args.no_tools else ""
+    extra += " --no-relay" if args.no_relay else ""
     print(
         f"reproduce: python benchmarks/sip_control.py --calls {args.calls} "
-        f"--seconds {args.seconds:g}"
+        f"--seconds {args.seconds:g}{extra}"
     )
 
 
