@@ -47,7 +47,7 @@ class SipApp(LiveApp):
             )
             return list(rows.scalars())
 
-    async def call_ended(self, call_id: str, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def call_ended(self, call_id: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until the app's session of this call has finished (its record is closed)."""
         runtime = self.services_app_state_sip
         task = runtime.sessions.get(call_id)
