@@ -667,7 +667,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         profiler = None
         try:
             async with httpx.AsyncClient() as http:
-                for _ in range(300):
+                for _ in range(1200):  # up to 2 min: start-up is slow on a loaded machine
                     try:
                         await http.get(f"http://127.0.0.1:{app_port}/health", timeout=1)
                         break

@@ -20,13 +20,16 @@ from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
 from voice_agent.voice.session import VoiceRuntime
+from voice_agent.voice.sip.runtime import sip_runtime
 from voice_agent.web import (
     api,
     chat,
     chat_stream,
     health,
+    openai_webhook,
     twilio_confirm,
     twilio_gather,
+    twilio_sip,
     twilio_status,
     twilio_voice,
 )
@@ -125,6 +128,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             scheduler.shutdown(wait=False)
             await app.state.voice.close()
+            if app.state.sip is not None:
+                await app.state.sip.close()
             if owned:
                 services.close()
 
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.settings = settings
     app.state.voice = VoiceRuntime(services)
+    app.state.sip = sip_runtime(services, app.state.voice.tokens, app.state.voice.registry)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)
@@ -149,5 +155,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(twilio_gather.router)
     app.include_router(twilio_confirm.router)
     app.include_router(twilio_status.router)
+    app.include_router(openai_webhook.router)  # the openai_sip transport's calls
+    app.include_router(twilio_sip.router)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

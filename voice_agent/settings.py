@@ -38,7 +38,12 @@ SECRET_MIN_LENGTH = 16
 """Secrets we verify requests with (a Twilio auth token is 32 characters): anything shorter, or
 empty, would let a stranger forge a webhook or guess the chat token."""
 
-VERIFYING_SECRETS = ("twilio_auth_token", "chat_api_token", "call_token_secret")
+VERIFYING_SECRETS = (
+    "twilio_auth_token",
+    "chat_api_token",
+    "call_token_secret",
+    "openai_webhook_secret",
+)
 """Secrets that let whoever knows them in: refused when shorter than ``SECRET_MIN_LENGTH``."""
 
 CREDENTIALS = ("openai_api_key", "clinic_api_auth_header")
@@ -171,6 +176,38 @@ class Settings(BaseSettings):
     )
     text_timeout_seconds: float = Field(
         default=20.0, gt=0, description="Per-request timeout of the text model (then offline)."
+    )
+
+    # OpenAI Realtime over SIP (the second call transport, docs/sip.md)
+    openai_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_vendor("OPENAI_WEBHOOK_SECRET"),
+        description="The project webhook's signing secret (whsec_…) for POST /openai/webhook.",
+    )
+    openai_websocket_base_url: str | None = Field(
+        default=None,
+        description="Override of the Realtime websocket base (default: derived from the REST "
+        "base URL); for a proxy or a local fake serving websockets on another port.",
+    )
+    openai_sip_uri: str | None = Field(
+        default=None,
+        description="The project's SIP address, sip:proj_…@sip.api.openai.com;transport=tls: "
+        "where Twilio <Dial><Sip> sends calls on the openai_sip transport.",
+    )
+    voice_transport: Literal["media_streams", "openai_sip"] | None = Field(
+        default=None,
+        description="Overrides the clinic file's voice_transport for every number.",
+    )
+    sip_max_calls: int = Field(
+        default=50, ge=1, description="SIP calls this process runs at once; more get 486 Busy."
+    )
+    sip_trust_trunk_caller_id: bool = Field(
+        default=False,
+        description="Treat the From of a call straight from the SIP trunk as the carrier's "
+        "caller id. Off: anyone who knows the project's SIP address can send any From.",
+    )
+    sip_sideband_retries: int = Field(
+        default=3, ge=0, le=10, description="Reconnects to one call's sideband before giving up."
     )
 
     # Calls

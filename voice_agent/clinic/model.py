@@ -11,7 +11,7 @@ from datetime import date, time
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -347,6 +347,15 @@ class Clinic(Frozen):
     doctors: tuple[Doctor, ...]
     closures: tuple[Closure, ...] = ()
     calendar_backend: str = Field(default="local", pattern=r"^(local|google|clinic_api)$")
+    voice_transport: Literal["media_streams", "openai_sip"] = Field(
+        default="media_streams",
+        description="How calls reach the receptionist: media_streams (audio through this app) "
+        "or openai_sip (Twilio → OpenAI over SIP, this app on the sideband; docs/sip.md).",
+    )
+    voice_transport_numbers: dict[str, Literal["media_streams", "openai_sip"]] = Field(
+        default_factory=dict,
+        description="Per dialled number (E.164), overriding voice_transport.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -9,12 +9,14 @@ neither see nor forge who the caller is.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -71,6 +73,12 @@ class ToolSpec:
 
     @property
     def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments; a fresh copy of a schema built once (building it
+        is most of a call's set-up time: pydantic walks every field)."""
+        return copy.deepcopy(self._schema)
+
+    @cached_property
+    def _schema(self) -> dict[str, Any]:
         return _clean_schema(self.arguments.model_json_schema())
 
 

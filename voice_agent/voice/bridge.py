@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,9 +33,7 @@ from openai.types.realtime.realtime_response import RealtimeResponse
 from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
-from voice_agent.clinic.model import SUPPORTED_LANGUAGES
-from voice_agent.conversation.language import detect_language
-from voice_agent.safety import RedFlag, default_detector
+from voice_agent.safety import RedFlag
 from voice_agent.safety.guard import SafetyGuard
 from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
@@ -60,6 +57,7 @@ from voice_agent.voice.openai.events import (
     TranscriptionCompleted,
     TranscriptionFailed,
 )
+from voice_agent.voice.openai.turns import CallerTurns, Heard, run_tool_call
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
 from voice_agent.voice.relay_sockets import AsgiTextSocket
 from voice_agent.voice.twilio.protocol import (
@@ -79,16 +77,12 @@ AUDIO_BACKLOG_BATCHES = 84  # 5 s of caller audio waiting for a slow OpenAI; old
 MARK_EVERY_BYTES = 800  # a mark after every 100 ms of assistant audio (and after each item)
 CONNECT_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 20.0
-# A tool call waits this long at most for the transcript of what the caller just said (it runs
-# beside the response), so a caller who switched language gets tool results in that language.
-TRANSCRIPT_WAIT = 1.0
 # Responses that fail in a row (``response.done`` status ``failed``: a server error inside the
 # API) before the call is handed over as if the connection had dropped for good.
 MAX_FAILED_RESPONSES = 2
 # After a red flag, the server's own response to the caller's words (server VAD creates one right
 # after the transcript) is let start this long, then cut if it is not already calling a tool.
 SAFETY_SETTLE = 0.3
-BOOKING_TOOLS = frozenset({"find_slots", "book_appointment", "reschedule_appointment"})
 POLICY_VIOLATION = 1008  # close code for a Twilio stream that keeps sending garbage
 ActionKind = Literal["hangup", "transfer", "emergency"]
 
@@ -178,7 +172,6 @@ class CallBridge:
         self._batch_timer: asyncio.TimerHandle | None = None
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._responses: dict[str, _ResponseState] = {}
-        self._transcripts_due: dict[str, asyncio.Event] = {}  # committed caller items
         self._response_idle = asyncio.Event()  # set while no model response is active
         self._response_idle.set()
         self._pending: PendingAction | None = None
@@ -195,9 +188,8 @@ class CallBridge:
         self._out_of_band_items: set[str] = set()
         self._ended = asyncio.Event()
         self._manager: Any = None
-        self._detector = default_detector()
         self._safety = SafetyGuard(context.services)
-        self._red_flags: set[str] = set()
+        self.turns = CallerTurns(context, recorder)
         self._bad_frames = BadFrameGuard()
         context.call_control = self
         context.recorder = recorder.tool
@@ -313,7 +305,7 @@ class CallBridge:
         self._audio.put_nowait(audio)
 
     def _caller_left(self) -> None:
-        if not self._ending and not self._red_flags:  # told to hang up and call the number
+        if not self._ending and not self.turns.red_flags:  # told to hang up and call the number
             self.outcome = CallOutcome.booked if self._booked else CallOutcome.caller_hung_up
 
     async def _openai_writer(self) -> None:
@@ -359,15 +351,13 @@ class CallBridge:
             case ResponseDone(response=response):
                 await self._on_response_done(response)
             case AudioCommitted(item_id=item_id):
-                self._transcripts_due.setdefault(item_id, asyncio.Event())
+                self.turns.committed(item_id)
             case TranscriptionCompleted(item_id=item_id, transcript=transcript):
                 self._touch()
-                self.recorder.event("caller", transcript)
-                self._follow_language(transcript)
-                self._check_red_flag(transcript)
-                self._transcript_arrived(item_id)
+                self._on_heard(self.turns.heard(transcript))
+                self.turns.arrived(item_id)
             case TranscriptionFailed(item_id=item_id):
-                self._transcript_arrived(item_id)
+                self.turns.arrived(item_id)
             case AudioDone(item_id=item_id):
                 await self._send_mark(self.tracker.flush_mark(item_id))
             case AudioTranscriptDone(transcript=transcript):
@@ -415,55 +405,24 @@ class CallBridge:
             truncation.item_id, truncation.content_index, truncation.audio_end_ms
         )
 
-    def _follow_language(self, transcript: str) -> None:
-        """The caller speaks another of our languages: tools, lines and the record follow.
+    def _on_heard(self, heard: Heard) -> None:
+        """The caller's words moved the call to another language, or raised a red flag.
 
-        Same rule as the text channel: Cyrillic switches at once, pt-BR and English need two
-        words or more (a name or an "ok" must not switch the call). The model hears the caller
-        and answers in their language by itself.
+        Language: tools, fixed lines and the record follow (the model hears the caller and
+        answers in their language by itself). Red flag: the call is flagged at once, then told.
         """
-        detected = detect_language(transcript)
-        if (
-            detected is None
-            or detected == self.context.language
-            or detected not in SUPPORTED_LANGUAGES
-            or (detected != "ru" and len(transcript.split()) < 2)
-        ):
-            return
-        logger.info("caller language %s -> %s", self.context.language, detected)
-        self.context.language = detected
-        self.lines = voice_lines(self.settings.prompts_dir, detected)
-        self.recorder.event("language", detected)
-        engine = self.recorder.engine
-        self._spawn(asyncio.to_thread(set_call_fields, engine, self.call_sid, language=detected))
-
-    def _transcript_arrived(self, item_id: str) -> None:
-        due = self._transcripts_due.pop(item_id, None)
-        if due is not None:
-            due.set()
-
-    async def _await_transcripts(self) -> None:
-        """Let the caller's pending transcripts arrive first (bounded): they may switch language."""
-        waiting = [asyncio.create_task(e.wait()) for e in self._transcripts_due.values()]
-        if not waiting:
-            return
-        _, pending = await asyncio.wait(waiting, timeout=TRANSCRIPT_WAIT)
-        for task in pending:
-            task.cancel()
-        self._transcripts_due.clear()  # a transcript that never came is not waited for again
+        if heard.language is not None:
+            self.lines = voice_lines(self.settings.prompts_dir, heard.language)
+            engine = self.recorder.engine
+            self._spawn(
+                asyncio.to_thread(set_call_fields, engine, self.call_sid, language=heard.language)
+            )
+        if heard.red_flag is not None:
+            self.flagged = True
+            self.outcome = CallOutcome.emergency
+            self._spawn(self._on_red_flag(heard.red_flag))
 
     # Safety -------------------------------------------------------------------------------------
-
-    def _check_red_flag(self, transcript: str) -> None:
-        """Run the detector on what the caller said (tens of microseconds); act once per kind."""
-        flag = self._detector.detect(transcript)
-        if flag is None or flag.category in self._red_flags:
-            return
-        self._red_flags.add(flag.category)
-        self.flagged = True
-        self.outcome = CallOutcome.emergency
-        self.recorder.event("safety", {"red_flag": flag.category, "rule": flag.rule})
-        self._spawn(self._on_red_flag(flag))
 
     async def _on_red_flag(self, flag: RedFlag) -> None:
         services = self.context.services
@@ -516,25 +475,20 @@ class CallBridge:
         )
 
     async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
-        await self._await_transcripts()
-        if self._red_flags and name in BOOKING_TOOLS:
-            # The booking flow stopped at the red flag: the model is told why, nothing runs.
-            self.recorder.event("tool", {"name": name, "refused": "red flag"})
-            if self.link is not None and not self._ending:
-                refusal = {
-                    "error": "emergency: the caller described a possible emergency; do not book. "
-                    "Repeat the emergency number and offer the transfer to the clinic staff.",
-                    "emergency_number": self.context.services.clinic().emergency.number,
-                }
-                await self.link.function_output(call_id, json.dumps(refusal))
-            return
-        result = await self.registry.dispatch(name, arguments, self.context)
-        if result.ok and name in ("book_appointment", "reschedule_appointment"):
-            self._booked = True
-        if not result.ok and result.error_code == "internal_error":
+        await self.turns.settled()
+        run = await run_tool_call(
+            self.registry,
+            self.context,
+            self.recorder,
+            name,
+            arguments,
+            red_flagged=bool(self.turns.red_flags),
+        )
+        self._booked = self._booked or run.booked
+        if run.failed:
             await self.alert("tool_failure", f"call {self.call_sid}: tool {name} failed")
         if self.link is not None and not self._ending:
-            await self.link.function_output(call_id, result.to_json())
+            await self.link.function_output(call_id, run.output)
 
     async def _on_response_done(self, response: RealtimeResponse) -> None:
         state = self._responses.pop(response.id or "", _ResponseState())
@@ -718,7 +672,7 @@ class CallBridge:
             await self._fail_over("the AI voice service dropped twice")
             raise CallEnded
         self._reconnected = True
-        self._transcripts_due.clear()  # the old session's transcripts will never come
+        self.turns.forget()  # the old session's transcripts will never come
         logger.warning("realtime connection dropped mid-call; reconnecting once")
         self.recorder.event("error", {"realtime": "connection dropped; reconnecting"})
         await self._close_link()

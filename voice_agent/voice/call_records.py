@@ -12,6 +12,7 @@ These are blocking functions (the call path runs them with ``asyncio.to_thread``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -79,6 +80,10 @@ def stream_already_ran(engine: Engine, call_sid: str) -> bool:
 # During the call ----------------------------------------------------------------------------------
 
 
+RECORD_BATCH_SECONDS = 1.0
+"""A call's events are written at most this long after they happen, several per transaction."""
+
+
 class CallRecorder:
     """One call's events (transcript turns, tools, errors), written in batches by one task."""
 
@@ -88,6 +93,7 @@ class CallRecorder:
         self._seq = 0
         self._queue: asyncio.Queue[CallEvent | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self.transcript: list[tuple[str, str]] = []
 
     @property
@@ -119,6 +125,12 @@ class CallRecorder:
     async def _drain(self) -> None:
         while True:
             first = await self._queue.get()
+            if first is not None and not self._closing.is_set():
+                # Gather what follows (a turn is a few events: transcript, tool, answer) into
+                # one transaction; the call's end flushes at once.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECORD_BATCH_SECONDS):
+                        await self._closing.wait()
             batch = [first]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -139,6 +151,7 @@ class CallRecorder:
         self, outcome: CallOutcome, *, error: str | None = None, flagged: bool | None = None
     ) -> None:
         """Flush the events and close the record (outcome set once, first writer wins)."""
+        self._closing.set()
         self._queue.put_nowait(None)
         if self._writer is not None:
             await self._writer

@@ -17,6 +17,7 @@ from voice_agent.store.confirmation_tables import StepStatus
 from voice_agent.voice.call_records import open_call_record, stream_already_ran
 from voice_agent.voice.keypad import red_flag_twiml
 from voice_agent.voice.session import VoiceRuntime
+from voice_agent.voice.sip.transport import sip_answer_twiml
 from voice_agent.voice.twilio.gather import (
     MAX_SILENCES,
     gather_twiml,
@@ -64,6 +65,17 @@ async def answer_twiml(
     )
     if token is None:
         return _keypad_prompt(context, base)
+    sip = sip_answer_twiml(
+        services.settings,
+        services.clinic(),
+        call_sid=call_sid,
+        token=token,
+        base=base,
+        dialled=params.get("From"),  # the clinic's number placed this call
+        appointment_id=context.appointment.id,
+    )
+    if sip is not None:  # the clinic's number is on the openai_sip transport (docs/sip.md)
+        return sip
     return stream_twiml(
         stream_url,
         {"token": token},

@@ -41,7 +41,12 @@ def read_prompt(path: Path) -> str:
 
 
 def voice_lines(prompts_dir: Path, language: str) -> VoiceLines:
-    language = language_or_default(language)
+    return _voice_lines(prompts_dir, language_or_default(language))
+
+
+@lru_cache(maxsize=16)
+def _voice_lines(prompts_dir: Path, language: str) -> VoiceLines:
+    """Parsed once per language (a YAML parse takes ~15 ms; a call's set-up needs it thrice)."""
     data = yaml.safe_load(read_prompt(prompts_dir / language / "voice_lines.yaml"))
     return VoiceLines(language, data)
 

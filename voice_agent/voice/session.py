@@ -12,23 +12,18 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from voice_agent.alerts import StaffTexts, alert_staff, staff_language
-from voice_agent.confirmations.prompt import confirmation_prompt_values
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
 from voice_agent.services import Services
 from voice_agent.store.tables import CallRecord
-from voice_agent.tools.catalog import build_registry, confirmation_registry
-from voice_agent.tools.context import ToolContext
+from voice_agent.tools.catalog import build_registry
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_records import CallRecorder, consume_token, get_call, set_call_fields
-from voice_agent.voice.lines import voice_lines
+from voice_agent.voice.call_setup import call_alert, prepare_call
 from voice_agent.voice.openai.connection import RealtimeConnector
-from voice_agent.voice.openai.instructions import render_instructions
 from voice_agent.voice.twilio.call_actions import TwilioCallActions
 from voice_agent.voice.twilio.protocol import Start
 from voice_agent.voice.twilio.stream import read_start
@@ -113,22 +108,10 @@ async def run_call(
     settings = services.settings
     current_call.set(call.call_sid)  # every line of the call, its tasks included, names it
     clinic = services.clinic()
-    patient = await services.patients.get(call.patient_id) if call.patient_id else None
-    language = call.language or clinic.default_language
-    lines = voice_lines(settings.prompts_dir, language)
     await asyncio.to_thread(
         set_call_fields, services.engine, call.call_sid, stream_sid=start.stream_sid
     )
-    context = ToolContext(
-        services=services,
-        channel="voice",
-        conversation_id=call.call_sid,
-        caller_phone=patient.phone if patient else None,
-        phone_verified=patient is not None,  # the carrier's caller id, or the number we dialled
-        language=language,
-        call_sid=call.call_sid,
-        appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
-    )
+    setup = await prepare_call(services, call, runtime.registry)  # the same as on SIP
     base = settings.public_url or ""
     actions = TwilioCallActions(
         services.engine,
@@ -136,25 +119,7 @@ async def run_call(
         staff_phone=clinic.staff_phone,
         caller_id=clinic.phone,
         whisper_url=f"{base}/twilio/whisper" if base else None,
-        say_language=lines.say_language,
-    )
-    registry = runtime.registry
-    prompt, extra = "receptionist.md", None
-    if call.mode == "confirmation" and call.appointment_id:
-        registry = confirmation_registry(registry)
-        prompt = "confirmation.md"
-        extra = await asyncio.to_thread(
-            confirmation_prompt_values, services, call.appointment_id, patient, language
-        )
-    instructions = render_instructions(
-        settings.prompts_dir,
-        clinic,
-        language,
-        now=services.clock.now(),
-        patient=patient,
-        caller_verified=patient is not None,
-        prompt_name=prompt,
-        extra=extra,
+        say_language=setup.lines.say_language,
     )
     bridge = CallBridge(
         settings=settings,
@@ -162,13 +127,13 @@ async def run_call(
         stream_sid=start.stream_sid,
         call_sid=call.call_sid,
         connector=connector,
-        registry=registry,
-        context=context,
+        registry=setup.registry,
+        context=setup.context,
         recorder=CallRecorder(services.engine, call.call_sid),
         actions=actions,
         alert=call_alert(services, call.call_sid),
-        instructions=instructions,
-        lines=lines,
+        instructions=setup.instructions,
+        lines=setup.lines,
     )
     CALLS_IN_PROGRESS.inc()
     try:
@@ -177,21 +142,4 @@ async def run_call(
         CALLS_IN_PROGRESS.dec()
 
 
-def call_alert(services: Services, call_sid: str) -> Callable[[str, str], Awaitable[None]]:
-    """The bridge's alerts as staff texts in the clinic's language, pointing at the call."""
-    texts = StaffTexts(services.settings.prompts_dir)
-
-    async def alert(kind: str, detail: str) -> None:
-        if kind == "tool_failure":
-            return  # the tool registry already alerted, with the caller's name and number
-        language = staff_language(services)
-        key = kind if texts.has(language, kind) else "call_failure"
-        await alert_staff(
-            services,
-            key,
-            dedup_key=call_sid,
-            reason=detail[:200],
-            where=texts.where(language, call_sid=call_sid, conversation_id=None),
-        )
-
-    return alert
+__all__ = ["VoiceRuntime", "authorize", "call_alert", "run_call", "serve_media_stream"]

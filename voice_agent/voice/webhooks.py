@@ -21,8 +21,10 @@ from voice_agent.voice.call_records import (
     set_call_fields,
     stream_already_ran,
 )
+from voice_agent.voice.call_setup import call_alert
 from voice_agent.voice.lines import voice_lines
-from voice_agent.voice.session import VoiceRuntime, call_alert
+from voice_agent.voice.session import VoiceRuntime
+from voice_agent.voice.sip.transport import FAILED_DIAL, sip_answer_twiml
 from voice_agent.voice.twilio.gather import redirect_twiml
 from voice_agent.voice.twilio.twiml import (
     apology_then_gather_twiml,
@@ -60,6 +62,12 @@ async def answer_call(
     )
     if runtime.connector is None:
         return redirect_twiml(f"{base}/twilio/gather/start")
+    sip = sip_answer_twiml(
+        services.settings, clinic, call_sid=call_sid, token=token, base=base,
+        dialled=params.get("To"),
+    )  # fmt: skip
+    if sip is not None:  # this number is on the openai_sip transport (docs/sip.md)
+        return sip
     return stream_twiml(
         stream_url,
         {"token": token},
@@ -113,3 +121,32 @@ async def stream_failed(services: Services, call_sid: str, error: str) -> None:
     """Twilio reports the stream failed: the record keeps the error, staff get an alert."""
     await asyncio.to_thread(set_call_fields, services.engine, call_sid, error=error[:500])
     await call_alert(services, call_sid)("stream_error", error)
+
+
+async def after_sip_dial_twiml(
+    runtime: VoiceRuntime, call_sid: str, dial_status: str, *, base: str, stream_url: str
+) -> str:
+    """The SIP leg to OpenAI ended (``<Dial action>``): what the receptionist decided, as after
+    a stream; or, when OpenAI never took the call (486 at capacity, refused, unreachable), the
+    Media Streams bridge with a fresh token; or, when the leg simply ended, a hang-up."""
+    services = runtime.services
+    call = await asyncio.to_thread(get_call, services.engine, call_sid)
+    if call is None:
+        return hangup_twiml()
+    if call.next_action is not None:
+        return await after_stream_twiml(services, call_sid, base=base)
+    if dial_status not in FAILED_DIAL:
+        return hangup_twiml()
+    logger.warning("the SIP leg to OpenAI failed (%s): falling back", dial_status)
+    if call.mode != "reception" or runtime.connector is None:
+        return await after_stream_twiml(services, call_sid, base=base)  # keypad or no-AI line
+    token, claims = runtime.tokens.mint(call_sid, services.clock.now())
+    await asyncio.to_thread(
+        set_call_fields, services.engine, call_sid, token_nonce=claims.nonce, token_used_at=None
+    )
+    return stream_twiml(
+        stream_url,
+        {"token": token},
+        status_callback=f"{base}/twilio/stream-status",
+        after_url=f"{base}/twilio/after-stream",
+    )

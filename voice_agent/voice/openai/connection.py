@@ -121,6 +121,10 @@ class RealtimeLink:
     async def cancel_response(self) -> None:
         await self.send({"type": "response.cancel"})
 
+    async def clear_output_audio(self) -> None:
+        """Stop what the caller hears now (SIP and WebRTC only: OpenAI plays the audio)."""
+        await self.send({"type": "output_audio_buffer.clear"})
+
     async def function_output(self, call_id: str, output: str) -> None:
         await self.send(
             {

@@ -3,12 +3,14 @@ event, never on its ``type`` string.
 
 Every event but one is validated into the SDK's own model (``openai.types.realtime``, the
 members of ``RealtimeServerEvent``), looked up by its ``type`` (one model, not a try of each of
-the union's ~40 members). The exception is the hot one, ``response.output_audio.delta`` (about
-50 a second per call): it becomes an :class:`AudioDelta`, a three-slot object built from the
-decoded JSON without validation, because the SDK model costs ~10 times more per event and the
-bridge only forwards its base64 ``delta`` (checked for nothing but being a string). An event the
-call does not act on parses to ``None`` at the cost of one dict lookup; one that fails its
-model's validation is logged (its type and the failing field, no content) and skipped.
+the union's ~40 members); the SIP sideband's own events (``output_audio_buffer.*``: what the
+caller hears, and keypad presses) are among them. The exception is the hot one,
+``response.output_audio.delta`` (about 50 a second per call): it becomes an
+:class:`AudioDelta`, a three-slot object built from the decoded JSON without validation,
+because the SDK model costs ~10 times more per event and the bridge only forwards its base64
+``delta`` (checked for nothing but being a string). An event the call does not act on parses
+to ``None`` at the cost of one dict lookup; one that fails its model's validation is logged (its
+type and the failing field, no content) and skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from openai.types.realtime.conversation_item_input_audio_transcription_failed_ev
 from openai.types.realtime.input_audio_buffer_committed_event import (
     InputAudioBufferCommittedEvent as AudioCommitted,
 )
+from openai.types.realtime.input_audio_buffer_dtmf_event_received_event import (
+    InputAudioBufferDtmfEventReceivedEvent as DtmfReceived,
+)
 from openai.types.realtime.input_audio_buffer_speech_started_event import (
     InputAudioBufferSpeechStartedEvent as SpeechStarted,
 )
@@ -32,6 +37,15 @@ from openai.types.realtime.input_audio_buffer_speech_stopped_event import (
     InputAudioBufferSpeechStoppedEvent as SpeechStopped,
 )
 from openai.types.realtime.realtime_error_event import RealtimeErrorEvent as RealtimeError
+from openai.types.realtime.realtime_server_event import (
+    OutputAudioBufferCleared as PlayoutCleared,
+)
+from openai.types.realtime.realtime_server_event import (
+    OutputAudioBufferStarted as PlayoutStarted,
+)
+from openai.types.realtime.realtime_server_event import (
+    OutputAudioBufferStopped as PlayoutStopped,
+)
 from openai.types.realtime.response_audio_done_event import ResponseAudioDoneEvent as AudioDone
 from openai.types.realtime.response_audio_transcript_done_event import (
     ResponseAudioTranscriptDoneEvent as AudioTranscriptDone,
@@ -75,6 +89,10 @@ ServerEvent: TypeAlias = (
     | AudioDone
     | AudioTranscriptDone
     | RealtimeError
+    | PlayoutStarted
+    | PlayoutStopped
+    | PlayoutCleared
+    | DtmfReceived
 )
 
 _MODELS: tuple[type[BaseModel], ...] = (
@@ -89,6 +107,11 @@ _MODELS: tuple[type[BaseModel], ...] = (
     AudioDone,
     AudioTranscriptDone,
     RealtimeError,
+    # SIP (and WebRTC) only: the caller starts / stops hearing a response, and keypad presses.
+    PlayoutStarted,
+    PlayoutStopped,
+    PlayoutCleared,
+    DtmfReceived,
 )
 
 
@@ -128,7 +151,11 @@ __all__ = [
     "AudioDelta",
     "AudioDone",
     "AudioTranscriptDone",
+    "DtmfReceived",
     "FunctionCallDone",
+    "PlayoutCleared",
+    "PlayoutStarted",
+    "PlayoutStopped",
     "RealtimeError",
     "ResponseCreated",
     "ResponseDone",
