@@ -30,6 +30,8 @@ from voice_agent.store.db import make_engine
 from voice_agent.store.migrate import upgrade
 from voice_agent.tools.catalog import build_registry
 from voice_agent.tools.registry import ToolRegistry
+from voice_agent.worklist.feed import WorkFeed
+from voice_agent.worklist.service import Worklist
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Services:
     registry: ToolRegistry
     identity: IdentityService
     """Codes and birth-date checks for callers the carrier did not verify."""
+    worklist: Worklist
+    """The staff's to-do queue, fed at the source (interaction and dead-letter hooks)."""
     integrations: Integrations | None = None
     step_planner: StepPlanner | None = None
     """Plans confirmation steps with each booking (an interaction hook); also plans late ones."""
@@ -125,6 +129,8 @@ def build_services(
     interactions = InteractionLog(engine, clock)
     step_planner = StepPlanner(holder, clock)
     interactions.add_hook(step_planner)  # confirmation steps move with bookings
+    feed = WorkFeed(clock)
+    interactions.add_hook(feed.on_interaction)  # what needs a person, in the same transaction
     integrations = build_integrations(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
     )
@@ -138,6 +144,7 @@ def build_services(
         alert=integrations.alerter.alert,
     )
     integrations.outbox.register(notices)
+    integrations.outbox.on_dead_letter(feed.on_dead_letter)
     booking = BookingService(
         engine,
         holder,
@@ -166,6 +173,7 @@ def build_services(
             _code_sender(settings),
             lambda: holder().name,
         ),
+        worklist=Worklist(engine, clock),
         integrations=integrations,
         step_planner=step_planner,
     )

@@ -42,6 +42,14 @@ class ClinicVersion(SQLModel, table=True):
     loaded_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     source: str = Field(max_length=500)
     content: str = Field(sa_column=Column(Text, nullable=False))
+    author_id: str | None = Field(
+        default=None, max_length=32, description="The staff account that saved it (console)."
+    )
+    summary: str | None = Field(
+        default=None,
+        sa_column=Column(Text, nullable=True),
+        description="What changed from the version before, one line per change.",
+    )
 
 
 class Patient(SQLModel, table=True):
@@ -260,3 +268,8 @@ from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
 from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
 from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401
+from voice_agent.store.worklist_tables import (  # noqa: E402,F401
+    ConversationTurn,
+    WorkItem,
+    WorkItemEvent,
+)
