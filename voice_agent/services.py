@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from voice_agent.calendars.base import CalendarBackend
 from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
+from voice_agent.clinic.versions import latest_version_id, version
 from voice_agent.clock import Clock, SystemClock
 from voice_agent.confirmations.steps import StepPlanner
 from voice_agent.identity import IdentityService
@@ -37,33 +39,65 @@ logger = logging.getLogger(__name__)
 
 
 class ClinicHolder:
-    """The clinic in force; re-read from the database when staff load a new file."""
+    """The clinic in force, as the newest ``clinic_version`` row says.
 
-    def __init__(self, engine: Engine, timezone_override: str | None) -> None:
+    Held in memory and checked against the newest version id at most every ``refresh_seconds``
+    (one indexed read), so a price changed in the console, or a file loaded by the CLI in another
+    process, is what the receptionist says a few seconds later without a restart; the process
+    that saved it calls ``reload()`` and answers with it at once. If the database cannot be read
+    for the check, the clinic already held keeps answering.
+    """
+
+    def __init__(
+        self, engine: Engine, timezone_override: str | None, *, refresh_seconds: float = 5.0
+    ) -> None:
         self._engine = engine
         self._override = timezone_override
         self._lock = threading.Lock()
         self._clinic: Clinic | None = None
+        self._version: int | None = None
+        self._refresh = refresh_seconds
+        self._checked = 0.0
 
     def __call__(self) -> Clinic:
         clinic = self._clinic
-        if clinic is None:
-            with self._lock:
-                clinic = self._clinic or self.reload()
-        return clinic
+        now = time.monotonic()
+        if clinic is not None and now - self._checked < self._refresh:
+            return clinic
+        with self._lock:
+            if self._clinic is not None and now - self._checked < self._refresh:
+                return self._clinic
+            self._checked = now
+            if self._clinic is None:
+                return self.reload()
+            try:
+                latest = latest_version_id(self._engine)
+            except Exception:
+                logger.warning("could not check the clinic version; keeping the one held")
+                return self._clinic
+            if latest != self._version:
+                return self.reload()
+            return self._clinic
+
+    @property
+    def version_id(self) -> int | None:
+        """The ``clinic_version`` row in force in this process."""
+        return self._version
 
     def reload(self) -> Clinic:
-        clinic = load_active_clinic(self._engine)
-        if clinic is None:
+        found = version(self._engine)
+        if found is None:
             raise ConfigurationError(
                 "no clinic loaded: run `voice-agent clinic load FILE` "
                 "or set VOICE_AGENT_CLINIC_FILE"
             )
+        info, clinic = found
         if self._override:
             data = clinic.model_dump()
             data["timezone"] = self._override
             clinic = Clinic.model_validate(data)
-        self._clinic = clinic
+        self._clinic, self._version = clinic, info.id
+        self._checked = time.monotonic()
         return clinic
 
 

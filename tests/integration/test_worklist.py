@@ -168,3 +168,24 @@ def test_items_hold_no_patient_data_in_clear(client: TestClient, any_services: S
         )
     dump = json.dumps([list(map(str, row)) for row in raw])
     assert "987654404" not in dump and "exame" not in dump
+
+
+def test_a_patients_erasure_clears_their_items_and_timeline(
+    client: TestClient, any_services: Services
+) -> None:
+    from voice_agent.privacy.subject import erase_subject, export_subject
+
+    phone = "+5511987654405"
+    _say(client, "w-5", "quero falar com uma atendente sobre meu exame", phone=phone)
+    [item] = any_services.worklist.items()
+    any_services.worklist.resolve(item.id, "staff-ana", "Liguei para a paciente.")
+    now = any_services.clock.now()
+    exported = export_subject(any_services.engine, phone, now)
+    assert exported["staff_requests"][0]["summary"].startswith("quero falar")
+    assert exported["conversation_turns"][0]["content"].startswith("quero falar")
+    removed = erase_subject(any_services.engine, any_services.interactions, phone, now)
+    assert removed["staff_requests_cleared"] == 1 and removed["conversation_turns"] == 2
+    cleared = any_services.worklist.get(item.id)
+    assert cleared is not None and cleared.kind == "handover" and cleared.status == "resolved"
+    assert cleared.phone is None and cleared.resolution is None
+    assert all(event.note is None for event in cleared.events)

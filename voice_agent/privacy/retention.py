@@ -21,11 +21,13 @@ from voice_agent.privacy.fields import EncryptedTable, rewrite
 from voice_agent.store.conversation_tables import ConversationRecord
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
+from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 from voice_agent.store.types import UTCDateTime
 
 logger = logging.getLogger("voice_agent.privacy")
 
 TRANSCRIPT_KINDS = ("caller", "receptionist")
+TEXT_TRANSCRIPT_KINDS = ("patient", "receptionist")
 EMPTY_DETAILS = "{}"
 
 
@@ -37,6 +39,8 @@ class PurgeReport(BaseModel):
     conversations: int = 0
     interaction_details: int = 0
     outbox_rows: int = 0
+    conversation_turns: int = 0
+    work_items: int = 0
 
     @property
     def total(self) -> int:
@@ -82,6 +86,27 @@ def purge(engine: Engine, policy: RetentionPolicy, now: datetime) -> PurgeReport
             delete(OutboxRow)
             .where(col(OutboxRow.status).in_((OutboxStatus.done, OutboxStatus.dead)))
             .where(col(OutboxRow.updated_at) < cutoff(policy.outbox_days))
+        ).rowcount
+    with engine.begin() as db:  # text conversations' timelines: as calls' transcripts and events
+        report.conversation_turns = db.execute(
+            delete(ConversationTurn).where(
+                col(ConversationTurn.kind).in_(TEXT_TRANSCRIPT_KINDS),
+                col(ConversationTurn.at) < transcripts,
+            )
+        ).rowcount
+        report.conversation_turns += db.execute(
+            delete(ConversationTurn).where(col(ConversationTurn.at) < events)
+        ).rowcount
+        # Resolved to-do items keep their facts (kind, times, who) like the interaction log;
+        # what the patient said, the number and the note go.
+        report.work_items = db.execute(
+            update(WorkItem)
+            .where(
+                col(WorkItem.status) == WorkStatus.resolved,
+                col(WorkItem.updated_at) < cutoff(policy.interaction_details_days),
+                col(WorkItem.summary).is_not(None) | col(WorkItem.phone).is_not(None),
+            )
+            .values(summary=None, phone=None, resolution=None, details=EMPTY_DETAILS)
         ).rowcount
     report.interaction_details = _strip_interaction_details(
         engine, cutoff(policy.interaction_details_days)
