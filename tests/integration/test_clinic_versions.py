@@ -59,9 +59,7 @@ def test_an_edit_is_refused_by_the_model_with_the_field_named(sample_clinic: Cli
     doctors[0]["services"] = [*doctors[0]["services"], "no-such-service"]
     with pytest.raises(ClinicEditError) as broken:
         with_section(sample_clinic, "doctors", doctors)
-    assert broken.value.general == [
-        "doctor dr-ana-souza: service 'no-such-service' is not defined"
-    ]
+    assert broken.value.general == ["doctor dr-ana-souza: service 'no-such-service' is not defined"]
 
 
 def test_changes_name_what_changed_by_id(sample_clinic: Clinic) -> None:

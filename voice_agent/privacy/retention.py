@@ -21,8 +21,8 @@ from voice_agent.privacy.fields import EncryptedTable, rewrite
 from voice_agent.store.conversation_tables import ConversationRecord
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
-from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 from voice_agent.store.types import UTCDateTime
+from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 
 logger = logging.getLogger("voice_agent.privacy")
 
