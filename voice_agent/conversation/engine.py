@@ -161,6 +161,7 @@ class ConversationService:
                 phone=state.phone,
                 tools=trace.calls,
                 emergency=flag.category if flag is not None else None,
+                handoff=turn.handoff,
             )
         TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []

@@ -60,6 +60,7 @@ class TurnLog:
         phone: str | None,
         tools: list[dict[str, Any]],
         emergency: str | None = None,
+        handoff: bool = False,
     ) -> None:
         entries: list[tuple[str, str]] = [("patient", text[:MAX_TEXT])]
         if language_before and language and language != language_before:
@@ -69,6 +70,8 @@ class TurnLog:
         for call in tools:
             kind = "tool" if call.get("ok") else "error"
             entries.append((kind, json.dumps(call, ensure_ascii=False, default=str)[:MAX_TEXT]))
+        if handoff:
+            entries.append(("handover", "{}"))
         entries.append(("receptionist", reply[:MAX_TEXT]))
         try:
             await asyncio.to_thread(

@@ -135,7 +135,8 @@ class ConversationTurn(SQLModel, table=True):
     patient_id: str | None = Field(default=None, max_length=32, index=True)
     language: str | None = Field(default=None, max_length=8)
     kind: str = Field(
-        max_length=16, description="patient | receptionist | tool | language | emergency | error"
+        max_length=16,
+        description="patient | receptionist | tool | error | language | emergency | handover",
     )
     engine: str | None = Field(default=None, max_length=16, description="offline | llm | safety")
     content: str = Field(sa_column=Column(EncryptedText(), nullable=False))
