@@ -87,13 +87,13 @@ def test_a_saved_price_is_what_the_receptionist_says(any_services: Services) -> 
 
         assert "120" in ask()
         clinic = with_section(services.clinic(), "services", _priced(services.clinic(), "ecg", 145))
-        saved = save_version(services.engine, clinic, source="console", author_id="staff-1")
+        saved = save_version(services.engine, clinic, source="console", author_id=1)
         services.clinic.reload()  # the saving process answers with it at once
         assert services.clinic.version_id == saved.id
         answer = ask()
         assert "145" in answer and "120" not in answer
     history = versions(services.engine)
-    assert history[0].author_id == "staff-1"
+    assert history[0].author_id == 1
     assert history[0].summary == "services[ecg].private_price: 120 → 145"
     assert history[1].summary is None  # the first version: nothing before it
     found = version(services.engine, history[1].id)
@@ -106,7 +106,7 @@ def test_another_process_sees_the_new_version_after_its_check(any_services: Serv
     other = ClinicHolder(any_services.engine, None, refresh_seconds=0)
     assert other().price("ecg") == Decimal("120.00")
     clinic = with_section(other(), "services", _priced(other(), "ecg", 99))
-    save_version(any_services.engine, clinic, source="console", author_id="staff-2")
+    save_version(any_services.engine, clinic, source="console", author_id=2)
     assert other().price("ecg") == Decimal("99")
 
 

@@ -53,23 +53,23 @@ def test_a_hand_over_becomes_one_item_with_who_what_and_when(
     # One item for the conversation, whatever the number of times the patient asks.
     assert [e.action for e in any_services.worklist.get(item.id).events][:1] == ["created"]
 
-    taken = any_services.worklist.take(item.id, "staff-ana")
-    assert (taken.status, taken.taken_by) == ("taken", "staff-ana")
+    taken = any_services.worklist.take(item.id, 1)
+    assert (taken.status, taken.taken_by) == ("taken", 1)
     with pytest.raises(WorkError) as refused:
-        any_services.worklist.take(item.id, "staff-bia")
+        any_services.worklist.take(item.id, 2)
     assert refused.value.code == "taken"
     with pytest.raises(WorkError) as empty:
-        any_services.worklist.resolve(item.id, "staff-ana", "   ")
+        any_services.worklist.resolve(item.id, 1, "   ")
     assert empty.value.code == "note_required"
-    done = any_services.worklist.resolve(item.id, "staff-ana", "Liguei, remarcado para sexta.")
+    done = any_services.worklist.resolve(item.id, 1, "Liguei, remarcado para sexta.")
     assert (done.status, done.resolved_by, done.resolution) == (
         "resolved",
-        "staff-ana",
+        1,
         "Liguei, remarcado para sexta.",
     )
     trail = [(e.action, e.actor_id) for e in done.events]
     assert trail[0] == ("created", None)
-    assert trail[-2:] == [("taken", "staff-ana"), ("resolved", "staff-ana")]
+    assert trail[-2:] == [("taken", 1), ("resolved", 1)]
     assert any_services.worklist.items() == []
     # A new request in the same conversation after it was resolved is a new item.
     _say(client, "w-1", "quero falar com uma atendente de novo")
@@ -136,10 +136,10 @@ async def test_a_dead_letter_is_retried_and_comes_back_if_it_dies_again(
     assert item.details["outbox_kind"] == "patient_message"
     assert "63016" in item.details["error"]
 
-    retried = any_services.worklist.retry(item.id, "staff-ana")
+    retried = any_services.worklist.retry(item.id, 1)
     assert retried.status == "resolved" and retried.outbox_status == "pending"
     with pytest.raises(WorkError):
-        any_services.worklist.retry(item.id, "staff-ana")  # not a dead letter any more
+        any_services.worklist.retry(item.id, 1)  # not a dead letter any more
     await outbox.drain()  # dies again: the same item is back, with its history
     [back] = any_services.worklist.items()
     assert back.id == item.id and back.status == "open"
@@ -150,7 +150,7 @@ async def test_a_dead_letter_is_retried_and_comes_back_if_it_dies_again(
         "reopened",
     ]
     handler.fail = False
-    any_services.worklist.retry(item.id, "staff-ana")
+    any_services.worklist.retry(item.id, 1)
     await outbox.drain()
     with transaction(any_services.engine) as session:
         row = session.execute(select(OutboxRow).where(OutboxRow.key == "msg:1")).scalar_one()
@@ -178,13 +178,13 @@ def test_a_patients_erasure_clears_their_items_and_timeline(
     phone = "+5511987654405"
     _say(client, "w-5", "quero falar com uma atendente sobre meu exame", phone=phone)
     [item] = any_services.worklist.items()
-    any_services.worklist.resolve(item.id, "staff-ana", "Liguei para a paciente.")
+    any_services.worklist.resolve(item.id, 1, "Liguei para a paciente.")
     now = any_services.clock.now()
     exported = export_subject(any_services.engine, phone, now)
     assert exported["staff_requests"][0]["summary"].startswith("quero falar")
     assert exported["conversation_turns"][0]["content"].startswith("quero falar")
     removed = erase_subject(any_services.engine, any_services.interactions, phone, now)
-    assert removed["staff_requests_cleared"] == 1 and removed["conversation_turns"] == 2
+    assert removed["staff_requests_cleared"] == 1 and removed["conversation_turns"] == 3
     cleared = any_services.worklist.get(item.id)
     assert cleared is not None and cleared.kind == "handover" and cleared.status == "resolved"
     assert cleared.phone is None and cleared.resolution is None

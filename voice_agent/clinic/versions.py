@@ -45,7 +45,7 @@ class VersionInfo:
     id: int
     loaded_at: datetime
     source: str
-    author_id: str | None
+    author_id: int | None
     summary: str | None
 
 
@@ -103,7 +103,7 @@ def validate(data: dict[str, Any]) -> Clinic:
 
 
 def save_version(
-    engine: Engine, clinic: Clinic, *, source: str, author_id: str | None = None
+    engine: Engine, clinic: Clinic, *, source: str, author_id: int | None = None
 ) -> VersionInfo:
     """Store the clinic as the new version in force, with what changed since the last one."""
     with transaction(engine) as session:

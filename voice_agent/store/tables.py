@@ -42,8 +42,8 @@ class ClinicVersion(SQLModel, table=True):
     loaded_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     source: str = Field(max_length=500)
     content: str = Field(sa_column=Column(Text, nullable=False))
-    author_id: str | None = Field(
-        default=None, max_length=32, description="The staff account that saved it (console)."
+    author_id: int | None = Field(
+        default=None, description="The staff account that saved it (console)."
     )
     summary: str | None = Field(
         default=None,

@@ -90,9 +90,9 @@ class WorkItem(SQLModel, table=True):
         sa_column=Column(EncryptedText(), nullable=False),
         description="Facts for the console as JSON (category, attempts, error). Encrypted.",
     )
-    taken_by: str | None = Field(default=None, max_length=32)
+    taken_by: int | None = Field(default=None, description="The staff account.")
     taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    resolved_by: str | None = Field(default=None, max_length=32)
+    resolved_by: int | None = Field(default=None, description="The staff account.")
     resolved_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -114,7 +114,7 @@ class WorkItemEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     action: str = Field(max_length=16)
     actor: str = Field(default="system", max_length=16, description="staff | system")
-    actor_id: str | None = Field(default=None, max_length=32, description="The staff account.")
+    actor_id: int | None = Field(default=None, description="The staff account.")
     note: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
 
 

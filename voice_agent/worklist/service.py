@@ -49,7 +49,7 @@ class WorkEvent:
     at: datetime
     action: str
     actor: str
-    actor_id: str | None
+    actor_id: int | None
     note: str | None
 
 
@@ -75,9 +75,9 @@ class WorkView:
     appointment_id: str | None
     outbox_id: int | None
     outbox_status: str | None
-    taken_by: str | None
+    taken_by: int | None
     taken_at: datetime | None
-    resolved_by: str | None
+    resolved_by: int | None
     resolved_at: datetime | None
     resolution: str | None
     events: list[WorkEvent] = field(default_factory=list)
@@ -149,7 +149,7 @@ class Worklist:
 
     # Acting -----------------------------------------------------------------------------------
 
-    def take(self, item_id: int, staff_id: str) -> WorkView:
+    def take(self, item_id: int, staff_id: int) -> WorkView:
         """The staff member handles it now; refused when another took it or it is resolved."""
         now = self._clock.now()
         with transaction(self._engine) as session:
@@ -163,7 +163,7 @@ class Worklist:
             _event(session, item_id, now, "taken", staff_id)
         return self._must(item_id)
 
-    def release(self, item_id: int, staff_id: str) -> WorkView:
+    def release(self, item_id: int, staff_id: int) -> WorkView:
         """Give a taken item back to the queue."""
         now = self._clock.now()
         with transaction(self._engine) as session:
@@ -177,7 +177,7 @@ class Worklist:
             _event(session, item_id, now, "released", staff_id)
         return self._must(item_id)
 
-    def resolve(self, item_id: int, staff_id: str, note: str) -> WorkView:
+    def resolve(self, item_id: int, staff_id: int, note: str) -> WorkView:
         """Done, with what was done (the note is required: the next person reads it)."""
         note = note.strip()
         if not note:
@@ -203,7 +203,7 @@ class Worklist:
             _event(session, item_id, now, "resolved", staff_id, note)
         return self._must(item_id)
 
-    def retry(self, item_id: int, staff_id: str) -> WorkView:
+    def retry(self, item_id: int, staff_id: int) -> WorkView:
         """Send a dead letter again with a fresh attempt budget; the item is resolved as
         retried, and comes back by itself if the delivery dies again."""
         now = self._clock.now()
@@ -282,7 +282,7 @@ class Worklist:
                 session.add(item)
 
 
-def _refuse(session: Session, item_id: int, staff_id: str, action: str) -> None:
+def _refuse(session: Session, item_id: int, staff_id: int, action: str) -> None:
     item = session.get(WorkItem, item_id)
     if item is None:
         raise WorkError("not_found", f"no item {item_id}")
@@ -300,7 +300,7 @@ def _event(
     item_id: int,
     at: datetime,
     action: str,
-    staff_id: str,
+    staff_id: int,
     note: str | None = None,
 ) -> None:
     session.add(

@@ -43,9 +43,9 @@ def upgrade() -> None:
         sa.Column("interaction_id", sa.Integer(), nullable=True),
         sa.Column("summary", _Encrypted(), nullable=True),
         sa.Column("details", _Encrypted(), nullable=False),
-        sa.Column("taken_by", _String(length=32), nullable=True),
+        sa.Column("taken_by", sa.Integer(), nullable=True),
         sa.Column("taken_at", _UTC(), nullable=True),
-        sa.Column("resolved_by", _String(length=32), nullable=True),
+        sa.Column("resolved_by", sa.Integer(), nullable=True),
         sa.Column("resolved_at", _UTC(), nullable=True),
         sa.Column("resolution", _Encrypted(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("at", _UTC(), nullable=False),
         sa.Column("action", _String(length=16), nullable=False),
         sa.Column("actor", _String(length=16), nullable=False),
-        sa.Column("actor_id", _String(length=32), nullable=True),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("note", _Encrypted(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -92,7 +92,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_conversation_turn_patient_id"), ["patient_id"])
 
     with op.batch_alter_table("clinic_version", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("author_id", _String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("author_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("summary", sa.Text(), nullable=True))
 
 
