@@ -49,13 +49,30 @@ class VersionInfo:
     summary: str | None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing the model refused: pydantic's error ``type`` and ``ctx`` let the console say
+    it in the user's language; ``message`` is the model's own words."""
+
+    type: str
+    message: str
+    ctx: dict[str, Any]
+
+
 class ClinicEditError(ValueError):
     """An edit the model refuses: ``fields`` maps a field path (``services.2.private_price``)
     to its reason; ``general`` holds what belongs to no single field (a broken reference)."""
 
-    def __init__(self, fields: dict[str, str], general: list[str]) -> None:
+    def __init__(
+        self,
+        fields: dict[str, str],
+        general: list[str],
+        problems: dict[str, Problem] | None = None,
+    ) -> None:
         self.fields = fields
         self.general = general
+        self.problems = problems or {}
+        """By field path, as ``fields``."""
         super().__init__("; ".join([*(f"{k}: {v}" for k, v in fields.items()), *general]))
 
 
@@ -88,15 +105,18 @@ def validate(data: dict[str, Any]) -> Clinic:
         return Clinic.model_validate(data)
     except ValidationError as error:
         fields: dict[str, str] = {}
+        problems: dict[str, Problem] = {}
         general: list[str] = []
         for problem in error.errors():
             message = str(problem["msg"]).removeprefix("Value error, ")
             location = ".".join(str(part) for part in problem["loc"])
             if location:
                 fields.setdefault(location, message)
+                context = {k: str(v) for k, v in (problem.get("ctx") or {}).items()}
+                problems.setdefault(location, Problem(problem["type"], message, context))
             else:
                 general.append(message)
-        raise ClinicEditError(fields, general) from None
+        raise ClinicEditError(fields, general, problems) from None
 
 
 # Versions -----------------------------------------------------------------------------------
