@@ -117,6 +117,8 @@ class Field:
     suffix: str = ""
     """… and what it is for (a language, an insurance, a weekday)."""
     readonly: bool = False
+    shown: str = ""
+    """``suffix`` in words, filled by the page (a language's or an insurance's name)."""
 
 
 @dataclass
