@@ -189,3 +189,17 @@ def test_a_patients_erasure_clears_their_items_and_timeline(
     assert cleared is not None and cleared.kind == "handover" and cleared.status == "resolved"
     assert cleared.phone is None and cleared.resolution is None
     assert all(event.note is None for event in cleared.events)
+
+
+async def test_a_failing_delivery_is_shown_before_it_dies(any_services: Services) -> None:
+    class Flaky(Failing):
+        async def deliver(self, items: list[OutboxItem]) -> list[Delivered | BaseException]:
+            return [ConnectionError("WhatsApp down") for _ in items]
+
+    any_services.outbox.register(Flaky())
+    assert any_services.outbox.enqueue("patient_message", "msg:2", {"event": "booked"})
+    await any_services.outbox.deliver_due()
+    [failing] = any_services.worklist.failing()
+    assert (failing.kind, failing.attempts) == ("patient_message", 1)
+    assert "WhatsApp down" in (failing.error or "")
+    assert any_services.worklist.items() == []  # not an item until it is a dead letter

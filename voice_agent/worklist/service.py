@@ -87,6 +87,15 @@ class WorkView:
         return self.kind == WorkKind.dead_letter and self.outbox_status == OutboxStatus.dead
 
 
+@dataclass(frozen=True)
+class Failing:
+    outbox_id: int
+    kind: str
+    attempts: int
+    next_attempt_at: datetime
+    error: str | None
+
+
 class Worklist:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
@@ -146,6 +155,24 @@ class Worklist:
         with transaction(self._engine) as session:
             last_event = session.execute(select(func.max(WorkItemEvent.id))).scalar()
         return str(last_event or 0)
+
+    def failing(self, limit: int = 20) -> list[Failing]:
+        """Deliveries being retried after a failure (not yet dead letters): the staff see a
+        WhatsApp outage before it turns into items."""
+        with transaction(self._engine) as session:
+            rows = session.execute(
+                select(OutboxRow)
+                .where(
+                    col(OutboxRow.status) == OutboxStatus.pending,
+                    col(OutboxRow.last_error).is_not(None),
+                )
+                .order_by(col(OutboxRow.id))
+                .limit(limit)
+            ).scalars()
+            return [
+                Failing(row.id or 0, row.kind, row.attempts, row.next_attempt_at, row.last_error)
+                for row in rows
+            ]
 
     # Acting -----------------------------------------------------------------------------------
 
