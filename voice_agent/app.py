@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from voice_agent import __version__
 from voice_agent.confirmations.runner import ConfirmationRunner
+from voice_agent.console.web import mount_console
 from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
@@ -135,4 +136,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(twilio_confirm.router)
     app.include_router(twilio_status.router)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
+    mount_console(app, services, settings)  # the staff console under /console
     return app

@@ -28,7 +28,9 @@ from voice_agent.clinic.versions import (
     with_section,
 )
 from voice_agent.clock import FixedClock
+from voice_agent.console.accounts import StaffAccounts
 from voice_agent.services import Services
+from voice_agent.store.staff_tables import StaffRole
 
 LOCAL = ("127.0.0.1", 50000)
 
@@ -87,13 +89,15 @@ def test_a_saved_price_is_what_the_receptionist_says(any_services: Services) -> 
 
         assert "120" in ask()
         clinic = with_section(services.clinic(), "services", _priced(services.clinic(), "ecg", 145))
-        saved = save_version(services.engine, clinic, source="console", author_id=1)
+        staff = StaffAccounts(services.engine, services.clock)
+        author = staff.add("admin@clinic.test", "a long enough password", StaffRole.admin).id
+        saved = save_version(services.engine, clinic, source="console", author_id=author)
         services.clinic.reload()  # the saving process answers with it at once
         assert services.clinic.version_id == saved.id
         answer = ask()
         assert "145" in answer and "120" not in answer
     history = versions(services.engine)
-    assert history[0].author_id == 1
+    assert history[0].author_id == author
     assert history[0].summary == "services[ecg].private_price: 120 → 145"
     assert history[1].summary is None  # the first version: nothing before it
     found = version(services.engine, history[1].id)
@@ -106,7 +110,7 @@ def test_another_process_sees_the_new_version_after_its_check(any_services: Serv
     other = ClinicHolder(any_services.engine, None, refresh_seconds=0)
     assert other().price("ecg") == Decimal("120.00")
     clinic = with_section(other(), "services", _priced(other(), "ecg", 99))
-    save_version(any_services.engine, clinic, source="console", author_id=2)
+    save_version(any_services.engine, clinic, source="console")
     assert other().price("ecg") == Decimal("99")
 
 

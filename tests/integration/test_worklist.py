@@ -14,15 +14,32 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from voice_agent.app import create_app
+from voice_agent.console.accounts import StaffAccounts
 from voice_agent.integrations.outbox import Delivered, OutboxItem, PermanentFailure
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
+from voice_agent.store.staff_tables import StaffRole
 from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 from voice_agent.worklist.service import WorkError
 
 LOCAL = ("127.0.0.1", 50000)
 PHONE = "+5511987654401"
+
+
+ANA, BIA = 1, 2
+"""The staff accounts the ``staff`` fixture makes (the first two rows)."""
+
+
+def add_staff(services: Services) -> None:
+    accounts = StaffAccounts(services.engine, services.clock)
+    for name in ("ana", "bia"):
+        accounts.add(f"{name}@clinic.test", "a long enough password", StaffRole.receptionist)
+
+
+@pytest.fixture(autouse=True)
+def staff(any_services: Services) -> None:
+    add_staff(any_services)
 
 
 @pytest.fixture
@@ -53,10 +70,10 @@ def test_a_hand_over_becomes_one_item_with_who_what_and_when(
     # One item for the conversation, whatever the number of times the patient asks.
     assert [e.action for e in any_services.worklist.get(item.id).events][:1] == ["created"]
 
-    taken = any_services.worklist.take(item.id, 1)
-    assert (taken.status, taken.taken_by) == ("taken", 1)
+    taken = any_services.worklist.take(item.id, ANA)
+    assert (taken.status, taken.taken_by) == ("taken", ANA)
     with pytest.raises(WorkError) as refused:
-        any_services.worklist.take(item.id, 2)
+        any_services.worklist.take(item.id, BIA)
     assert refused.value.code == "taken"
     with pytest.raises(WorkError) as empty:
         any_services.worklist.resolve(item.id, 1, "   ")
@@ -64,12 +81,12 @@ def test_a_hand_over_becomes_one_item_with_who_what_and_when(
     done = any_services.worklist.resolve(item.id, 1, "Liguei, remarcado para sexta.")
     assert (done.status, done.resolved_by, done.resolution) == (
         "resolved",
-        1,
+        ANA,
         "Liguei, remarcado para sexta.",
     )
     trail = [(e.action, e.actor_id) for e in done.events]
     assert trail[0] == ("created", None)
-    assert trail[-2:] == [("taken", 1), ("resolved", 1)]
+    assert trail[-2:] == [("taken", ANA), ("resolved", ANA)]
     assert any_services.worklist.items() == []
     # A new request in the same conversation after it was resolved is a new item.
     _say(client, "w-1", "quero falar com uma atendente de novo")
@@ -136,10 +153,10 @@ async def test_a_dead_letter_is_retried_and_comes_back_if_it_dies_again(
     assert item.details["outbox_kind"] == "patient_message"
     assert "63016" in item.details["error"]
 
-    retried = any_services.worklist.retry(item.id, 1)
+    retried = any_services.worklist.retry(item.id, ANA)
     assert retried.status == "resolved" and retried.outbox_status == "pending"
     with pytest.raises(WorkError):
-        any_services.worklist.retry(item.id, 1)  # not a dead letter any more
+        any_services.worklist.retry(item.id, ANA)  # not a dead letter any more
     await outbox.drain()  # dies again: the same item is back, with its history
     [back] = any_services.worklist.items()
     assert back.id == item.id and back.status == "open"
@@ -150,7 +167,7 @@ async def test_a_dead_letter_is_retried_and_comes_back_if_it_dies_again(
         "reopened",
     ]
     handler.fail = False
-    any_services.worklist.retry(item.id, 1)
+    any_services.worklist.retry(item.id, ANA)
     await outbox.drain()
     with transaction(any_services.engine) as session:
         row = session.execute(select(OutboxRow).where(OutboxRow.key == "msg:1")).scalar_one()

@@ -103,7 +103,9 @@ _PREVIOUS = (
     select(Appointment.service_id, Appointment.doctor_id)
     .where(
         Appointment.patient_id == bindparam("patient"),
-        col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
+        col(Appointment.status).in_(
+            (*ACTIVE_STATUSES, AppointmentStatus.completed, AppointmentStatus.attended)
+        ),
     )
     .order_by(col(Appointment.start))
 )

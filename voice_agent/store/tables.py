@@ -43,7 +43,9 @@ class ClinicVersion(SQLModel, table=True):
     source: str = Field(max_length=500)
     content: str = Field(sa_column=Column(Text, nullable=False))
     author_id: int | None = Field(
-        default=None, description="The staff account that saved it (console)."
+        default=None,
+        foreign_key="staff_account.id",
+        description="The staff account that saved it (console).",
     )
     summary: str | None = Field(
         default=None,
@@ -84,6 +86,9 @@ class AppointmentStatus(StrEnum):
     cancelled = "cancelled"
     completed = "completed"
     no_show = "no_show"
+    """Staff marked that the patient did not come (the no-show model learns from it)."""
+    attended = "attended"
+    """Staff marked that the patient came."""
 
 
 ACTIVE_STATUSES = (AppointmentStatus.booked, AppointmentStatus.confirmed)
@@ -167,6 +172,10 @@ class InteractionKind(StrEnum):
     failure = "failure"
     erasure = "erasure"
     """A patient's personal data was erased on request (the row holds no personal data)."""
+    attendance = "attendance"
+    """Staff marked an appointment attended or no-show."""
+    block = "block"
+    """Staff blocked (or freed) a doctor's time in the console."""
 
 
 class Interaction(SQLModel, table=True):
@@ -268,6 +277,7 @@ from voice_agent.store.identity_tables import IdentityCheck  # noqa: E402,F401
 from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
 from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401
+from voice_agent.store.staff_tables import StaffAccount  # noqa: E402,F401
 from voice_agent.store.worklist_tables import (  # noqa: E402,F401
     ConversationTurn,
     WorkItem,

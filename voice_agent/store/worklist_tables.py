@@ -90,9 +90,13 @@ class WorkItem(SQLModel, table=True):
         sa_column=Column(EncryptedText(), nullable=False),
         description="Facts for the console as JSON (category, attempts, error). Encrypted.",
     )
-    taken_by: int | None = Field(default=None, description="The staff account.")
+    taken_by: int | None = Field(
+        default=None, foreign_key="staff_account.id", description="The staff account."
+    )
     taken_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    resolved_by: int | None = Field(default=None, description="The staff account.")
+    resolved_by: int | None = Field(
+        default=None, foreign_key="staff_account.id", description="The staff account."
+    )
     resolved_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -114,7 +118,9 @@ class WorkItemEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     action: str = Field(max_length=16)
     actor: str = Field(default="system", max_length=16, description="staff | system")
-    actor_id: int | None = Field(default=None, description="The staff account.")
+    actor_id: int | None = Field(
+        default=None, foreign_key="staff_account.id", description="The staff account."
+    )
     note: str | None = Field(default=None, sa_column=Column(EncryptedText(), nullable=True))
 
 

@@ -2,7 +2,7 @@
 changed the clinic data (clinic_version.author_id, summary)
 
 Revision ID: 0014_worklist
-Revises: 0012_relatives
+Revises: 0013_staff
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import voice_agent.store.types
 
 revision: str = "0014_worklist"
-down_revision: str | None = "0012_relatives"
+down_revision: str | None = "0013_staff"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -43,9 +43,9 @@ def upgrade() -> None:
         sa.Column("interaction_id", sa.Integer(), nullable=True),
         sa.Column("summary", _Encrypted(), nullable=True),
         sa.Column("details", _Encrypted(), nullable=False),
-        sa.Column("taken_by", sa.Integer(), nullable=True),
+        sa.Column("taken_by", sa.Integer(), sa.ForeignKey("staff_account.id"), nullable=True),
         sa.Column("taken_at", _UTC(), nullable=True),
-        sa.Column("resolved_by", sa.Integer(), nullable=True),
+        sa.Column("resolved_by", sa.Integer(), sa.ForeignKey("staff_account.id"), nullable=True),
         sa.Column("resolved_at", _UTC(), nullable=True),
         sa.Column("resolution", _Encrypted(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("at", _UTC(), nullable=False),
         sa.Column("action", _String(length=16), nullable=False),
         sa.Column("actor", _String(length=16), nullable=False),
-        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("actor_id", sa.Integer(), sa.ForeignKey("staff_account.id"), nullable=True),
         sa.Column("note", _Encrypted(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -93,11 +93,15 @@ def upgrade() -> None:
 
     with op.batch_alter_table("clinic_version", schema=None) as batch_op:
         batch_op.add_column(sa.Column("author_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            "fk_clinic_version_author_id_staff_account", "staff_account", ["author_id"], ["id"]
+        )
         batch_op.add_column(sa.Column("summary", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("clinic_version", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_clinic_version_author_id_staff_account", type_="foreignkey")
         batch_op.drop_column("summary")
         batch_op.drop_column("author_id")
     with op.batch_alter_table("conversation_turn", schema=None) as batch_op:

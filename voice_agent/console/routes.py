@@ -1,0 +1,14 @@
+"""Every console router, joined under one router whose dependency checks CSRF on each unsafe
+request. A new page module adds its router here (see the package docstring)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from voice_agent.console import account, auth, pages
+from voice_agent.console.security import check_csrf
+
+router = APIRouter(dependencies=[Depends(check_csrf)])
+router.include_router(auth.router)
+router.include_router(account.router)
+router.include_router(pages.router)
