@@ -1,5 +1,5 @@
-"""The navigation's pages not built yet: To do, Calls, Clinic (the to-do/calls/clinic helper
-replaces each with its own module), and the agenda until ``agenda.py`` lands."""
+"""The navigation's pages not built yet: the agenda until ``agenda.py`` lands (To do, Calls and
+Clinic have their own modules: ``todo.py``, ``calls.py``, ``clinic_data.py``)."""
 
 from __future__ import annotations
 
@@ -15,25 +15,8 @@ from voice_agent.store.staff_tables import StaffRole
 
 router = APIRouter(prefix="/console")
 Anyone = Annotated[StaffUser, Depends(require_role(*StaffRole))]
-FrontDesk = Annotated[StaffUser, Depends(require_role(StaffRole.receptionist))]
-Admin = Annotated[StaffUser, Depends(require_role(StaffRole.admin))]
 
 
 @router.get("/agenda")
 async def agenda(request: Request, user: Anyone) -> Response:
     return render(request, "empty.html", user, title_key="nav.agenda")
-
-
-@router.get("/todo")
-async def todo(request: Request, user: FrontDesk) -> Response:
-    return render(request, "empty.html", user, title_key="nav.todo")
-
-
-@router.get("/calls")
-async def calls(request: Request, user: FrontDesk) -> Response:
-    return render(request, "empty.html", user, title_key="nav.calls")
-
-
-@router.get("/clinic")
-async def clinic(request: Request, user: Admin) -> Response:
-    return render(request, "empty.html", user, title_key="nav.clinic")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from voice_agent.console import account, auth, pages
+from voice_agent.console import account, auth, calls, clinic_data, pages, todo
 from voice_agent.console.security import check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
 router.include_router(auth.router)
 router.include_router(account.router)
 router.include_router(pages.router)
+router.include_router(todo.router)
+router.include_router(calls.router)
+router.include_router(clinic_data.router)

@@ -41,7 +41,7 @@ class NavItem:
 NAV: tuple[NavItem, ...] = (
     NavItem("/console/agenda", "nav.agenda", frozenset(StaffRole)),
     NavItem("/console/todo", "nav.todo", frozenset({StaffRole.receptionist, StaffRole.admin})),
-    NavItem("/console/calls", "nav.calls", frozenset({StaffRole.receptionist, StaffRole.admin})),
+    NavItem("/console/calls", "nav.calls", frozenset(StaffRole)),  # a doctor: his patients
     NavItem("/console/clinic", "nav.clinic", frozenset({StaffRole.admin})),
     NavItem("/console/account", "nav.account", frozenset(StaffRole)),
 )
