@@ -151,7 +151,7 @@ class FormError(ValueError):
 
 def build(section: str, doc: dict[str, Any], languages: list[str]) -> Form:
     if section == "coverage":
-        return _coverage_form(doc)
+        return _coverage_form(doc, languages)
     if section == "hours":
         return _hours_form(doc, languages)
     spec = SPECS[section]
@@ -188,11 +188,25 @@ def _item(
         fields.append(
             Field(f"{prefix}.{path}", path, kind, _show(item.get(path), kind), "", readonly)
         )
-    title = str(item.get(spec.title) or item.get("id") or item.get("start") or "")
+    title = _title(spec, item, languages)
     return Item(index, title, fields, removable=spec.removable and not new)
 
 
-def _coverage_form(doc: dict[str, Any]) -> Form:
+def _title(spec: FormSpec, item: dict[str, Any], languages: list[str]) -> str:
+    """An item's heading: its name in the clinic's language, with its code."""
+    shown = item.get(spec.title)
+    if spec.key == "services":
+        names = item.get("names") or {}
+        shown = next((names[lang] for lang in languages if lang in names), None)
+    elif spec.key == "doctors":
+        shown = item.get("name")
+    code = item.get("id")
+    if shown and code and shown != code:
+        return f"{shown} ({code})"
+    return str(shown or code or item.get("start") or "")
+
+
+def _coverage_form(doc: dict[str, Any], languages: list[str]) -> Form:
     insurances = [str(i["id"]) for i in doc.get("insurances") or []]
     items = []
     for i, service in enumerate(doc.get("services") or []):
@@ -207,7 +221,7 @@ def _coverage_form(doc: dict[str, Any]) -> Form:
             )
             for insurance in insurances
         ]
-        items.append(Item(str(i), str(service["id"]), fields))
+        items.append(Item(str(i), _title(SPECS["services"], service, languages), fields))
     return Form("coverage", items, columns=insurances)
 
 
