@@ -102,9 +102,16 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def _shot(driver: object, name: str) -> None:
+def _shot(driver: object, name: str, *, phone: bool = False) -> None:
+    """The page as shown; with ``phone``, also at a phone's width (``<name>-phone.png``, the
+    small pictures of the staff guides come from these)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))  # type: ignore[attr-defined]
+    if phone:
+        size = driver.get_window_size()  # type: ignore[attr-defined]
+        driver.set_window_size(400, 760)  # type: ignore[attr-defined]
+        driver.save_screenshot(str(SCREENSHOTS / f"{name}-phone.png"))  # type: ignore[attr-defined]
+        driver.set_window_size(size["width"], size["height"])  # type: ignore[attr-defined]
 
 
 def _login(driver: object, url: str, email: str) -> None:
@@ -146,7 +153,7 @@ def test_a_hand_over_appears_live_and_is_taken_and_resolved(
     item = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "article.todo.handover"))[0]
     assert "quero falar com uma atendente" in item.text
     assert "+5511987659101" in item.text
-    _shot(driver, "todo-handover")
+    _shot(driver, "todo-handover", phone=True)
 
     item.find_element(By.CSS_SELECTOR, "button.take").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "article.todo.taken"))
@@ -155,7 +162,7 @@ def test_a_hand_over_appears_live_and_is_taken_and_resolved(
     # Read the conversation it came from.
     taken.find_element(By.PARTIAL_LINK_TEXT, "Abrir a conversa").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".timeline .entry.handover"))
-    _shot(driver, "call-timeline")
+    _shot(driver, "call-timeline", phone=True)
     driver.back()  # type: ignore[attr-defined]
 
     taken = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "article.todo.taken"))[0]
@@ -201,7 +208,7 @@ def test_a_price_edited_by_the_admin_is_what_the_receptionist_says(
     error = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".field.invalid .field-error"))
     assert "Deve ser no mínimo 0" in error.text
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", error)  # type: ignore[attr-defined]
-    _shot(driver, "clinic-price-error")
+    _shot(driver, "clinic-price-error", phone=True)
 
     price = driver.find_element(By.NAME, "services.1.private_price")  # type: ignore[attr-defined]
     price.clear()
@@ -216,7 +223,7 @@ def test_a_price_edited_by_the_admin_is_what_the_receptionist_says(
     driver.get(f"{url}/console/clinic")  # type: ignore[attr-defined]
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.versions tr.current"))
     assert "services[ecg].private_price: 120 → 145" in driver.page_source  # type: ignore[attr-defined]
-    _shot(driver, "clinic-versions")
+    _shot(driver, "clinic-versions", phone=True)
     driver.get(f"{url}/console/clinic/coverage")  # type: ignore[attr-defined]
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.grid.coverage"))
     _shot(driver, "clinic-coverage")
