@@ -220,3 +220,30 @@ async def test_a_failing_delivery_is_shown_before_it_dies(any_services: Services
     assert (failing.kind, failing.attempts) == ("patient_message", 1)
     assert "WhatsApp down" in (failing.error or "")
     assert any_services.worklist.items() == []  # not an item until it is a dead letter
+
+
+def test_retention_strips_old_resolved_items_and_timelines(
+    client: TestClient, any_services: Services
+) -> None:
+    from datetime import timedelta
+
+    from voice_agent.privacy.retention import purge
+
+    _say(client, "w-6", "quero falar com uma atendente", phone="+5511987654406")
+    [item] = any_services.worklist.items()
+    any_services.worklist.resolve(item.id, ANA, "Liguei para o paciente.")
+    policy = any_services.clinic().retention
+    later = any_services.clock.now() + timedelta(days=policy.transcripts_days + 1)
+    report = purge(any_services.engine, policy, later)
+    assert report.conversation_turns == 2  # what was written and answered; the hand-over mark stays
+    assert report.work_items == 0  # resolved items keep their words for interaction_details_days
+    much_later = any_services.clock.now() + timedelta(days=policy.interaction_details_days + 1)
+    report = purge(any_services.engine, policy, much_later)
+    assert report.work_items == 1 and report.conversation_turns == 1
+    stripped = any_services.worklist.get(item.id)
+    assert stripped is not None and stripped.status == "resolved" and stripped.kind == "handover"
+    assert stripped.asked is None and stripped.resolution is None
+    assert all(event.note is None for event in stripped.events)
+    with transaction(any_services.engine) as session:
+        row = session.get(WorkItem, item.id)
+        assert row is not None and row.phone is None and row.details == "{}"

@@ -111,16 +111,18 @@ def clinic_versions(
     """Every saved version, newest first: when, by whom (a staff account) or from which file,
     and what changed."""
     from voice_agent.clinic.versions import versions
+    from voice_agent.console.lookups import staff_emails
 
     built = services(ctx)
     try:
         tz = built.clinic().tz
         rows = versions(built.engine, limit)
+        emails = staff_emails(built.engine, [row.author_id for row in rows])
     finally:
         built.close()
     for row in rows:
         when = row.loaded_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        who = f"staff {row.author_id}" if row.author_id else row.source
+        who = emails.get(row.author_id, row.source) if row.author_id else row.source
         typer.echo(f"{row.id:>5}  {when}  {who}")
         for line in (row.summary or "").splitlines():
             typer.echo(f"         {line}")

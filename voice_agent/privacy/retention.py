@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, column, delete, update
+from sqlalchemy import Engine, column, delete, select, update
 from sqlmodel import col
 
 from voice_agent.clinic.model import RetentionPolicy
@@ -22,7 +22,7 @@ from voice_agent.store.conversation_tables import ConversationRecord
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
 from voice_agent.store.types import UTCDateTime
-from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
+from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkItemEvent, WorkStatus
 
 logger = logging.getLogger("voice_agent.privacy")
 
@@ -99,15 +99,23 @@ def purge(engine: Engine, policy: RetentionPolicy, now: datetime) -> PurgeReport
         ).rowcount
         # Resolved to-do items keep their facts (kind, times, who) like the interaction log;
         # what the patient said, the number and the note go.
+        old_items = (
+            col(WorkItem.status) == WorkStatus.resolved,
+            col(WorkItem.updated_at) < cutoff(policy.interaction_details_days),
+        )
         report.work_items = db.execute(
             update(WorkItem)
             .where(
-                col(WorkItem.status) == WorkStatus.resolved,
-                col(WorkItem.updated_at) < cutoff(policy.interaction_details_days),
-                col(WorkItem.summary).is_not(None) | col(WorkItem.phone).is_not(None),
+                *old_items, col(WorkItem.summary).is_not(None) | col(WorkItem.phone).is_not(None)
             )
             .values(summary=None, phone=None, resolution=None, details=EMPTY_DETAILS)
         ).rowcount
+        db.execute(
+            update(WorkItemEvent)
+            .where(col(WorkItemEvent.item_id).in_(select(col(WorkItem.id)).where(*old_items)))
+            .where(col(WorkItemEvent.note).is_not(None))
+            .values(note=None)
+        )
     report.interaction_details = _strip_interaction_details(
         engine, cutoff(policy.interaction_details_days)
     )
