@@ -179,6 +179,7 @@ def build_services(
     )
     integrations.outbox.register(notices)
     integrations.outbox.on_dead_letter(feed.on_dead_letter)
+    feed.backfill(engine)  # what needed a person before the to-do existed
     booking = BookingService(
         engine,
         holder,

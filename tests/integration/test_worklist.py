@@ -247,3 +247,37 @@ def test_retention_strips_old_resolved_items_and_timelines(
     with transaction(any_services.engine) as session:
         row = session.get(WorkItem, item.id)
         assert row is not None and row.phone is None and row.details == "{}"
+
+
+def test_needs_from_before_the_to_do_get_items_at_start(any_services: Services) -> None:
+    from tests.conftest import make_settings
+    from voice_agent.alerts import ConsoleAlerter
+    from voice_agent.services import build_services
+    from voice_agent.store.tables import CallRecord
+
+    now = any_services.clock.now()
+    with transaction(any_services.engine) as session:
+        session.add(
+            OutboxRow(
+                kind="patient_message",
+                key="old:dead",
+                payload="{}",
+                status="dead",
+                next_attempt_at=now,
+                last_error="63016",
+            )
+        )
+        session.add(CallRecord(call_sid="CA" + "9" * 32, caller="+5511987654407", flagged=True))
+
+    def restart() -> Services:
+        return build_services(
+            make_settings(str(any_services.engine.url)),
+            clock=any_services.clock,  # type: ignore[arg-type]
+            alerter=ConsoleAlerter(),
+            engine=any_services.engine,
+        )
+
+    restarted = restart()
+    kinds = sorted(item.kind for item in restarted.worklist.items())
+    assert kinds == ["dead_letter", "emergency"]
+    assert sorted(item.kind for item in restart().worklist.items()) == kinds  # once only

@@ -21,12 +21,14 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
-from voice_agent.store.outbox_tables import OutboxRow
+from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.db import transaction
+from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import Appointment, CallRecord, Interaction, InteractionKind, Patient
 from voice_agent.store.worklist_tables import (
     OPEN_WORK,
@@ -110,6 +112,77 @@ class WorkFeed:
             appointment_id=appointment.id if appointment else None,
             outbox_id=row.id,
         )
+
+    # Before the to-do existed ------------------------------------------------------------------
+
+    def backfill(self, engine: Engine) -> int:
+        """Items for what needed a person before this table existed (or while a hook could not
+        write): dead letters and flagged calls and conversations without an item. Idempotent;
+        run at start. Returns how many items were opened."""
+        opened = 0
+        with transaction(engine) as session:
+            dead = session.execute(
+                select(OutboxRow).where(
+                    col(OutboxRow.status) == OutboxStatus.dead,
+                    ~exists().where(col(WorkItem.outbox_id) == OutboxRow.id),
+                )
+            ).scalars()
+            for row in list(dead):
+                self.on_dead_letter(session, row)
+                opened += 1
+            calls = session.execute(
+                select(col(CallRecord.call_sid), col(CallRecord.patient_id)).where(
+                    col(CallRecord.flagged).is_(True),
+                    ~exists().where(
+                        col(WorkItem.call_sid) == CallRecord.call_sid,
+                        col(WorkItem.kind) == WorkKind.emergency,
+                    ),
+                )
+            ).all()
+            for call_sid, patient_id in calls:
+                self._write(
+                    session,
+                    WorkKind.emergency,
+                    f"emergency:{call_sid}",
+                    summary=None,
+                    details={"source": "flagged_call"},
+                    patient_id=patient_id,
+                    channel="phone",
+                    call_sid=call_sid,
+                    conversation_id=None,
+                    appointment_id=None,
+                )
+                opened += 1
+            flagged = session.execute(
+                select(col(ConversationRecord.key), col(ConversationRecord.channel)).where(
+                    col(ConversationRecord.flagged).is_(True)
+                )
+            ).all()
+            for key, channel in flagged:
+                conversation_id = f"conv-{key[:24]}"
+                known = session.execute(
+                    select(col(WorkItem.id)).where(
+                        col(WorkItem.conversation_id) == conversation_id,
+                        col(WorkItem.kind) == WorkKind.emergency,
+                    )
+                ).first()
+                if known is None:
+                    self._write(
+                        session,
+                        WorkKind.emergency,
+                        f"emergency:{conversation_id}",
+                        summary=None,
+                        details={"source": "flagged_conversation"},
+                        patient_id=None,
+                        channel=channel,
+                        call_sid=None,
+                        conversation_id=conversation_id,
+                        appointment_id=None,
+                    )
+                    opened += 1
+        if opened:
+            logger.info("to-do: %d items opened for earlier needs", opened)
+        return opened
 
     # Writing ----------------------------------------------------------------------------------
 
