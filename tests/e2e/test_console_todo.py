@@ -110,6 +110,10 @@ def _shot(driver: object, name: str, *, phone: bool = False) -> None:
     if phone:
         size = driver.get_window_size()  # type: ignore[attr-defined]
         driver.set_window_size(400, 760)  # type: ignore[attr-defined]
+        driver.execute_script(  # type: ignore[attr-defined]
+            "const e = document.querySelector('.field-error');"
+            "if (e) e.scrollIntoView({block: 'center'});"
+        )
         driver.save_screenshot(str(SCREENSHOTS / f"{name}-phone.png"))  # type: ignore[attr-defined]
         driver.set_window_size(size["width"], size["height"])  # type: ignore[attr-defined]
 
