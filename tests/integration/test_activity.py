@@ -26,7 +26,7 @@ from voice_agent.history.activity import (
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, CallOutcome, CallRecord
-from voice_agent.voice.call_log import CallRecorder
+from voice_agent.voice.call_records import CallRecorder
 
 LOCAL = ("127.0.0.1", 50000)
 CARLA = "+5511987655101"

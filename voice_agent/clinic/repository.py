@@ -14,7 +14,7 @@ from voice_agent.store.tables import ACTIVE_STATUSES, Appointment, ClinicVersion
 
 
 def save_clinic(
-    engine: Engine, clinic: Clinic, source: str, *, author_id: str | None = None
+    engine: Engine, clinic: Clinic, source: str, *, author_id: int | None = None
 ) -> list[str]:
     """Store a new clinic version; appointments are untouched. Returns warnings for the operator.
 
@@ -24,7 +24,7 @@ def save_clinic(
     save_version(engine, clinic, source=source, author_id=author_id)
     with transaction(engine) as session:
         rows = session.execute(
-            select(Appointment.doctor_id, Appointment.service_id).where(
+            select(col(Appointment.doctor_id), col(Appointment.service_id)).where(
                 col(Appointment.status).in_(ACTIVE_STATUSES)
             )
         ).all()
@@ -41,7 +41,7 @@ def save_clinic(
 def load_active_clinic(engine: Engine) -> Clinic | None:
     with transaction(engine) as session:
         row = session.execute(
-            select(ClinicVersion.content).order_by(col(ClinicVersion.id).desc()).limit(1)
+            select(col(ClinicVersion.content)).order_by(col(ClinicVersion.id).desc()).limit(1)
         ).scalar_one_or_none()
     if row is None:
         return None

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from voice_agent.privacy.binding import engine_keyring
+from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Patient
 from voice_agent.store.worklist_tables import ConversationTurn

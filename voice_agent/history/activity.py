@@ -1,7 +1,7 @@
 """Calls and text conversations for staff: one list with outcomes, searchable by patient (phone
 through the keyed hash, name) and day, and the timeline of one call or chat.
 
-Calls come from ``call_record``/``call_event`` (``voice/call_history.py``), text conversations
+Calls come from ``call_record``/``call_event`` (``voice/call_records.py``), text conversations
 from ``conversation_turn``; both become the same rows and timeline entries, so the console shows
 one list. Names are encrypted at rest, so a name search decrypts the patients (a clinic has
 thousands, not millions) and matches without case or accents.
@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from voice_agent.privacy.binding import engine_keyring
+from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, CallEvent, CallRecord, Patient
 from voice_agent.store.worklist_tables import ConversationTurn
-from voice_agent.voice.call_history import CallFilter, call_timeline
+from voice_agent.voice.call_records import CallFilter, call_timeline
 
 CHANGES = {
     "book_appointment": "booked",
