@@ -124,7 +124,8 @@ class Worklist:
             query = query.order_by(col(WorkItem.updated_at).desc(), col(WorkItem.id).desc())
         with transaction(self._engine) as session:
             rows = list(session.execute(query.limit(limit)).scalars())
-            return [_view(session, row) for row in rows]
+            known = _Known.load(session, rows)
+            return [_view(session, row, known=known) for row in rows]
 
     def get(self, item_id: int) -> WorkView | None:
         with transaction(self._engine) as session:
@@ -337,20 +338,63 @@ def _event(
     )
 
 
-def _view(session: Session, row: WorkItem, events: list[WorkEvent] | None = None) -> WorkView:
+@dataclass
+class _Known:
+    """The patients and outbox rows of a page of items, read in two queries, not two per item."""
+
+    patients: dict[str, Patient]
+    outbox: dict[int, str]
+
+    @classmethod
+    def load(cls, session: Session, rows: list[WorkItem]) -> _Known:
+        patient_ids = {row.patient_id for row in rows if row.patient_id}
+        outbox_ids = {row.outbox_id for row in rows if row.outbox_id is not None}
+        patients = (
+            {
+                p.id: p
+                for p in session.execute(
+                    select(Patient).where(col(Patient.id).in_(patient_ids))
+                ).scalars()
+            }
+            if patient_ids
+            else {}
+        )
+        outbox = (
+            {
+                int(i): str(status)
+                for i, status in session.execute(
+                    select(col(OutboxRow.id), col(OutboxRow.status)).where(
+                        col(OutboxRow.id).in_(outbox_ids)
+                    )
+                )
+            }
+            if outbox_ids
+            else {}
+        )
+        return cls(patients, outbox)
+
+
+def _view(
+    session: Session,
+    row: WorkItem,
+    events: list[WorkEvent] | None = None,
+    *,
+    known: _Known | None = None,
+) -> WorkView:
+    """An item ready to show. One item (``known`` None) also looks where the item itself says
+    nothing: the conversation's state for the number, the last words said before it opened; a
+    page of items (``known`` given) shows what the items and their patients hold."""
     assert row.id is not None
-    patient = session.get(Patient, row.patient_id) if row.patient_id else None
+    deep = known is None
+    known = known or _Known.load(session, [row])
+    patient = known.patients.get(row.patient_id) if row.patient_id else None
     phone = row.phone or (patient.phone if patient else None)
     language = row.language or (patient.language if patient else None)
-    if row.conversation_id and not (phone and language):
+    if deep and row.conversation_id and not (phone and language):
         state = _conversation_state(session, row.conversation_id)
         phone = phone or state.get("phone")
         language = language or state.get("language")
-    outbox_status = None
-    if row.outbox_id is not None:
-        outbox_status = session.execute(
-            select(col(OutboxRow.status)).where(col(OutboxRow.id) == row.outbox_id)
-        ).scalar_one_or_none()
+    outbox_status = known.outbox.get(row.outbox_id) if row.outbox_id is not None else None
     try:
         details = json.loads(row.details or "{}")
     except ValueError:
@@ -365,7 +409,7 @@ def _view(session: Session, row: WorkItem, events: list[WorkEvent] | None = None
         phone=phone,
         language=language,
         channel=row.channel,
-        asked=row.summary or _last_words(session, row),
+        asked=row.summary or (_last_words(session, row) if deep else None),
         details=details,
         patient_id=row.patient_id,
         call_sid=row.call_sid,
