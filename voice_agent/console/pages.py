@@ -1,5 +1,5 @@
 """The navigation's pages not built yet: To do, Calls, Clinic (the to-do/calls/clinic helper
-replaces each with its own module), and the agenda until ``agenda.py`` lands."""
+replaces each with its own module)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,8 @@ from voice_agent.console.web import render
 from voice_agent.store.staff_tables import StaffRole
 
 router = APIRouter(prefix="/console")
-Anyone = Annotated[StaffUser, Depends(require_role(*StaffRole))]
 FrontDesk = Annotated[StaffUser, Depends(require_role(StaffRole.receptionist))]
 Admin = Annotated[StaffUser, Depends(require_role(StaffRole.admin))]
-
-
-@router.get("/agenda")
-async def agenda(request: Request, user: Anyone) -> Response:
-    return render(request, "empty.html", user, title_key="nav.agenda")
 
 
 @router.get("/todo")
