@@ -31,7 +31,7 @@ async def test_block_over_a_booked_patient_then_move_him_and_save(
     [appointment] = appointments(console_services)
     preview = desk.get("/console/agenda/blocks", params={**MORNING, "reason": "cirurgia"})
     assert preview.status_code == 200
-    assert "1 consultas caem neste horário" in preview.text
+    assert "Consultas neste horário: 1" in preview.text
     assert "Maria Aparecida Silva" in preview.text and "save-block" not in preview.text
     refused = desk.form("/console/agenda/blocks", {**MORNING, "reason": "cirurgia"})
     assert "error=block_hits" in refused.headers["location"]
