@@ -54,6 +54,7 @@ from voice_agent.services import Services, build_services  # noqa: E402
 from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings  # noqa: E402
 from voice_agent.store.db import transaction  # noqa: E402
 from voice_agent.store.tables import Appointment, Patient  # noqa: E402
+from voice_agent.tools.catalog import build_registry  # noqa: E402
 from voice_agent.tools.context import ToolContext  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "conversation_eval"
@@ -61,6 +62,9 @@ LANGUAGES = ("pt-BR", "ru", "en")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
 """Monday 2026-11-23 10:00 in São Paulo (16:00 in Moscow), as in the test suite."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 @dataclass
@@ -107,14 +111,14 @@ def _services(clinic_file: Path, folder: Path) -> Services:
 async def _setup(services: Services, phone: str, setup: dict[str, Any], language: str) -> None:
     ctx = ToolContext(services, "setup", f"setup-{phone}", phone, language)
     if setup.get("patient"):
-        result = await services.registry.dispatch("register_patient", setup["patient"], ctx)
+        result = await REGISTRY.dispatch("register_patient", setup["patient"], ctx)
         assert result.ok, result.output
     for booking in setup.get("bookings", []):
         booking = dict(booking)
         option = booking.pop("option", "1")
-        found = await services.registry.dispatch("find_slots", booking, ctx)
+        found = await REGISTRY.dispatch("find_slots", booking, ctx)
         assert found.ok and found.output["options"], found.output
-        booked = await services.registry.dispatch(
+        booked = await REGISTRY.dispatch(
             "book_appointment", {"option": option, "confirmed_by_patient": True}, ctx
         )
         assert booked.ok, booked.output

@@ -34,9 +34,13 @@ from voice_agent.clock import FixedClock  # noqa: E402
 from voice_agent.conversation.engine import ConversationService  # noqa: E402
 from voice_agent.services import build_services  # noqa: E402
 from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings  # noqa: E402
+from voice_agent.tools.catalog import build_registry  # noqa: E402
 from voice_agent.tools.context import ToolContext  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -73,12 +77,12 @@ async def run(
                 setup = scenario.get("setup") or {}
                 ctx = ToolContext(services, "setup", f"setup-{phone}", phone, path.parent.name)
                 if setup.get("patient"):
-                    await services.registry.dispatch("register_patient", setup["patient"], ctx)
+                    await REGISTRY.dispatch("register_patient", setup["patient"], ctx)
                 for booking in setup.get("bookings", []):
                     booking = dict(booking)
                     option = booking.pop("option", "1")
-                    await services.registry.dispatch("find_slots", booking, ctx)
-                    await services.registry.dispatch(
+                    await REGISTRY.dispatch("find_slots", booking, ctx)
+                    await REGISTRY.dispatch(
                         "book_appointment", {"option": option, "confirmed_by_patient": True}, ctx
                     )
                 # One conversation per language, scenario and round (stems repeat across languages).

@@ -12,6 +12,7 @@ behind the same protocol (``integrations/alerting.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 
 from voice_agent.i18n import language_or_default
+from voice_agent.settings import Settings
 
 if TYPE_CHECKING:
-    from voice_agent.services import Services
+    from voice_agent.clinic.model import Clinic
     from voice_agent.store.tables import Patient
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,20 @@ class Alerter(Protocol):
         callback number): no hourly cap holds it back. Alert texts are never logged.
         """
         ...
+
+
+class StaffAlertDeps(Protocol):
+    """What a staff alert needs: the texts (settings), the clinic's language, an alerter.
+    ``Services`` satisfies it; so does any narrower holder."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clinic(self) -> Callable[[], Clinic]: ...
+
+    @property
+    def alerter(self) -> Alerter: ...
 
 
 class ConsoleAlerter:
@@ -136,13 +152,13 @@ def _load(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def staff_language(services: Services) -> str:
+def staff_language(services: StaffAlertDeps) -> str:
     """Staff texts are in the clinic's language."""
     return language_or_default(services.clinic().default_language)
 
 
 async def alert_staff(
-    services: Services, key: str, /, *, dedup_key: str | None = None, **fields: Any
+    services: StaffAlertDeps, key: str, /, *, dedup_key: str | None = None, **fields: Any
 ) -> str:
     """Render the staff text ``key`` in the clinic's language and alert it; returns the text."""
     texts = StaffTexts(services.settings.prompts_dir)
@@ -152,7 +168,7 @@ async def alert_staff(
 
 
 async def alert_patient_request(
-    services: Services,
+    services: StaffAlertDeps,
     key: str,
     *,
     patient: Patient | None,

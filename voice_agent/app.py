@@ -19,6 +19,7 @@ from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
 from voice_agent.services import Services, build_services
 from voice_agent.settings import Settings, load_settings
+from voice_agent.voice.session import VoiceRuntime
 from voice_agent.web import (
     api,
     chat,
@@ -75,7 +76,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
-        schedule_integration_jobs(scheduler, services)  # outbox delivery, reconciliation
+        schedule_integration_jobs(  # outbox delivery, reconciliation
+            scheduler, services.integrations, services.settings, services.booking.retry_due
+        )
         schedule_privacy_jobs(scheduler, services)  # retention of patient data
         scheduler.add_job(
             app.state.confirmations.run_due_safely,
@@ -127,7 +130,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.add_middleware(RateLimitMiddleware, scale=settings.rate_limit_scale)
     app.state.services = services
     app.state.settings = settings
-    app.state.voice = twilio_voice.VoiceRuntime(services)
+    app.state.voice = VoiceRuntime(services)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)

@@ -7,6 +7,7 @@ would switch it on) or ``fail`` (configured and broken). Checks never raise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,10 +15,11 @@ from typing import Literal
 
 from sqlalchemy import Engine, text
 
-from voice_agent.clinic.loader import ClinicFileError, load_clinic_file
+from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import ClinicFileError
 from voice_agent.settings import Settings
 from voice_agent.startup import clinic_file_drift, describe_startup_error, safe_database
 from voice_agent.store.db import make_engine
@@ -223,7 +225,7 @@ class Doctor:
         if not uses_calendar and not self.settings.google_sheet_id:
             yield Check("google", "skip", "no Google Calendar backend and no Sheet configured")
             return
-        from voice_agent.integrations.google_api import GoogleApis
+        from voice_agent.google.api import GoogleApis
 
         apis = GoogleApis(self.settings)
         if uses_calendar and clinic is not None:
@@ -238,7 +240,7 @@ class Doctor:
                     continue
                 try:
                     apis.execute(
-                        lambda cid=doctor.calendar_id: calendars.get(calendarId=cid),
+                        functools.partial(calendars.get, calendarId=doctor.calendar_id),
                         what="calendarList get",
                         retry=False,
                     )

@@ -15,6 +15,8 @@ from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
 from voice_agent.clock import Clock, SystemClock
 from voice_agent.confirmations.steps import StepPlanner
+from voice_agent.crypto.binding import configure_keys
+from voice_agent.errors import ConfigurationError
 from voice_agent.identity import IdentityService
 from voice_agent.identity.sender import CodeSender
 from voice_agent.identity.texts import IdentityTexts
@@ -22,14 +24,11 @@ from voice_agent.integrations.outbox import Outbox
 from voice_agent.integrations.setup import Integrations, build_integrations
 from voice_agent.interactions import InteractionLog
 from voice_agent.patients.service import PatientService
-from voice_agent.privacy.binding import configure_keys
 from voice_agent.scheduling.booking import BookingService
 from voice_agent.scheduling.notices import IntentNotices
-from voice_agent.settings import ConfigurationError, Settings
+from voice_agent.settings import Settings
 from voice_agent.store.db import make_engine
 from voice_agent.store.migrate import upgrade
-from voice_agent.tools.catalog import build_registry
-from voice_agent.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,6 @@ class Services:
     calendar: CalendarBackend
     interactions: InteractionLog
     alerter: Alerter
-    registry: ToolRegistry
     identity: IdentityService
     """Codes and birth-date checks for callers the carrier did not verify."""
     integrations: Integrations | None = None
@@ -158,7 +156,6 @@ def build_services(
         calendar=calendar,
         interactions=interactions,
         alerter=integrations.alerter,
-        registry=build_registry(settings.tool_timeout_seconds),
         identity=IdentityService(
             engine,
             clock,

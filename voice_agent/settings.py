@@ -21,7 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from voice_agent.privacy.keys import check_lookup_key, parse_encryption_keys
+from voice_agent.crypto.keys import check_lookup_key, parse_encryption_keys
+from voice_agent.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = Path(__file__).resolve().parent / "clinic" / "samples"
@@ -31,10 +32,6 @@ DEFAULT_CLINIC_FILE = SAMPLES_DIR / "clinica_sao_lucas.yaml"
 def _vendor(name: str) -> AliasChoices:
     """Accept a vendor's own variable name (and the field name, for programmatic construction)."""
     return AliasChoices(name)
-
-
-class ConfigurationError(RuntimeError):
-    """Raised at start when a setting is missing or wrong; the message names the setting."""
 
 
 SECRET_MIN_LENGTH = 16
@@ -244,7 +241,7 @@ class Settings(BaseSettings):
         default=None, description="YAML/JSON: paths, field names and error codes of the API."
     )
 
-    # Privacy: patient data at rest (voice_agent.privacy). Unset on SQLite = a key file beside
+    # Privacy: patient data at rest (voice_agent.crypto). Unset on SQLite = a key file beside
     # the database (0600, created once); PostgreSQL and production must set both keys.
     encryption_keys: SecretStr | None = Field(
         default=None,

@@ -16,9 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from voice_agent.clinic.loader import ClinicFileError, load_clinic_file
+from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.repository import load_active_clinic
-from voice_agent.settings import DEFAULT_CLINIC_FILE, ConfigurationError, Settings
+from voice_agent.errors import ClinicFileError, ConfigurationError
+from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings
 
 logger = logging.getLogger("voice_agent")
 

@@ -24,6 +24,7 @@ from voice_agent.clock import Clock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine
 from voice_agent.voice.relay_sockets import uvicorn_websocket_options
+from voice_agent.web.twilio_voice import VoiceRuntime
 
 PUBLIC_URL = "https://clinic.example"
 AUTH_TOKEN = "twilio-test-token"
@@ -35,6 +36,8 @@ CALLER = "+5511987654321"
 class LiveApp:
     services: Services
     port: int
+    voice: VoiceRuntime
+    """The app's voice channel (its tool registry, its Twilio client)."""
 
     @property
     def media_url(self) -> str:
@@ -95,7 +98,7 @@ async def live_app(
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
         await asyncio.sleep(0.01)
     try:
-        yield LiveApp(services, port)
+        yield LiveApp(services, port, app.state.voice)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)

@@ -12,7 +12,7 @@ from tests.fakes.polling import poll
 from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from voice_agent.cli import app as cli
 from voice_agent.patients.service import mask_phone
-from voice_agent.voice.call_log import get_call
+from voice_agent.voice.call_records import get_call
 
 
 async def test_calls_are_listed_and_a_call_reads_back_as_a_timeline(tmp_path, clock) -> None:

@@ -181,7 +181,7 @@ def slow_registry(app, seconds: float) -> None:
         await asyncio.sleep(seconds)
         return {"eligible": True}
 
-    app.services.registry.add(check_insurance_system)
+    app.voice.registry.add(check_insurance_system)
 
 
 async def test_a_slow_tool_gets_a_spoken_filler(tmp_path, clock) -> None:

@@ -19,7 +19,7 @@ from tests.fakes.realtime_script import FunctionCallTurn, SpeakTurn, UserTurn
 from tests.fakes.realtime_server import FakeRealtimeServer
 from tests.fakes.twilio_media import TwilioMediaSimulator
 from tests.fakes.twilio_rest_fake import TwilioRestFake
-from voice_agent.voice.instructions import voice_lines
+from voice_agent.voice.lines import voice_lines
 
 
 async def connect(

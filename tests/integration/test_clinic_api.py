@@ -34,9 +34,13 @@ from voice_agent.store.db import transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, InteractionKind
+from voice_agent.tools.catalog import build_registry
 from voice_agent.tools.context import ToolContext
 
 CARLOS = "dr-carlos-lima"
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 @pytest.fixture
@@ -397,7 +401,7 @@ async def test_the_patient_hears_a_refused_move_as_refused_in_their_language(
         phone_verified=True,  # as a WhatsApp number or a carrier caller id
         language="pt-BR",
     )
-    registry = cservices.registry
+    registry = REGISTRY
     found = await registry.dispatch("find_slots", {"service": "cardiologia"}, ctx)
     booked = await registry.dispatch(
         "book_appointment", {"option": "1", "confirmed_by_patient": True}, ctx

@@ -30,7 +30,7 @@ from tests.fakes.realtime_server import (
 )
 from tests.fakes.twilio_media import TwilioMediaSimulator
 from voice_agent.voice.playback import PlaybackTracker
-from voice_agent.voice.twilio_protocol import (
+from voice_agent.voice.twilio.protocol import (
     Connected,
     FrameError,
     Media,

@@ -18,7 +18,7 @@ from voice_agent.clock import FixedClock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
-from voice_agent.voice.gather import digits_to_text, redirect_twiml
+from voice_agent.voice.twilio.gather import digits_to_text, redirect_twiml
 
 TOKEN = "gather-token-0123456789"
 PUBLIC = "https://clinic.example"

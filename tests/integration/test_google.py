@@ -18,8 +18,8 @@ from tests.conftest import SAO_PAULO
 from tests.fakes.google_fake import GoogleFake
 from tests.integration.integration_env import SHEET_ID, build, calendar_id, google_settings
 from voice_agent.app import create_app
-from voice_agent.calendars.base import CalendarUnavailable
 from voice_agent.clock import FixedClock
+from voice_agent.errors import CalendarUnavailable
 from voice_agent.scheduling.booking import BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
@@ -27,12 +27,16 @@ from voice_agent.settings import DEFAULT_CLINIC_FILE
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Appointment, Interaction, InteractionKind
+from voice_agent.tools.catalog import build_registry
 from voice_agent.tools.context import ToolContext
 
 LOCAL = ("127.0.0.1", 50000)
 
 TUESDAY = date(2026, 11, 24)
 CARLOS = "dr-carlos-lima"
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 @pytest.fixture
@@ -247,13 +251,13 @@ async def test_a_time_taken_in_google_before_yes_is_just_taken_with_new_options(
     patient = await services.patients.find_or_create(phone)
     await services.patients.update(patient.id, full_name="Maria Aparecida Silva")
     ctx = _tool_context(services, phone, language)
-    found = await services.registry.dispatch(
+    found = await REGISTRY.dispatch(
         "find_slots", {"service": "cardiologia", "doctor": "Carlos Lima"}, ctx
     )
     first = found.output["options"][0]
     start = datetime.fromisoformat(f"{first['date']}T{first['time']}").replace(tzinfo=SAO_PAULO)
     google.block_by_hand(calendar_id(CARLOS), start, start + timedelta(minutes=30))
-    result = await services.registry.dispatch(
+    result = await REGISTRY.dispatch(
         "book_appointment", {"option": first["option"], "confirmed_by_patient": True}, ctx
     )
     assert not result.ok and result.error_code == "slot_taken"
@@ -266,7 +270,7 @@ async def test_a_time_taken_in_google_before_yes_is_just_taken_with_new_options(
     with transaction(services.engine) as session:
         assert session.execute(select(Appointment)).first() is None
     # The new options are held: the patient can book one at once.
-    again = await services.registry.dispatch(
+    again = await REGISTRY.dispatch(
         "book_appointment", {"option": options[0]["option"], "confirmed_by_patient": True}, ctx
     )
     assert again.ok and again.output["booked"]["time"] == options[0]["time"]

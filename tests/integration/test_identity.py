@@ -26,12 +26,16 @@ from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.identity_tables import IdentityCheck
 from voice_agent.store.tables import Appointment, AppointmentStatus, Interaction, InteractionKind
+from voice_agent.tools.catalog import build_registry
 
 PUBLIC = "https://clinic.example"
 CALL = "CA" + "5" * 32
 VICTIM = "+5511987656002"
 LOCAL = ("127.0.0.1", 50000)
 CODE_TEMPLATE = "HX" + "e" * 32
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 @pytest.fixture
@@ -268,29 +272,25 @@ async def test_a_carrier_verified_caller_is_not_asked(
         language="pt-BR",
         call_sid=CALL,
     )
-    listed = await services.registry.dispatch("list_my_appointments", {}, ctx)
+    listed = await REGISTRY.dispatch("list_my_appointments", {}, ctx)
     assert listed.ok and listed.output["appointments"][0]["date"] == "2026-11-26"
     assert twilio.messages() == []
     doctor = listed.output["appointments"][0]["doctor"]
-    own = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, ctx)
+    own = await REGISTRY.dispatch("find_slots", {"service": "clinico geral"}, ctx)
     assert "previous_doctor" in json.dumps(own.output, default=str)  # ranked by history
     withheld = ToolContext(
         services=services, channel="voice", conversation_id="CA" + "6" * 32,
         caller_phone=None, language="pt-BR",
     )  # fmt: skip
-    sent = await services.registry.dispatch(
-        "send_verification_code", {"phone": "11 98765-6002"}, withheld
-    )
+    sent = await REGISTRY.dispatch("send_verification_code", {"phone": "11 98765-6002"}, withheld)
     assert sent.ok and sent.output["to_phone_ending"] == "6002"
-    claimed = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, withheld)
+    claimed = await REGISTRY.dispatch("find_slots", {"service": "clinico geral"}, withheld)
     assert claimed.ok and "previous_doctor" not in json.dumps(claimed.output, default=str)
     assert doctor  # who they saw stays unsaid to a caller who only claims the number
-    refused = await services.registry.dispatch("list_my_appointments", {}, withheld)
+    refused = await REGISTRY.dispatch("list_my_appointments", {}, withheld)
     assert refused.error_code == "verify_first" and "appointments" not in refused.output
     assert "Verify first" in refused.output["error"]
-    overwrite = await services.registry.dispatch(
-        "update_patient", {"birth_date": "2000-01-01"}, withheld
-    )
+    overwrite = await REGISTRY.dispatch("update_patient", {"birth_date": "2000-01-01"}, withheld)
     assert overwrite.output == {
         "updated": True,
         "not_changed": ["birth_date"],
@@ -375,12 +375,12 @@ async def test_sms_when_whatsapp_refuses_and_a_new_booking_is_marked_unverified(
         services=services, channel="web", conversation_id="conv-sms",
         caller_phone=VICTIM, language="pt-BR",
     )  # fmt: skip
-    sent = await services.registry.dispatch("send_verification_code", {}, ctx)
+    sent = await REGISTRY.dispatch("send_verification_code", {}, ctx)
     assert sent.ok and sent.output["via"] == "sms"  # WhatsApp's 24-hour window was closed
     (message,) = twilio.messages()
     assert message["to"] == VICTIM and message["from"] == "+15005550006"
-    found = await services.registry.dispatch("find_slots", {"service": "clinico geral"}, ctx)
-    booked = await services.registry.dispatch(
+    found = await REGISTRY.dispatch("find_slots", {"service": "clinico geral"}, ctx)
+    booked = await REGISTRY.dispatch(
         "book_appointment", {"option": "1", "confirmed_by_patient": True}, ctx
     )
     assert found.ok and booked.ok, booked.output  # booking needs no check ...

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlmodel import select
 
 from voice_agent.clock import FixedClock
-from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, PermanentFailure
+from voice_agent.errors import PermanentFailure
+from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus

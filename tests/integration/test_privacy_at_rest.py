@@ -21,10 +21,11 @@ from tests.conftest import NOW, make_settings
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
-from voice_agent.privacy.binding import engine_keyring
-from voice_agent.privacy.keys import looks_encrypted
+from voice_agent.crypto.binding import engine_keyring
+from voice_agent.crypto.keys import looks_encrypted
+from voice_agent.errors import ConfigurationError
 from voice_agent.services import Services, build_services
-from voice_agent.settings import ConfigurationError, load_settings
+from voice_agent.settings import load_settings
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.migrate import upgrade
 from voice_agent.store.tables import CallEvent, CallRecord, Patient
@@ -189,7 +190,7 @@ def test_a_server_database_without_keys_refuses_to_start(
 
     settings = Settings(database_url=engine.url.render_as_string(hide_password=False))
     # another test in this process may have given this database keys: forget them
-    from voice_agent.privacy import binding
+    from voice_agent.crypto import binding
 
     binding._KNOWN.pop(binding.engine_url(engine), None)
     fresh = make_engine(binding.engine_url(engine))

@@ -22,15 +22,15 @@ from voice_agent.cli import app
 from voice_agent.cli.context import CliRuntime
 from voice_agent.clock import FixedClock
 from voice_agent.conversation.state import ConversationState, ConversationStore
-from voice_agent.privacy.fields import encrypted_tables, rewrite
+from voice_agent.crypto.keys import Keyring, keyring_from_values
 from voice_agent.privacy.jobs import purge_expired_data
-from voice_agent.privacy.keys import Keyring, keyring_from_values
 from voice_agent.scheduling.booking import BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services, build_services
 from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings
 from voice_agent.store.conversation_tables import ConversationRecord
 from voice_agent.store.db import make_engine, transaction
+from voice_agent.store.encrypted_fields import encrypted_tables, rewrite
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import (
     Appointment,
@@ -118,7 +118,7 @@ def test_rotate_re_encrypts_everything_with_the_newest_key_and_resumes(tmp_path:
 
     # Interrupted half way: a rotation that dies after a few values keeps what it did.
     services = _services(both)
-    from voice_agent.privacy.binding import engine_keyring
+    from voice_agent.crypto.binding import engine_keyring
 
     keyring = engine_keyring(services.engine)
     budget = iter(range(4))

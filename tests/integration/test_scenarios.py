@@ -47,6 +47,7 @@ from voice_agent.conversation.engine import ConversationService
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment, Patient
+from voice_agent.tools.catalog import build_registry
 from voice_agent.tools.context import ToolContext
 
 LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
@@ -55,6 +56,9 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TOKEN = "test-auth-token-0123456789"
 _MESSAGE_SIDS = itertools.count(1)
 PUBLIC = "https://clinic.example"
+
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
 
 
 def _scenarios() -> list[Any]:
@@ -117,14 +121,14 @@ async def _setup(services: Services, phone: str, setup: dict[str, Any], language
     )
     patient = setup.get("patient")
     if patient:
-        result = await services.registry.dispatch("register_patient", patient, ctx)
+        result = await REGISTRY.dispatch("register_patient", patient, ctx)
         assert result.ok, result.output
     for booking in setup.get("bookings", []):
         booking = dict(booking)
         option = booking.pop("option", "1")
-        found = await services.registry.dispatch("find_slots", booking, ctx)
+        found = await REGISTRY.dispatch("find_slots", booking, ctx)
         assert found.ok and found.output["options"], found.output
-        booked = await services.registry.dispatch(
+        booked = await REGISTRY.dispatch(
             "book_appointment", {"option": option, "confirmed_by_patient": True}, ctx
         )
         assert booked.ok, booked.output

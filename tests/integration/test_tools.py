@@ -17,6 +17,9 @@ from voice_agent.tools.catalog import build_registry, text_registry
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolError, ToolRegistry
 
+REGISTRY = build_registry()
+"""The tools the channels offer, built once for this module (a build reads every signature)."""
+
 
 def context(services: Services, phone: str | None = "+5511987654000", **extra: Any) -> ToolContext:
     return ToolContext(
@@ -31,7 +34,7 @@ def context(services: Services, phone: str | None = "+5511987654000", **extra: A
 
 
 async def call(services: Services, ctx: ToolContext, name: str, **arguments: Any) -> dict:
-    result = await services.registry.dispatch(name, json.dumps(arguments, default=str), ctx)
+    result = await REGISTRY.dispatch(name, json.dumps(arguments, default=str), ctx)
     return {"ok": result.ok, "code": result.error_code, **result.output}
 
 
@@ -64,9 +67,9 @@ def test_schemas_come_from_signatures_and_hide_the_context() -> None:
 
 async def test_invalid_json_unknown_tool_and_invented_arguments(services: Services) -> None:
     ctx = context(services)
-    bad_json = await services.registry.dispatch("find_slots", "{not json", ctx)
+    bad_json = await REGISTRY.dispatch("find_slots", "{not json", ctx)
     assert not bad_json.ok and bad_json.error_code == "invalid_arguments"
-    unknown = await services.registry.dispatch("delete_everything", "{}", ctx)
+    unknown = await REGISTRY.dispatch("delete_everything", "{}", ctx)
     assert not unknown.ok and unknown.error_code == "unknown_tool"
     forged = await call(services, ctx, "list_my_appointments", patient_id="someone-else")
     assert not forged["ok"] and forged["code"] == "invalid_arguments"

@@ -154,3 +154,10 @@ def test_matches_checks_each_hard_filter() -> None:
     assert not matches(Preferences(insurance_id="sulamerica"), slot, CLINIC)
     assert not matches(Preferences(dates=[date(2026, 11, 25)]), slot, CLINIC)
     assert not matches(Preferences(periods=["night"]), slot, CLINIC)
+
+
+def test_a_weekday_is_numbered_like_date_weekday_and_stays_a_string() -> None:
+    """``Weekday.number`` was ``index``, a property that hid ``str.index`` on every weekday."""
+    week = [date(2026, 11, 23 + i) for i in range(7)]  # Monday 23 to Sunday 29
+    assert [Weekday.of(day).number for day in week] == [day.weekday() for day in week]
+    assert Weekday.wed.index("d") == 2  # the str method answers again

@@ -13,7 +13,7 @@ from voice_agent.voice.relay_sockets import (
     uvicorn_websocket_options,
 )
 from voice_agent.voice.relay_sockets.framing import frame_header
-from voice_agent.voice.twilio_protocol import BadFrameGuard
+from voice_agent.voice.twilio.protocol import BadFrameGuard
 
 
 def test_the_first_bad_frames_are_reported_then_counted_then_the_stream_is_closed() -> None:

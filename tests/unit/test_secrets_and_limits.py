@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from voice_agent.cli import app as cli
 from voice_agent.cli.context import CliRuntime
+from voice_agent.errors import ConfigurationError
 from voice_agent.logging_setup import call_scope, install_log_privacy, mask_text
-from voice_agent.settings import ConfigurationError, load_settings
+from voice_agent.settings import load_settings
 from voice_agent.web.limits import Rate, TokenBuckets
 
 STRONG = "s3cr3t-" + "x" * 25

@@ -6,16 +6,16 @@ from datetime import date
 
 import pytest
 
+from voice_agent.errors import ConfigurationError, InvalidPatientData
 from voice_agent.i18n import say_money, say_when
 from voice_agent.patients.service import (
-    InvalidPatientData,
     check_birth_date,
     mask_phone,
     normalize_email,
     normalize_name,
     normalize_phone,
 )
-from voice_agent.settings import ConfigurationError, load_settings
+from voice_agent.settings import load_settings
 
 
 def test_defaults_need_no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

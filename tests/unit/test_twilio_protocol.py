@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from voice_agent.voice.twilio_protocol import (
+from voice_agent.voice.twilio.protocol import (
     Connected,
     Dtmf,
     FrameError,

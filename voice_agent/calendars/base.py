@@ -51,23 +51,6 @@ class ExternalEvent(BaseModel):
     cancelled: bool = False
 
 
-class CalendarUnavailable(RuntimeError):
-    """The backend cannot be reached or failed; the caller retries later (outbox)."""
-
-
-class SlotRejected(RuntimeError):
-    """The backend refused the booking for a business reason (slot taken, patient blocked)."""
-
-
-class RecordRejected(SlotRejected):
-    """A confirming backend refused a record; ``code`` is ours (slot_taken, patient_blocked,
-    not_found, rejected)."""
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(detail or code)
-        self.code = code
-
-
 class BackendRecord(BaseModel):
     """An appointment as a confirming backend receives it (times are aware datetimes)."""
 

@@ -33,15 +33,9 @@ from typing import Any
 import httpx
 import yaml
 
-from voice_agent.calendars.base import (
-    BackendRecord,
-    BusyInterval,
-    CalendarEvent,
-    CalendarUnavailable,
-    ExternalEvent,
-    RecordRejected,
-)
+from voice_agent.calendars.base import BackendRecord, BusyInterval, CalendarEvent, ExternalEvent
 from voice_agent.clinic.model import Clinic
+from voice_agent.errors import CalendarUnavailable, RecordRejected
 from voice_agent.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 import threading
@@ -23,15 +24,10 @@ from typing import Any, Literal
 
 from googleapiclient.errors import HttpError
 
-from voice_agent.calendars.base import (
-    BusyInterval,
-    CalendarEvent,
-    CalendarUnavailable,
-    ExternalEvent,
-    SlotRejected,
-)
+from voice_agent.calendars.base import BusyInterval, CalendarEvent, ExternalEvent
 from voice_agent.clinic.model import Clinic
-from voice_agent.integrations.google_api import GoogleApis, GoogleUnavailable
+from voice_agent.errors import CalendarUnavailable, GoogleUnavailable, SlotRejected
+from voice_agent.google.api import GoogleApis
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +181,7 @@ class GoogleCalendar:
                 }
                 self.freebusy_calls += 1
                 answer = self._apis.execute(
-                    lambda body=body: freebusy.query(body=body), what="freeBusy"
+                    functools.partial(freebusy.query, body=body), what="freeBusy"
                 )
                 for calendar_id, data in answer.get("calendars", {}).items():
                     if data.get("errors"):
@@ -340,7 +336,8 @@ class GoogleCalendar:
         token: str | None = None
         while True:
             page = self._call(
-                lambda token=token: events.list(
+                functools.partial(
+                    events.list,
                     calendarId=calendar_id,
                     timeMin=start.isoformat(),
                     timeMax=end.isoformat(),

@@ -28,7 +28,9 @@ class LocalCalendar:
     def _blocks(self, doctor_ids: list[str], start: datetime, end: datetime) -> list[BusyInterval]:
         with transaction(self._engine) as session:
             rows = session.execute(
-                select(CalendarBlock.doctor_id, CalendarBlock.start, CalendarBlock.end).where(
+                select(
+                    col(CalendarBlock.doctor_id), col(CalendarBlock.start), col(CalendarBlock.end)
+                ).where(
                     col(CalendarBlock.doctor_id).in_(doctor_ids),
                     col(CalendarBlock.end) > start,
                     col(CalendarBlock.start) < end,
@@ -63,7 +65,7 @@ class LocalCalendar:
             with transaction(self._engine) as session:
                 rows = session.execute(
                     select(Appointment).where(
-                        Appointment.doctor_id == doctor_id,
+                        col(Appointment.doctor_id) == doctor_id,
                         col(Appointment.status).in_(ACTIVE_STATUSES),
                         col(Appointment.start) < end,
                         col(Appointment.end) > start,

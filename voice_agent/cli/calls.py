@@ -12,7 +12,7 @@ import typer
 from voice_agent.cli.context import services as build_services
 from voice_agent.patients.service import mask_phone
 from voice_agent.store.tables import CallEvent, CallOutcome, CallRecord
-from voice_agent.voice.call_history import CallFilter, call_timeline, outcome_counts, recent_calls
+from voice_agent.voice.call_records import CallFilter, call_timeline, outcome_counts, recent_calls
 
 OUTCOMES = tuple(o.value for o in CallOutcome)
 SHOWN_CHARS = 240  # a tool's arguments or output beyond this are cut in the timeline

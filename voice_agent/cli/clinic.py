@@ -19,8 +19,9 @@ def clinic_load(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Clinic YAML file.")]
 ) -> None:
     """Load (or re-load) the clinic file; appointments are kept."""
-    from voice_agent.clinic.loader import ClinicFileError, load_clinic_file
+    from voice_agent.clinic.loader import load_clinic_file
     from voice_agent.clinic.repository import save_clinic
+    from voice_agent.errors import ClinicFileError
     from voice_agent.store.migrate import upgrade
 
     current = settings(ctx)

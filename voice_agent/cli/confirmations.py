@@ -11,16 +11,18 @@ from voice_agent.cli.context import services as build_services
 
 if TYPE_CHECKING:
     from voice_agent.confirmations.runner import ConfirmationRunner
+    from voice_agent.services import Services
 
 STATUSES = ("pending", "running", "waiting", "done", "failed", "cancelled")
 
 
-def _runner(ctx: typer.Context) -> ConfirmationRunner:
+def _runner(ctx: typer.Context) -> tuple[Services, ConfirmationRunner]:
+    """The runner and the services it runs on (the command closes them when done)."""
     from voice_agent.confirmations.runner import ConfirmationRunner
     from voice_agent.integrations.twilio_rest import make_twilio_client
 
     services = build_services(ctx)
-    return ConfirmationRunner(services, make_twilio_client(services.settings))
+    return services, ConfirmationRunner(services, make_twilio_client(services.settings))
 
 
 def confirm(
@@ -35,14 +37,14 @@ def confirm(
     if via not in ("call", "whatsapp"):
         typer.echo("error: --via must be call or whatsapp", err=True)
         raise typer.Exit(2)
-    runner = _runner(ctx)
+    services, runner = _runner(ctx)
     try:
         step_id, outcome = asyncio.run(runner.trigger(appointment, via))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:
-        runner.services.close()
+        services.close()
     typer.echo(f"step {step_id}: {via} {outcome}")
     if outcome not in ("sent", "placed"):
         raise typer.Exit(1)
@@ -67,7 +69,7 @@ def confirmations(
     if status is not None and status not in STATUSES:
         typer.echo(f"error: --status must be one of {', '.join(STATUSES)}", err=True)
         raise typer.Exit(2)
-    runner = _runner(ctx)
+    services, runner = _runner(ctx)
     try:
         if plan_missing:
             planned = asyncio.run(runner.plan_missing())
@@ -77,9 +79,9 @@ def confirmations(
                 typer.echo(f"ran step {step_id}: {outcome}")
         steps = runner.store.listing(status=status, appointment_id=appointment, limit=limit)
         counts = runner.store.counts()
-        tz = runner.services.clinic().tz
+        tz = services.clinic().tz
     finally:
-        runner.services.close()
+        services.close()
     typer.echo("  ".join(f"{name}: {counts.get(name, 0)}" for name in STATUSES))
     for step in steps:
         due = step.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")

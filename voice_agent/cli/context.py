@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 from voice_agent.clock import Clock, SystemClock
-from voice_agent.settings import ConfigurationError, Settings, load_settings
+from voice_agent.errors import ConfigurationError
+from voice_agent.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -84,7 +85,7 @@ def services(ctx: typer.Context) -> Services:
 def engine(ctx: typer.Context) -> Engine:
     """An engine on the configured database with its encryption keys (no migration, no clinic):
     for commands that must work on a database the app would not start on yet."""
-    from voice_agent.privacy.binding import configure_keys
+    from voice_agent.crypto.binding import configure_keys
     from voice_agent.store.db import make_engine
 
     current = settings(ctx)

@@ -29,7 +29,8 @@ def patient_export(
     ] = None,
 ) -> None:
     """Everything held about the person with this phone, as JSON."""
-    from voice_agent.patients.service import InvalidPatientData, normalize_phone
+    from voice_agent.errors import InvalidPatientData
+    from voice_agent.patients.service import normalize_phone
     from voice_agent.privacy.subject import SubjectNotFound, export_subject
 
     services = build_services(ctx)
@@ -59,7 +60,8 @@ def patient_erase(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Erase the person's personal data and transcripts; appointments stay, anonymised."""
-    from voice_agent.patients.service import InvalidPatientData, mask_phone, normalize_phone
+    from voice_agent.errors import InvalidPatientData
+    from voice_agent.patients.service import mask_phone, normalize_phone
     from voice_agent.privacy.subject import SubjectNotFound, erase_subject
 
     services = build_services(ctx)

@@ -16,7 +16,7 @@ privacy_app = typer.Typer(help="Retention of patient data.", no_args_is_help=Tru
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a new encryption key and a new look-up key (for the environment, not for a file)."""
-    from voice_agent.privacy.keys import generate_encryption_key, generate_lookup_key
+    from voice_agent.crypto.keys import generate_encryption_key, generate_lookup_key
 
     typer.echo(f"VOICE_AGENT_ENCRYPTION_KEYS={generate_encryption_key()}")
     typer.echo(f"VOICE_AGENT_LOOKUP_KEY={generate_lookup_key()}")

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from voice_agent.clinic.model import Clinic
-
-
-class ClinicFileError(ValueError):
-    """A clinic file that cannot be used; the message names the file, field path and reason."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
+from voice_agent.errors import ClinicFileError
 
 MAX_CLINIC_FILE_CHARS = 5_000_000
 """A real clinic file is tens of kilobytes; anything near this is a mistake or an attack."""
@@ -51,7 +43,7 @@ def load_clinic_file(path: Path | str) -> Clinic:
     return parse_clinic(text, str(path))
 
 
-def _describe(error: dict) -> str:  # type: ignore[type-arg]
+def _describe(error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{location}: {message}"

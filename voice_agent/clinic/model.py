@@ -6,6 +6,7 @@ them, so re-loading a changed file never orphans an appointment's references sil
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import date, time
 from decimal import Decimal
 from enum import StrEnum
@@ -38,7 +39,7 @@ class Weekday(StrEnum):
     sun = "sun"
 
     @property
-    def index(self) -> int:
+    def number(self) -> int:
         """Monday is 0, as in ``date.weekday()``."""
         return list(Weekday).index(self)
 
@@ -506,7 +507,7 @@ def _unique(kind: str, ids: list[str]) -> None:
         seen.add(item)
 
 
-def _known(what: str, refs: object, known: set[str]) -> None:
-    for ref in refs:  # type: ignore[attr-defined]
+def _known(what: str, refs: Iterable[str], known: Collection[str]) -> None:
+    for ref in refs:
         if ref not in known:
             raise ValueError(f"{what} {ref!r} is not defined")

@@ -22,7 +22,7 @@ def save_clinic(engine: Engine, clinic: Clinic, source: str) -> list[str]:
     with transaction(engine) as session:
         session.add(ClinicVersion(source=source, content=content))
         rows = session.execute(
-            select(Appointment.doctor_id, Appointment.service_id).where(
+            select(col(Appointment.doctor_id), col(Appointment.service_id)).where(
                 col(Appointment.status).in_(ACTIVE_STATUSES)
             )
         ).all()
@@ -39,7 +39,7 @@ def save_clinic(engine: Engine, clinic: Clinic, source: str) -> list[str]:
 def load_active_clinic(engine: Engine) -> Clinic | None:
     with transaction(engine) as session:
         row = session.execute(
-            select(ClinicVersion.content).order_by(col(ClinicVersion.id).desc()).limit(1)
+            select(col(ClinicVersion.content)).order_by(col(ClinicVersion.id).desc()).limit(1)
         ).scalar_one_or_none()
     if row is None:
         return None

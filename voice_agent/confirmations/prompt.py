@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
+from sqlalchemy import Engine
+
+from voice_agent.clinic.model import Clinic
 from voice_agent.confirmations.messages import appointment_values, confirmation_texts
+from voice_agent.scheduling.describe import describe_appointment
+from voice_agent.settings import Settings
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, Patient
-from voice_agent.tools.booking import describe_appointment
 
-if TYPE_CHECKING:
-    from voice_agent.services import Services
+
+class PromptDeps(Protocol):
+    """The appointment's row (engine), the clinic and the prompts (settings)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def clinic(self) -> Callable[[], Clinic]: ...
+
+    @property
+    def settings(self) -> Settings: ...
 
 
 def confirmation_prompt_values(
-    services: Services, appointment_id: str, patient: Patient | None, language: str
+    services: PromptDeps, appointment_id: str, patient: Patient | None, language: str
 ) -> dict[str, str]:
     """``$appointment``, ``$appointment_id`` and the opening ``$greeting`` of confirmation.md."""
     with transaction(services.engine) as session:

@@ -16,13 +16,14 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
-from voice_agent.alerts import StaffTexts, alert_staff
+from voice_agent.alerts import StaffAlertDeps, StaffTexts, alert_staff
 from voice_agent.clinic.model import Clinic
+from voice_agent.clock import Clock
 from voice_agent.confirmations.messages import (
     Answer,
     ConfirmationTexts,
@@ -30,6 +31,7 @@ from voice_agent.confirmations.messages import (
     confirmation_texts,
 )
 from voice_agent.confirmations.planning import contact_allowed, next_contact_time, retry_time
+from voice_agent.confirmations.prompt import PromptDeps
 from voice_agent.confirmations.steps import (
     ERROR_RETRY,
     FALLBACK_SEQ,
@@ -38,9 +40,9 @@ from voice_agent.confirmations.steps import (
     StepStore,
     event_details,
 )
+from voice_agent.errors import OutsideWindow, PermanentFailure
 from voice_agent.integrations.alerting import appointment_fields
-from voice_agent.integrations.outbox import PermanentFailure
-from voice_agent.integrations.whatsapp import WINDOW, Message, OutsideWindow, WhatsAppSender
+from voice_agent.integrations.whatsapp import WINDOW, Message, WhatsAppSender
 from voice_agent.interactions import Actor, acting_as
 from voice_agent.patients.language import caller_language
 from voice_agent.patients.service import normalize_phone
@@ -52,7 +54,10 @@ from voice_agent.store.tables import Appointment, AppointmentStatus, Patient
 if TYPE_CHECKING:
     from twilio.rest import Client
 
-    from voice_agent.services import Services
+    from voice_agent.confirmations.steps import StepPlanner
+    from voice_agent.interactions import InteractionLog
+    from voice_agent.patients.service import PatientService
+    from voice_agent.scheduling.booking import BookingService
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +95,33 @@ class ReplyDecision:
     """Text for the text receptionist, when it takes over (rescheduling, free text)."""
 
 
+class ConfirmationServices(StaffAlertDeps, PromptDeps, Protocol):
+    """What the runner uses: the store, the clock, the booking service (a reply confirms or
+    cancels), the patients (a reply names a phone), the planner and the staff alerts."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def interactions(self) -> InteractionLog: ...
+
+    @property
+    def booking(self) -> BookingService: ...
+
+    @property
+    def patients(self) -> PatientService: ...
+
+    @property
+    def step_planner(self) -> StepPlanner | None: ...
+
+
 class ConfirmationRunner:
     def __init__(
-        self, services: Services, twilio_client: Client | None, *, worker: str | None = None
+        self,
+        services: ConfirmationServices,
+        twilio_client: Client | None,
+        *,
+        worker: str | None = None,
     ) -> None:
         settings = services.settings
         self.services = services

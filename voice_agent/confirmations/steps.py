@@ -87,12 +87,12 @@ class StepPlanner:
         planned = 0
         with transaction(engine) as session:
             advisory_xact_lock(session, "confirmations:plan-missing")
-            has_steps = select(ConfirmationStep.id).where(
-                ConfirmationStep.appointment_id == Appointment.id
+            has_steps = select(col(ConfirmationStep.id)).where(
+                col(ConfirmationStep.appointment_id) == col(Appointment.id)
             )
             missing = session.execute(
                 select(Appointment).where(
-                    Appointment.status == AppointmentStatus.booked,
+                    col(Appointment.status) == AppointmentStatus.booked,
                     col(Appointment.start) > now,
                     ~has_steps.exists(),
                 )
@@ -122,14 +122,14 @@ def _add_steps(
 
 def settle_open(session: Session, appointment_id: str, outcome: str, now: datetime) -> None:
     """The appointment changed: a step under way is done with ``outcome``; pending ones vanish."""
-    base = update(ConfirmationStep).where(ConfirmationStep.appointment_id == appointment_id)
+    base = update(ConfirmationStep).where(col(ConfirmationStep.appointment_id) == appointment_id)
     session.execute(
         base.where(
             col(ConfirmationStep.status).in_((StepStatus.running, StepStatus.waiting))
         ).values(status=StepStatus.done, outcome=outcome, lease_until=None, updated_at=now)
     )
     session.execute(
-        base.where(ConfirmationStep.status == StepStatus.pending).values(
+        base.where(col(ConfirmationStep.status) == StepStatus.pending).values(
             status=StepStatus.cancelled, outcome=outcome, updated_at=now
         )
     )
@@ -156,15 +156,18 @@ class StepStore:
         """Claim due steps (or one step by id) for ``lease``; steps of dead claims come back."""
         with transaction(self._engine) as session:
             due = or_(
-                and_(ConfirmationStep.status == StepStatus.pending, ConfirmationStep.due_at <= now),
                 and_(
-                    ConfirmationStep.status == StepStatus.running,
+                    col(ConfirmationStep.status) == StepStatus.pending,
+                    col(ConfirmationStep.due_at) <= now,
+                ),
+                and_(
+                    col(ConfirmationStep.status) == StepStatus.running,
                     col(ConfirmationStep.lease_until) < now,
                 ),
             )
             query = select(ConfirmationStep).where(due)
             if step_id is not None:
-                query = query.where(ConfirmationStep.id == step_id)
+                query = query.where(col(ConfirmationStep.id) == step_id)
             query = query.order_by(col(ConfirmationStep.due_at)).limit(limit)
             if not is_sqlite(self._engine):
                 query = query.with_for_update(skip_locked=True)
@@ -208,9 +211,9 @@ class StepStore:
             result = session.execute(
                 update(ConfirmationStep)
                 .where(
-                    ConfirmationStep.id == step.id,
-                    ConfirmationStep.status == StepStatus.running,
-                    ConfirmationStep.claimed_by == worker,
+                    col(ConfirmationStep.id) == step.id,
+                    col(ConfirmationStep.status) == StepStatus.running,
+                    col(ConfirmationStep.claimed_by) == worker,
                 )
                 .values(updated_at=now, **values)
             )
@@ -234,9 +237,9 @@ class StepStore:
             result = session.execute(
                 update(ConfirmationStep)
                 .where(
-                    ConfirmationStep.id == step_id,
+                    col(ConfirmationStep.id) == step_id,
                     or_(
-                        ConfirmationStep.call_sid == call_sid,
+                        col(ConfirmationStep.call_sid) == call_sid,
                         col(ConfirmationStep.call_sid).is_(None),
                     ),
                     col(ConfirmationStep.status).in_(statuses),
@@ -256,9 +259,9 @@ class StepStore:
             result = session.execute(
                 update(ConfirmationStep)
                 .where(
-                    ConfirmationStep.appointment_id == appointment_id,
-                    ConfirmationStep.via == "whatsapp",
-                    ConfirmationStep.status == StepStatus.waiting,
+                    col(ConfirmationStep.appointment_id) == appointment_id,
+                    col(ConfirmationStep.via) == "whatsapp",
+                    col(ConfirmationStep.status) == StepStatus.waiting,
                 )
                 .values(status=StepStatus.done, outcome=outcome, updated_at=now)
             )
@@ -292,13 +295,13 @@ class StepStore:
 
     def expire_unanswered(self, now: datetime) -> int:
         """WhatsApp requests whose appointment has begun will get no useful answer any more."""
-        started = select(Appointment.id).where(Appointment.start <= now)
+        started = select(col(Appointment.id)).where(col(Appointment.start) <= now)
         with transaction(self._engine) as session:
             result = session.execute(
                 update(ConfirmationStep)
                 .where(
-                    ConfirmationStep.status == StepStatus.waiting,
-                    ConfirmationStep.via == "whatsapp",
+                    col(ConfirmationStep.status) == StepStatus.waiting,
+                    col(ConfirmationStep.via) == "whatsapp",
                     col(ConfirmationStep.appointment_id).in_(started),
                 )
                 .values(status=StepStatus.done, outcome="no_reply", updated_at=now)
@@ -312,8 +315,8 @@ class StepStore:
                 session.execute(
                     select(ConfirmationStep)
                     .where(
-                        ConfirmationStep.status == StepStatus.waiting,
-                        ConfirmationStep.via == "call",
+                        col(ConfirmationStep.status) == StepStatus.waiting,
+                        col(ConfirmationStep.via) == "call",
                         col(ConfirmationStep.updated_at) < older_than,
                     )
                     .limit(limit)
@@ -329,7 +332,7 @@ class StepStore:
     def by_call(self, call_sid: str) -> ConfirmationStep | None:
         with transaction(self._engine) as session:
             return session.execute(
-                select(ConfirmationStep).where(ConfirmationStep.call_sid == call_sid)
+                select(ConfirmationStep).where(col(ConfirmationStep.call_sid) == call_sid)
             ).scalar_one_or_none()
 
     def waiting_whatsapp(self, patient_id: str) -> ConfirmationStep | None:
@@ -339,9 +342,9 @@ class StepStore:
                 select(ConfirmationStep)
                 .join(Appointment, col(Appointment.id) == ConfirmationStep.appointment_id)
                 .where(
-                    Appointment.patient_id == patient_id,
-                    ConfirmationStep.via == "whatsapp",
-                    ConfirmationStep.status == StepStatus.waiting,
+                    col(Appointment.patient_id) == patient_id,
+                    col(ConfirmationStep.via) == "whatsapp",
+                    col(ConfirmationStep.status) == StepStatus.waiting,
                 )
                 .order_by(col(ConfirmationStep.updated_at).desc())
                 .limit(1)
@@ -351,9 +354,9 @@ class StepStore:
         with transaction(self._engine) as session:
             return (
                 session.execute(
-                    select(ConfirmationStep.id).where(
-                        ConfirmationStep.appointment_id == appointment_id,
-                        ConfirmationStep.seq == seq,
+                    select(col(ConfirmationStep.id)).where(
+                        col(ConfirmationStep.appointment_id) == appointment_id,
+                        col(ConfirmationStep.seq) == seq,
                     )
                 ).first()
                 is not None
@@ -365,9 +368,9 @@ class StepStore:
         with transaction(self._engine) as session:
             query = select(ConfirmationStep)
             if status is not None:
-                query = query.where(ConfirmationStep.status == status)
+                query = query.where(col(ConfirmationStep.status) == status)
             if appointment_id is not None:
-                query = query.where(ConfirmationStep.appointment_id == appointment_id)
+                query = query.where(col(ConfirmationStep.appointment_id) == appointment_id)
             query = query.order_by(col(ConfirmationStep.due_at).desc()).limit(limit)
             return list(session.execute(query).scalars())
 
@@ -379,7 +382,9 @@ class StepStore:
         """Steps per status (for the CLI), counted by the database."""
         with transaction(self._engine) as session:
             rows = session.execute(
-                select(ConfirmationStep.status, func.count()).group_by(ConfirmationStep.status)
+                select(col(ConfirmationStep.status), func.count()).group_by(
+                    col(ConfirmationStep.status)
+                )
             )
             return {str(status): int(count) for status, count in rows}
 

@@ -24,13 +24,14 @@ from voice_agent.conversation.language import detect_language, proper_names
 from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
+from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.safety import RedFlag, default_detector
 from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
-from voice_agent.tools.catalog import text_registry
+from voice_agent.tools.catalog import build_registry, text_registry
 from voice_agent.tools.context import ToolContext
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class ConversationService:
     def __init__(self, services: Services, *, use_llm: bool | None = None) -> None:
         settings = services.settings
         self.services = services
-        self.registry = text_registry(services.registry)
+        self.registry = text_registry(build_registry(settings.tool_timeout_seconds))
         self.replies = Replies(settings.prompts_dir)
         self.offline = Dialogue(self.registry, self.replies)
         self.offline.warm_up(services.clinic())

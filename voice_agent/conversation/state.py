@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from voice_agent.privacy.binding import engine_keyring
+from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.types import utcnow
 

@@ -18,15 +18,11 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from voice_agent.alerts import StaffTexts
-from voice_agent.calendars.base import (
-    CalendarBackend,
-    CalendarEvent,
-    CalendarUnavailable,
-    SlotRejected,
-)
+from voice_agent.calendars.base import CalendarBackend, CalendarEvent
 from voice_agent.clinic.model import Clinic, Weekday
 from voice_agent.clock import Clock
-from voice_agent.integrations.outbox import Delivered, OutboxItem, Outcome, PermanentFailure
+from voice_agent.errors import CalendarUnavailable, PermanentFailure, SlotRejected
+from voice_agent.integrations.outbox import Delivered, OutboxItem, Outcome
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import ACTIVE_STATUSES, Appointment, InteractionKind, Patient
@@ -199,8 +195,9 @@ class Reconciler:
                 by_doctor.setdefault(row.doctor_id, []).append(row)
             in_flight = set(
                 session.execute(
-                    select(OutboxRow.group_key).where(
-                        OutboxRow.kind == "calendar", OutboxRow.status == OutboxStatus.pending
+                    select(col(OutboxRow.group_key)).where(
+                        col(OutboxRow.kind) == "calendar",
+                        col(OutboxRow.status) == OutboxStatus.pending,
                     )
                 ).scalars()
             )

@@ -5,21 +5,26 @@ has not answered yet (claimed the same way) and calendar reconciliation."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.base import BaseScheduler
 
-if TYPE_CHECKING:
-    from voice_agent.services import Services
+from voice_agent.integrations.setup import Integrations
+from voice_agent.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def schedule_integration_jobs(scheduler: BaseScheduler, services: Services) -> None:
-    integrations = services.integrations
+def schedule_integration_jobs(
+    scheduler: BaseScheduler,
+    integrations: Integrations | None,
+    settings: Settings,
+    retry_backend_due: Callable[[], Awaitable[dict[str, int]]],
+) -> None:
+    """``retry_backend_due`` is the booking service's ``retry_due`` (the domain layer above
+    hands it in, so this module stays below it)."""
     if integrations is None:
         return
-    settings = services.settings
 
     async def deliver() -> None:
         try:
@@ -47,7 +52,7 @@ def schedule_integration_jobs(scheduler: BaseScheduler, services: Services) -> N
     async def retry_backend() -> None:
         """Requests the clinic's system has not answered yet, tried again with backoff."""
         try:
-            report = await services.booking.retry_due()
+            report = await retry_backend_due()
         except Exception:
             logger.exception("retrying clinic API requests failed")
             return

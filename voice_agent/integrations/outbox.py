@@ -31,14 +31,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
+from voice_agent.errors import PermanentFailure
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 
 logger = logging.getLogger(__name__)
-
-
-class PermanentFailure(Exception):
-    """The effect can never succeed as it is (bad request): the row becomes a dead letter now."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +174,9 @@ class Outbox:
         """Add a row in its own transaction; False when a row with this key already exists."""
         try:
             with transaction(self._engine) as session:
-                if session.execute(select(OutboxRow.id).where(OutboxRow.key == key)).first():
+                if session.execute(
+                    select(col(OutboxRow.id)).where(col(OutboxRow.key) == key)
+                ).first():
                     return False
                 self.enqueue_in(session, kind, key, payload, group_key=group_key)
                 return True
@@ -197,15 +196,15 @@ class Outbox:
         query = (
             select(OutboxRow)
             .where(
-                OutboxRow.status == OutboxStatus.pending,
+                col(OutboxRow.status) == OutboxStatus.pending,
                 col(OutboxRow.next_attempt_at) <= now,
                 col(OutboxRow.kind).in_(kinds),
                 ~exists().where(
                     and_(
                         col(OutboxRow.group_key).is_not(None),
-                        earlier.group_key == OutboxRow.group_key,
-                        earlier.id < OutboxRow.id,  # type: ignore[operator]
-                        earlier.status == OutboxStatus.pending,
+                        col(earlier.group_key) == col(OutboxRow.group_key),
+                        col(earlier.id) < col(OutboxRow.id),
+                        col(earlier.status) == OutboxStatus.pending,
                     )
                 ),
             )
@@ -213,7 +212,7 @@ class Outbox:
             .limit(limit)
         )
         if not is_sqlite(self._engine):
-            query = query.with_for_update(skip_locked=True, of=OutboxRow)  # type: ignore[arg-type]
+            query = query.with_for_update(skip_locked=True, of=OutboxRow)
         items: list[OutboxItem] = []
         with transaction(self._engine) as session:
             for row in session.execute(query).scalars():
@@ -349,7 +348,7 @@ class Outbox:
             row = (
                 session.execute(
                     select(OutboxRow)
-                    .where(OutboxRow.external_id == external_id)
+                    .where(col(OutboxRow.external_id) == external_id)
                     .with_for_update()
                     .limit(1)
                 )
@@ -392,24 +391,25 @@ class Outbox:
         """Rows for `voice-agent outbox`: pending, failed (pending with an error), dead, done."""
         query = select(OutboxRow).order_by(col(OutboxRow.id).desc()).limit(limit)
         if kind is not None:
-            query = query.where(OutboxRow.kind == kind)
+            query = query.where(col(OutboxRow.kind) == kind)
         if status == "failed":
             query = query.where(
-                OutboxRow.status == OutboxStatus.pending, col(OutboxRow.last_error).is_not(None)
+                col(OutboxRow.status) == OutboxStatus.pending,
+                col(OutboxRow.last_error).is_not(None),
             )
         elif status is not None:
-            query = query.where(OutboxRow.status == OutboxStatus(status))
+            query = query.where(col(OutboxRow.status) == OutboxStatus(status))
         with transaction(self._engine) as session:
             return list(session.execute(query).scalars())
 
     def counts(self) -> dict[str, int]:
         with transaction(self._engine) as session:
             rows = session.execute(
-                select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+                select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
             ).all()
             failed = session.execute(
                 select(func.count()).where(
-                    OutboxRow.status == OutboxStatus.pending,
+                    col(OutboxRow.status) == OutboxStatus.pending,
                     col(OutboxRow.last_error).is_not(None),
                 )
             ).scalar_one()
@@ -421,9 +421,9 @@ class Outbox:
     def retry(self, row_id: int | None = None, *, all_dead: bool = False) -> int:
         """Put dead letters back in the queue with a fresh attempt budget."""
         now = self._clock.now()
-        condition = [OutboxRow.status == OutboxStatus.dead]
+        condition = [col(OutboxRow.status) == OutboxStatus.dead]
         if not all_dead:
-            condition.append(OutboxRow.id == row_id)
+            condition.append(col(OutboxRow.id) == row_id)
         with transaction(self._engine) as session:
             result = session.execute(
                 update(OutboxRow)

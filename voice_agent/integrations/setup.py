@@ -20,11 +20,12 @@ from voice_agent.calendars.base import CalendarBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import ConfigurationError
 from voice_agent.integrations.alerting import OutboxAlerter, dead_letter_text
 from voice_agent.integrations.calendar_sync import CalendarSyncHandler, Reconciler
 from voice_agent.integrations.outbox import Outbox
 from voice_agent.interactions import InteractionLog
-from voice_agent.settings import ConfigurationError, Settings
+from voice_agent.settings import Settings
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import Interaction, InteractionKind
 
@@ -73,7 +74,7 @@ class InteractionEffects:
         kind = interaction.kind
         wanted = kind != InteractionKind.booking or self.calendar_creates
         if self.calendar and kind in CALENDAR_KINDS and wanted:
-            payload = {"op": str(kind), "appointment_id": appointment_id}
+            payload: dict[str, str | None] = {"op": str(kind), "appointment_id": appointment_id}
             if kind == InteractionKind.reschedule:
                 payload["from_doctor_id"] = _previous_doctor(interaction.details)
             self.outbox.enqueue_in(
@@ -166,7 +167,7 @@ def build_integrations(
 
     google = None
     if settings.google_sheet_id or clinic().calendar_backend == "google":
-        from voice_agent.integrations.google_api import GoogleApis
+        from voice_agent.google.api import GoogleApis
 
         google = GoogleApis(settings)
     if settings.google_sheet_id and google is not None:

@@ -19,8 +19,9 @@ from sqlmodel import Session
 
 from voice_agent.alerts import StaffTexts
 from voice_agent.clinic.model import Clinic
-from voice_agent.integrations.google_api import GoogleApis
-from voice_agent.integrations.outbox import Delivered, OutboxItem, Outcome, PermanentFailure
+from voice_agent.errors import PermanentFailure
+from voice_agent.google.api import GoogleApis
+from voice_agent.integrations.outbox import Delivered, OutboxItem, Outcome
 from voice_agent.store.tables import Appointment, Interaction, Patient
 
 HEADER = [

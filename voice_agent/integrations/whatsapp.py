@@ -32,15 +32,9 @@ from twilio.rest import Client
 from voice_agent.alerts import StaffTexts
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import OutsideWindow, PermanentFailure
 from voice_agent.i18n import language_or_default, say_when
-from voice_agent.integrations.outbox import (
-    Delivered,
-    Outbox,
-    OutboxItem,
-    Outcome,
-    PermanentFailure,
-    deliver_each,
-)
+from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome, deliver_each
 from voice_agent.metrics import ALERTS_SENT
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
@@ -60,8 +54,8 @@ STATUS_PATH = "/twilio/message-status"
 def last_inbound(session: Session, patient_id: str) -> datetime | None:
     """When the patient last wrote to us on WhatsApp (their 24-hour window opens then)."""
     return session.execute(
-        select(Interaction.at)
-        .where(Interaction.patient_id == patient_id, Interaction.channel == "whatsapp")
+        select(col(Interaction.at))
+        .where(col(Interaction.patient_id) == patient_id, col(Interaction.channel) == "whatsapp")
         .order_by(col(Interaction.at).desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -96,10 +90,6 @@ class Message:
         if self.body is not None:
             return sent_body == self.body
         return all(value in sent_body for value in (self.variables or {}).values())
-
-
-class OutsideWindow(Exception):
-    """Twilio refused a free-form Body: the recipient's 24-hour window is closed."""
 
 
 class WhatsAppSender:

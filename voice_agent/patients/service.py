@@ -10,14 +10,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from voice_agent.privacy.binding import engine_keyring
+from voice_agent.crypto.binding import engine_keyring
+from voice_agent.errors import InvalidPatientData
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Patient
 from voice_agent.store.types import utcnow
-
-
-class InvalidPatientData(ValueError):
-    """A phone, e-mail, name or birth date we cannot accept; the message can be said aloud."""
 
 
 def normalize_phone(raw: str, region: str) -> str:

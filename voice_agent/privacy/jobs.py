@@ -5,19 +5,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy import Engine
 
+from voice_agent.clinic.model import Clinic
+from voice_agent.clock import Clock
 from voice_agent.privacy.retention import PurgeReport, purge
+from voice_agent.settings import Settings
 
-if TYPE_CHECKING:
-    from voice_agent.services import Services
+
+class RetentionDeps(Protocol):
+    """The database, the clinic's retention policy, the clock and the job's interval."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def clinic(self) -> Callable[[], Clinic]: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 logger = logging.getLogger("voice_agent.privacy")
 
 
-async def purge_expired_data(services: Services) -> PurgeReport | None:
+async def purge_expired_data(services: RetentionDeps) -> PurgeReport | None:
     """One purge against the injected clock; a failure is logged and retried next time."""
     try:
         return await asyncio.to_thread(
@@ -28,7 +47,7 @@ async def purge_expired_data(services: Services) -> PurgeReport | None:
         return None
 
 
-def schedule_privacy_jobs(scheduler: BaseScheduler, services: Services) -> None:
+def schedule_privacy_jobs(scheduler: BaseScheduler, services: RetentionDeps) -> None:
     scheduler.add_job(
         purge_expired_data,
         "interval",

@@ -16,9 +16,9 @@ from sqlalchemy import Engine, column, delete, update
 from sqlmodel import col
 
 from voice_agent.clinic.model import RetentionPolicy
-from voice_agent.privacy.binding import engine_keyring
-from voice_agent.privacy.fields import EncryptedTable, rewrite
+from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.encrypted_fields import EncryptedTable, rewrite
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
 from voice_agent.store.types import UTCDateTime

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, MetaData
 from sqlmodel import SQLModel
 
 import voice_agent.store.tables  # noqa: F401  (registers every table on the metadata)
-from voice_agent.privacy.binding import engine_keyring
-from voice_agent.privacy.fields import BATCH_SIZE, encrypted_tables, rewrite
-from voice_agent.privacy.keys import ERASED_HASH_PREFIX
+from voice_agent.crypto.binding import engine_keyring
+from voice_agent.crypto.keys import ERASED_HASH_PREFIX
+from voice_agent.store.encrypted_fields import BATCH_SIZE, encrypted_tables, rewrite
 
 
 class RotationReport(BaseModel):

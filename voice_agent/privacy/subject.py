@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session, col
 
+from voice_agent.crypto.binding import engine_keyring
+from voice_agent.crypto.keys import ERASED_HASH_PREFIX
 from voice_agent.interactions import InteractionLog
-from voice_agent.privacy.binding import engine_keyring
-from voice_agent.privacy.keys import ERASED_HASH_PREFIX
 from voice_agent.store.confirmation_tables import OPEN_STATUSES, ConfirmationStep, StepStatus
 from voice_agent.store.conversation_tables import ConversationRecord, state_key
 from voice_agent.store.db import transaction

@@ -10,20 +10,33 @@ not hold it back. One alert per conversation or call per alert window (its kind 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from voice_agent.alerts import StaffAlertDeps
 from voice_agent.safety.detector import RedFlag
 from voice_agent.safety.texts import EmergencyTexts
 from voice_agent.store.tables import InteractionKind
 
 if TYPE_CHECKING:
-    from voice_agent.services import Services
+    from voice_agent.interactions import InteractionLog
+    from voice_agent.patients.service import PatientService
+
+
+class GuardDeps(StaffAlertDeps, Protocol):
+    """The alert, plus the patient lookup and the interaction log the emergency row goes to."""
+
+    @property
+    def patients(self) -> PatientService: ...
+
+    @property
+    def interactions(self) -> InteractionLog: ...
+
 
 logger = logging.getLogger("voice_agent.safety")
 
 
 class SafetyGuard:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: GuardDeps) -> None:
         self.services = services
         self.texts = EmergencyTexts(services.settings.prompts_dir)
 

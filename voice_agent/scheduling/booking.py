@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -26,12 +26,14 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col
 
-from voice_agent.calendars.base import CalendarBackend, CalendarUnavailable, ConfirmingBackend
+from voice_agent.calendars.base import CalendarBackend, ConfirmingBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
+from voice_agent.errors import CalendarUnavailable
 from voice_agent.interactions import InteractionLog
 from voice_agent.scheduling.availability import Interval, ProblemCode, Slot, check_slot
 from voice_agent.scheduling.confirmed import Alert, ConfirmedBookings
@@ -69,19 +71,21 @@ _CONTENDED = {"55P03", "40P01"}
 
 # Statements of the offer path, built once: constructing SQL expressions costs more per search
 # than running them on SQLite.
-_WHERE_BUSY = {
+_WHERE_BUSY: dict[str, BindParameter[Any]] = {
     "doctors": bindparam("doctors", expanding=True),
     "start": bindparam("start"),
     "end": bindparam("end"),
 }
 _BUSY_PARTS = (
-    select(Appointment.doctor_id, Appointment.start, Appointment.end, literal(1)).where(
+    select(
+        col(Appointment.doctor_id), col(Appointment.start), col(Appointment.end), literal(1)
+    ).where(
         col(Appointment.doctor_id).in_(_WHERE_BUSY["doctors"]),
         col(Appointment.status).in_(ACTIVE_STATUSES),
         col(Appointment.start) < _WHERE_BUSY["end"],
         col(Appointment.end) > _WHERE_BUSY["start"],
     ),
-    select(Hold.doctor_id, Hold.start, Hold.end, literal(0)).where(
+    select(col(Hold.doctor_id), col(Hold.start), col(Hold.end), literal(0)).where(
         col(Hold.doctor_id).in_(_WHERE_BUSY["doctors"]),
         col(Hold.expires_at) > bindparam("now"),
         col(Hold.start) < _WHERE_BUSY["end"],
@@ -90,7 +94,9 @@ _BUSY_PARTS = (
 )
 _BUSY_WITH_BLOCKS = union_all(
     *_BUSY_PARTS,
-    select(CalendarBlock.doctor_id, CalendarBlock.start, CalendarBlock.end, literal(0)).where(
+    select(
+        col(CalendarBlock.doctor_id), col(CalendarBlock.start), col(CalendarBlock.end), literal(0)
+    ).where(
         col(CalendarBlock.doctor_id).in_(_WHERE_BUSY["doctors"]),
         col(CalendarBlock.end) > _WHERE_BUSY["start"],
         col(CalendarBlock.start) < _WHERE_BUSY["end"],
@@ -98,9 +104,9 @@ _BUSY_WITH_BLOCKS = union_all(
 )
 """Appointments (1 = counts as load), live holds and staff blocks of some doctors over a span."""
 _PREVIOUS = (
-    select(Appointment.service_id, Appointment.doctor_id)
+    select(col(Appointment.service_id), col(Appointment.doctor_id))
     .where(
-        Appointment.patient_id == bindparam("patient"),
+        col(Appointment.patient_id) == bindparam("patient"),
         col(Appointment.status).in_(
             (*ACTIVE_STATUSES, AppointmentStatus.completed, AppointmentStatus.attended)
         ),
@@ -108,9 +114,9 @@ _PREVIOUS = (
     .order_by(col(Appointment.start))
 )
 _RELEASE_CLAIMS = delete(SlotClaim).where(
-    col(SlotClaim.hold_id).in_(select(Hold.id).where(Hold.holder == bindparam("holder")))
+    col(SlotClaim.hold_id).in_(select(col(Hold.id)).where(col(Hold.holder) == bindparam("holder")))
 )
-_RELEASE_HOLDS = delete(Hold).where(Hold.holder == bindparam("holder"))
+_RELEASE_HOLDS = delete(Hold).where(col(Hold.holder) == bindparam("holder"))
 _INSERT_HOLD = insert(_HOLD)
 _INSERT_CLAIMS = insert(_SLOT_CLAIM)
 
@@ -450,7 +456,7 @@ class BookingService:
             with db.begin_nested():
                 result = db.execute(
                     delete(SlotClaim).where(
-                        SlotClaim.doctor_id == slot.doctor_id,
+                        col(SlotClaim.doctor_id) == slot.doctor_id,
                         col(SlotClaim.cell) >= slot.start - CELL,
                         col(SlotClaim.cell) < slot.end,
                         col(SlotClaim.hold_id).is_not(None),
@@ -542,7 +548,9 @@ class BookingService:
             now = self._clock.now()
             with transaction(self._engine) as session:
                 ids = list(
-                    session.execute(select(Hold.id).where(col(Hold.expires_at) <= now)).scalars()
+                    session.execute(
+                        select(col(Hold.id)).where(col(Hold.expires_at) <= now)
+                    ).scalars()
                 )
                 if ids:
                     session.execute(delete(SlotClaim).where(col(SlotClaim.hold_id).in_(ids)))
@@ -557,7 +565,7 @@ class BookingService:
         def _read() -> str | None:
             with transaction(self._engine) as session:
                 return session.execute(
-                    select(Hold.id).where(Hold.holder == holder, Hold.label == label)
+                    select(col(Hold.id)).where(col(Hold.holder) == holder, col(Hold.label) == label)
                 ).scalar_one_or_none()
 
         return await asyncio.to_thread(_read)
@@ -684,8 +692,8 @@ class BookingService:
     def _blocks_in(session: Session, slot: Slot) -> list[Interval]:
         """The embedded calendar's blocks over the slot, read in the booking's transaction."""
         rows = session.execute(
-            select(CalendarBlock.start, CalendarBlock.end).where(
-                CalendarBlock.doctor_id == slot.doctor_id,
+            select(col(CalendarBlock.start), col(CalendarBlock.end)).where(
+                col(CalendarBlock.doctor_id) == slot.doctor_id,
                 col(CalendarBlock.end) > slot.start,
                 col(CalendarBlock.start) < slot.end,
             )
@@ -797,7 +805,7 @@ class BookingService:
                 return session.execute(
                     select(Appointment)
                     .where(
-                        Appointment.patient_id == patient_id,
+                        col(Appointment.patient_id) == patient_id,
                         col(Appointment.request_key).startswith(key_prefix, autoescape=True),
                         col(Appointment.created_at) >= since,
                         col(Appointment.status).in_(ACTIVE_STATUSES),
@@ -824,7 +832,7 @@ class BookingService:
         if request.request_key is None:
             return None
         found = session.execute(
-            select(Appointment).where(Appointment.request_key == request.request_key)
+            select(Appointment).where(col(Appointment.request_key) == request.request_key)
         ).scalar_one_or_none()
         if found is not None and found.patient_id != request.patient_id:
             raise BookingError("request_conflict", "That request belongs to another patient.")
@@ -902,7 +910,7 @@ class BookingService:
         """Move the appointment inside the caller's transaction: its old cells freed, the hold
         used, the new cells claimed, the change logged (local and clinic-API paths alike)."""
         before = _describe(appointment)
-        session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
+        session.execute(delete(SlotClaim).where(col(SlotClaim.appointment_id) == appointment.id))
         if hold_id is not None:
             self._drop_hold(session, hold_id)
         self._purge_expired(session, slot.doctor_id, slot.start, slot.end, now)
@@ -929,7 +937,7 @@ class BookingService:
     ) -> Appointment:
         """Cancel the appointment inside the caller's transaction: its cells freed, the
         cancellation logged with its reason (local and clinic-API paths alike)."""
-        session.execute(delete(SlotClaim).where(SlotClaim.appointment_id == appointment.id))
+        session.execute(delete(SlotClaim).where(col(SlotClaim.appointment_id) == appointment.id))
         appointment.status = AppointmentStatus.cancelled
         appointment.cancelled_at = now
         appointment.updated_at = now
@@ -986,7 +994,7 @@ class BookingService:
         self, patient_id: str, *, include_past: bool = False, include_cancelled: bool = False
     ) -> list[Appointment]:
         def _read() -> list[Appointment]:
-            query = select(Appointment).where(Appointment.patient_id == patient_id)
+            query = select(Appointment).where(col(Appointment.patient_id) == patient_id)
             if not include_past:
                 query = query.where(col(Appointment.end) > self._clock.now())
             if not include_cancelled:
@@ -1012,7 +1020,7 @@ class BookingService:
         Another patient's appointment is reported exactly like a missing one, so ids cannot be
         probed.
         """
-        query = select(Appointment).where(Appointment.id == appointment_id)
+        query = select(Appointment).where(col(Appointment.id) == appointment_id)
         if lock:
             query = query.with_for_update()
         appointment = session.execute(query).scalar_one_or_none()
@@ -1054,7 +1062,7 @@ class BookingService:
         """Expired holds give their cells back before a new claim is tried on them."""
         session.execute(
             delete(SlotClaim).where(
-                SlotClaim.doctor_id == doctor_id,
+                col(SlotClaim.doctor_id) == doctor_id,
                 col(SlotClaim.cell) >= start - CELL,
                 col(SlotClaim.cell) < end,
                 col(SlotClaim.hold_id).is_not(None),
@@ -1064,8 +1072,8 @@ class BookingService:
 
     @staticmethod
     def _drop_hold(session: Session, hold_id: str) -> None:
-        session.execute(delete(SlotClaim).where(SlotClaim.hold_id == hold_id))
-        session.execute(delete(Hold).where(Hold.id == hold_id))
+        session.execute(delete(SlotClaim).where(col(SlotClaim.hold_id) == hold_id))
+        session.execute(delete(Hold).where(col(Hold.id) == hold_id))
 
 
 def _describe(appointment: Appointment) -> dict[str, str | None]:

@@ -32,12 +32,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from voice_agent.calendars.base import (
-    BackendRecord,
-    CalendarUnavailable,
-    ConfirmingBackend,
-    RecordRejected,
-)
+from voice_agent.calendars.base import BackendRecord, ConfirmingBackend
+from voice_agent.errors import CalendarUnavailable, RecordRejected
 from voice_agent.scheduling.availability import Interval, Slot
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.intent_tables import BackendIntent
@@ -184,7 +180,7 @@ class ConfirmedBookings:
         for generation in range(1, 50):
             key = base if generation == 1 else f"{base}-{generation}"
             intent = session.execute(
-                select(BackendIntent).where(BackendIntent.key == key).with_for_update()
+                select(BackendIntent).where(col(BackendIntent.key) == key).with_for_update()
             ).scalar_one_or_none()
             if intent is None:
                 return key
@@ -208,7 +204,7 @@ class ConfirmedBookings:
         hold.expires_at = until
         session.add(hold)
         session.execute(
-            update(SlotClaim).where(SlotClaim.hold_id == hold.id).values(expires_at=until)
+            update(SlotClaim).where(col(SlotClaim.hold_id) == hold.id).values(expires_at=until)
         )
 
     async def retry_pending(self, patient_id: str, holder: str) -> Appointment | None:
@@ -220,10 +216,10 @@ class ConfirmedBookings:
                 intent = session.execute(
                     select(BackendIntent)
                     .where(
-                        BackendIntent.holder == holder,
-                        BackendIntent.patient_id == patient_id,
-                        BackendIntent.op == "book",
-                        BackendIntent.status == "pending",
+                        col(BackendIntent.holder) == holder,
+                        col(BackendIntent.patient_id) == patient_id,
+                        col(BackendIntent.op) == "book",
+                        col(BackendIntent.status) == "pending",
                     )
                     .order_by(col(BackendIntent.created_at).desc())
                     .limit(1)
@@ -602,7 +598,9 @@ class ConfirmedBookings:
         now = self._now()
         query = (
             select(BackendIntent)
-            .where(BackendIntent.status == "pending", col(BackendIntent.next_attempt_at) <= now)
+            .where(
+                col(BackendIntent.status) == "pending", col(BackendIntent.next_attempt_at) <= now
+            )
             .order_by(col(BackendIntent.next_attempt_at))
             .limit(limit)
         )

@@ -19,9 +19,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from voice_agent.clinic.model import Clinic
+from voice_agent.errors import OutsideWindow
 from voice_agent.i18n import say_when
 from voice_agent.integrations.outbox import Delivered, Outbox, OutboxItem, Outcome, deliver_each
-from voice_agent.integrations.whatsapp import Message, OutsideWindow, WhatsAppSender
+from voice_agent.integrations.whatsapp import Message, WhatsAppSender
 from voice_agent.scheduling.confirmed import NOTICE_KIND
 from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.store.db import transaction

@@ -148,7 +148,7 @@ def window(prefs: Preferences, clinic: Clinic, now: datetime) -> tuple[date, dat
         first = max(first, min(prefs.dates))
         last = min(last, max(prefs.dates))
     if prefs.weekdays:
-        allowed = {weekday.index for weekday in prefs.weekdays}
+        allowed = {weekday.number for weekday in prefs.weekdays}
         for _ in range(6):
             if first.weekday() not in allowed:
                 first += timedelta(days=1)

@@ -2,7 +2,7 @@
 
 The state itself is a JSON document (``voice_agent.conversation.state.ConversationState``); the
 row is keyed by a keyed hash (HMAC) of channel and session, so no phone number can be
-recovered from the key; the state itself is encrypted (``voice_agent.privacy``).
+recovered from the key; the state itself is encrypted (``voice_agent.crypto``).
 """
 
 from __future__ import annotations

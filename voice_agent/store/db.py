@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
-from voice_agent.privacy.binding import install_key_slot, protect_sqlite_file
+from voice_agent.crypto.binding import install_key_slot, protect_sqlite_file
 
 
 def normalize_url(url: str) -> str:
@@ -81,7 +81,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             pool_pre_ping=True,
             hide_parameters=True,
         )
-    install_key_slot(engine)  # the encrypted columns' keys (voice_agent.privacy.binding)
+    install_key_slot(engine)  # the encrypted columns' keys (voice_agent.crypto.binding)
     return engine
 
 

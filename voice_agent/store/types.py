@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from voice_agent.privacy.binding import keyring_of
+from voice_agent.crypto.binding import keyring_of
 
 
 class UTCDateTime(TypeDecorator[datetime]):

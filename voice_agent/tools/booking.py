@@ -16,9 +16,9 @@ from voice_agent.clinic.model import Clinic, Weekday
 from voice_agent.i18n import say_money, say_when
 from voice_agent.scheduling.availability import Slot
 from voice_agent.scheduling.booking import BookingError, BookingRequest, HeldOffer
+from voice_agent.scheduling.describe import describe_appointment
 from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.scheduling.preferences import Preferences
-from voice_agent.store.tables import Appointment
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolError
 
@@ -256,23 +256,6 @@ async def list_my_appointments(ctx: ToolContext) -> dict[str, Any]:
     clinic = ctx.services.clinic()
     return {
         "appointments": [describe_appointment(clinic, a, ctx.language) for a in appointments],
-    }
-
-
-def describe_appointment(clinic: Clinic, appointment: Appointment, language: str) -> dict[str, Any]:
-    doctor = clinic.doctor(appointment.doctor_id)
-    service = clinic.service(appointment.service_id)
-    local = appointment.start.astimezone(clinic.tz)
-    return {
-        "appointment_id": appointment.id,
-        "when": say_when(local, language),
-        "date": local.date().isoformat(),
-        "time": local.strftime("%H:%M"),
-        "doctor": doctor.name if doctor else appointment.doctor_id,
-        "service": service.name(language) if service else appointment.service_id,
-        "status": appointment.status.value,
-        "address": clinic.address,
-        **({"for_whom": appointment.attendee_name} if appointment.attendee_name else {}),
     }
 
 

@@ -1,4 +1,8 @@
-"""The tool sets each channel offers, built from the one registry."""
+"""The tool sets each channel offers, built from the one registry.
+
+A channel builds its registry where the channel is built (the voice runtime, the text
+conversation service), once per process: the wiring (``services.py``) knows no tools.
+"""
 
 from __future__ import annotations
 

@@ -15,17 +15,39 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from voice_agent.alerts import StaffAlertDeps, alert_patient_request
 from voice_agent.interactions import Actor, acting_as
 from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.registry import ToolError
 
 if TYPE_CHECKING:
-    from voice_agent.identity import SendOutcome
-
-if TYPE_CHECKING:
-    from voice_agent.services import Services
+    from voice_agent.clock import Clock
+    from voice_agent.identity import IdentityService, SendOutcome
+    from voice_agent.interactions import InteractionLog
+    from voice_agent.patients.service import PatientService
+    from voice_agent.scheduling.booking import BookingService
 
 ToolRecorder = Callable[[str, dict[str, Any], dict[str, Any], bool], Awaitable[None]]
+
+
+class ToolServices(StaffAlertDeps, Protocol):
+    """The services a tool may use, and no more (no engine, no outbox, no registry): the
+    wiring's ``Services`` satisfies it, and so would a narrower holder in a test."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def booking(self) -> BookingService: ...
+
+    @property
+    def patients(self) -> PatientService: ...
+
+    @property
+    def identity(self) -> IdentityService: ...
+
+    @property
+    def interactions(self) -> InteractionLog: ...
 
 
 class CallControl(Protocol):
@@ -40,7 +62,7 @@ class CallControl(Protocol):
 
 @dataclass
 class ToolContext:
-    services: Services
+    services: ToolServices
     channel: str
     conversation_id: str
     caller_phone: str | None
@@ -149,8 +171,6 @@ class ToolContext:
     async def alert_staff(self, key: str, patient: Patient | None, **fields: Any) -> None:
         """Alert the staff text ``key`` about this conversation: who (name, callback number,
         language), on which channel, and where to read it; ``fields`` fill the rest."""
-        from voice_agent.alerts import alert_patient_request
-
         await alert_patient_request(
             self.services,
             key,

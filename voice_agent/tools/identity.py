@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from voice_agent.errors import InvalidPatientData
 from voice_agent.identity.codes import spoken_code
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.tools.context import ToolContext, verify_first_message
 from voice_agent.tools.registry import ToolError
 

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.errors import InvalidPatientData
+from voice_agent.patients.service import normalize_phone
 from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolError

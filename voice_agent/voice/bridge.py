@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from openai.types.realtime.realtime_response import RealtimeResponse
 from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
@@ -41,12 +42,27 @@ from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_log import CallRecorder, set_call_fields
-from voice_agent.voice.instructions import VoiceLines, voice_lines
+from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.lines import VoiceLines, voice_lines
+from voice_agent.voice.openai.connection import RealtimeConnector, RealtimeLink, session_config
+from voice_agent.voice.openai.events import (
+    AudioCommitted,
+    AudioDelta,
+    AudioDone,
+    AudioTranscriptDone,
+    FunctionCallDone,
+    RealtimeError,
+    ResponseCreated,
+    ResponseDone,
+    ServerEvent,
+    SpeechStarted,
+    SpeechStopped,
+    TranscriptionCompleted,
+    TranscriptionFailed,
+)
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
-from voice_agent.voice.realtime import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.relay_sockets import AsgiTextSocket
-from voice_agent.voice.twilio_protocol import (
+from voice_agent.voice.twilio.protocol import (
     BadFrameGuard,
     Dtmf,
     FrameError,
@@ -244,15 +260,14 @@ class CallBridge:
                 self._caller_left()
                 raise CallEnded from None
             frame = read_inbound(text)
-            kind = type(frame)
-            if kind is bytes:  # caller audio
+            if type(frame) is bytes:  # caller audio
                 if not batch:
                     self._batch_timer = loop.call_later(AUDIO_BATCH_WAIT, self._cut_batch)
-                batch += frame  # type: ignore[operator]
+                batch += frame
                 if len(batch) >= AUDIO_BATCH_BYTES:
                     self._cut_batch()
-            elif kind is str:  # an echoed mark
-                self.playback.on_mark(frame)  # type: ignore[arg-type]
+            elif type(frame) is str:  # an echoed mark
+                self.playback.on_mark(frame)
             elif isinstance(frame, Dtmf):
                 await self._on_dtmf(frame.digit)
             elif isinstance(frame, Stop):
@@ -325,50 +340,48 @@ class CallBridge:
                 raise CallEnded
             await self._reconnect()
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "response.output_audio.delta":
+    async def _on_event(self, event: ServerEvent) -> None:
+        if type(event) is AudioDelta:  # the hot path first: ~50 a second
             await self._on_audio(event)
-        elif kind == "input_audio_buffer.speech_started":
-            await self._on_speech_started()
-        elif kind == "input_audio_buffer.speech_stopped":
-            self._touch()
-        elif kind == "response.created":
-            self._response_idle.clear()
-            response = event.get("response", {})
-            self._responses[response.get("id", "")] = _ResponseState(
-                out_of_band=bool((response.get("metadata") or {}).get("purpose"))
-            )
-        elif kind == "response.function_call_arguments.done":
-            self._on_function_call(event)
-        elif kind == "response.done":
-            await self._on_response_done(event.get("response", {}))
-        elif kind == "input_audio_buffer.committed":
-            self._transcripts_due.setdefault(str(event.get("item_id", "")), asyncio.Event())
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self._touch()
-            transcript = str(event.get("transcript", ""))
-            self.recorder.event("caller", transcript)
-            self._follow_language(transcript)
-            self._check_red_flag(transcript)
-            self._transcript_arrived(event)
-        elif kind == "conversation.item.input_audio_transcription.failed":
-            self._transcript_arrived(event)
-        elif kind == "response.output_audio.done":
-            await self._send_mark(self.tracker.flush_mark(str(event.get("item_id", ""))))
-        elif kind == "response.output_audio_transcript.done":
-            self.recorder.event("receptionist", str(event.get("transcript", "")))
-        elif kind == "error":
-            error = event.get("error", {})
-            logger.warning("realtime error %s/%s", error.get("type"), error.get("code"))
-            self.recorder.event("error", {"realtime": error})
+            return
+        match event:
+            case SpeechStarted():
+                await self._on_speech_started()
+            case SpeechStopped():
+                self._touch()
+            case ResponseCreated(response=response):
+                self._response_idle.clear()
+                self._responses[response.id or ""] = _ResponseState(
+                    out_of_band=bool((response.metadata or {}).get("purpose"))
+                )
+            case FunctionCallDone():
+                self._on_function_call(event)
+            case ResponseDone(response=response):
+                await self._on_response_done(response)
+            case AudioCommitted(item_id=item_id):
+                self._transcripts_due.setdefault(item_id, asyncio.Event())
+            case TranscriptionCompleted(item_id=item_id, transcript=transcript):
+                self._touch()
+                self.recorder.event("caller", transcript)
+                self._follow_language(transcript)
+                self._check_red_flag(transcript)
+                self._transcript_arrived(item_id)
+            case TranscriptionFailed(item_id=item_id):
+                self._transcript_arrived(item_id)
+            case AudioDone(item_id=item_id):
+                await self._send_mark(self.tracker.flush_mark(item_id))
+            case AudioTranscriptDone(transcript=transcript):
+                self.recorder.event("receptionist", transcript)
+            case RealtimeError(error=error):
+                logger.warning("realtime error %s/%s", error.type, error.code)
+                self.recorder.event("error", {"realtime": error.model_dump(exclude_unset=True)})
 
-    async def _on_audio(self, event: dict[str, Any]) -> None:
-        item_id = event.get("item_id", "")
-        delta = event.get("delta", "")
+    async def _on_audio(self, event: AudioDelta) -> None:
+        item_id = event.item_id
+        delta = event.delta
         if not delta or self.tracker.should_drop(item_id):
             return
-        state = self._responses.get(event.get("response_id", ""))
+        state = self._responses.get(event.response_id)
         if state is not None:
             state.had_audio = True
             if state.out_of_band:
@@ -421,11 +434,11 @@ class CallBridge:
         self.context.language = detected
         self.lines = voice_lines(self.settings.prompts_dir, detected)
         self.recorder.event("language", detected)
-        engine = self.context.services.engine
+        engine = self.recorder.engine
         self._spawn(asyncio.to_thread(set_call_fields, engine, self.call_sid, language=detected))
 
-    def _transcript_arrived(self, event: dict[str, Any]) -> None:
-        due = self._transcripts_due.pop(str(event.get("item_id", "")), None)
+    def _transcript_arrived(self, item_id: str) -> None:
+        due = self._transcripts_due.pop(item_id, None)
         if due is not None:
             due.set()
 
@@ -459,23 +472,14 @@ class CallBridge:
         self._spawn(
             asyncio.to_thread(
                 set_call_fields,
-                services.engine,
+                self.recorder.engine,
                 self.call_sid,
                 flagged=True,
                 outcome=CallOutcome.emergency,
             )
         )
         if self.link is not None and not self._ending:
-            await self.link.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "system",
-                        "content": [{"type": "input_text", "text": instruction}],
-                    },
-                }
-            )
+            await self.link.system_text(instruction)
             self._spawn(self._say_safety(instruction))
         await services.booking.release_holds(self.context.conversation_id)
         await self._safety.raise_alarm(
@@ -487,7 +491,7 @@ class CallBridge:
         await asyncio.sleep(SAFETY_SETTLE)
         active = [r for r in self._responses.values() if not r.out_of_band]
         if active and not any(r.function_calls for r in active) and self.link is not None:
-            await self.link.send({"type": "response.cancel"})
+            await self.link.cancel_response()
             truncation = self.playback.barge_in()
             if truncation is not None:
                 await self._to_twilio(self.frames.clear())
@@ -499,11 +503,11 @@ class CallBridge:
 
     # Tools --------------------------------------------------------------------------------------
 
-    def _on_function_call(self, event: dict[str, Any]) -> None:
-        call_id = str(event.get("call_id", ""))
-        name = str(event.get("name", ""))
-        arguments = event.get("arguments") or "{}"
-        state = self._responses.get(event.get("response_id", ""))
+    def _on_function_call(self, event: FunctionCallDone) -> None:
+        call_id = event.call_id
+        name = event.name
+        arguments = event.arguments or "{}"
+        state = self._responses.get(event.response_id)
         if state is not None:
             state.function_calls.append(call_id)
         self._touch(caller=False)
@@ -532,16 +536,16 @@ class CallBridge:
         if self.link is not None and not self._ending:
             await self.link.function_output(call_id, result.to_json())
 
-    async def _on_response_done(self, response: dict[str, Any]) -> None:
-        state = self._responses.pop(str(response.get("id", "")), _ResponseState())
+    async def _on_response_done(self, response: RealtimeResponse) -> None:
+        state = self._responses.pop(response.id or "", _ResponseState())
         for mark in self.tracker.flush_marks():  # audio whose item never said it was done
             await self._send_mark(mark)
         self._response_idle.set()
         self._touch(caller=False)  # the model finished; only the caller answers an idle prompt
-        if response.get("status") == "failed" and not state.function_calls:
+        if response.status == "failed" and not state.function_calls:
             await self._on_response_failed(response, state)
             return
-        if response.get("status") == "completed":
+        if response.status == "completed":
             self._failed_responses = 0
         if state.function_calls:
             tasks = [self._tool_tasks[c] for c in state.function_calls if c in self._tool_tasks]
@@ -550,12 +554,18 @@ class CallBridge:
             self._act_after_next_response = False
             self._spawn(self._act_when_heard())
 
-    async def _on_response_failed(self, response: dict[str, Any], state: _ResponseState) -> None:
+    async def _on_response_failed(self, response: RealtimeResponse, state: _ResponseState) -> None:
         """The API failed to answer (a server error inside the response): the caller would hear
         silence. Ask once more; a second failure in a row hands the call over."""
-        error = (response.get("status_details") or {}).get("error") or {}
-        logger.warning("realtime response failed: %s/%s", error.get("type"), error.get("code"))
-        self.recorder.event("error", {"realtime_response_failed": error})
+        details = response.status_details
+        error = details.error if details is not None else None
+        logger.warning(
+            "realtime response failed: %s/%s",
+            error.type if error else None,
+            error.code if error else None,
+        )
+        recorded = error.model_dump(exclude_unset=True) if error is not None else {}
+        self.recorder.event("error", {"realtime_response_failed": recorded})
         if state.out_of_band:
             return  # a filler line: the real answer is still to come
         self._failed_responses += 1
@@ -591,17 +601,7 @@ class CallBridge:
         else:
             # Out of band: spoken now, kept out of the conversation, so it cannot collide with
             # a function call still waiting for its output.
-            await self.link.send(
-                {
-                    "type": "response.create",
-                    "response": {
-                        "conversation": "none",
-                        "instructions": instructions or "",
-                        "tool_choice": "none",
-                        "metadata": {"purpose": "line"},
-                    },
-                }
-            )
+            await self.link.create_out_of_band_response(instructions or "")
 
     # Call control (the tools call these through ToolContext.call_control) ------------------------
 
@@ -772,8 +772,8 @@ class CallBridge:
             for task in running:
                 task.cancel()
         helpers = list(self._helpers)
-        for task in helpers:
-            task.cancel()
+        for helper in helpers:
+            helper.cancel()
         await asyncio.gather(*helpers, *running, return_exceptions=True)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:

@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field, field_validator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.patients.service import normalize_phone
 from voice_agent.settings import LOOPBACK_HOSTS
 from voice_agent.web.limits import CALLER_RATE, TokenBuckets, too_many
 from voice_agent.web.replay import ReplayGuard

@@ -1,5 +1,6 @@
 """Twilio routes of confirmation calls: answer, answering-machine result, call status, and the
-no-AI keypad path (``<Gather input="dtmf speech">``) that works with Twilio alone.
+no-AI keypad path (``<Gather input="dtmf speech">``) that works with Twilio alone. Routing only:
+what each answer says is decided in ``voice/confirmation_call.py``.
 
 ``/answer``, ``/amd`` and ``/status`` carry the step id in the query string (Twilio signs the
 full URL, query included); the keypad routes find the step by CallSid.
@@ -7,22 +8,19 @@ full URL, query included); the keypad routes find the step by CallSid.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from voice_agent.confirmations.messages import DIGITS, Answer
-from voice_agent.confirmations.runner import ConfirmationRunner, StepContext
+from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.logging_setup import current_call
-from voice_agent.store.confirmation_tables import StepStatus
-from voice_agent.voice.gather import MAX_SILENCES, gather_twiml, goodbye_twiml, transfer_twiml
-from voice_agent.voice.twiml import hangup_twiml, stream_twiml
+from voice_agent.voice import confirmation_call
+from voice_agent.web.chat import get_conversations
+from voice_agent.web.deps import VoiceRuntimeDep
 from voice_agent.web.replay import once, turn_number
-from voice_agent.web.twilio_gather import red_flag_twiml, silences_so_far
+from voice_agent.web.twilio_gather import silences_so_far
 from voice_agent.web.twilio_security import public_base, stream_url, verified_form
-from voice_agent.web.twilio_voice import VoiceRuntime, open_call_record, stream_already_ran
 
 logger = logging.getLogger(__name__)
 _STEP = re.compile(r"[0-9]{1,9}")
@@ -58,56 +56,20 @@ async def _params(request: Request) -> tuple[dict[str, str], str, str]:
 
 
 @router.post("/answer")
-async def answer(request: Request) -> Response:
+async def answer(request: Request, runtime: VoiceRuntimeDep) -> Response:
     """The patient's phone was answered: the Realtime receptionist in confirmation mode, or the
     keypad path when OpenAI is not configured (a failing Realtime session falls back to it)."""
     params, call_sid, base = await _params(request)
-    runner = _runner(request)
-    step_id = _step_id(request)
-    runtime: VoiceRuntime = request.app.state.voice
-    if await stream_already_ran(runtime.services, call_sid):
-        logger.warning("answer callback repeated after the call's stream ran: no new token")
-        return _xml(hangup_twiml())
-    context = await runner.call_answered(step_id, call_sid)
-    if context is None:
-        return _xml(await _already_settled(runner, step_id, call_sid))
-    services = runtime.services
-    nonce, token = None, None
-    if runtime.connector is not None:
-        token, claims = runtime.tokens.mint(call_sid, services.clock.now())
-        nonce = claims.nonce
-    await asyncio.to_thread(
-        open_call_record,
-        services,
+    twiml = await confirmation_call.answer_twiml(
+        runtime,
+        _runner(request),
+        _step_id(request),
         call_sid,
-        context.patient.phone,
-        context.patient,
-        context.language,
-        nonce,
-        params.get("Direction", "outbound-api"),
-        appointment_id=context.appointment.id,
+        params,
+        base=base,
+        stream_url=stream_url(runtime.services.settings, request, "/twilio/media-stream"),
     )
-    if token is None:
-        return _xml(_keypad_prompt(context, base))
-    return _xml(
-        stream_twiml(
-            stream_url(services.settings, request, "/twilio/media-stream"),
-            {"token": token},
-            status_callback=f"{base}/twilio/stream-status",
-            after_url=f"{base}/twilio/after-stream",
-        )
-    )
-
-
-async def _already_settled(runner: ConfirmationRunner, step_id: int, call_sid: str) -> str:
-    """The patient confirmed (say, on WhatsApp) while the phone rang: thank them, hang up."""
-    step = await asyncio.to_thread(runner.store.get, step_id)
-    if step is None or step.call_sid != call_sid or step.outcome != "confirmed":
-        return hangup_twiml()
-    context = await asyncio.to_thread(runner.context_for, step.appointment_id)
-    if context is None:
-        return hangup_twiml()
-    return goodbye_twiml(context.texts.get("gather_confirmed"), context.language)
+    return _xml(twiml)
 
 
 @router.post("/amd")
@@ -129,37 +91,11 @@ async def call_status(request: Request) -> Response:
 # The keypad path ------------------------------------------------------------------------------
 
 
-def _gather_url(base: str, turn: int) -> str:
-    """Each keypad answer's URL carries its number, so a repeated answer is answered once."""
-    return f"{base}/twilio/confirm/gather?turn={turn}"
-
-
-def _keypad_prompt(context: StepContext, base: str, key: str = "gather_prompt") -> str:
-    return gather_twiml(
-        context.texts.get(key, **context.values), context.language, _gather_url(base, 1)
-    )
-
-
-async def _call_context(
-    runner: ConfirmationRunner, call_sid: str
-) -> tuple[int, StepContext] | None:
-    step = await asyncio.to_thread(runner.store.by_call, call_sid)
-    if step is None or step.id is None:
-        return None
-    context = await asyncio.to_thread(runner.context_for, step.appointment_id)
-    if context is None:
-        return None
-    return step.id, context
-
-
 @router.post("/keypad")
 async def keypad(request: Request) -> Response:
     """Start (or resume after a failed Realtime session) the keypad confirmation."""
     _, call_sid, base = await _params(request)
-    found = await _call_context(_runner(request), call_sid)
-    if found is None:
-        return _xml(hangup_twiml())
-    return _xml(_keypad_prompt(found[1], base))
+    return _xml(await confirmation_call.keypad_twiml(_runner(request), call_sid, base))
 
 
 @router.post("/gather")
@@ -179,57 +115,13 @@ async def gather(request: Request) -> Response:
 async def _gather(
     request: Request, params: dict[str, str], call_sid: str, base: str, next_turn: int
 ) -> Response:
-    runner = _runner(request)
-    found = await _call_context(runner, call_sid)
-    if found is None:
-        return _xml(hangup_twiml())
-    step_id, context = found
-    texts, language = context.texts, context.language
-    digits = params.get("Digits", "").strip().rstrip("#")
-    speech = params.get("SpeechResult", "").strip()
-    if not digits and not speech:
-        silences = silences_so_far(request) + 1
-        if silences > MAX_SILENCES:
-            return _xml(goodbye_twiml(texts.get("gather_goodbye"), language))
-        return _xml(
-            gather_twiml(
-                texts.get("gather_reask"),
-                language,
-                _gather_url(base, next_turn),
-                silences=silences,
-            )
-        )
-    if speech:  # safety first: an emergency is never read as 1, 2 or 3
-        emergency = await red_flag_twiml(
-            request, call_sid, context.patient.phone, speech, language, base
-        )
-        if emergency is not None:
-            return _xml(emergency)
-    answer = DIGITS.get(digits) if digits else texts.read_answer(speech)
-    if answer in (Answer.confirm, Answer.cancel):
-        key = await runner.apply_answer(context, answer, channel="voice", call_id=call_sid)
-        if key in ("confirmed", "cancelled"):
-            return _xml(goodbye_twiml(texts.get(f"gather_{key}"), language))
-        # The booking refused (too late to cancel …): say why and put them through to staff.
-        return _xml(
-            await _to_staff(runner, context, call_sid, step_id, texts.get(key, **context.values))
-        )
-    if answer == Answer.change:
-        return _xml(await _to_staff(runner, context, call_sid, step_id, ""))
-    return _xml(gather_twiml(texts.get("gather_reask"), language, _gather_url(base, next_turn)))
-
-
-async def _to_staff(
-    runner: ConfirmationRunner, context: StepContext, call_sid: str, step_id: int, before: str
-) -> str:
-    await asyncio.to_thread(
-        runner.store.update_call,
-        step_id,
+    twiml = await confirmation_call.answer_turn_twiml(
+        _runner(request),
+        get_conversations(request),
+        params,
         call_sid,
-        runner.services.clock.now(),
-        status=StepStatus.done,
-        outcome="transferred",
+        base,
+        next_turn,
+        silences=silences_so_far(request),
     )
-    clinic = context.clinic
-    text = (before + "\n" if before else "") + context.texts.get("gather_transfer")
-    return transfer_twiml(text, context.language, clinic.staff_phone, clinic.phone)
+    return _xml(twiml)

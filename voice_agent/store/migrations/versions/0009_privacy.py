@@ -5,7 +5,7 @@ Revises: 0005_merge_heads
 
 Columns holding names, phones, e-mails, birth dates, transcripts, conversation states, free-text
 notes and message payloads become TEXT holding Fernet tokens; existing plaintext is encrypted in
-place with the engine's keys (``voice_agent.privacy``), and ``patient.phone_hash`` (HMAC-SHA256,
+place with the engine's keys (``voice_agent.crypto``), and ``patient.phone_hash`` (HMAC-SHA256,
 unique) replaces the unique index on the phone. Values that are already tokens are left alone. Conversation states are deleted: their rows
 were keyed by a plain hash of the session (often a phone), and are now keyed by an HMAC.
 """
@@ -16,9 +16,9 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from voice_agent.privacy.binding import keyring_of
-from voice_agent.privacy.fields import EncryptedTable, rewrite
-from voice_agent.privacy.keys import looks_encrypted
+from voice_agent.crypto.binding import keyring_of
+from voice_agent.store.encrypted_fields import EncryptedTable, rewrite
+from voice_agent.crypto.keys import looks_encrypted
 
 revision: str = "0009_privacy"
 down_revision: str | None = "0005_merge_heads"

@@ -6,7 +6,8 @@ SDK's ``websocket_connection_options["create_connection"]``), or websockets' sto
 ``VOICE_AGENT_RELAY_FAST_PATH=false``; either way with an 8 MiB message limit. The hot
 events (caller audio out, model audio in) go straight through that websocket:
 ``input_audio_buffer.append`` is built as bytes around the base64 audio (which needs no JSON
-escaping), and server events are read as text and parsed with ``json.loads``. Every other
+escaping), and server events are read as text, parsed with ``json.loads`` and typed by
+:mod:`voice_agent.voice.openai.events`. Every other
 client event is a plain dict that matches the GA client-event schema exactly and goes through
 the SDK's ``send_raw``.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 from binascii import b2a_base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -23,10 +24,12 @@ from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from voice_agent.settings import Settings
+from voice_agent.voice.openai.events import ServerEvent, parse_server_event
 from voice_agent.voice.relay_sockets import realtime_websocket_options
 
 JsonEvent = dict[str, Any]
-_scan = json.JSONDecoder().scan_once
+# scan_once is set by JSONDecoder.__init__ (the C scanner); typeshed does not declare it.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def session_config(
@@ -68,7 +71,7 @@ def session_config(
 
 
 class RealtimeLink:
-    """One open Realtime connection: typed helpers over raw JSON sends, and raw events out."""
+    """One open Realtime connection: typed helpers over raw JSON sends, typed events out."""
 
     def __init__(self, connection: AsyncRealtimeConnection) -> None:
         self._connection = connection
@@ -99,6 +102,25 @@ class RealtimeLink:
             event["response"] = {"instructions": instructions}
         await self.send(event)
 
+    async def create_out_of_band_response(self, instructions: str) -> None:
+        """A response spoken now but kept out of the conversation (no tools): a filler or a
+        fixed line cannot then collide with a function call still waiting for its output.
+        Its ``metadata.purpose`` marks it, so the bridge knows its audio is not the answer."""
+        await self.send(
+            {
+                "type": "response.create",
+                "response": {
+                    "conversation": "none",
+                    "instructions": instructions,
+                    "tool_choice": "none",
+                    "metadata": {"purpose": "line"},
+                },
+            }
+        )
+
+    async def cancel_response(self) -> None:
+        await self.send({"type": "response.cancel"})
+
     async def function_output(self, call_id: str, output: str) -> None:
         await self.send(
             {
@@ -119,6 +141,18 @@ class RealtimeLink:
             }
         )
 
+    async def system_text(self, text: str) -> None:
+        await self.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "system",
+                    "content": [{"type": "input_text", "text": text}],
+                },
+            }
+        )
+
     async def truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
         await self.send(
             {
@@ -129,19 +163,22 @@ class RealtimeLink:
             }
         )
 
-    async def events(self) -> AsyncIterator[JsonEvent]:
-        """Server events as dicts, until the connection closes (``ConnectionClosed``)."""
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        """The server events a call acts on, typed (:mod:`.events`), until the connection
+        closes (``ConnectionClosed``); events it ignores and non-JSON frames are skipped."""
         socket = self._socket
         while True:
             try:
                 raw = await (socket.recv(True) if socket is not None else self._recv_text())
-                event, end = _scan(raw, 0)  # json.loads without its wrapper's regex matches
+                data, end = _scan(raw, 0)  # json.loads without its wrapper's regex matches
                 if end != len(raw):
-                    event = json.loads(raw)
+                    data = json.loads(raw)
             except (StopIteration, ValueError, RecursionError):  # not JSON, or not UTF-8
                 continue
-            if type(event) is dict:
-                yield event
+            if type(data) is dict:
+                event = parse_server_event(data)
+                if event is not None:
+                    yield event
 
     async def _recv_text(self) -> str:
         return (await self._connection.recv_bytes()).decode()
@@ -167,7 +204,7 @@ class RealtimeConnector:
     def connect(self) -> AbstractAsyncContextManager[AsyncRealtimeConnection]:
         # Base64 μ-law does not compress: permessage-deflate would only burn CPU per frame.
         options: Any = dict(self._socket_options)
-        return self._client.realtime.connect(  # type: ignore[return-value]
+        return self._client.realtime.connect(
             model=self._model, websocket_connection_options=options
         )
 

@@ -18,7 +18,7 @@ import binascii
 import json
 from binascii import a2b_base64
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from types import MappingProxyType
@@ -245,7 +245,7 @@ def _parse_connected(data: dict[str, Any]) -> Connected:
     return Connected(_str(data, "protocol"), _str(data, "version"))
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any]], TwilioEvent]] = {
     "media": _parse_media,
     "mark": _parse_mark,
     "start": _parse_start,
@@ -273,7 +273,8 @@ def parse_twilio_frame(text: str | bytes) -> TwilioEvent | FrameError:
         return FrameError(str(exc), event)
 
 
-_scan = json.JSONDecoder().scan_once
+# scan_once is set by JSONDecoder.__init__ (the C scanner); typeshed does not declare it.
+_scan: Callable[[str | bytes, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _loads(text: str | bytes) -> Any:

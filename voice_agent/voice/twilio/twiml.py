@@ -57,3 +57,11 @@ def hangup_twiml() -> str:
     response = VoiceResponse()
     response.hangup()
     return str(response)
+
+
+def apology_then_gather_twiml(apology: str, language: str, gather_start_url: str) -> str:
+    """Without the AI voice: a short apology, then the no-AI receptionist (Gather + Say)."""
+    response = VoiceResponse()
+    response.say(apology, language=language)
+    response.redirect(gather_start_url, method="POST")
+    return str(response)

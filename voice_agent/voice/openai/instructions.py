@@ -1,61 +1,16 @@
-"""The voice receptionist's instructions and fixed lines, rendered from `prompts/<language>/`."""
+"""The Realtime model's instructions: the prompt of `prompts/<language>/` filled with the clinic's
+facts, today's date and what we know of the caller."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from string import Template
-
-import yaml
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.i18n import language_or_default, say_date, say_money, say_time
 from voice_agent.store.tables import Patient
-
-
-@dataclass(frozen=True)
-class VoiceLines:
-    """Fixed lines of one language (`prompts/<language>/voice_lines.yaml`)."""
-
-    language: str
-    lines: dict[str, object]
-
-    def get(self, key: str, **values: str) -> str:
-        return Template(str(self.lines[key])).safe_substitute(values)
-
-    @property
-    def say_language(self) -> str:
-        return str(self.lines["say_language"])
-
-    def part_of_day(self, hour: int) -> str:
-        parts = self.lines["parts_of_day"]
-        assert isinstance(parts, dict)
-        key = "morning" if hour < 12 else "afternoon" if hour < 18 else "evening"
-        return str(parts[key])
-
-
-@lru_cache(maxsize=16)
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
-
-
-def voice_lines(prompts_dir: Path, language: str) -> VoiceLines:
-    language = language_or_default(language)
-    data = yaml.safe_load(_read(prompts_dir / language / "voice_lines.yaml"))
-    return VoiceLines(language, data)
-
-
-def call_disclosure(prompts_dir: Path, clinic: Clinic, language: str) -> str:
-    """What every call opens with: a virtual assistant answers, and the call is transcribed.
-
-    The clinic's own words (``call_disclosure`` in the clinic file) win over the default line.
-    """
-    language = language_or_default(language)
-    return clinic.call_disclosure.get(language) or voice_lines(prompts_dir, language).get(
-        "disclosure"
-    )
+from voice_agent.voice.lines import call_disclosure, read_prompt, voice_lines
 
 
 def render_instructions(
@@ -108,5 +63,5 @@ def render_instructions(
         "emergency_number": clinic.emergency_number,
         **(extra or {}),
     }
-    template = Template(_read(prompts_dir / language / prompt_name))
+    template = Template(read_prompt(prompts_dir / language / prompt_name))
     return template.safe_substitute(values)

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect, make_url
 
-from voice_agent.privacy.keys import (
+from voice_agent.crypto.keys import (
     InvalidKey,
     Keyring,
     MissingKeys,
@@ -27,7 +27,8 @@ from voice_agent.privacy.keys import (
     load_or_create_key_file,
     memory_keyring,
 )
-from voice_agent.settings import ConfigurationError, Settings
+from voice_agent.errors import ConfigurationError
+from voice_agent.settings import Settings
 
 _ATTRIBUTE = "voice_agent_keys"
 _KNOWN: dict[str, Keyring] = {}
@@ -63,7 +64,7 @@ class KeySlot:
 
 
 def default_keyring(url: str) -> Keyring:
-    """Keys given earlier for this database, else the embedded default (see ``privacy.keys``)."""
+    """Keys given earlier for this database, else the embedded default (see ``crypto.keys``)."""
     with _KNOWN_LOCK:
         known = _KNOWN.get(url)
         if known is not None:

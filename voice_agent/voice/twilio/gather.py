@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from voice_agent.voice.twiml import dialable
+from voice_agent.voice.twilio.twiml import dialable
 
 TWILIO_LANGUAGES = {"pt-BR": "pt-BR", "ru": "ru-RU", "en": "en-US"}
 VOICES = {"pt-BR": "Polly.Camila", "ru": "Polly.Tatyana", "en": "Polly.Joanna"}

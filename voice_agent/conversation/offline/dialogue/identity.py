@@ -18,7 +18,7 @@ from voice_agent.identity.texts import IdentityTexts
 from voice_agent.tools.registry import ToolResult
 
 if TYPE_CHECKING:
-    from voice_agent.conversation.offline.dialogue import _Run
+    from voice_agent.conversation.offline.dialogue.core import Run
     from voice_agent.conversation.offline.nlu import Understanding
 
 STAGE = "verify_identity"
@@ -31,7 +31,7 @@ def _texts(prompts_dir: Path) -> IdentityTexts:
     return IdentityTexts(prompts_dir)
 
 
-def _say(run: _Run, key: str, **fields: object) -> None:
+def _say(run: Run, key: str, **fields: object) -> None:
     texts = _texts(run.ctx.services.settings.prompts_dir)
     run.turn.parts.append(texts.say(run.lang, key, **fields))
 
@@ -40,7 +40,7 @@ def refused(result: ToolResult) -> bool:
     return not result.ok and result.error_code in REFUSALS
 
 
-async def ask(run: _Run, goal: str) -> None:
+async def ask(run: Run, goal: str) -> None:
     """Send the code (or ask the birth date) and wait for the answer; ``goal`` resumes after."""
     run.state.goal = goal
     result = await run.call("send_verification_code")
@@ -61,7 +61,7 @@ async def ask(run: _Run, goal: str) -> None:
     run.state.stage = STAGE
 
 
-async def answer(run: _Run, text: str, u: Understanding) -> bool:
+async def answer(run: Run, text: str, u: Understanding) -> bool:
     """The caller's answer while a code or birth date is awaited."""
     state = run.state
     code = spoken_code(text)
@@ -105,11 +105,11 @@ async def answer(run: _Run, text: str, u: Understanding) -> bool:
     return True
 
 
-def reprompt(run: _Run) -> None:
+def reprompt(run: Run) -> None:
     _say(run, "reprompt")
 
 
-def _give_up(run: _Run) -> None:
+def _give_up(run: Run) -> None:
     _say(run, "locked", phone=run.clinic.phone)
     state = run.state
     state.stage, state.goal, state.target, state.candidates = "idle", None, None, []

@@ -27,6 +27,7 @@ import httplib2
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+from voice_agent.errors import GoogleUnavailable
 from voice_agent.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,6 @@ SCOPES = (
     "https://www.googleapis.com/auth/spreadsheets",
 )
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
-
-
-class GoogleUnavailable(RuntimeError):
-    """Google could not be reached, or kept failing or throttling us after the retries."""
 
 
 def error_reason(error: HttpError) -> str:

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from voice_agent.voice.call_log import set_call_fields
-from voice_agent.voice.twiml import dialable, transfer_twiml
+from voice_agent.voice.call_records import set_call_fields
+from voice_agent.voice.twilio.twiml import dialable, transfer_twiml
 
 logger = logging.getLogger(__name__)
 

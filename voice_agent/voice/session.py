@@ -1,0 +1,197 @@
+"""One AI-voice call, assembled: the per-process runtime, then for each media stream the token
+check, the caller, the tools, the instructions and the bridge that runs the call.
+
+Read top to bottom, this is the call path after Twilio opens the stream (``web/twilio_voice.py``
+only routes to it): :func:`serve_media_stream` → :func:`authorize` → :func:`run_call` →
+:class:`~voice_agent.voice.bridge.CallBridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from voice_agent.alerts import StaffTexts, alert_staff, staff_language
+from voice_agent.confirmations.prompt import confirmation_prompt_values
+from voice_agent.logging_setup import current_call
+from voice_agent.metrics import CALLS_IN_PROGRESS
+from voice_agent.services import Services
+from voice_agent.store.tables import CallRecord
+from voice_agent.tools.catalog import build_registry, confirmation_registry
+from voice_agent.tools.context import ToolContext
+from voice_agent.voice.bridge import CallBridge
+from voice_agent.voice.call_records import CallRecorder, consume_token, get_call, set_call_fields
+from voice_agent.voice.lines import voice_lines
+from voice_agent.voice.openai.connection import RealtimeConnector
+from voice_agent.voice.openai.instructions import render_instructions
+from voice_agent.voice.twilio.call_actions import TwilioCallActions
+from voice_agent.voice.twilio.protocol import Start
+from voice_agent.voice.twilio.stream import read_start
+from voice_agent.voice.twilio.tokens import CallTokens, TokenError
+
+logger = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+
+
+class VoiceRuntime:
+    """Per-process voice state: the Realtime connector, call tokens, the Twilio REST client."""
+
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self.services = services
+        self.connector = RealtimeConnector(settings) if settings.openai_enabled else None
+        secret = (
+            settings.call_token_secret.get_secret_value().encode()
+            if settings.call_token_secret
+            else secrets.token_bytes(32)
+        )
+        self.tokens = CallTokens(secret)
+        from voice_agent.integrations.twilio_rest import make_twilio_client
+
+        self.twilio_client = make_twilio_client(settings)
+        self.calls: set[asyncio.Task[None]] = set()
+        self.registry = build_registry(settings.tool_timeout_seconds)
+        """The tools this channel offers, built once per process (a build reads every signature)."""
+
+    async def close(self) -> None:
+        if self.connector is not None:
+            await self.connector.close()
+
+
+async def serve_media_stream(runtime: VoiceRuntime, websocket: WebSocket) -> None:
+    """A media stream whose upgrade was signed: check its token, then run the call on it."""
+    await websocket.accept()
+    start = await read_start(websocket)
+    if start is None:
+        await websocket.close(POLICY_VIOLATION)
+        return
+    call = await authorize(runtime, start)
+    if call is None or runtime.connector is None:
+        await websocket.close(POLICY_VIOLATION)
+        return
+    try:
+        await run_call(runtime, runtime.connector, websocket, start, call)
+    finally:
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):  # the caller may already be gone
+                await websocket.close(1000)
+
+
+async def authorize(runtime: VoiceRuntime, start: Start) -> CallRecord | None:
+    """The call's record if the ``start`` frame's token is this call's and unused (then used)."""
+    services = runtime.services
+    token = start.custom_parameters.get("token", "")
+    now = services.clock.now()
+    try:
+        claims = runtime.tokens.verify(token, start.call_sid, now)
+    except TokenError as exc:
+        logger.warning("media stream refused: %s", exc)
+        return None
+    if not await asyncio.to_thread(
+        consume_token, services.engine, start.call_sid, claims.nonce, now
+    ):
+        logger.warning("media stream refused: token already used")
+        return None
+    return await asyncio.to_thread(get_call, services.engine, start.call_sid)
+
+
+async def run_call(
+    runtime: VoiceRuntime,
+    connector: RealtimeConnector,
+    websocket: WebSocket,
+    start: Start,
+    call: CallRecord,
+) -> None:
+    """Build what one call needs (tool context, call actions, tools, instructions) and run it."""
+    services = runtime.services
+    settings = services.settings
+    current_call.set(call.call_sid)  # every line of the call, its tasks included, names it
+    clinic = services.clinic()
+    patient = await services.patients.get(call.patient_id) if call.patient_id else None
+    language = call.language or clinic.default_language
+    lines = voice_lines(settings.prompts_dir, language)
+    await asyncio.to_thread(
+        set_call_fields, services.engine, call.call_sid, stream_sid=start.stream_sid
+    )
+    context = ToolContext(
+        services=services,
+        channel="voice",
+        conversation_id=call.call_sid,
+        caller_phone=patient.phone if patient else None,
+        phone_verified=patient is not None,  # the carrier's caller id, or the number we dialled
+        language=language,
+        call_sid=call.call_sid,
+        appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
+    )
+    base = settings.public_url or ""
+    actions = TwilioCallActions(
+        services.engine,
+        runtime.twilio_client,
+        staff_phone=clinic.staff_phone,
+        caller_id=clinic.phone,
+        whisper_url=f"{base}/twilio/whisper" if base else None,
+        say_language=lines.say_language,
+    )
+    registry = runtime.registry
+    prompt, extra = "receptionist.md", None
+    if call.mode == "confirmation" and call.appointment_id:
+        registry = confirmation_registry(registry)
+        prompt = "confirmation.md"
+        extra = await asyncio.to_thread(
+            confirmation_prompt_values, services, call.appointment_id, patient, language
+        )
+    instructions = render_instructions(
+        settings.prompts_dir,
+        clinic,
+        language,
+        now=services.clock.now(),
+        patient=patient,
+        caller_verified=patient is not None,
+        prompt_name=prompt,
+        extra=extra,
+    )
+    bridge = CallBridge(
+        settings=settings,
+        twilio=websocket,
+        stream_sid=start.stream_sid,
+        call_sid=call.call_sid,
+        connector=connector,
+        registry=registry,
+        context=context,
+        recorder=CallRecorder(services.engine, call.call_sid),
+        actions=actions,
+        alert=call_alert(services, call.call_sid),
+        instructions=instructions,
+        lines=lines,
+    )
+    CALLS_IN_PROGRESS.inc()
+    try:
+        await bridge.run()
+    finally:
+        CALLS_IN_PROGRESS.dec()
+
+
+def call_alert(services: Services, call_sid: str) -> Callable[[str, str], Awaitable[None]]:
+    """The bridge's alerts as staff texts in the clinic's language, pointing at the call."""
+    texts = StaffTexts(services.settings.prompts_dir)
+
+    async def alert(kind: str, detail: str) -> None:
+        if kind == "tool_failure":
+            return  # the tool registry already alerted, with the caller's name and number
+        language = staff_language(services)
+        key = kind if texts.has(language, kind) else "call_failure"
+        await alert_staff(
+            services,
+            key,
+            dedup_key=call_sid,
+            reason=detail[:200],
+            where=texts.where(language, call_sid=call_sid, conversation_id=None),
+        )
+
+    return alert
