@@ -208,3 +208,14 @@ def test_receptionist_blocks_a_morning_and_moves_the_patient(
     driver.get(f"{url}/console/account")  # type: ignore[attr-defined]
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "select[name=language]")))
     _shoot(driver, "account")
+    # Each receptionist may read the console in another language (stored on the account).
+    for language, word in (("ru", "Расписание"), ("en", "To do")):
+        driver.get(f"{url}/console/account")  # type: ignore[attr-defined]
+        picker = wait.until(ec.presence_of_element_located((By.NAME, "language")))
+        Select(picker).select_by_value(language)
+        picker.find_element(By.XPATH, "./ancestor::form//button").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.ok")))
+        driver.get(f"{url}/console/agenda?day=2026-11-24&doctor={CARLOS}")  # type: ignore[attr-defined]
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".doctor-day")))
+        assert word in driver.find_element(By.TAG_NAME, "header").text  # type: ignore[attr-defined]
+        _shoot(driver, f"agenda-{language}")
