@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -147,13 +148,21 @@ def test_receptionist_blocks_a_morning_and_moves_the_patient(
     driver = browser
     wait = WebDriverWait(driver, 15)
 
+    def navigate(element: Any, then: tuple[str, str]) -> Any:
+        """Click a link or button that loads the next page (htmx swaps it in place): wait until
+        the old page is gone and ``then`` is there."""
+        old = driver.find_element(By.TAG_NAME, "main")  # type: ignore[attr-defined]
+        element.click()
+        wait.until(ec.staleness_of(old))
+        return wait.until(ec.presence_of_element_located(then))
+
     driver.get(f"{url}/console/agenda?day=2026-11-24")  # type: ignore[attr-defined]
     wait.until(ec.presence_of_element_located((By.ID, "email")))
     _shoot(driver, "login")
     driver.find_element(By.ID, "email").send_keys("recepcao@clinica.test")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "password").send_keys(PASSWORD)  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".doctor-day")))
+    navigate(driver.find_element(By.ID, "login"), (By.CSS_SELECTOR, ".doctor-day"))  # type: ignore[attr-defined]
+    assert driver.current_url.endswith("/console/agenda?day=2026-11-24")  # type: ignore[attr-defined]
     page = driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
     assert "terça-feira, 24 de novembro" in page.lower()
     assert "Maria Aparecida Silva" in page and "+5511987654321" in page
@@ -164,33 +173,26 @@ def test_receptionist_blocks_a_morning_and_moves_the_patient(
     _shoot(driver, "agenda-week")
 
     # Block Dr. Carlos's Tuesday morning: the preview names the patient booked at 09:00.
-    driver.find_element(By.LINK_TEXT, "Agenda").click()  # type: ignore[attr-defined]
-    wait.until(ec.element_to_be_clickable((By.ID, "blocks-link"))).click()
-    Select(wait.until(ec.presence_of_element_located((By.ID, "block-doctor")))).select_by_value(
-        CARLOS
-    )
+    link = navigate(driver.find_element(By.LINK_TEXT, "Agenda"), (By.ID, "blocks-link"))  # type: ignore[attr-defined]
+    Select(navigate(link, (By.ID, "block-doctor"))).select_by_value(CARLOS)
     for field, value in (("block-start", "2026-11-24T08:00"), ("block-end", "2026-11-24T12:00")):
         element = driver.find_element(By.ID, field)  # type: ignore[attr-defined]
         driver.execute_script("arguments[0].value = arguments[1]", element, value)  # type: ignore[attr-defined]
     driver.find_element(By.ID, "block-reason").send_keys("Cirurgia")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "preview").click()  # type: ignore[attr-defined]
-    hits = wait.until(ec.presence_of_element_located((By.ID, "hits")))
+    hits = navigate(driver.find_element(By.ID, "preview"), (By.ID, "hits"))  # type: ignore[attr-defined]
     assert "Maria Aparecida Silva" in hits.text and "João" not in hits.text
     assert not driver.find_elements(By.ID, "save-block")  # type: ignore[attr-defined]
     _shoot(driver, "block-preview")
 
     # Move him to the afternoon from the preview, and come back to it.
-    hits.find_element(By.LINK_TEXT, "Remarcar").click()
-    choice = Select(wait.until(ec.presence_of_element_located((By.ID, "move-start"))))
+    navigate(hits.find_element(By.LINK_TEXT, "Remarcar"), (By.ID, "move-start"))
     assert "+5511987654321" in driver.find_element(By.ID, "patient-phone").text  # type: ignore[attr-defined]
     _shoot(driver, "appointment")
     choice = Select(driver.find_element(By.ID, "move-start"))  # type: ignore[attr-defined]
     choice.select_by_value("2026-11-24T14:00")
-    driver.find_element(By.ID, "move").click()  # type: ignore[attr-defined]
-    save = wait.until(ec.element_to_be_clickable((By.ID, "save-block")))
+    save = navigate(driver.find_element(By.ID, "move"), (By.ID, "save-block"))  # type: ignore[attr-defined]
     assert "Consulta remarcada" in driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
-    save.click()
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.ok")))
+    navigate(save, (By.CSS_SELECTOR, "p.ok"))
     assert "Cirurgia" in driver.find_element(By.TAG_NAME, "main").text  # type: ignore[attr-defined]
     _shoot(driver, "blocks")
 
@@ -213,8 +215,9 @@ def test_receptionist_blocks_a_morning_and_moves_the_patient(
         driver.get(f"{url}/console/account")  # type: ignore[attr-defined]
         picker = wait.until(ec.presence_of_element_located((By.NAME, "language")))
         Select(picker).select_by_value(language)
-        picker.find_element(By.XPATH, "./ancestor::form//button").click()
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.ok")))
+        navigate(
+            picker.find_element(By.XPATH, "./ancestor::form//button"), (By.CSS_SELECTOR, "p.ok")
+        )
         driver.get(f"{url}/console/agenda?day=2026-11-24&doctor={CARLOS}")  # type: ignore[attr-defined]
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".doctor-day")))
         assert word in driver.find_element(By.TAG_NAME, "header").text  # type: ignore[attr-defined]

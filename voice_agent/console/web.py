@@ -122,9 +122,14 @@ def render(
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
-    if request.method in SAFE_METHODS and "hx-request" not in request.headers:
+    """A page asked without a live session goes to the login form (htmx is told to navigate
+    there); an action answers 401."""
+    if request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+        login = f"/console/login?next={quote(target)}"
+        if "hx-request" in request.headers:
+            return Response(status_code=204, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
     return Response("login required", status_code=401)
 
 

@@ -94,6 +94,26 @@ class DoctorDay:
     blocks: list[Block] = field(default_factory=list)
     free: list[Slot] = field(default_factory=list)
 
+    def timeline(self) -> list[tuple[str, Entry | Block | list[Slot]]]:
+        """The day in time order: ``("entry", Entry)``, ``("block", Block)`` and, between them,
+        ``("free", [Slot, …])`` runs of consecutive free times."""
+        items: list[tuple[datetime, int, str, Entry | Block | Slot]] = [
+            *((b.start, 0, "block", b) for b in self.blocks),
+            *((e.start, 1, "entry", e) for e in self.entries),
+            *((s.start, 2, "free", s) for s in self.free),
+        ]
+        result: list[tuple[str, Entry | Block | list[Slot]]] = []
+        for _, _, kind, item in sorted(items, key=lambda row: (row[0], row[1])):
+            if isinstance(item, Slot):
+                last = result[-1] if result else None
+                if last is not None and last[0] == "free" and isinstance(last[1], list):
+                    last[1].append(item)
+                else:
+                    result.append(("free", [item]))
+            else:
+                result.append((kind, item))
+        return result
+
 
 def _entry(appointment: Appointment, patient: Patient | None) -> Entry:
     return Entry(
