@@ -20,13 +20,20 @@ from voice_agent.store.db import transaction
 from voice_agent.store.staff_tables import StaffAccount, StaffSession
 
 PAGES = [
+    "/console/team",
     "/console/agenda",
     "/console/todo",
     "/console/calls",
     "/console/clinic",
     "/console/account",
 ]
-ACTIONS = ["/console/logout", "/console/account/language", "/console/account/password"]
+ACTIONS = [
+    "/console/logout",
+    "/console/account/language",
+    "/console/account/password",
+    "/console/team",
+    "/console/team/1/active",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)

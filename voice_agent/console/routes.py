@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from voice_agent.console import account, agenda, auth, blocks, pages
+from voice_agent.console import account, agenda, auth, blocks, pages, team
 from voice_agent.console.security import check_csrf
 
 router = APIRouter(dependencies=[Depends(check_csrf)])
@@ -14,3 +14,4 @@ router.include_router(account.router)
 router.include_router(blocks.router)  # before agenda: /console/agenda/blocks
 router.include_router(agenda.router)
 router.include_router(pages.router)
+router.include_router(team.router)

@@ -46,6 +46,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/console/todo", "nav.todo", frozenset({StaffRole.receptionist, StaffRole.admin})),
     NavItem("/console/calls", "nav.calls", frozenset({StaffRole.receptionist, StaffRole.admin})),
     NavItem("/console/clinic", "nav.clinic", frozenset({StaffRole.admin})),
+    NavItem("/console/team", "nav.team", frozenset({StaffRole.admin})),
     NavItem("/console/account", "nav.account", frozenset(StaffRole)),
 )
 """The navigation bar; an item shows only to the roles that may open it."""
