@@ -27,7 +27,7 @@ from voice_agent.patients.service import PatientService
 from voice_agent.scheduling.availability import Slot, free_slots_by_day
 from voice_agent.scheduling.booking import BookingError, BookingRequest, BookingService
 from voice_agent.scheduling.preferences import Preferences
-from voice_agent.store.db import transaction
+from voice_agent.store.db import advisory_xact_lock, transaction
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
     Appointment,
@@ -405,6 +405,10 @@ class StaffDesk:
 
         def _write() -> str:
             with transaction(self._engine) as session:
+                # PostgreSQL: take turns with the searches that hold offers for this doctor, so
+                # an offer is either placed before the block (and its booking, which reads the
+                # blocks in its own transaction, is refused) or never made.
+                advisory_xact_lock(session, f"hold:{doctor_id}")
                 if self._active_in(session, doctor_id, start, end):
                     raise DeskError("block_hits")
                 block = CalendarBlock(
