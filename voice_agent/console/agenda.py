@@ -52,7 +52,7 @@ async def _own_entry(request: Request, user: StaffUser, appointment_id: str) -> 
     return entry
 
 
-def _local(request: Request, value: str) -> datetime:
+def local_time(request: Request, value: str) -> datetime:
     """A ``datetime-local`` form value (the clinic's wall clock) as an aware instant."""
     try:
         naive = datetime.fromisoformat(value)
@@ -164,7 +164,7 @@ async def move(
     await _own_entry(request, user, appointment_id)
     back = _safe_back(back, "/console/agenda")
     try:
-        await _desk(request).move(user.id, appointment_id, _local(request, start))
+        await _desk(request).move(user.id, appointment_id, local_time(request, start))
     except (DeskError, BookingError) as exc:
         return _failed(appointment_id, back, exc)
     return _after(back, "moved")
@@ -251,7 +251,7 @@ async def book(
 ) -> Response:
     if doctor not in allowed_doctors(request, user):
         raise HTTPException(status_code=404)
-    when = _local(request, start)
+    when = local_time(request, start)
     try:
         booked = await _desk(request).book(
             user.id,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from voice_agent.console.accounts import StaffUser
-from voice_agent.console.agenda import _local, allowed_doctors
+from voice_agent.console.agenda import allowed_doctors, local_time
 from voice_agent.console.security import require_role
 from voice_agent.console.web import console, render
 from voice_agent.scheduling.staff_desk import DeskError
@@ -48,7 +48,7 @@ async def blocks(
     hits = None
     preview_url = None
     if doctor and start and end:
-        lo, hi = _local(request, start), _local(request, end)
+        lo, hi = local_time(request, start), local_time(request, end)
         if hi <= lo:
             error = error or "block_order"
         else:
@@ -86,7 +86,7 @@ async def save_block(
         raise HTTPException(status_code=404)
     try:
         await console(request).desk.add_block(
-            user.id, doctor, _local(request, start), _local(request, end), reason
+            user.id, doctor, local_time(request, start), local_time(request, end), reason
         )
     except DeskError as exc:
         query = urlencode(
