@@ -20,13 +20,20 @@ from voice_agent.store.db import transaction
 from voice_agent.store.staff_tables import StaffAccount, StaffSession
 
 PAGES = [
+    "/console/team",
     "/console/agenda",
     "/console/todo",
     "/console/calls",
     "/console/clinic",
     "/console/account",
 ]
-ACTIONS = ["/console/logout", "/console/account/language", "/console/account/password"]
+ACTIONS = [
+    "/console/logout",
+    "/console/account/language",
+    "/console/account/password",
+    "/console/team",
+    "/console/team/1/active",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -289,3 +296,21 @@ def test_production_hashes_are_argon2id_at_the_rfc_9106_cost() -> None:
     assert hasher.check_needs_rehash(cheap)  # a weaker hash is upgraded at the next login
     with pytest.raises(ValueError):
         password_hasher("MD5")
+
+
+def test_htmx_navigation_without_a_session_goes_to_the_login_form(anonymous: TestClient) -> None:
+    response = anonymous.get(
+        "/console/agenda?day=2026-11-24", headers={"HX-Request": "true"}, follow_redirects=False
+    )
+    assert response.status_code == 204
+    assert (
+        response.headers["HX-Redirect"] == "/console/login?next=/console/agenda%3Fday%3D2026-11-24"
+    )
+
+
+def test_htmx_keeps_no_page_history_in_the_browser(
+    staff_client: Callable[..., StaffClient],
+) -> None:
+    page = staff_client("receptionist").get("/console/agenda").text
+    assert '"historyCacheSize": 0' in page  # no patient names or phones left in localStorage
+    assert 'hx-boost="true"' in page and "X-CSRF-Token" in page

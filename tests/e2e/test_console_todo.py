@@ -165,7 +165,7 @@ def test_a_hand_over_appears_live_and_is_taken_and_resolved(
     assert "ana@clinica.test" in taken.text
     # Read the conversation it came from.
     taken.find_element(By.PARTIAL_LINK_TEXT, "Abrir a conversa").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".timeline .entry.handover"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".call-timeline .entry.handover"))
     _shot(driver, "call-timeline", phone=True)
     driver.back()  # type: ignore[attr-defined]
 

@@ -145,6 +145,20 @@ class StaffAccounts:
         with transaction(self._engine) as db:
             return int(db.exec(select(func.count()).select_from(StaffAccount)).one())
 
+    def set_active(self, staff_id: int, active: bool, *, by: int) -> None:
+        """Disable (every session revoked at once) or enable an account; nobody disables
+        himself, so a clinic cannot lock out its last administrator by mistake."""
+        if staff_id == by and not active:
+            raise AccountError("cannot_disable_self")
+        with transaction(self._engine) as db:
+            account = db.get(StaffAccount, staff_id)
+            if account is None:
+                raise AccountError("unknown_account")
+            account.active = active
+            db.add(account)
+            if not active:
+                db.execute(delete(StaffSession).where(col(StaffSession.staff_id) == staff_id))
+
     def set_language(self, staff_id: int, language: str | None) -> None:
         with transaction(self._engine) as db:
             account = db.get(StaffAccount, staff_id)

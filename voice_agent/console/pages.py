@@ -1,22 +1,9 @@
-"""The navigation's pages not built yet: the agenda until ``agenda.py`` lands (To do, Calls and
-Clinic have their own modules: ``todo.py``, ``calls.py``, ``clinic_data.py``)."""
+"""Placeholders for navigation pages not built yet: none are left (To do, Calls and Clinic have
+their own modules: ``todo.py``, ``calls.py``, ``clinic_data.py``; the agenda ``agenda.py``).
+A new page not ready yet renders ``empty.html`` from here."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
-
-from voice_agent.console.accounts import StaffUser
-from voice_agent.console.security import require_role
-from voice_agent.console.web import render
-from voice_agent.store.staff_tables import StaffRole
+from fastapi import APIRouter
 
 router = APIRouter(prefix="/console")
-Anyone = Annotated[StaffUser, Depends(require_role(*StaffRole))]
-
-
-@router.get("/agenda")
-async def agenda(request: Request, user: Anyone) -> Response:
-    return render(request, "empty.html", user, title_key="nav.agenda")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,8 @@ from voice_agent.console.security import (
     current_user,
 )
 from voice_agent.console.texts import LANGUAGES, Translator
+from voice_agent.i18n import say_date
+from voice_agent.scheduling.staff_desk import StaffDesk
 from voice_agent.services import Services
 from voice_agent.settings import Settings
 from voice_agent.store.staff_tables import StaffRole
@@ -43,6 +46,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/console/todo", "nav.todo", frozenset({StaffRole.receptionist, StaffRole.admin})),
     NavItem("/console/calls", "nav.calls", frozenset(StaffRole)),  # a doctor: his patients
     NavItem("/console/clinic", "nav.clinic", frozenset({StaffRole.admin})),
+    NavItem("/console/team", "nav.team", frozenset({StaffRole.admin})),
     NavItem("/console/account", "nav.account", frozenset(StaffRole)),
 )
 """The navigation bar; an item shows only to the roles that may open it."""
@@ -54,6 +58,17 @@ class ConsoleRuntime:
     accounts: StaffAccounts
     templates: Jinja2Templates
     secure_cookies: bool
+
+    @property
+    def desk(self) -> StaffDesk:
+        services = self.services
+        return StaffDesk(
+            services.engine,
+            services.booking,
+            services.patients,
+            services.interactions,
+            services.clock,
+        )
 
     def language_for(self, user: StaffUser | None) -> str:
         if user is not None and user.language in LANGUAGES:
@@ -79,6 +94,15 @@ def render(
     runtime = console(request)
     t = Translator(runtime.services.settings.prompts_dir, language or runtime.language_for(user))
     nav = [item for item in NAV if user is not None and user.role in item.roles]
+    clinic = runtime.services.clinic()
+    tz = clinic.tz
+
+    def hm(moment: datetime) -> str:
+        return moment.astimezone(tz).strftime("%H:%M")
+
+    def day_name(day: date) -> str:
+        return say_date(day, t.language)
+
     return runtime.templates.TemplateResponse(
         request,
         template,
@@ -88,7 +112,9 @@ def render(
             "user": user,
             "csrf_token": user.csrf_token if user else context.pop("csrf_token", ""),
             "nav": nav,
-            "clinic": runtime.services.clinic(),
+            "clinic": clinic,
+            "hm": hm,
+            "day_name": day_name,
             "path": request.url.path,
             **context,
         },
@@ -97,9 +123,14 @@ def render(
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
-    if request.method in SAFE_METHODS and "hx-request" not in request.headers:
+    """A page asked without a live session goes to the login form (htmx is told to navigate
+    there); an action answers 401."""
+    if request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+        login = f"/console/login?next={quote(target)}"
+        if "hx-request" in request.headers:
+            return Response(status_code=204, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
     return Response("login required", status_code=401)
 
 
