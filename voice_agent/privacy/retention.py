@@ -23,7 +23,7 @@ from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
 from voice_agent.store.types import UTCDateTime
 
-logger = logging.getLogger("voice_agent.privacy")
+logger = logging.getLogger(__name__)
 
 TRANSCRIPT_KINDS = ("caller", "receptionist")
 EMPTY_DETAILS = "{}"
