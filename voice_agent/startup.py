@@ -21,7 +21,7 @@ from voice_agent.clinic.repository import load_active_clinic
 from voice_agent.errors import ClinicFileError, ConfigurationError
 from voice_agent.settings import DEFAULT_CLINIC_FILE, Settings
 
-logger = logging.getLogger("voice_agent")
+logger = logging.getLogger(__name__)
 
 
 def safe_database(url: str) -> str:

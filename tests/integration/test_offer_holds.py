@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from tests.conftest import NOW
-from voice_agent.scheduling.booking import cells
+from voice_agent.scheduling.offers import cells
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
 from voice_agent.store.db import transaction

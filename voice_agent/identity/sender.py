@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-logger = logging.getLogger("voice_agent.identity")
+logger = logging.getLogger(__name__)
 
 
 class CodeNotSent(Exception):

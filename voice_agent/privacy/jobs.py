@@ -33,7 +33,7 @@ class RetentionDeps(Protocol):
     def settings(self) -> Settings: ...
 
 
-logger = logging.getLogger("voice_agent.privacy")
+logger = logging.getLogger(__name__)
 
 
 async def purge_expired_data(services: RetentionDeps) -> PurgeReport | None:

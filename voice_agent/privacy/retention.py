@@ -24,7 +24,7 @@ from voice_agent.store.tables import CallEvent, CallRecord
 from voice_agent.store.types import UTCDateTime
 from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkItemEvent, WorkStatus
 
-logger = logging.getLogger("voice_agent.privacy")
+logger = logging.getLogger(__name__)
 
 TRANSCRIPT_KINDS = ("caller", "receptionist")
 TEXT_TRANSCRIPT_KINDS = ("patient", "receptionist")

@@ -32,7 +32,7 @@ class GuardDeps(StaffAlertDeps, Protocol):
     def interactions(self) -> InteractionLog: ...
 
 
-logger = logging.getLogger("voice_agent.safety")
+logger = logging.getLogger(__name__)
 
 
 class SafetyGuard:

@@ -35,6 +35,7 @@ from sqlmodel import Session, col
 from voice_agent.calendars.base import BackendRecord, ConfirmingBackend
 from voice_agent.errors import CalendarUnavailable, RecordRejected
 from voice_agent.scheduling.availability import Interval, Slot
+from voice_agent.scheduling.offers import BookingError, offer_expired
 from voice_agent.store.db import is_sqlite, transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import (
@@ -48,7 +49,7 @@ from voice_agent.store.tables import (
 if TYPE_CHECKING:
     from voice_agent.scheduling.booking import BookingRequest, BookingService
 
-logger = logging.getLogger("voice_agent.booking.confirmed")
+logger = logging.getLogger(__name__)
 
 INTENT_LIFETIME = timedelta(hours=2)
 """How long the job keeps trying; then the intent fails, the patient and the clinic are told."""
@@ -132,17 +133,12 @@ class ConfirmedBookings:
     def _open_book(
         self, request: BookingRequest, hold_id: str, busy: list[Interval]
     ) -> BackendIntent | Appointment:
-        from voice_agent.scheduling.booking import _offer_expired
-
         now = self._now()
         with transaction(self._engine) as session:
             existing = self._service._by_request_key_in(session, request)
             if existing is not None:
                 return existing
-            hold = session.get(Hold, hold_id)
-            if hold is None or hold.holder != request.holder:
-                raise _offer_expired()
-            slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
+            hold, slot = _held(session, hold_id, request.holder)
             self._service._check_policy(slot, request.insurance_id, busy)
             base = intent_key(
                 "book", request.holder, request.patient_id, slot.doctor_id, slot.start
@@ -150,29 +146,18 @@ class ConfirmedBookings:
             found = self._reusable(session, base)
             if isinstance(found, Appointment | BackendIntent):
                 return found
-            intent = BackendIntent(
-                id=new_id(),
-                key=found,
-                op="book",
+            return self._open_on_hold(
+                session,
+                found,
+                "book",
+                request,
+                hold,
+                slot,
+                now,
                 appointment_id=new_id(),
-                patient_id=request.patient_id,
-                holder=request.holder,
-                hold_id=hold.id,
-                doctor_id=slot.doctor_id,
-                service_id=slot.service_id,
-                start=slot.start,
-                end=slot.end,
                 insurance_id=request.insurance_id,
-                channel=request.channel,
                 request_key=request.request_key,
-                attempts=1,
-                next_attempt_at=now + LEASE,
-                created_at=now,
-                updated_at=now,
             )
-            self._adopt_hold(session, hold, intent, now)
-            session.add(intent)
-            return intent
 
     def _reusable(self, session: Session, base: str) -> str | BackendIntent | Appointment:
         """A pending intent with this key (a retry), the appointment a finished one made, or
@@ -194,6 +179,48 @@ class ConfirmedBookings:
                 if appointment is not None and appointment.active:
                     return appointment
         raise RuntimeError("too many attempts at one intent")
+
+    def _open_on_hold(
+        self,
+        session: Session,
+        key: str,
+        op: str,
+        request: BookingRequest,
+        hold: Hold,
+        slot: Slot,
+        now: datetime,
+        *,
+        appointment_id: str,
+        insurance_id: str | None,
+        request_key: str | None = None,
+        external_id: str | None = None,
+    ) -> BackendIntent:
+        """A new intent to book or move onto the held slot (first attempt leased now); the
+        intent takes the hold over."""
+        intent = BackendIntent(
+            id=new_id(),
+            key=key,
+            op=op,
+            appointment_id=appointment_id,
+            patient_id=request.patient_id,
+            holder=request.holder,
+            hold_id=hold.id,
+            doctor_id=slot.doctor_id,
+            service_id=slot.service_id,
+            start=slot.start,
+            end=slot.end,
+            insurance_id=insurance_id,
+            channel=request.channel,
+            request_key=request_key,
+            external_id=external_id,
+            attempts=1,
+            next_attempt_at=now + LEASE,
+            created_at=now,
+            updated_at=now,
+        )
+        self._adopt_hold(session, hold, intent, now)
+        session.add(intent)
+        return intent
 
     def _adopt_hold(
         self, session: Session, hold: Hold, intent: BackendIntent, now: datetime
@@ -252,15 +279,10 @@ class ConfirmedBookings:
     def _open_move(
         self, request: BookingRequest, appointment_id: str, hold_id: str, busy: list[Interval]
     ) -> BackendIntent:
-        from voice_agent.scheduling.booking import BookingError, _offer_expired
-
         now = self._now()
         with transaction(self._engine) as session:
             appointment = self._service._lock_own(session, request.patient_id, appointment_id, now)
-            hold = session.get(Hold, hold_id)
-            if hold is None or hold.holder != request.holder:
-                raise _offer_expired()
-            slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
+            hold, slot = _held(session, hold_id, request.holder)
             self._service._check_policy(slot, appointment.insurance_id, busy)
             if appointment.external_id is None:
                 raise BookingError(
@@ -272,29 +294,18 @@ class ConfirmedBookings:
                 return found
             if isinstance(found, Appointment):  # pragma: no cover - moves never return one
                 raise RuntimeError("a move intent made an appointment")
-            intent = BackendIntent(
-                id=new_id(),
-                key=found,
-                op="reschedule",
+            return self._open_on_hold(
+                session,
+                found,
+                "reschedule",
+                request,
+                hold,
+                slot,
+                now,
                 appointment_id=appointment.id,
-                patient_id=request.patient_id,
-                holder=request.holder,
-                hold_id=hold.id,
-                doctor_id=slot.doctor_id,
-                service_id=slot.service_id,
-                start=slot.start,
-                end=slot.end,
                 insurance_id=appointment.insurance_id,
-                channel=request.channel,
                 external_id=appointment.external_id,
-                attempts=1,
-                next_attempt_at=now + LEASE,
-                created_at=now,
-                updated_at=now,
             )
-            self._adopt_hold(session, hold, intent, now)
-            session.add(intent)
-            return intent
 
     async def cancel(
         self,
@@ -636,10 +647,16 @@ def _slot(intent: BackendIntent) -> Slot:
     return Slot(intent.doctor_id, intent.service_id, intent.start, intent.end)
 
 
+def _held(session: Session, hold_id: str, holder: str) -> tuple[Hold, Slot]:
+    """This conversation's hold and its slot, or the offer has expired."""
+    hold = session.get(Hold, hold_id)
+    if hold is None or hold.holder != holder:
+        raise offer_expired()
+    return hold, Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
+
+
 def _result(outcome: Outcome, intent: BackendIntent) -> Appointment:
     """What the patient's request returns: the appointment, or the error they hear."""
-    from voice_agent.scheduling.booking import BookingError
-
     if outcome.status == "done" and outcome.appointment is not None:
         return outcome.appointment
     slot = _slot(intent)

@@ -29,7 +29,7 @@ from voice_agent.store.db import transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import Appointment, Patient
 
-logger = logging.getLogger("voice_agent.booking.notices")
+logger = logging.getLogger(__name__)
 
 
 class IntentNotices:

@@ -15,8 +15,9 @@ from voice_agent.clinic.lookup import find_doctor, find_insurance, find_service
 from voice_agent.clinic.model import Clinic, Weekday
 from voice_agent.i18n import say_money, say_when
 from voice_agent.scheduling.availability import Slot
-from voice_agent.scheduling.booking import BookingError, BookingRequest, HeldOffer
+from voice_agent.scheduling.booking import BookingError, BookingRequest
 from voice_agent.scheduling.describe import describe_appointment
+from voice_agent.scheduling.offers import HeldOffer
 from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.tools.context import ToolContext

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from voice_agent.confirmations.runner import ConfirmationRunner
 from voice_agent.logging_setup import current_call
 from voice_agent.voice import confirmation_call
 from voice_agent.web.chat import get_conversations
-from voice_agent.web.deps import VoiceRuntimeDep
+from voice_agent.web.deps import TwilioForm, VoiceRuntimeDep
 from voice_agent.web.replay import once, turn_number
 from voice_agent.web.twilio_gather import silences_so_far
-from voice_agent.web.twilio_security import public_base, stream_url, verified_form
+from voice_agent.web.twilio_security import public_base, stream_url
 
 logger = logging.getLogger(__name__)
 _STEP = re.compile(r"[0-9]{1,9}")
@@ -44,9 +45,9 @@ def _step_id(request: Request) -> int:
     return int(raw)
 
 
-async def _params(request: Request) -> tuple[dict[str, str], str, str]:
+async def _params(request: Request, params: TwilioForm) -> tuple[dict[str, str], str, str]:
+    """The signed form, its CallSid (400 if not a call) and our public base URL."""
     settings = request.app.state.settings
-    params = await verified_form(request, settings)
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
@@ -55,11 +56,14 @@ async def _params(request: Request) -> tuple[dict[str, str], str, str]:
     return params, call_sid, base
 
 
+ConfirmCall = Annotated[tuple[dict[str, str], str, str], Depends(_params)]
+
+
 @router.post("/answer")
-async def answer(request: Request, runtime: VoiceRuntimeDep) -> Response:
+async def answer(request: Request, runtime: VoiceRuntimeDep, call: ConfirmCall) -> Response:
     """The patient's phone was answered: the Realtime receptionist in confirmation mode, or the
     keypad path when OpenAI is not configured (a failing Realtime session falls back to it)."""
-    params, call_sid, base = await _params(request)
+    params, call_sid, base = call
     twiml = await confirmation_call.answer_twiml(
         runtime,
         _runner(request),
@@ -73,8 +77,8 @@ async def answer(request: Request, runtime: VoiceRuntimeDep) -> Response:
 
 
 @router.post("/amd")
-async def answering_machine(request: Request) -> Response:
-    params, call_sid, _ = await _params(request)
+async def answering_machine(request: Request, call: ConfirmCall) -> Response:
+    params, call_sid, _ = call
     await _runner(request).machine_detected(
         _step_id(request), call_sid, params.get("AnsweredBy", "unknown")
     )
@@ -82,8 +86,8 @@ async def answering_machine(request: Request) -> Response:
 
 
 @router.post("/status")
-async def call_status(request: Request) -> Response:
-    params, call_sid, _ = await _params(request)
+async def call_status(request: Request, call: ConfirmCall) -> Response:
+    params, call_sid, _ = call
     await _runner(request).call_status(_step_id(request), call_sid, params.get("CallStatus", ""))
     return Response(status_code=204)
 
@@ -92,16 +96,16 @@ async def call_status(request: Request) -> Response:
 
 
 @router.post("/keypad")
-async def keypad(request: Request) -> Response:
+async def keypad(request: Request, call: ConfirmCall) -> Response:
     """Start (or resume after a failed Realtime session) the keypad confirmation."""
-    _, call_sid, base = await _params(request)
+    _, call_sid, base = call
     return _xml(await confirmation_call.keypad_twiml(_runner(request), call_sid, base))
 
 
 @router.post("/gather")
-async def gather(request: Request) -> Response:
+async def gather(request: Request, call: ConfirmCall) -> Response:
     """One keypad (or spoken) answer: 1 confirm, 2 cancel, 3 staff; each turn processed once."""
-    params, call_sid, base = await _params(request)
+    params, call_sid, base = call
     number = turn_number(request)
     if number is None:  # an action URL from before turns were numbered
         return await _gather(request, params, call_sid, base, 1)

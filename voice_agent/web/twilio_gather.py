@@ -13,14 +13,16 @@ turn 3 answered, and books, moves or cancels nothing again.
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from voice_agent.logging_setup import current_call
 from voice_agent.voice import keypad
 from voice_agent.web.chat import get_conversations
+from voice_agent.web.deps import TwilioForm
 from voice_agent.web.replay import once, turn_number
-from voice_agent.web.twilio_security import public_base, verified_form
+from voice_agent.web.twilio_security import public_base
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio/gather")
@@ -31,9 +33,9 @@ def _xml(body: str, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=XML)
 
 
-async def _call(request: Request) -> tuple[dict[str, str], str | None, str]:
+async def _call(request: Request, params: TwilioForm) -> tuple[dict[str, str], str | None, str]:
+    """The signed form, the caller's number (None if withheld) and our public base URL."""
     settings = request.app.state.settings
-    params = await verified_form(request, settings)
     call_sid = params.get("CallSid", "")
     if not call_sid.startswith("CA"):
         raise HTTPException(400, "not a call")
@@ -43,17 +45,20 @@ async def _call(request: Request) -> tuple[dict[str, str], str | None, str]:
     return params, phone, base
 
 
+GatherCall = Annotated[tuple[dict[str, str], str | None, str], Depends(_call)]
+
+
 @router.post("/start")
-async def start(request: Request) -> Response:
+async def start(request: Request, call: GatherCall) -> Response:
     """Greet the caller in their language (known patient) or the clinic's, and listen."""
-    _, phone, base = await _call(request)
+    _, phone, base = call
     return _xml(await keypad.welcome_twiml(get_conversations(request), phone, base))
 
 
 @router.post("/turn")
-async def turn(request: Request) -> Response:
+async def turn(request: Request, call: GatherCall) -> Response:
     """One spoken (or keyed) answer through the offline receptionist, processed once."""
-    params, phone, base = await _call(request)
+    params, phone, base = call
     number = turn_number(request)
     if number is None:  # an action URL from before turns were numbered (none is issued now)
         return await _turn(request, params, phone, base, 1)

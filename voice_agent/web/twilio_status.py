@@ -8,19 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from voice_agent.integrations.whatsapp import STATUS_PATH, late_failure
-from voice_agent.web.deps import ServicesDep
-from voice_agent.web.twilio_security import verified_form
+from voice_agent.web.deps import ServicesDep, TwilioForm
 
-logger = logging.getLogger("voice_agent.twilio")
+logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
 @router.post(STATUS_PATH)
-async def message_status(request: Request, services: ServicesDep) -> Response:
-    params = await verified_form(request, services.settings)
+async def message_status(services: ServicesDep, params: TwilioForm) -> Response:
     sid = params.get("MessageSid") or params.get("SmsSid") or ""
     status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     if not sid.startswith(("SM", "MM")) or not status:

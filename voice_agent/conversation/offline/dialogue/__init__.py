@@ -5,9 +5,10 @@ from reply templates filled with tool outputs. Booking, moving and cancelling ha
 explicit yes to a read-back in the previous turn: that is the one place ``confirmed_by_patient``
 becomes true.
 
-- ``core.py``: ``Dialogue`` (the entry) and ``Run`` (one turn: dispatch, intents, greetings,
-  hand-over, shared helpers);
+- ``core.py``: ``Dialogue`` (the entry) and ``Run`` (one turn: dispatch, reprompts, the goal
+  resumed, shared helpers);
 - ``stages.py``: what a message means while a stage waits for something;
+- ``intents.py``: a message no stage took (requests, greetings, hand-over, unknown questions);
 - ``booking.py``, ``appointments.py``, ``identity.py``: the flows (book; list, cancel, move,
   confirm; prove who you are);
 - ``answers.py``: the clinic's prices, insurances, doctors, hospitals, hours, contact;

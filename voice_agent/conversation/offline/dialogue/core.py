@@ -1,9 +1,10 @@
 """The core of the offline dialogue: ``Dialogue`` (the engine's entry) and ``Run``, one turn.
 
 A turn reads the message (``nlu.parse``), lets the current stage take it (``stages.py``), else
-the intents (below), and answers from reply templates filled with tool outputs. The flows live
-in collaborators the run holds: ``booking`` (search, offer, read back, book), ``appointments``
-(list, cancel, move, confirm) and ``answers`` (prices, insurances, doctors, hospitals).
+what it asks for (``intents.py``), and answers from reply templates filled with tool outputs.
+The flows live in collaborators the run holds: ``booking`` (search, offer, read back, book),
+``appointments`` (list, cancel, move, confirm) and ``answers`` (prices, insurances, doctors,
+hospitals).
 """
 
 from __future__ import annotations
@@ -17,28 +18,22 @@ from voice_agent.conversation.offline.dialogue import identity
 from voice_agent.conversation.offline.dialogue.answers import ClinicAnswers
 from voice_agent.conversation.offline.dialogue.appointments import Appointments
 from voice_agent.conversation.offline.dialogue.booking import Booking
+from voice_agent.conversation.offline.dialogue.intents import Intents
 from voice_agent.conversation.offline.dialogue.stages import Stages
 from voice_agent.conversation.offline.dialogue.turn import Turn, observe_tool
 from voice_agent.conversation.offline.lexicon import LEXICONS
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.names import warm_up as warm_up_names
-from voice_agent.conversation.offline.nlu import (
-    Understanding,
-    name_correction,
-    parse,
-    unknown_doctor,
-    warm_up,
-)
+from voice_agent.conversation.offline.nlu import name_correction, parse, warm_up
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
-from voice_agent.store.tables import InteractionKind, Patient
+from voice_agent.store.tables import Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
-MAX_QUESTION = 300
 CHOICE_STAGES = ("offering", "pick_appointment", "confirm")
 
 
@@ -78,6 +73,7 @@ class Run:
         self.today: date = ctx.services.clock.now().astimezone(self.clinic.tz).date()
         self.text = ""
         self.stages = Stages(self)
+        self.intents = Intents(self)
         self.booking = Booking(self)
         self.appointments = Appointments(self)
         self.answers = ClinicAnswers(self)
@@ -126,10 +122,10 @@ class Run:
         # before any engine runs, so a past symptom ("dor no peito que já passou") books normally.
         just_yes = u.has("yes") and not u.intents - {"yes", "thanks", "greeting"}
         if u.has("handoff") or (unanswered and just_yes):
-            await self.handoff(question=unanswered)
+            await self.intents.handoff(question=unanswered)
             return
         if state.turns == 0 and not u.has("greeting", "handoff"):
-            await self.greet_new_contact()
+            await self.intents.greet_new_contact()
         corrected = name_correction(stripped, self.lang)
         if corrected and state.stage != "ask_name" and await self.patient_or_none() is not None:
             result = await self.call("update_patient", full_name=corrected)
@@ -148,7 +144,7 @@ class Run:
         if await self.stages.by_stage(stripped, u):
             state.misunderstood = 0
             return
-        if await self.by_intent(u):
+        if await self.intents.by_intent(u):
             state.misunderstood = 0
             return
         await self.not_understood()
@@ -185,128 +181,7 @@ class Run:
         elif always:
             self.say("how_can_help")
 
-    # Intents when no stage took the message -------------------------------------------------------
-
-    async def by_intent(self, u: Understanding) -> bool:
-        state = self.state
-        if u.unknown_question:
-            await self.unknown_question()
-            return True
-        handled = False
-        if u.question:
-            await self.answers.answer(u)
-            handled = True
-        elif u.doctor_id is None and (wrong := unknown_doctor(self.text, self.clinic)):
-            self.say("unknown_doctor_named", doctor=wrong, doctors=self.doctor_list())
-            state.doctor_id = None
-            return True
-        if u.has("cancel"):
-            await self.appointments.start_change("cancel", u)
-            return True
-        if u.has("reschedule"):
-            await self.appointments.start_change("reschedule", u)
-            return True
-        if u.has("confirm_attendance"):
-            await self.appointments.start_change("confirm", u)
-            return True
-        if u.has("list"):
-            await self.appointments.list_appointments()
-            return True
-        wants_booking = u.has("book") or (
-            not handled and (u.service_id is not None or u.doctor_id is not None)
-        )
-        if wants_booking or (not handled and not u.wish.empty):
-            state.goal = "book"
-            self.booking.absorb(u)
-            await self.booking.continue_booking()
-            return True
-        if handled:
-            self.reprompt()
-            if state.stage in ("idle", "start"):
-                self.say("anything_else")
-            return True
-        if u.has("thanks", "bye"):
-            self.say("goodbye")
-            self.turn.end = u.has("bye") or state.stage in ("idle", "start")
-            return True
-        if u.has("greeting"):
-            await self.greet(u)
-            return True
-        if u.has("yes", "no"):
-            self.say("how_can_help")
-            return True
-        return False
-
-    async def greet_new_contact(self) -> None:
-        """A first message that starts with a request still gets a hello, if we do not know
-        the patient yet (a known patient is greeted by name when he says hello)."""
-        patient = await self.patient_or_none()
-        if patient is None or not patient.full_name:
-            self.say("greeting_new", clinic=self.clinic.name)
-
-    async def greet(self, u: Understanding | None = None) -> None:
-        patient = await self.patient_or_none()
-        named = patient.full_name if patient is not None else None
-        if named and await self.ctx.verified_by() != "unverified":
-            name = address(named, self.lang)
-            self.say("greeting_known", name=name, clinic=self.clinic.name)
-        elif patient is not None and not named and self.state.stage in ("idle", "start"):
-            # First contact: collect the name (and e-mail) before anything else.
-            self.say("greeting_new", clinic=self.clinic.name)
-            self.state.stage = "ask_name"
-            if u is not None and u.name:  # "Oi, meu nome é Rafael Souza": the name is given
-                await self.stages.on_name(self.text, u)
-                return
-            self.say("ask_name")
-            return
-        else:
-            self.say("greeting_new", clinic=self.clinic.name)
-        if self.state.stage not in ("idle", "start"):
-            self.reprompt()
-        else:
-            self.state.stage = "idle"
-
-    async def handoff(self, question: str | None = None) -> None:
-        """Hand the patient to the staff; ``question`` is one the receptionist could not answer.
-        The alert carries who asked, their callback number and the question: the staff calls
-        back from it."""
-        self.say("handoff", phone=self.clinic.phone)
-        self.turn.handoff = True
-        self.state.stage, self.state.goal = "idle", None
-        details = {"reason": "patient asked for staff"}
-        if question:
-            details = {"reason": "question for the staff", "question": question[:200]}
-        patient = await self.patient_or_none()
-        await self.ctx.services.interactions.record(
-            InteractionKind.transfer,
-            channel=self.ctx.channel,
-            patient_id=patient.id if patient else None,
-            details=details,
-        )
-        await self.ctx.alert_staff(
-            "handoff_question" if question else "handoff",
-            patient,
-            question=(question or self.text)[:MAX_QUESTION],
-        )
-
-    async def unknown_question(self) -> None:
-        """An honest "I don't know" instead of a misunderstanding loop: offer to pass the
-        question on (idle), or say how to reach the staff and go back to what we were doing."""
-        state = self.state
-        patient = await self.patient_or_none()
-        await self.ctx.services.interactions.record(
-            InteractionKind.information,
-            channel=self.ctx.channel,
-            patient_id=patient.id if patient else None,
-            details={"topic": "unanswered", "question": self.text[:200]},
-        )
-        if state.stage in ("idle", "start"):
-            state.unanswered = self.text[:MAX_QUESTION]
-            state.stage = "idle"
-            self.say("unknown_question", phone=self.clinic.phone)
-        else:
-            self.say("unknown_question_busy", phone=self.clinic.phone)
-            self.reprompt()
+    # Back to the patient's goal -------------------------------------------------------------------
 
     async def resume_goal(self) -> None:
         goal = self.state.goal

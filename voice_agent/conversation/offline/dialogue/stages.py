@@ -9,7 +9,8 @@ from voice_agent.conversation.offline.dialogue import identity
 from voice_agent.conversation.offline.dialogue.part import Part
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.nlu import TimeWish, Understanding, extract_name
-from voice_agent.patients.service import InvalidPatientData, normalize_phone
+from voice_agent.errors import InvalidPatientData
+from voice_agent.patients.service import normalize_phone
 
 
 class Stages(Part):
