@@ -17,7 +17,7 @@ from voice_agent.console.web import mount_console
 from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
-from voice_agent.services import Services, build_services
+from voice_agent.services import CLINIC_REFRESH_SECONDS, Services, build_services
 from voice_agent.settings import Settings, load_settings
 from voice_agent.voice.session import VoiceRuntime
 from voice_agent.web import (
@@ -93,6 +93,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "interval",
             hours=6,
             id="purge-processed-requests",
+            coalesce=True,
+            max_instances=1,
+        )
+        scheduler.add_job(  # a clinic version saved by another process (console, CLI)
+            services.clinic.refresh_safely,
+            "interval",
+            seconds=CLINIC_REFRESH_SECONDS,
+            id="clinic-refresh",
             coalesce=True,
             max_instances=1,
         )

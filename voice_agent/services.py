@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -37,46 +37,51 @@ from voice_agent.worklist.service import Worklist
 logger = logging.getLogger(__name__)
 
 
+CLINIC_REFRESH_SECONDS = 5
+"""How often the app checks for a clinic version saved by another process (a scheduler job)."""
+
+
 class ClinicHolder:
     """The clinic in force, as the newest ``clinic_version`` row says.
 
-    Held in memory and checked against the newest version id at most every ``refresh_seconds``
-    (one indexed read), so a price changed in the console, or a file loaded by the CLI in another
-    process, is what the receptionist says a few seconds later without a restart; the process
-    that saved it calls ``reload()`` and answers with it at once. If the database cannot be read
-    for the check, the clinic already held keeps answering.
+    Held in memory: reading it costs nothing and never touches the database (it is read inside
+    booking transactions, where a second connection would wait for the first on SQLite). The
+    process that saves a version calls ``reload()`` and answers with it at once; the app's
+    scheduler calls ``refresh_safely()`` every ``CLINIC_REFRESH_SECONDS``, outside any
+    transaction, so a price changed in another process (the console behind a load balancer, the
+    CLI) is what the receptionist says a few seconds later, without a restart.
     """
 
-    def __init__(
-        self, engine: Engine, timezone_override: str | None, *, refresh_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, engine: Engine, timezone_override: str | None) -> None:
         self._engine = engine
         self._override = timezone_override
         self._lock = threading.Lock()
         self._clinic: Clinic | None = None
         self._version: int | None = None
-        self._refresh = refresh_seconds
-        self._checked = 0.0
 
     def __call__(self) -> Clinic:
         clinic = self._clinic
-        now = time.monotonic()
-        if clinic is not None and now - self._checked < self._refresh:
-            return clinic
+        if clinic is None:
+            with self._lock:
+                clinic = self._clinic or self.reload()
+        return clinic
+
+    def refresh(self) -> bool:
+        """Load the newest version if another process saved one; True if it changed."""
+        latest = latest_version_id(self._engine)
+        if latest is None or latest == self._version:
+            return False
         with self._lock:
-            if self._clinic is not None and now - self._checked < self._refresh:
-                return self._clinic
-            self._checked = now
-            if self._clinic is None:
-                return self.reload()
-            try:
-                latest = latest_version_id(self._engine)
-            except Exception:
-                logger.warning("could not check the clinic version; keeping the one held")
-                return self._clinic
-            if latest != self._version:
-                return self.reload()
-            return self._clinic
+            self.reload()
+        return True
+
+    async def refresh_safely(self) -> None:
+        """The scheduler's job: a database that cannot be read keeps the clinic held."""
+        try:
+            if await asyncio.to_thread(self.refresh):
+                logger.info("clinic version %s in force", self._version)
+        except Exception:
+            logger.warning("could not check the clinic version; keeping the one held")
 
     @property
     def version_id(self) -> int | None:
@@ -96,7 +101,6 @@ class ClinicHolder:
             data["timezone"] = self._override
             clinic = Clinic.model_validate(data)
         self._clinic, self._version = clinic, info.id
-        self._checked = time.monotonic()
         return clinic
 
 

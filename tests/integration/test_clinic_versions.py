@@ -4,6 +4,7 @@ loads back to the same clinic; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,10 +108,13 @@ def test_a_saved_price_is_what_the_receptionist_says(any_services: Services) -> 
 def test_another_process_sees_the_new_version_after_its_check(any_services: Services) -> None:
     from voice_agent.services import ClinicHolder
 
-    other = ClinicHolder(any_services.engine, None, refresh_seconds=0)
+    other = ClinicHolder(any_services.engine, None)  # another process's
     assert other().price("ecg") == Decimal("120.00")
+    assert not other.refresh()  # nothing new
     clinic = with_section(other(), "services", _priced(other(), "ecg", 99))
     save_version(any_services.engine, clinic, source="console")
+    assert other().price("ecg") == Decimal("120.00")  # held until its scheduler job checks
+    asyncio.run(other.refresh_safely())
     assert other().price("ecg") == Decimal("99")
 
 
