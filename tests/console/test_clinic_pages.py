@@ -98,3 +98,22 @@ def test_only_an_admin_opens_the_clinic_data(
     admin = staff_client("admin")
     fields = _fields(admin.get("/console/clinic/services").text)
     assert admin.post("/console/clinic/services", data=fields).status_code == 403  # no CSRF token
+
+
+def test_a_version_saved_by_another_process_is_not_overwritten(
+    staff_client: Callable[..., StaffClient], console_services: Services
+) -> None:
+    from voice_agent.clinic.versions import document, save_version, with_section
+    from voice_agent.services import ClinicHolder
+
+    admin = staff_client("admin")
+    fields = _fields(admin.get("/console/clinic/services").text)
+    other = ClinicHolder(console_services.engine, None)  # another process saves meanwhile
+    priced = [
+        {**service, "private_price": 999} if service["id"] == "ecg" else service
+        for service in document(other())["services"]
+    ]
+    save_version(console_services.engine, with_section(other(), "services", priced), source="x")
+    fields["services.0.private_price"] = "460"
+    assert admin.form("/console/clinic/services", fields).status_code == 409
+    assert console_services.clinic().price("ecg") == 999  # the other save stands

@@ -9,6 +9,7 @@ refused (reload and redo) instead of silently undoing their change.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -74,6 +75,7 @@ async def section_page(
     if section not in SECTIONS:
         return render(request, "clinic_missing.html", user, status_code=404)
     services = console(request).services
+    await asyncio.to_thread(services.clinic.refresh)  # another process may have saved one
     clinic = services.clinic()
     form = build(section, document(clinic), list(clinic.languages))
     return _form_page(request, user, section, form, base=services.clinic.version_id, saved=saved)
@@ -86,6 +88,8 @@ async def save_section(request: Request, user: Admin, section: str) -> Response:
     services = console(request).services
     posted_form = await request.form(max_fields=MAX_FIELDS)
     posted = {k: v for k, v in posted_form.items() if isinstance(v, str)}
+    # The newest version, wherever it was saved: a form built on an older one is refused below.
+    await asyncio.to_thread(services.clinic.refresh)
     clinic = services.clinic()
     form = build(section, document(clinic), list(clinic.languages))
     current = services.clinic.version_id
