@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 
 from voice_agent import __version__
 from voice_agent.confirmations.runner import ConfirmationRunner
+from voice_agent.console.web import mount_console
 from voice_agent.integrations.jobs import schedule_integration_jobs
 from voice_agent.learning.jobs import schedule_learning_jobs
 from voice_agent.logging_setup import install_log_privacy
 from voice_agent.privacy.jobs import schedule_privacy_jobs
-from voice_agent.services import Services, build_services
+from voice_agent.services import CLINIC_REFRESH_SECONDS, Services, build_services
 from voice_agent.settings import Settings, load_settings
 from voice_agent.voice.session import VoiceRuntime
 from voice_agent.voice.sip.runtime import sip_runtime
@@ -109,6 +110,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             coalesce=True,
             max_instances=1,
         )
+        scheduler.add_job(  # a clinic version saved by another process (console, CLI)
+            services.clinic.refresh_safely,
+            "interval",
+            seconds=CLINIC_REFRESH_SECONDS,
+            id="clinic-refresh",
+            coalesce=True,
+            max_instances=1,
+        )
         # Once, now: appointments booked before confirmations were on get their steps.
         scheduler.add_job(app.state.confirmations.plan_missing_safely, id="confirmations-plan")
         scheduler.start()
@@ -158,4 +167,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(openai_webhook.router)  # the openai_sip transport's calls
     app.include_router(twilio_sip.router)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
+    mount_console(app, services, settings)  # the staff console under /console
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from voice_agent.calendars.base import CalendarBackend
 from voice_agent.clinic.loader import load_clinic_file
 from voice_agent.clinic.model import Clinic
 from voice_agent.clinic.repository import load_active_clinic, save_clinic
+from voice_agent.clinic.versions import latest_version_id, version
 from voice_agent.clock import Clock, SystemClock
 from voice_agent.confirmations.steps import StepPlanner
 from voice_agent.crypto.binding import configure_keys
@@ -30,18 +32,33 @@ from voice_agent.scheduling.notices import IntentNotices
 from voice_agent.settings import Settings
 from voice_agent.store.db import make_engine
 from voice_agent.store.migrate import upgrade
+from voice_agent.worklist.feed import WorkFeed
+from voice_agent.worklist.service import Worklist
 
 logger = logging.getLogger(__name__)
 
 
+CLINIC_REFRESH_SECONDS = 5
+"""How often the app checks for a clinic version saved by another process (a scheduler job)."""
+
+
 class ClinicHolder:
-    """The clinic in force; re-read from the database when staff load a new file."""
+    """The clinic in force, as the newest ``clinic_version`` row says.
+
+    Held in memory: reading it costs nothing and never touches the database (it is read inside
+    booking transactions, where a second connection would wait for the first on SQLite). The
+    process that saves a version calls ``reload()`` and answers with it at once; the app's
+    scheduler calls ``refresh_safely()`` every ``CLINIC_REFRESH_SECONDS``, outside any
+    transaction, so a price changed in another process (the console behind a load balancer, the
+    CLI) is what the receptionist says a few seconds later, without a restart.
+    """
 
     def __init__(self, engine: Engine, timezone_override: str | None) -> None:
         self._engine = engine
         self._override = timezone_override
         self._lock = threading.Lock()
         self._clinic: Clinic | None = None
+        self._version: int | None = None
 
     def __call__(self) -> Clinic:
         clinic = self._clinic
@@ -50,18 +67,41 @@ class ClinicHolder:
                 clinic = self._clinic or self.reload()
         return clinic
 
+    def refresh(self) -> bool:
+        """Load the newest version if another process saved one; True if it changed."""
+        latest = latest_version_id(self._engine)
+        if latest is None or latest == self._version:
+            return False
+        with self._lock:
+            self.reload()
+        return True
+
+    async def refresh_safely(self) -> None:
+        """The scheduler's job: a database that cannot be read keeps the clinic held."""
+        try:
+            if await asyncio.to_thread(self.refresh):
+                logger.info("clinic version %s in force", self._version)
+        except Exception:
+            logger.warning("could not check the clinic version; keeping the one held")
+
+    @property
+    def version_id(self) -> int | None:
+        """The ``clinic_version`` row in force in this process."""
+        return self._version
+
     def reload(self) -> Clinic:
-        clinic = load_active_clinic(self._engine)
-        if clinic is None:
+        found = version(self._engine)
+        if found is None:
             raise ConfigurationError(
                 "no clinic loaded: run `voice-agent clinic load FILE` "
                 "or set VOICE_AGENT_CLINIC_FILE"
             )
+        info, clinic = found
         if self._override:
             data = clinic.model_dump()
             data["timezone"] = self._override
             clinic = Clinic.model_validate(data)
-        self._clinic = clinic
+        self._clinic, self._version = clinic, info.id
         return clinic
 
 
@@ -78,6 +118,8 @@ class Services:
     alerter: Alerter
     identity: IdentityService
     """Codes and birth-date checks for callers the carrier did not verify."""
+    worklist: Worklist
+    """The staff's to-do queue, fed at the source (interaction and dead-letter hooks)."""
     integrations: Integrations | None = None
     step_planner: StepPlanner | None = None
     """Plans confirmation steps with each booking (an interaction hook); also plans late ones."""
@@ -128,6 +170,8 @@ def build_services(
     interactions.add_hook(learning.recorder.on_interaction)  # a booked offer settles its set
     step_planner = StepPlanner(holder, clock, learning.risk.risk_of)
     interactions.add_hook(step_planner)  # confirmation steps move with bookings
+    feed = WorkFeed(clock)
+    interactions.add_hook(feed.on_interaction)  # what needs a person, in the same transaction
     integrations = build_integrations(
         settings, engine, holder, clock, interactions, alerter=alerter, calendar=calendar
     )
@@ -141,6 +185,8 @@ def build_services(
         alert=integrations.alerter.alert,
     )
     integrations.outbox.register(notices)
+    integrations.outbox.on_dead_letter(feed.on_dead_letter)
+    feed.backfill(engine)  # what needed a person before the to-do existed
     booking = BookingService(
         engine,
         holder,
@@ -170,6 +216,7 @@ def build_services(
             _code_sender(settings),
             lambda: holder().name,
         ),
+        worklist=Worklist(engine, clock),
         integrations=integrations,
         step_planner=step_planner,
         learning=learning,

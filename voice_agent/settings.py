@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         default=None,
         description="Public https URL Twilio reaches us at; used to check webhook signatures.",
     )
+    staff_password_profile: Literal["RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST"] = (
+        Field(
+            default="RFC_9106_LOW_MEMORY",
+            description="argon2 cost of console passwords (argon2-cffi profile); CHEAPEST is for "
+            "test suites only.",
+        )
+    )
     host: str = Field(default="127.0.0.1", description="Address `voice-agent serve` binds to.")
     port: int = Field(default=8000, validation_alias=AliasChoices("PORT", "VOICE_AGENT_PORT"))
     insecure_skip_twilio_signature: bool = Field(

@@ -296,6 +296,9 @@ async def test_a_call_with_amd_voicemail_retries_then_whatsapp_fallback(env: Env
     step = env.runner.store.get(call_step.id)
     assert (step.status, step.outcome, step.attempts) == ("failed", "unreachable", 3)
     assert any("Não conseguimos falar com" in text for _, text in env.alerts.sent)
+    [unreached] = env.services.worklist.items()  # and a to-do item the staff can act on
+    assert (unreached.kind, unreached.appointment_id) == ("unreached", appointment.id)
+    assert unreached.phone == PHONE and unreached.details["event"] == "busy"
     [fallback] = [s for s in env.steps(appointment.id) if s.seq == 99]
     assert fallback.via == "whatsapp" and fallback.status == StepStatus.pending
     await env.runner.run_due()

@@ -228,6 +228,8 @@ def test_purge_deletes_each_kind_past_its_retention(tmp_path: Path) -> None:
         "conversations": 1,
         "interaction details": 1,
         "outbox rows": 1,
+        "conversation turns": 0,
+        "work items": 0,
     }
     services = _services(settings)
     with transaction(services.engine) as session:

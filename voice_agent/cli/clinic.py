@@ -75,6 +75,60 @@ def clinic_show(
     typer.echo("Hospitals: " + ", ".join(h.name for h in clinic.hospitals))
 
 
+@clinic_app.command("export")
+def clinic_export(
+    ctx: typer.Context,
+    version_id: Annotated[
+        int | None, typer.Option("--version", help="A version id (default: the one in force).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """The clinic data as a YAML file that `clinic load` reads back (edits made in the console
+    included)."""
+    from voice_agent.clinic.versions import export_yaml, version
+
+    built = services(ctx)
+    try:
+        found = version(built.engine, version_id)
+    finally:
+        built.close()
+    if found is None:
+        typer.echo(f"error: no clinic version {version_id}", err=True)
+        raise typer.Exit(1)
+    text = export_yaml(found[1])
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"version {found[0].id} written to {output}")
+
+
+@clinic_app.command("versions")
+def clinic_versions(
+    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=1000)] = 20
+) -> None:
+    """Every saved version, newest first: when, by whom (a staff account) or from which file,
+    and what changed."""
+    from voice_agent.clinic.versions import versions
+    from voice_agent.console.lookups import staff_emails
+
+    built = services(ctx)
+    try:
+        tz = built.clinic().tz
+        rows = versions(built.engine, limit)
+        emails = staff_emails(built.engine, [row.author_id for row in rows])
+    finally:
+        built.close()
+    for row in rows:
+        when = row.loaded_at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        who = emails.get(row.author_id, row.source) if row.author_id else row.source
+        typer.echo(f"{row.id:>5}  {when}  {who}")
+        for line in (row.summary or "").splitlines():
+            typer.echo(f"         {line}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply schema migrations (safe to run repeatedly; data is kept)."""

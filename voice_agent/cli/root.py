@@ -22,6 +22,7 @@ from voice_agent.cli.patient import patient_app
 from voice_agent.cli.privacy import keys_app, privacy_app
 from voice_agent.cli.ranking import ranking_app
 from voice_agent.cli.server import chat, serve
+from voice_agent.cli.staff import staff_app
 from voice_agent.logging_setup import install_log_privacy
 
 app = typer.Typer(help="Voice receptionist for clinics.", no_args_is_help=True)
@@ -71,6 +72,7 @@ app.command("alerts")(alerts)
 app.command("flagged")(flagged)
 app.add_typer(ranking_app, name="ranking")
 app.add_typer(agenda_app, name="agenda")
+app.add_typer(staff_app, name="staff")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m voice_agent`

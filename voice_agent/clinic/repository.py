@@ -8,19 +8,21 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from voice_agent.clinic.model import Clinic
+from voice_agent.clinic.versions import save_version
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import ACTIVE_STATUSES, Appointment, ClinicVersion
 
 
-def save_clinic(engine: Engine, clinic: Clinic, source: str) -> list[str]:
+def save_clinic(
+    engine: Engine, clinic: Clinic, source: str, *, author_id: int | None = None
+) -> list[str]:
     """Store a new clinic version; appointments are untouched. Returns warnings for the operator.
 
     A warning is returned when future appointments point at a doctor or service the new file no
     longer has: they are kept (the patient still expects them) and staff must move them by hand.
     """
-    content = clinic.model_dump_json()
+    save_version(engine, clinic, source=source, author_id=author_id)
     with transaction(engine) as session:
-        session.add(ClinicVersion(source=source, content=content))
         rows = session.execute(
             select(col(Appointment.doctor_id), col(Appointment.service_id)).where(
                 col(Appointment.status).in_(ACTIVE_STATUSES)

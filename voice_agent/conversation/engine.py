@@ -25,6 +25,7 @@ from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.conversation.streaming import TurnListener
+from voice_agent.conversation.turn_log import ToolTrace, TurnLog
 from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
@@ -102,6 +103,7 @@ class ConversationService:
         self.store = ConversationStore(services.engine)
         self.detector = default_detector()
         self.guard = SafetyGuard(services)
+        self.turn_log = TurnLog(services.engine, services.worklist)
         self._locks = _Locks()
         self.llm: ResponsesConversation | None = None
         if settings.openai_enabled if use_llm is None else use_llm:
@@ -124,9 +126,12 @@ class ConversationService:
         vouches for it (WhatsApp, SMS, caller id): a typed or spoken number never is.
         ``listener`` hears the OpenAI reply as it is written (the web chat's stream)."""
         started = time.perf_counter()
+        arrived = self.services.clock.now()
         flag = self.red_flag(text)
+        trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             state = await self.store.load(channel, session_key)
+            language_before = state.language
             await self._settle_phone(state, phone, phone_verified)
             await self._settle_language(state, text, language)
             if flag is not None:
@@ -141,6 +146,7 @@ class ConversationService:
                     language=state.language or "en",
                     phone_verified=state.phone_verified and state.phone is not None,
                     call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
+                    recorder=trace,
                 )
                 with ctx.acting():
                     turn, engine = await self._turn(state, text, ctx, listener)
@@ -150,6 +156,20 @@ class ConversationService:
             await self.store.save(session_key, state)
             if flag is not None:
                 await self.store.flag(channel, session_key, self.services.clock.now())
+            await self.turn_log.record(
+                conversation_id=state.conversation_id,
+                channel=channel,
+                at=arrived,
+                text=text,
+                reply=turn.text,
+                engine=engine,
+                language=state.language,
+                language_before=language_before,
+                phone=state.phone,
+                tools=trace.calls,
+                emergency=flag.category if flag is not None else None,
+                handoff=turn.handoff,
+            )
         TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, column, delete, update
+from sqlalchemy import Engine, column, delete, select, update
 from sqlmodel import col
 
 from voice_agent.clinic.model import RetentionPolicy
@@ -22,10 +22,12 @@ from voice_agent.store.encrypted_fields import EncryptedTable, rewrite
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import CallEvent, CallRecord
 from voice_agent.store.types import UTCDateTime
+from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkItemEvent, WorkStatus
 
 logger = logging.getLogger(__name__)
 
 TRANSCRIPT_KINDS = ("caller", "receptionist")
+TEXT_TRANSCRIPT_KINDS = ("patient", "receptionist")
 EMPTY_DETAILS = "{}"
 
 
@@ -37,6 +39,8 @@ class PurgeReport(BaseModel):
     conversations: int = 0
     interaction_details: int = 0
     outbox_rows: int = 0
+    conversation_turns: int = 0
+    work_items: int = 0
 
     @property
     def total(self) -> int:
@@ -83,6 +87,35 @@ def purge(engine: Engine, policy: RetentionPolicy, now: datetime) -> PurgeReport
             .where(col(OutboxRow.status).in_((OutboxStatus.done, OutboxStatus.dead)))
             .where(col(OutboxRow.updated_at) < cutoff(policy.outbox_days))
         ).rowcount
+    with engine.begin() as db:  # text conversations' timelines: as calls' transcripts and events
+        report.conversation_turns = db.execute(
+            delete(ConversationTurn).where(
+                col(ConversationTurn.kind).in_(TEXT_TRANSCRIPT_KINDS),
+                col(ConversationTurn.at) < transcripts,
+            )
+        ).rowcount
+        report.conversation_turns += db.execute(
+            delete(ConversationTurn).where(col(ConversationTurn.at) < events)
+        ).rowcount
+        # Resolved to-do items keep their facts (kind, times, who) like the interaction log;
+        # what the patient said, the number and the note go.
+        old_items = (
+            col(WorkItem.status) == WorkStatus.resolved,
+            col(WorkItem.updated_at) < cutoff(policy.interaction_details_days),
+        )
+        report.work_items = db.execute(
+            update(WorkItem)
+            .where(
+                *old_items, col(WorkItem.summary).is_not(None) | col(WorkItem.phone).is_not(None)
+            )
+            .values(summary=None, phone=None, resolution=None, details=EMPTY_DETAILS)
+        ).rowcount
+        db.execute(
+            update(WorkItemEvent)
+            .where(col(WorkItemEvent.item_id).in_(select(col(WorkItem.id)).where(*old_items)))
+            .where(col(WorkItemEvent.note).is_not(None))
+            .values(note=None)
+        )
     report.interaction_details = _strip_interaction_details(
         engine, cutoff(policy.interaction_details_days)
     )

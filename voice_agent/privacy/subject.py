@@ -31,6 +31,7 @@ from voice_agent.store.tables import (
     InteractionKind,
     Patient,
 )
+from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkItemEvent
 
 ERASURE_CHANNEL = "staff"
 
@@ -91,6 +92,25 @@ class _Holdings:
             record
             for record in session.execute(select(ConversationRecord)).scalars()
             if record.key in voice_keys or _state_phone(record.state) == e164
+        ]
+        conversation_ids = {f"conv-{record.key[:24]}" for record in self.conversations}
+        self.turns = list(
+            session.execute(
+                select(ConversationTurn)
+                .where(
+                    col(ConversationTurn.patient_id).in_([patient.id])
+                    | col(ConversationTurn.conversation_id).in_(conversation_ids)
+                )
+                .order_by(col(ConversationTurn.conversation_id), col(ConversationTurn.seq))
+            ).scalars()
+        )
+        self.work_items = [
+            item
+            for item in session.execute(select(WorkItem).order_by(col(WorkItem.id))).scalars()
+            if item.patient_id == patient.id
+            or item.phone == e164
+            or item.conversation_id in conversation_ids
+            or item.call_sid in call_sids
         ]
         needles = [e164, patient.id, *appointment_ids]
         self.outbox = [
@@ -165,6 +185,14 @@ def export_subject(engine: Engine, e164: str, now: datetime) -> dict[str, Any]:
                 }
                 for r in held.outbox
             ],
+            "conversation_turns": [
+                t.model_dump(include={"conversation_id", "seq", "at", "channel", "kind", "content"})
+                for t in held.turns
+            ],
+            "staff_requests": [
+                {**w.model_dump(exclude={"details", "open_key"}), "details": _json(w.details)}
+                for w in held.work_items
+            ],
         }
 
 
@@ -200,6 +228,21 @@ def erase_subject(
             )
         for record in held.conversations:
             session.delete(record)
+        if held.turns:
+            session.execute(
+                delete(ConversationTurn).where(
+                    col(ConversationTurn.id).in_([t.id for t in held.turns])
+                )
+            )
+        for item in held.work_items:  # the facts stay (kind, times, who handled it)
+            item.phone = item.summary = item.resolution = None
+            item.details = "{}"
+            session.add(item)
+            for event in session.execute(
+                select(WorkItemEvent).where(col(WorkItemEvent.item_id) == item.id)
+            ).scalars():
+                event.note = None
+                session.add(event)
         for interaction in held.interactions:
             interaction.details = "{}"
             session.add(interaction)
@@ -217,6 +260,8 @@ def erase_subject(
             "conversations": len(held.conversations),
             "interactions_cleared": len(held.interactions),
             "messages": len(held.outbox),
+            "conversation_turns": len(held.turns),
+            "staff_requests_cleared": len(held.work_items),
             "confirmation_steps_cancelled": len(open_steps),
             "appointments_kept": len(held.appointments),
         }

@@ -132,7 +132,7 @@ class BookingService(OfferDesk):
                 if hold is None or hold.holder != request.holder:
                     raise offer_expired()
                 slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
-                busy = external if external is not None else self._blocks_in(session, slot)
+                busy = [*(external or ()), *self._blocks_in(session, slot)]
                 self._check_policy(slot, request.insurance_id, busy)
                 return self._insert_in(session, request, slot, hold_id)
         except IntegrityError:
@@ -181,7 +181,20 @@ class BookingService(OfferDesk):
 
     async def _check(self, slot: Slot, insurance_id: str | None) -> None:
         """Policy checks with specific reasons; the database still decides who wins a race."""
-        self._check_policy(slot, insurance_id, await self._external_intervals(slot))
+        busy = await self._external_intervals(slot)
+        if not self._blocks_in_db:  # staff blocks live in our tables whatever the calendar
+            busy += await asyncio.to_thread(self._blocks_sync, slot)
+        self._check_policy(slot, insurance_id, busy)
+
+    def _blocks_sync(self, slot: Slot) -> list[Interval]:
+        with transaction(self._engine) as session:
+            return self._blocks_in(session, slot)
+
+    async def hold_slot(self, holder: str, slot: Slot) -> str:
+        """Hold one given slot for ``holder`` (staff moving an appointment to a chosen time);
+        ``slot_taken`` when its cells are claimed."""
+        await self._check(slot, None)
+        return await asyncio.to_thread(self._hold_slot, holder, slot)
 
     async def _external_intervals(self, slot: Slot) -> list[Interval]:
         """The slot's busy time at "yes", asked afresh (a cached answer only if that fails)."""
@@ -374,18 +387,31 @@ class BookingService(OfferDesk):
             ) from None
 
     async def cancel(
-        self, patient_id: str, appointment_id: str, *, channel: str, reason: str = ""
+        self,
+        patient_id: str,
+        appointment_id: str,
+        *,
+        channel: str,
+        reason: str = "",
+        enforce_notice: bool = True,
     ) -> Appointment:
+        """Cancel; ``enforce_notice=False`` for staff, whom the clinic's cancel notice (a rule
+        for patients acting alone) does not bind."""
         if self._confirmed is not None:
             return await self._confirmed.cancel(
-                patient_id, appointment_id, channel=channel, reason=reason
+                patient_id,
+                appointment_id,
+                channel=channel,
+                reason=reason,
+                enforce_notice=enforce_notice,
             )
 
         def _cancel() -> Appointment:
             now = self._clock.now()
             with transaction(self._engine) as session:
                 appointment = self._lock_own(session, patient_id, appointment_id, now)
-                self._check_cancel_notice(appointment, now)
+                if enforce_notice:
+                    self._check_cancel_notice(appointment, now)
                 return self._cancel_in(session, appointment, channel, reason[:200], now)
 
         return await asyncio.to_thread(_cancel)

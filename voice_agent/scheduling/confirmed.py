@@ -308,20 +308,32 @@ class ConfirmedBookings:
             )
 
     async def cancel(
-        self, patient_id: str, appointment_id: str, *, channel: str, reason: str
+        self,
+        patient_id: str,
+        appointment_id: str,
+        *,
+        channel: str,
+        reason: str,
+        enforce_notice: bool = True,
     ) -> Appointment:
         intent = await asyncio.to_thread(
-            self._open_cancel, patient_id, appointment_id, channel, reason
+            self._open_cancel, patient_id, appointment_id, channel, reason, enforce_notice
         )
         return _result(await self.attempt(intent, by_patient=True), intent)
 
     def _open_cancel(
-        self, patient_id: str, appointment_id: str, channel: str, reason: str
+        self,
+        patient_id: str,
+        appointment_id: str,
+        channel: str,
+        reason: str,
+        enforce_notice: bool = True,
     ) -> BackendIntent:
         now = self._now()
         with transaction(self._engine) as session:
             appointment = self._service._lock_own(session, patient_id, appointment_id, now)
-            self._service._check_cancel_notice(appointment, now)
+            if enforce_notice:
+                self._service._check_cancel_notice(appointment, now)
             found = self._reusable(session, intent_key("cancel", appointment.id))
             if isinstance(found, BackendIntent):
                 return found

@@ -88,8 +88,6 @@ _BUSY_PARTS = (
         col(Hold.end) > _WHERE_BUSY["start"],
     ),
 )
-_BUSY = union_all(*_BUSY_PARTS)
-"""Appointments (1 = counts as load) and live holds of some doctors over a span."""
 _BUSY_WITH_BLOCKS = union_all(
     *_BUSY_PARTS,
     select(
@@ -100,12 +98,14 @@ _BUSY_WITH_BLOCKS = union_all(
         col(CalendarBlock.start) < _WHERE_BUSY["end"],
     ),
 )
-"""The same and the local calendar's blocks."""
+"""Appointments (1 = counts as load), live holds and staff blocks of some doctors over a span."""
 _PREVIOUS = (
     select(col(Appointment.service_id), col(Appointment.doctor_id))
     .where(
         col(Appointment.patient_id) == bindparam("patient"),
-        col(Appointment.status).in_((*ACTIVE_STATUSES, AppointmentStatus.completed)),
+        col(Appointment.status).in_(
+            (*ACTIVE_STATUSES, AppointmentStatus.completed, AppointmentStatus.attended)
+        ),
     )
     .order_by(col(Appointment.start))
 )
@@ -420,7 +420,7 @@ class OfferDesk:
         query; and the number of appointments per doctor."""
         busy: defaultdict[str, list[Interval]] = defaultdict(list)
         load: defaultdict[str, int] = defaultdict(int)
-        statement = _BUSY_WITH_BLOCKS if self._blocks_in_db else _BUSY
+        statement = _BUSY_WITH_BLOCKS  # staff blocks (console) hold with every calendar backend
         params = {"doctors": span.doctor_ids, "start": span.start, "end": span.end, "now": now}
         for doctor_id, start, end, booked in db.execute(statement, params):
             busy[doctor_id].append(Interval(start, end))

@@ -42,6 +42,16 @@ class ClinicVersion(SQLModel, table=True):
     loaded_at: datetime = Field(default_factory=utcnow, sa_column=_utc(nullable=False))
     source: str = Field(max_length=500)
     content: str = Field(sa_column=Column(Text, nullable=False))
+    author_id: int | None = Field(
+        default=None,
+        foreign_key="staff_account.id",
+        description="The staff account that saved it (console).",
+    )
+    summary: str | None = Field(
+        default=None,
+        sa_column=Column(Text, nullable=True),
+        description="What changed from the version before, one line per change.",
+    )
 
 
 class Patient(SQLModel, table=True):
@@ -78,6 +88,9 @@ class AppointmentStatus(StrEnum):
     attended = "attended"
     """Staff marked that the patient came (the learned no-show risk learns from it)."""
     no_show = "no_show"
+    """Staff marked that the patient did not come (the no-show model learns from it)."""
+    attended = "attended"
+    """Staff marked that the patient came."""
 
 
 ACTIVE_STATUSES = (AppointmentStatus.booked, AppointmentStatus.confirmed)
@@ -161,6 +174,10 @@ class InteractionKind(StrEnum):
     failure = "failure"
     erasure = "erasure"
     """A patient's personal data was erased on request (the row holds no personal data)."""
+    attendance = "attendance"
+    """Staff marked an appointment attended or no-show."""
+    block = "block"
+    """Staff blocked (or freed) a doctor's time in the console."""
 
 
 class Interaction(SQLModel, table=True):
@@ -263,3 +280,9 @@ from voice_agent.store.intent_tables import BackendIntent  # noqa: E402,F401
 from voice_agent.store.learning_tables import LearnedModel, OfferSet  # noqa: E402,F401
 from voice_agent.store.outbox_tables import OutboxRow  # noqa: E402,F401
 from voice_agent.store.replay_tables import ProcessedRequest  # noqa: E402,F401
+from voice_agent.store.staff_tables import StaffAccount  # noqa: E402,F401
+from voice_agent.store.worklist_tables import (  # noqa: E402,F401
+    ConversationTurn,
+    WorkItem,
+    WorkItemEvent,
+)

@@ -13,7 +13,7 @@ from alembic import op
 import voice_agent.store.types
 
 revision: str = "0015_learning"
-down_revision: str | None = "0012_relatives"
+down_revision: str | None = "0014_worklist"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
