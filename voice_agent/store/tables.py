@@ -89,8 +89,6 @@ class AppointmentStatus(StrEnum):
     """Staff marked that the patient came (the learned no-show risk learns from it)."""
     no_show = "no_show"
     """Staff marked that the patient did not come (the no-show model learns from it)."""
-    attended = "attended"
-    """Staff marked that the patient came."""
 
 
 ACTIVE_STATUSES = (AppointmentStatus.booked, AppointmentStatus.confirmed)
