@@ -24,7 +24,7 @@ from voice_agent.clock import Clock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine
 from voice_agent.voice.relay_sockets import uvicorn_websocket_options
-from voice_agent.web.twilio_voice import VoiceRuntime
+from voice_agent.voice.session import VoiceRuntime
 
 PUBLIC_URL = "https://clinic.example"
 AUTH_TOKEN = "twilio-test-token"

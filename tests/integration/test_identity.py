@@ -258,7 +258,7 @@ async def test_codes_expire_resend_once_a_minute_and_are_capped_per_phone(
 async def test_a_carrier_verified_caller_is_not_asked(
     services: Services, twilio: TwilioRestFake
 ) -> None:
-    """The Realtime call path builds this context from the caller id (web/twilio_voice.py)."""
+    """The Realtime call path builds this context from the caller id (voice/session.py)."""
     from voice_agent.tools.context import ToolContext
 
     await _patient_with_appointment(services)
