@@ -27,6 +27,12 @@ def test_an_explicit_yes(text: str, language: str) -> None:
     [
         ("não", "pt-BR"),
         ("não, sim", "pt-BR"),  # a yes and a no together is no yes
+        ("sim... não, espera", "pt-BR"),  # a no later in the message takes the yes back
+        ("sim, pode... espera um pouco", "pt-BR"),
+        ("yes... no wait", "en"),
+        ("yes, hold on", "en"),
+        ("да... нет, подождите", "ru"),
+        ("да, стоп", "ru"),
         ("нет", "ru"),
         ("no thanks", "en"),
         ("what times do you have?", "en"),

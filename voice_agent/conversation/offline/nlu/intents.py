@@ -92,6 +92,15 @@ def find_option(text: str, lex: Lexicon) -> tuple[int | None, str]:
     return None, text
 
 
+_TAKES_IT_BACK = re.compile(
+    r"\b(?:nao|no|nope|nah|wait|hold on|espera\w*|espere\w*|perai"
+    r"|нет|не надо|стоп|подожд\w*|погод\w*)\b"
+)
+"""Words that take a yes back wherever they stand in the message (folded text). The lexicon's
+"no" patterns look at the start of a message, which is right for a reply but not for a lock: the
+model may book only on a plain yes, and asking again costs one turn."""
+
+
 def affirms(text: str, language: str) -> bool:
     """Whether a message is an explicit yes (and not also a no), in any supported language.
 
@@ -99,6 +108,8 @@ def affirms(text: str, language: str) -> bool:
     when the patient's latest message really says yes.
     """
     folded = normalize(text)
+    if _TAKES_IT_BACK.search(folded):
+        return False  # "sim... não, espera": a no or a "wait" anywhere takes the yes back
     for lex in (LEXICONS.get(language, LEXICONS["en"]), *LEXICONS.values()):
         said_yes = any(rx(p).search(folded) for p in lex.intents["yes"])
         said_no = any(rx(p).search(folded) for p in lex.intents["no"])
