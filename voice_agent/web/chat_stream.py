@@ -18,11 +18,13 @@ and the conversation is saved as usual.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 
 from voice_agent.conversation.engine import ConversationService
 from voice_agent.logging_setup import current_call
@@ -31,27 +33,38 @@ from voice_agent.web.chat import ChatAccess, ChatRequest, ConversationsDep
 logger = logging.getLogger(__name__)
 router = APIRouter()
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""No cache or proxy buffering between the turn and the page."""
+
+
+def sse_event(*, event: str, data: dict[str, Any]) -> str:
+    """One server-sent event on the wire (``event:`` and one ``data:`` line of JSON). Written
+    out rather than taken from ``fastapi.sse``, which needs a FastAPI far above our floor."""
+    return (
+        f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    )
+
 
 class QueueListener:
     """A ``TurnListener`` that turns what the engine hears into events for one response."""
 
     def __init__(self) -> None:
-        self.events: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue()
+        self.events: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def text(self, delta: str) -> None:
-        await self.events.put(ServerSentEvent(event="delta", data={"text": delta}))
+        await self.events.put(sse_event(event="delta", data={"text": delta}))
 
     async def working(self, tool: str) -> None:
-        await self.events.put(ServerSentEvent(event="typing", data={"tool": tool}))
+        await self.events.put(sse_event(event="typing", data={"tool": tool}))
 
     async def discard(self) -> None:
-        await self.events.put(ServerSentEvent(event="discard", data={}))
+        await self.events.put(sse_event(event="discard", data={}))
 
 
-@router.post("/api/chat/stream", response_class=EventSourceResponse)
+@router.post("/api/chat/stream")
 async def api_chat_stream(
     payload: ChatRequest, conversations: ConversationsDep, _: ChatAccess, request: Request
-) -> AsyncIterator[ServerSentEvent]:
+) -> StreamingResponse:
     """One chat turn, streamed (see the module docstring for the events)."""
     current_call.set(f"web:{payload.session_id}")
     listener = QueueListener()
@@ -59,7 +72,11 @@ async def api_chat_stream(
     running: set[asyncio.Task[None]] = _running(request)
     running.add(turn)  # kept until done, even when the browser leaves
     turn.add_done_callback(running.discard)
-    yield ServerSentEvent(event="typing", data={"tool": None})
+    return StreamingResponse(_events(listener), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _events(listener: QueueListener) -> AsyncIterator[str]:
+    yield sse_event(event="typing", data={"tool": None})
     while (event := await listener.events.get()) is not None:
         yield event
 
@@ -76,11 +93,11 @@ async def _turn(
             language=payload.language,
             listener=listener,
         )
-        await listener.events.put(ServerSentEvent(event="reply", data=reply.public()))
+        await listener.events.put(sse_event(event="reply", data=reply.public()))
     except Exception:
         logger.exception("web chat turn failed")
         detail = {"detail": "the receptionist could not answer; please send it again"}
-        await listener.events.put(ServerSentEvent(event="error", data=detail))
+        await listener.events.put(sse_event(event="error", data=detail))
     finally:
         await listener.events.put(None)
 
