@@ -40,6 +40,7 @@ from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
 from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.call_tasks import CallEnded, CallTasks
 from voice_agent.voice.lines import VoiceLines, voice_lines
 from voice_agent.voice.openai.connection import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.openai.events import (
@@ -122,11 +123,7 @@ class _ResponseState:
     out_of_band: bool = False
 
 
-class CallEnded(Exception):
-    """Raised inside a task to end the call (hang-up, stop frame, fatal fault)."""
-
-
-class CallBridge:
+class CallBridge(CallTasks):
     def __init__(
         self,
         *,
@@ -170,7 +167,7 @@ class CallBridge:
         self._audio: asyncio.Queue[bytes] = asyncio.Queue()
         self._caller_audio = bytearray()  # the batch being filled
         self._batch_timer: asyncio.TimerHandle | None = None
-        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self._init_tasks(self.settings.tool_timeout_seconds)
         self._responses: dict[str, _ResponseState] = {}
         self._response_idle = asyncio.Event()  # set while no model response is active
         self._response_idle.set()
@@ -184,7 +181,6 @@ class CallBridge:
         self._failed_responses = 0
         self._link_ready = asyncio.Event()
         self._booked = False
-        self._helpers: set[asyncio.Future[None]] = set()
         self._out_of_band_items: set[str] = set()
         self._ended = asyncio.Event()
         self._manager: Any = None
@@ -717,35 +713,6 @@ class CallBridge:
         if manager is not None:
             with contextlib.suppress(Exception):
                 await manager.__aexit__(None, None, None)
-
-    async def _settle_tools(self) -> None:
-        """A tool already running (a booking, say) finishes even if the caller hung up."""
-        running = [t for t in self._tool_tasks.values() if not t.done()]
-        if running:
-            await asyncio.wait(running, timeout=self.settings.tool_timeout_seconds)
-            for task in running:
-                task.cancel()
-        helpers = list(self._helpers)
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, *running, return_exceptions=True)
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._helpers.add(task)
-        task.add_done_callback(self._helper_done)
-
-    def _helper_done(self, task: asyncio.Future[None]) -> None:
-        self._helpers.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if isinstance(exc, CallEnded):
-            self._ending = True
-            self._ended.set()
-        elif exc is not None:
-            logger.error("call helper failed: %s", type(exc).__name__)
-            self._ended.set()
 
 
 def _b64_len(payload: str) -> int:

@@ -39,6 +39,7 @@ from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
 from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.call_tasks import CallEnded, CallTasks
 from voice_agent.voice.lines import VoiceLines, voice_lines
 from voice_agent.voice.openai.connection import RealtimeLink
 from voice_agent.voice.openai.events import (
@@ -101,11 +102,7 @@ class _Response:
     had_audio: bool = False
 
 
-class CallEnded(Exception):
-    """Raised inside the session to end it (hang-up, caller gone, fatal fault)."""
-
-
-class SidebandSession:
+class SidebandSession(CallTasks):
     def __init__(
         self,
         *,
@@ -144,7 +141,7 @@ class SidebandSession:
         self._playing: set[str] = set()  # responses whose audio OpenAI is still playing
         self._played = asyncio.Event()
         self._played.set()
-        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self._init_tasks(self.settings.tool_timeout_seconds)
         self._pending: _Pending | None = None
         self._act_after_next_response = False
         self._failed_responses = 0
@@ -153,7 +150,6 @@ class SidebandSession:
         self._started = clock()
         self._last_activity = clock()
         self._idle_prompted = False
-        self._helpers: set[asyncio.Future[None]] = set()
         self._ended = asyncio.Event()
         self._safety = SafetyGuard(context.services)
         self.turns = CallerTurns(context, recorder)
@@ -571,31 +567,3 @@ class SidebandSession:
             await self.actions.fall_back(reason)
         except Exception as exc:
             logger.warning("sip fallback failed: %s", type(exc).__name__)
-
-    async def _settle_tools(self) -> None:
-        running = [t for t in self._tool_tasks.values() if not t.done()]
-        if running:
-            await asyncio.wait(running, timeout=self.settings.tool_timeout_seconds)
-            for task in running:
-                task.cancel()
-        helpers = list(self._helpers)
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, *running, return_exceptions=True)
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._helpers.add(task)
-        task.add_done_callback(self._helper_done)
-
-    def _helper_done(self, task: asyncio.Future[None]) -> None:
-        self._helpers.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if isinstance(exc, CallEnded):
-            self._ending = True
-            self._ended.set()
-        elif exc is not None:
-            logger.error("sip call helper failed: %s", type(exc).__name__)
-            self._ended.set()
