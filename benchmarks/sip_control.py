@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 tools0 = sum(len(s.tool_outputs) for s in fake.realtime.sessions)
                 events0 = sum(s.received_count for s in fake.realtime.sessions)
                 began = time.monotonic()
+                profiler = py_spy(app.pid, args.profile, args.seconds)
                 cpu0, own0, machine0 = cpu_seconds(app.pid), time.process_time(), machine_idle()
                 await asyncio.sleep(args.seconds)
                 cpu1, own1, machine1 = cpu_seconds(app.pid), time.process_time(), machine_idle()
@@ -150,6 +152,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 tools = sum(len(s.tool_outputs) for s in fake.realtime.sessions) - tools0
                 events = sum(s.received_count for s in fake.realtime.sessions) - events0
                 still_up = sum(1 for c in fake.calls.values() if c.state == "accepted")
+                if profiler is not None:
+                    profiler.wait(60)
             finally:
                 app.terminate()
                 try:
@@ -177,6 +181,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def py_spy(pid: int, output: str | None, seconds: float) -> subprocess.Popen[bytes] | None:
+    """A py-spy recording of the app over the window, when asked for and installed."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if not output or not spy:
+        return None
+    return subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "-f", "raw",
+         "-o", output],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def run_relay(calls: int, seconds: float) -> dict[str, object]:
     """``benchmarks/relay.py`` with the same load, in its own processes; its JSON result."""
     done = subprocess.run(
@@ -198,6 +215,7 @@ def main() -> None:
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
     parser.add_argument("--no-relay", action="store_true", help="skip the Media Streams run")
     parser.add_argument("--no-tools", action="store_true", help="speech turns only, no tool calls")
+    parser.add_argument("--profile", help="py-spy raw profile of the app over the window")
     parser.add_argument("--cprofile", help="run the app under cProfile, stats to this file")
     args = parser.parse_args()
     if args.cprofile:
