@@ -17,6 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,11 @@ from voice_agent.conversation.offline.dialogue import Dialogue, Turn
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.conversation.streaming import TurnListener
-from voice_agent.conversation.turn_log import ToolTrace, TurnLog
+from voice_agent.conversation.turn_log import ToolTrace, TurnLog, TurnRecord
 from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
-from voice_agent.patients.service import normalize_phone
+from voice_agent.patients.service import OnFile, normalize_phone
 from voice_agent.safety import RedFlag, default_detector
 from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
@@ -130,9 +131,12 @@ class ConversationService:
         flag = self.red_flag(text)
         trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
-            state = await self.store.load(channel, session_key)
+            key = self.store.key(channel, session_key)
+            state, on_file = await asyncio.to_thread(self._read, key, channel)
             language_before = state.language
             await self._settle_phone(state, phone, phone_verified)
+            if on_file is not None and state.patient_id != on_file.id:
+                on_file = None  # the phone changed: the name read with the state is not theirs
             await self._settle_language(state, text, language)
             if flag is not None:
                 turn = await self._emergency(state, text, flag, channel, session_key)
@@ -149,14 +153,10 @@ class ConversationService:
                     recorder=trace,
                 )
                 with ctx.acting():
-                    turn, engine = await self._turn(state, text, ctx, listener)
-                state.phone = ctx.caller_phone
-                state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
+                    turn, engine = await self._turn(state, text, ctx, listener, on_file)
+                _note_caller(state, ctx)
             state.turns += 1
-            await self.store.save(session_key, state)
-            if flag is not None:
-                await self.store.flag(channel, session_key, self.services.clock.now())
-            await self.turn_log.record(
+            record = TurnRecord(
                 conversation_id=state.conversation_id,
                 channel=channel,
                 at=arrived,
@@ -169,7 +169,11 @@ class ConversationService:
                 tools=trace.calls,
                 emergency=flag.category if flag is not None else None,
                 handoff=turn.handoff,
+                patient_id=state.patient_id,
             )
+            flagged_at = self.services.clock.now() if flag is not None else None
+            payload = state.model_dump_json()
+            await asyncio.to_thread(self._write, key, state.channel, payload, flagged_at, record)
         TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(
@@ -185,6 +189,35 @@ class ConversationService:
             emergency=flag.category if flag is not None else None,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def _read(self, key: str, channel: str) -> tuple[ConversationState, OnFile | None]:
+        """Everything a turn reads before it starts, in one transaction: the state and, for the
+        OpenAI loop's instructions, the name on file of the patient the conversation knows."""
+        with self.services.engine.begin() as db:
+            state = self.store.read(db, key, channel)
+            on_file = None
+            if self.llm is not None and state.patient_id and state.phone:
+                on_file = self.services.patients.on_file(db, state.patient_id, state.phone)
+                if on_file is None:
+                    state.patient_id = None
+        return state, on_file
+
+    def _write(
+        self,
+        key: str,
+        channel: str,
+        payload: str,
+        flagged_at: datetime | None,
+        record: TurnRecord,
+    ) -> None:
+        """Everything a turn writes after it, in one transaction: the state (so a restart
+        carries on), the red flag, and the turn's record with its to-do contact fill (in a
+        savepoint: a failure there is logged and keeps the state)."""
+        with self.services.engine.begin() as db:
+            self.store.write(db, key, channel, payload)
+            if flagged_at is not None:
+                self.store.flag_in(db, key, flagged_at)
+            self.turn_log.write(db, record)
 
     def red_flag(self, text: str) -> RedFlag | None:
         """The deterministic red-flag check every channel runs before anything else."""
@@ -219,11 +252,12 @@ class ConversationService:
         text: str,
         ctx: ToolContext,
         listener: TurnListener | None = None,
+        on_file: OnFile | None = None,
     ) -> tuple[Turn, str]:
         if self.llm is not None and text.strip():
             turn = Turn()
             try:
-                await self.llm.respond(state, text, ctx, turn, listener)
+                await self.llm.respond(state, text, ctx, turn, listener, on_file=on_file)
                 return turn, "llm"
             except Exception as exc:  # any OpenAI failure: the offline receptionist takes the turn
                 logger.warning(
@@ -259,6 +293,8 @@ class ConversationService:
             return
         if state.phone_verified and state.phone != e164:
             return  # a verified channel's caller never changes within its session
+        if state.phone != e164:
+            state.patient_id = None
         state.phone = e164
         state.phone_verified = state.phone_verified or verified
 
@@ -284,6 +320,17 @@ class ConversationService:
 def _e164(phone: str, country: str) -> str:
     """``normalize_phone`` costs a few tenths of a millisecond and runs on every message."""
     return normalize_phone(phone, country)
+
+
+def _note_caller(state: ConversationState, ctx: ToolContext) -> None:
+    """Carry the turn's caller into the state: a phone claimed in the turn replaces the
+    conversation's, and the patient the turn looked up is remembered for the next turns."""
+    if ctx.caller_phone != state.phone:
+        state.phone, state.patient_id = ctx.caller_phone, None
+    state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
+    known = ctx.known_patient
+    if known is not None and state.phone is not None:
+        state.patient_id = known.id
 
 
 def _long_enough(text: str, detected: str) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from voice_agent.crypto.binding import engine_keyring
@@ -46,6 +46,9 @@ class ConversationState(BaseModel):
     language_confirmed: bool = False
     phone: str | None = None
     phone_verified: bool = False
+    patient_id: str | None = None
+    """The patient on file for ``phone`` once a turn looked them up (found or created): later
+    turns read that row by id instead of resolving the phone again; cleared with the phone."""
     stage: str = "start"
     goal: str | None = None
     service_id: str | None = None
@@ -96,21 +99,30 @@ class ConversationStore:
 
     Every turn reads and writes one row, so these are single Core statements on a plain
     connection (no ORM session, no read before the write): a few tenths of a millisecond each.
+    ``read`` and ``write`` take the caller's connection, so a text turn reads everything it
+    needs in one transaction and writes its state with the turn's record in another
+    (``conversation.engine``); ``load`` and ``save`` are the same on a transaction of their own.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def _key(self, channel: str, session_key: str) -> str:
+    def key(self, channel: str, session_key: str) -> str:
+        """The row's key: a keyed hash of channel and session (no phone number in the clear)."""
         return state_key(channel, session_key, engine_keyring(self._engine).lookup_key)
 
     async def load(self, channel: str, session_key: str) -> ConversationState:
-        key = self._key(channel, session_key)
+        key = self.key(channel, session_key)
         return await asyncio.to_thread(self._load, key, channel)
 
     def _load(self, key: str, channel: str) -> ConversationState:
         with self._engine.begin() as db:
-            payload = db.execute(_LOAD, {"key": key}).scalar()
+            return self.read(db, key, channel)
+
+    @staticmethod
+    def read(db: Connection, key: str, channel: str) -> ConversationState:
+        """The state under ``key``, or a fresh one (also for a state that cannot be read)."""
+        payload = db.execute(_LOAD, {"key": key}).scalar()
         if payload is not None:
             try:
                 return ConversationState.model_validate_json(payload)
@@ -119,36 +131,40 @@ class ConversationStore:
         return ConversationState(channel=channel, conversation_id=f"conv-{key[:24]}")
 
     async def save(self, session_key: str, state: ConversationState) -> None:
-        key = self._key(state.channel, session_key)
+        key = self.key(state.channel, session_key)
         payload = state.model_dump_json()
         await asyncio.to_thread(self._save, key, state.channel, payload)
 
     def _save(self, key: str, channel: str, payload: str) -> None:
-        change = {"row_key": key, "state": payload, "updated_at": utcnow()}
         with self._engine.begin() as db:
-            if db.execute(_UPDATE, change).rowcount:
-                return
-            row = {
-                "key": key,
-                "channel": channel,
-                "state": payload,
-                "updated_at": change["updated_at"],
-            }
-            try:
-                with db.begin_nested():
-                    db.execute(_INSERT, row)
-            except IntegrityError:  # another process created the row first: ours is newer
-                db.execute(_UPDATE, change)
+            self.write(db, key, channel, payload)
+
+    @staticmethod
+    def write(db: Connection, key: str, channel: str, payload: str) -> None:
+        """Store ``payload`` (the state's JSON) under ``key``: an update, else an insert."""
+        change = {"row_key": key, "state": payload, "updated_at": utcnow()}
+        if db.execute(_UPDATE, change).rowcount:
+            return
+        row = {"key": key, "channel": channel, "state": payload, "updated_at": change["updated_at"]}
+        try:
+            with db.begin_nested():
+                db.execute(_INSERT, row)
+        except IntegrityError:  # another process created the row first: ours is newer
+            db.execute(_UPDATE, change)
 
     async def flag(self, channel: str, session_key: str, at: datetime) -> None:
         """Mark the conversation for staff (a red flag was heard); the first time is kept."""
-        key = self._key(channel, session_key)
+        key = self.key(channel, session_key)
 
         def _flag() -> None:
             with self._engine.begin() as db:
-                db.execute(_FLAG, {"row_key": key, "at": at})
+                self.flag_in(db, key, at)
 
         await asyncio.to_thread(_flag)
+
+    @staticmethod
+    def flag_in(db: Connection, key: str, at: datetime) -> None:
+        db.execute(_FLAG, {"row_key": key, "at": at})
 
     def flagged(self, limit: int = 50) -> list[FlaggedConversation]:
         """Conversations where a red flag was heard, newest first (for staff)."""
@@ -170,7 +186,7 @@ class ConversationStore:
         return found
 
     async def forget(self, channel: str, session_key: str) -> None:
-        key = self._key(channel, session_key)
+        key = self.key(channel, session_key)
 
         def _delete() -> None:
             with self._engine.begin() as db:

@@ -1,25 +1,24 @@
 """The timeline of a text conversation, for staff: what the patient wrote, what the receptionist
 answered, every tool with its arguments and result, language switches and red flags.
 
-Written after each turn (encrypted, like call events); a failure to write it is logged and never
-reaches the patient. The conversation state keeps only what the next turn needs; this keeps what
-a person reading the conversation later needs (``/console/calls``).
+Written with each turn's state, in the same transaction (encrypted, like call events); a failure
+to write it is logged and never reaches the patient. The conversation state keeps only what the
+next turn needs; this keeps what a person reading the conversation later needs
+(``/console/calls``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
 
 from voice_agent.crypto.binding import engine_keyring
-from voice_agent.store.db import transaction
 from voice_agent.store.tables import Patient
 from voice_agent.store.worklist_tables import ConversationTurn
 from voice_agent.worklist.service import Worklist
@@ -41,98 +40,109 @@ class ToolTrace:
         self.calls.append({"name": name, "arguments": arguments, "output": output, "ok": ok})
 
 
+_TURNS = ConversationTurn.__table__  # type: ignore[attr-defined]
+# Built once: every text turn runs them (constructing a statement costs more than running it).
+_LAST_SEQ = select(func.max(_TURNS.c.seq)).where(
+    _TURNS.c.conversation_id == bindparam("conversation_id")
+)
+_INSERT = insert(_TURNS)
+_PATIENTS = Patient.__table__  # type: ignore[attr-defined]
+_PATIENT_BY_HASH = select(_PATIENTS.c.id).where(_PATIENTS.c.phone_hash == bindparam("digest"))
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One turn as the timeline keeps it (``TurnLog.write``)."""
+
+    conversation_id: str
+    channel: str
+    at: datetime
+    text: str
+    reply: str
+    engine: str
+    language: str | None
+    language_before: str | None
+    phone: str | None
+    tools: list[dict[str, Any]]
+    emergency: str | None = None
+    handoff: bool = False
+    patient_id: str | None = None
+    """The patient of ``phone`` when the turn already knows it; else looked up by phone."""
+
+    def entries(self) -> list[tuple[str, str]]:
+        """(kind, content) rows in the order they happened."""
+        entries: list[tuple[str, str]] = [("patient", self.text[:MAX_TEXT])]
+        before, after = self.language_before, self.language
+        if before and after and after != before:
+            entries.append(("language", json.dumps({"from": before, "to": after})))
+        if self.emergency:
+            entries.append(("emergency", json.dumps({"category": self.emergency})))
+        for call in self.tools:
+            kind = "tool" if call.get("ok") else "error"
+            entries.append((kind, json.dumps(call, ensure_ascii=False, default=str)[:MAX_TEXT]))
+        if self.handoff:
+            entries.append(("handover", "{}"))
+        entries.append(("receptionist", self.reply[:MAX_TEXT]))
+        return entries
+
+
 class TurnLog:
+    """Writes ``conversation_turn`` rows (encrypted) and fills the conversation's open to-do
+    items with the contact they lack, in the transaction the caller gives: a text turn writes
+    its state and its record together (one commit per turn, ``conversation.engine``)."""
+
     def __init__(self, engine: Engine, worklist: Worklist) -> None:
         self._engine = engine
         self._worklist = worklist
 
-    async def record(
-        self,
-        *,
-        conversation_id: str,
-        channel: str,
-        at: datetime,
-        text: str,
-        reply: str,
-        engine: str,
-        language: str | None,
-        language_before: str | None,
-        phone: str | None,
-        tools: list[dict[str, Any]],
-        emergency: str | None = None,
-        handoff: bool = False,
-    ) -> None:
-        entries: list[tuple[str, str]] = [("patient", text[:MAX_TEXT])]
-        if language_before and language and language != language_before:
-            entries.append(("language", json.dumps({"from": language_before, "to": language})))
-        if emergency:
-            entries.append(("emergency", json.dumps({"category": emergency})))
-        for call in tools:
-            kind = "tool" if call.get("ok") else "error"
-            entries.append((kind, json.dumps(call, ensure_ascii=False, default=str)[:MAX_TEXT]))
-        if handoff:
-            entries.append(("handover", "{}"))
-        entries.append(("receptionist", reply[:MAX_TEXT]))
+    def write(self, db: Connection, turn: TurnRecord) -> None:
+        """Record ``turn`` in a savepoint of ``db``'s transaction: a failure is logged and rolled
+        back alone, so it never reaches the patient nor loses the state saved beside it."""
+        entries = turn.entries()
         try:
-            await asyncio.to_thread(
-                self._write, conversation_id, channel, at, engine, language, phone, entries
-            )
+            for attempt in range(2):  # another process wrote this conversation's next seq first
+                try:
+                    with db.begin_nested():
+                        self._write(db, turn, entries)
+                    return
+                except IntegrityError:
+                    if attempt:
+                        raise
         except Exception:
             logger.exception("could not record a conversation turn")
 
-    def _write(
-        self,
-        conversation_id: str,
-        channel: str,
-        at: datetime,
-        engine: str,
-        language: str | None,
-        phone: str | None,
-        entries: list[tuple[str, str]],
-    ) -> None:
-        for attempt in range(2):  # another process wrote this conversation's next seq first
-            try:
-                with transaction(self._engine) as session:
-                    patient_id = self._patient_id(session, phone)
-                    seq = session.execute(
-                        select(func.max(ConversationTurn.seq)).where(
-                            col(ConversationTurn.conversation_id) == conversation_id
-                        )
-                    ).scalar()
-                    seq = int(seq or 0)
-                    for kind, content in entries:
-                        seq += 1
-                        session.add(
-                            ConversationTurn(
-                                conversation_id=conversation_id,
-                                seq=seq,
-                                at=at,
-                                channel=channel,
-                                patient_id=patient_id,
-                                language=language,
-                                kind=kind,
-                                engine=engine if kind == "receptionist" else None,
-                                content=content,
-                            )
-                        )
-                    self._worklist.fill_contact(
-                        session,
-                        conversation_id,
-                        phone=phone,
-                        language=language,
-                        patient_id=patient_id,
-                        said=entries[0][1],
-                    )
-                return
-            except IntegrityError:
-                if attempt:
-                    raise
+    def _write(self, db: Connection, turn: TurnRecord, entries: list[tuple[str, str]]) -> None:
+        patient_id = turn.patient_id or self._patient_id(db, turn.phone)
+        seq = int(db.execute(_LAST_SEQ, {"conversation_id": turn.conversation_id}).scalar() or 0)
+        db.execute(
+            _INSERT,
+            [
+                {
+                    "conversation_id": turn.conversation_id,
+                    "seq": seq + number,
+                    "at": turn.at,
+                    "channel": turn.channel,
+                    "patient_id": patient_id,
+                    "language": turn.language,
+                    "kind": kind,
+                    "engine": turn.engine if kind == "receptionist" else None,
+                    "content": content,
+                }
+                for number, (kind, content) in enumerate(entries, start=1)
+            ],
+        )
+        self._worklist.fill_contact(
+            db,
+            turn.conversation_id,
+            phone=turn.phone,
+            language=turn.language,
+            patient_id=patient_id,
+            said=entries[0][1],
+        )
 
-    def _patient_id(self, session: Session, phone: str | None) -> str | None:
+    def _patient_id(self, db: Connection, phone: str | None) -> str | None:
         if not phone:
             return None
         digest = engine_keyring(self._engine).lookup_hash(phone)
-        found = session.execute(
-            select(col(Patient.id)).where(col(Patient.phone_hash) == digest)
-        ).scalar_one_or_none()
+        found = db.execute(_PATIENT_BY_HASH, {"digest": digest}).scalar_one_or_none()
         return str(found) if found else None

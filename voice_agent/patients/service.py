@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlmodel import col
 
 from voice_agent.crypto.binding import engine_keyring
@@ -58,6 +59,22 @@ def mask_phone(e164: str) -> str:
     return e164[:3] + "*" * (len(e164) - 7) + e164[-4:]
 
 
+_TABLE = Patient.__table__  # type: ignore[attr-defined]
+_ON_FILE = select(_TABLE.c.phone_hash, _TABLE.c.full_name).where(
+    _TABLE.c.id == bindparam("patient_id")
+)
+"""Built once: a text turn runs it every time (constructing a statement costs more than
+running it on SQLite)."""
+
+
+@dataclass(frozen=True)
+class OnFile:
+    """What a conversation shows of the patient it already knows: the row's id and name."""
+
+    id: str
+    full_name: str | None
+
+
 class PatientService:
     """Patients are looked up by their verified phone number; nothing else identifies a caller.
 
@@ -90,6 +107,15 @@ class PatientService:
                 session.rollback()
                 return session.execute(by_phone).scalar_one()
             return patient
+
+    def on_file(self, db: Connection, patient_id: str, e164: str) -> OnFile | None:
+        """The name on file of a patient a conversation already resolved, read on the caller's
+        connection: one indexed row, one column decrypted. ``None`` when the row no longer
+        belongs to ``e164`` (erased, or the id is stale): resolve the phone again."""
+        row = db.execute(_ON_FILE, {"patient_id": patient_id}).first()
+        if row is None or row.phone_hash != self.phone_hash(e164):
+            return None
+        return OnFile(patient_id, row.full_name)
 
     async def get(self, patient_id: str) -> Patient | None:
         return await asyncio.to_thread(self._get, patient_id)

@@ -93,6 +93,11 @@ class ToolContext:
             )
         return self._patient
 
+    @property
+    def known_patient(self) -> Patient | None:
+        """The caller's patient if this conversation turn already looked them up (no query)."""
+        return self._patient
+
     def forget_patient(self) -> None:
         """Drop the cached patient after its details changed."""
         self._patient = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
@@ -277,9 +277,9 @@ class Worklist:
 
     # Filled in later by the channel ------------------------------------------------------------
 
+    @staticmethod
     def fill_contact(
-        self,
-        session: Session,
+        db: Connection,
         conversation_id: str,
         *,
         phone: str | None,
@@ -289,25 +289,32 @@ class Worklist:
     ) -> None:
         """A text conversation learns the patient's number and language after the item was
         opened (the first message asked for a person): open items get what they lack, and the
-        patient's words of the turn that opened them when the source named no question."""
-        rows = session.execute(
-            select(WorkItem).where(
-                col(WorkItem.conversation_id) == conversation_id,
-                col(WorkItem.status).in_(OPEN_WORK),
-            )
-        ).scalars()
-        for item in rows:
-            changed = False
-            if phone and not item.phone:
-                item.phone, changed = phone, True
-            if language and not item.language:
-                item.language, changed = language, True
-            if patient_id and not item.patient_id:
-                item.patient_id, changed = patient_id, True
-            if said and not item.summary:
-                item.summary, changed = said[:600], True
-            if changed:
-                session.add(item)
+        patient's words of the turn that opened them when the source named no question.
+
+        Runs in every text turn's transaction, on its connection: one prepared Core query that
+        almost always finds nothing (an ORM query here cost a text turn 2 ms)."""
+        rows = db.execute(_OPEN_OF_CONVERSATION, {"conversation_id": conversation_id}).all()
+        for row in rows:
+            changes: dict[str, Any] = {}
+            if phone and not row.phone:
+                changes["phone"] = phone
+            if language and not row.language:
+                changes["language"] = language
+            if patient_id and not row.patient_id:
+                changes["patient_id"] = patient_id
+            if said and not row.summary:
+                changes["summary"] = said[:600]
+            if changes:
+                db.execute(update(_ITEMS).where(_ITEMS.c.id == row.id).values(**changes))
+
+
+_ITEMS = WorkItem.__table__  # type: ignore[attr-defined]
+_OPEN_OF_CONVERSATION = select(
+    _ITEMS.c.id, _ITEMS.c.phone, _ITEMS.c.language, _ITEMS.c.patient_id, _ITEMS.c.summary
+).where(
+    _ITEMS.c.conversation_id == bindparam("conversation_id"),
+    _ITEMS.c.status.in_([status.value for status in OPEN_WORK]),
+)
 
 
 def _refuse(session: Session, item_id: int, staff_id: int, action: str) -> None:
