@@ -30,7 +30,12 @@ from openai.types.responses.response_create_params import ResponseCreateParamsSt
 
 from voice_agent.conversation.offline.dialogue import Turn, observe_tool
 from voice_agent.conversation.offline.nlu import affirms
-from voice_agent.conversation.openai_text.client import SENT_AT, TimedOpenAI
+from voice_agent.conversation.openai_text.client import (
+    SENT_AT,
+    TimedOpenAI,
+    encode_request,
+    encode_tools,
+)
 from voice_agent.conversation.openai_text.items import (
     CONFIRMED_ACTIONS,
     assistant_message,
@@ -96,6 +101,7 @@ class ResponsesConversation:
         self.registry = registry
         specs = registry.realtime_schemas()
         self.tools = function_tools(specs)
+        self.tools_json = encode_tools(self.tools)
         self.optional = optional_arguments(specs)
         self.options = model_options(
             self.model, settings.text_reasoning_effort, settings.text_verbosity, store=self.store
@@ -193,7 +199,6 @@ class ResponsesConversation:
             "model": self.model,
             "instructions": system,
             "input": cast(ResponseInputParam, sending),
-            "tools": self.tools,
             "tool_choice": "auto",
             # Several calls in one response are run one after another, in the model's order:
             # they share the conversation's offers and holds (find_slots, then book).
@@ -208,18 +213,15 @@ class ResponsesConversation:
         if state.conversation_id:
             params["safety_identifier"] = state.conversation_id  # an HMAC, never a phone
         SENT_AT.set(None)
-        # The body is typed with the SDK's own ``ResponseCreateParamsStreaming`` (mypy checks
-        # it) and handed over as it is: the SDK's runtime param transform, which only renames
-        # aliased keys ours never have, walks every item through each member of the 25-type
-        # input-item union: 30-50 ms a request at 40 items and 12 tools on the loaded 2-core
-        # test machine, against 0.1 ms of JSON. The fake server validates this same body with
-        # the same types.
-        request = self.client.responses.with_streaming_response.create(
-            stream=True, extra_body=params
-        )
-        async with request as response:
+        # The body goes as JSON we encode (``client.py``): the SDK's runtime param transform,
+        # which only renames aliased keys ours never have, walks every item through each member
+        # of the 25-type input-item union (30-50 ms a request at 40 items and 12 tools on the
+        # loaded 2-core test machine, against 0.1 ms of JSON), and ``self.tools`` were encoded
+        # once. The fake server validates this same body with the SDK's types.
+        body = encode_request(params, self.tools_json)
+        async with self.client.stream_response(body) as lines:
             sent = SENT_AT.get()
-            found = await read_round(response.iter_lines(), listener, lead=lead)
+            found = await read_round(lines, listener, lead=lead)
         if sent is not None:
             stats.model_ms += (time.perf_counter() - sent[0]) * 1000
             stats.model_cpu_ms += (time.process_time() - sent[1]) * 1000
