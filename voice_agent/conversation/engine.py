@@ -17,7 +17,6 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.conversation.streaming import TurnListener
 from voice_agent.conversation.turn_log import ToolTrace, TurnLog, TurnRecord
+from voice_agent.conversation.turn_store import TurnStore
 from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
@@ -105,6 +105,7 @@ class ConversationService:
         self.detector = default_detector()
         self.guard = SafetyGuard(services)
         self.turn_log = TurnLog(services.engine, services.worklist)
+        self.turn_store = TurnStore(services.engine, self.store, self.turn_log, services.patients)
         self._locks = _Locks()
         self.llm: ResponsesConversation | None = None
         if settings.openai_enabled if use_llm is None else use_llm:
@@ -132,7 +133,10 @@ class ConversationService:
         trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             key = self.store.key(channel, session_key)
-            state, on_file = await asyncio.to_thread(self._read, key, channel)
+            with_name = self.llm is not None  # the OpenAI loop's instructions name the caller
+            state, on_file = await asyncio.to_thread(
+                self.turn_store.read, key, channel, with_name=with_name
+            )
             language_before = state.language
             await self._settle_phone(state, phone, phone_verified)
             if on_file is not None and state.patient_id != on_file.id:
@@ -172,8 +176,7 @@ class ConversationService:
                 patient_id=state.patient_id,
             )
             flagged_at = self.services.clock.now() if flag is not None else None
-            payload = state.model_dump_json()
-            await asyncio.to_thread(self._write, key, state.channel, payload, flagged_at, record)
+            await asyncio.to_thread(self.turn_store.write, key, state, record, flagged_at)
         TURNS.labels(channel, engine).inc()
         shown = state.offers if state.stage in ("offering", "confirm") else []
         return Reply(
@@ -189,35 +192,6 @@ class ConversationService:
             emergency=flag.category if flag is not None else None,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-
-    def _read(self, key: str, channel: str) -> tuple[ConversationState, OnFile | None]:
-        """Everything a turn reads before it starts, in one transaction: the state and, for the
-        OpenAI loop's instructions, the name on file of the patient the conversation knows."""
-        with self.services.engine.begin() as db:
-            state = self.store.read(db, key, channel)
-            on_file = None
-            if self.llm is not None and state.patient_id and state.phone:
-                on_file = self.services.patients.on_file(db, state.patient_id, state.phone)
-                if on_file is None:
-                    state.patient_id = None
-        return state, on_file
-
-    def _write(
-        self,
-        key: str,
-        channel: str,
-        payload: str,
-        flagged_at: datetime | None,
-        record: TurnRecord,
-    ) -> None:
-        """Everything a turn writes after it, in one transaction: the state (so a restart
-        carries on), the red flag, and the turn's record with its to-do contact fill (in a
-        savepoint: a failure there is logged and keeps the state)."""
-        with self.services.engine.begin() as db:
-            self.store.write(db, key, channel, payload)
-            if flagged_at is not None:
-                self.store.flag_in(db, key, flagged_at)
-            self.turn_log.write(db, record)
 
     def red_flag(self, text: str) -> RedFlag | None:
         """The deterministic red-flag check every channel runs before anything else."""

@@ -74,6 +74,9 @@ class ConversationState(BaseModel):
     """The last response OpenAI stored for this conversation (``previous_response_id``)."""
     openai_seen: int = 0
     """How many ``history`` items that response already holds; later ones are sent with it."""
+    timeline_seq: int | None = None
+    """The last ``conversation_turn`` entry number written for this conversation (``None``:
+    unknown, read from the table)."""
 
     def trim_history(self) -> None:
         """Keep the last messages, starting at a user message so tool results keep their call."""

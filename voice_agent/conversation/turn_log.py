@@ -1,10 +1,10 @@
 """The timeline of a text conversation, for staff: what the patient wrote, what the receptionist
 answered, every tool with its arguments and result, language switches and red flags.
 
-Written with each turn's state, in the same transaction (encrypted, like call events); a failure
-to write it is logged and never reaches the patient. The conversation state keeps only what the
-next turn needs; this keeps what a person reading the conversation later needs
-(``/console/calls``).
+Written with each turn's state, in the same transaction (``turn_store.py``; encrypted, like call
+events); a failure to write it is logged and never reaches the patient. The conversation state
+keeps only what the next turn needs; this keeps what a person reading the conversation later
+needs (``/console/calls``).
 """
 
 from __future__ import annotations
@@ -86,40 +86,50 @@ class TurnRecord:
         return entries
 
 
+class NotRecorded(RuntimeError):
+    """The turn's rows could not be written; ``clash``: another writer took their numbers."""
+
+    def __init__(self, clash: bool) -> None:
+        super().__init__("another writer took this turn's seq" if clash else "turn not recorded")
+        self.clash = clash
+
+
 class TurnLog:
     """Writes ``conversation_turn`` rows (encrypted) and fills the conversation's open to-do
     items with the contact they lack, in the transaction the caller gives: a text turn writes
-    its state and its record together (one commit per turn, ``conversation.engine``)."""
+    its state and its record together (one commit per turn, ``conversation.turn_store``)."""
 
     def __init__(self, engine: Engine, worklist: Worklist) -> None:
         self._engine = engine
         self._worklist = worklist
 
-    def write(self, db: Connection, turn: TurnRecord) -> None:
-        """Record ``turn`` in a savepoint of ``db``'s transaction: a failure is logged and rolled
-        back alone, so it never reaches the patient nor loses the state saved beside it."""
-        entries = turn.entries()
-        try:
-            for attempt in range(2):  # another process wrote this conversation's next seq first
-                try:
-                    with db.begin_nested():
-                        self._write(db, turn, entries)
-                    return
-                except IntegrityError:
-                    if attempt:
-                        raise
-        except Exception:
-            logger.exception("could not record a conversation turn")
+    @staticmethod
+    def last_seq(db: Connection, conversation_id: str) -> int:
+        """The conversation's last entry number (0 before the first)."""
+        return int(db.execute(_LAST_SEQ, {"conversation_id": conversation_id}).scalar() or 0)
 
-    def _write(self, db: Connection, turn: TurnRecord, entries: list[tuple[str, str]]) -> None:
+    def write(
+        self, db: Connection, turn: TurnRecord, entries: list[tuple[str, str]], *, after: int
+    ) -> None:
+        """Insert ``entries`` numbered from ``after + 1`` and fill the to-do contact; any
+        failure raises ``NotRecorded`` (the caller rolls back and decides)."""
+        try:
+            self._write(db, turn, entries, after)
+        except IntegrityError as exc:
+            raise NotRecorded(clash=True) from exc
+        except Exception as exc:
+            raise NotRecorded(clash=False) from exc
+
+    def _write(
+        self, db: Connection, turn: TurnRecord, entries: list[tuple[str, str]], after: int
+    ) -> None:
         patient_id = turn.patient_id or self._patient_id(db, turn.phone)
-        seq = int(db.execute(_LAST_SEQ, {"conversation_id": turn.conversation_id}).scalar() or 0)
         db.execute(
             _INSERT,
             [
                 {
                     "conversation_id": turn.conversation_id,
-                    "seq": seq + number,
+                    "seq": after + number,
                     "at": turn.at,
                     "channel": turn.channel,
                     "patient_id": patient_id,

@@ -1,0 +1,92 @@
+"""A text turn's two transactions: what it reads before it starts, what it writes after it.
+
+Before: the conversation state and, for the OpenAI loop's instructions, the name on file of the
+patient the conversation already knows (by id, one indexed row: a rename anywhere shows in the
+next turn). After: the state (so a restart carries on), the red flag, the turn's timeline rows
+and the to-do contact fill (``turn_log.py``), committed together. Each is one hop to a worker
+thread and one commit; they were five hops and four commits, the largest share of a text turn's
+own time.
+
+The timeline's entry numbers continue from the state (``timeline_seq``) instead of a
+``max(seq)`` query; when another process took them first (or the state was purged while its
+rows stayed), the insert clashes, the transaction is rolled back and done again after reading
+the last number. Any other failure to record the turn is logged and the state is written alone:
+the patient never hears about it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from voice_agent.conversation.state import ConversationState, ConversationStore
+from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
+from voice_agent.patients.service import OnFile, PatientService
+
+logger = logging.getLogger(__name__)
+
+
+class TurnStore:
+    def __init__(
+        self,
+        engine: Engine,
+        states: ConversationStore,
+        turn_log: TurnLog,
+        patients: PatientService,
+    ) -> None:
+        self._engine = engine
+        self._states = states
+        self._turn_log = turn_log
+        self._patients = patients
+
+    def read(
+        self, key: str, channel: str, *, with_name: bool
+    ) -> tuple[ConversationState, OnFile | None]:
+        """The state under ``key`` and, ``with_name``, its known patient's name on file."""
+        with self._engine.begin() as db:
+            state = self._states.read(db, key, channel)
+            on_file = None
+            if with_name and state.patient_id and state.phone:
+                on_file = self._patients.on_file(db, state.patient_id, state.phone)
+                if on_file is None:
+                    state.patient_id = None  # erased, or no longer this phone's: look up again
+        return state, on_file
+
+    def write(
+        self,
+        key: str,
+        state: ConversationState,
+        record: TurnRecord,
+        flagged_at: datetime | None = None,
+    ) -> None:
+        """Save ``state`` with ``record`` (and the red flag) in one transaction."""
+        entries = record.entries()
+        known = state.timeline_seq
+        for attempt in range(2):
+            try:
+                with self._engine.begin() as db:
+                    after = known
+                    if after is None:
+                        after = self._turn_log.last_seq(db, record.conversation_id)
+                    state.timeline_seq = after + len(entries)
+                    self._save(db, key, state, flagged_at)
+                    self._turn_log.write(db, record, entries, after=after)
+                return
+            except NotRecorded as failure:
+                if failure.clash and not attempt:
+                    known = None
+                    continue
+                logger.exception("could not record a conversation turn")
+                break
+        state.timeline_seq = None  # unknown now: the next turn reads it
+        with self._engine.begin() as db:
+            self._save(db, key, state, flagged_at)
+
+    def _save(
+        self, db: Connection, key: str, state: ConversationState, flagged_at: datetime | None
+    ) -> None:
+        self._states.write(db, key, state.channel, state.model_dump_json())
+        if flagged_at is not None:
+            self._states.flag_in(db, key, flagged_at)
