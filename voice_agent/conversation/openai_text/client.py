@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncAPIResponse, AsyncOpenAI
@@ -39,6 +40,12 @@ STREAM_UNPARSED = {"X-Stainless-Raw-Response": "stream"}
 
 
 class TimedOpenAI(AsyncOpenAI):
+    @cached_property
+    def responses_url(self) -> str:
+        """The endpoint as an absolute URL, joined once: a relative path is parsed and joined
+        to ``base_url`` again on every request."""
+        return f"{str(self.base_url).rstrip('/')}/responses"
+
     async def _prepare_request(self, request: httpx2.Request) -> None:
         await super()._prepare_request(request)
         SENT_AT.set((time.perf_counter(), time.process_time()))
@@ -48,7 +55,7 @@ class TimedOpenAI(AsyncOpenAI):
         """``POST /responses`` with ``body`` (``encode_request``); yields the event stream's
         lines and closes the response after. HTTP errors raise the SDK's typed errors."""
         response = await self.post(
-            "/responses",
+            self.responses_url,
             cast_to=AsyncAPIResponse[bytes],
             content=body,
             options={"headers": STREAM_UNPARSED},
