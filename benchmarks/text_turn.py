@@ -13,6 +13,11 @@ minus the tools' own time. Three kinds of turn: a plain answer (one request), a 
 answered with ``clinic_info`` and a slot search (two requests each).
 
     python benchmarks/text_turn.py --openai [--turns 200] [--openai-warmup 20] [--no-store]
+        [--profile FILE]
+
+``--profile FILE``: a deterministic profile of the measured turns on the CPU clock, every thread
+(the database work runs in worker threads), with yappi (``pip install yappi``), saved as pstats
+(``python -m pstats FILE``; includes the model windows, which the figures leave out).
 
 Prints p50/p95/max per turn, overall and split by what the turn did: searched for slots,
 booked or rescheduled (``book``), or neither (``other``). The
@@ -160,7 +165,9 @@ def _serve_fake(ready: Any, stop: Any) -> None:
         stop.wait()
 
 
-async def run_openai(turns: int, warmup: int, *, store: bool) -> dict[str, list[float]]:
+async def run_openai(
+    turns: int, warmup: int, *, store: bool, profile: Path | None = None
+) -> dict[str, list[float]]:
     """Overhead (ms) per OpenAI turn by kind, plus ``wall:<kind>`` whole-turn times."""
     timings: dict[str, list[float]] = {}
     spawn = multiprocessing.get_context("spawn")
@@ -184,6 +191,8 @@ async def run_openai(turns: int, warmup: int, *, store: bool) -> dict[str, list[
             llm = conversations.llm
             assert llm is not None
             for index in range(warmup + turns):
+                if profile is not None and index == warmup:
+                    _start_profile()
                 kind = OPENAI_KINDS[index % len(OPENAI_KINDS)]
                 session = f"bench-{index // 12}"  # a conversation of 12 turns, then a new one
                 if index % 12 == 0:  # as in production, time passes and old holds expire
@@ -211,11 +220,33 @@ async def run_openai(turns: int, warmup: int, *, store: bool) -> dict[str, list[
                     timings.setdefault(f"cpu:{key}", []).append(cpu_overhead)
                     timings.setdefault(f"wall:{key}", []).append(elapsed)
                     timings.setdefault(f"model:{key}", []).append(stats.model_ms)
+            if profile is not None:
+                _save_profile(profile)
             services.close()
     finally:
         stop.set()
         server.join(timeout=10)
     return timings
+
+
+def _start_profile() -> None:
+    try:
+        import yappi
+    except ImportError:
+        raise SystemExit("--profile needs yappi: pip install yappi") from None
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=False, profile_threads=True)
+
+
+def _save_profile(path: Path) -> None:
+    import pstats
+
+    import yappi
+
+    yappi.stop()
+    yappi.get_func_stats().save(str(path), type="pstat")
+    print(f"profile of the measured turns (CPU clock, all threads): {path}")
+    pstats.Stats(str(path)).sort_stats("cumulative").print_stats(r"voice_agent", 25)
 
 
 def report_openai(timings: dict[str, list[float]], args: argparse.Namespace) -> None:
@@ -263,10 +294,16 @@ def main() -> None:
         "--openai-warmup", type=int, default=20, help="--openai: unmeasured turns first"
     )
     parser.add_argument("--no-store", action="store_true", help="--openai: store=false")
+    parser.add_argument("--profile", type=Path, default=None, help="--openai: yappi pstats file")
     args = parser.parse_args()
     if args.openai:
         report_openai(
-            asyncio.run(run_openai(args.turns, args.openai_warmup, store=not args.no_store)), args
+            asyncio.run(
+                run_openai(
+                    args.turns, args.openai_warmup, store=not args.no_store, profile=args.profile
+                )
+            ),
+            args,
         )
         return
     timings = asyncio.run(
