@@ -39,6 +39,7 @@ from voice_agent.tools.context import ToolContext
 
 if TYPE_CHECKING:
     from voice_agent.conversation.openai_text import ResponsesConversation
+    from voice_agent.store.tables import Patient
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +134,17 @@ class ConversationService:
         trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             key = self.store.key(channel, session_key)
-            with_name = self.llm is not None  # the OpenAI loop's instructions name the caller
             state, on_file = await asyncio.to_thread(
-                self.turn_store.read, key, channel, with_name=with_name
+                self.turn_store.read,
+                key,
+                channel,
+                phone=self._caller_e164(phone),
+                verified=phone_verified,
+                with_patient=self.llm is not None,  # the OpenAI instructions name the caller
             )
+            looked_up = state.phone
             language_before = state.language
-            await self._settle_phone(state, phone, phone_verified)
-            if on_file is not None and state.patient_id != on_file.id:
-                on_file = None  # the phone changed: the name read with the state is not theirs
-            await self._settle_language(state, text, language)
+            await self._settle_language(state, text, language, on_file)
             if flag is not None:
                 turn = await self._emergency(state, text, flag, channel, session_key)
                 engine = "safety"
@@ -159,6 +162,8 @@ class ConversationService:
                 with ctx.acting():
                     turn, engine = await self._turn(state, text, ctx, listener, on_file)
                 _note_caller(state, ctx)
+                if ctx.known_patient is not None:  # looked up (or created) in the turn
+                    on_file, looked_up = _on_file(ctx.known_patient), state.phone
             state.turns += 1
             record = TurnRecord(
                 conversation_id=state.conversation_id,
@@ -173,7 +178,7 @@ class ConversationService:
                 tools=trace.calls,
                 emergency=flag.category if flag is not None else None,
                 handoff=turn.handoff,
-                patient_id=state.patient_id,
+                patient_id=on_file.id if on_file and looked_up == state.phone else None,
             )
             flagged_at = self.services.clock.now() if flag is not None else None
             await asyncio.to_thread(self.turn_store.write, key, state, record, flagged_at)
@@ -256,24 +261,17 @@ class ConversationService:
             _remember(state, text, offline.text)
         return offline, "offline"
 
-    async def _settle_phone(
-        self, state: ConversationState, phone: str | None, verified: bool
-    ) -> None:
+    def _caller_e164(self, phone: str | None) -> str | None:
+        """The channel's caller number in E.164, or ``None`` when it is none or not valid."""
         if not phone:
-            return
+            return None
         try:
-            e164 = _e164(phone, self.services.clinic().country)
+            return _e164(phone, self.services.clinic().country)
         except InvalidPatientData:
-            return
-        if state.phone_verified and state.phone != e164:
-            return  # a verified channel's caller never changes within its session
-        if state.phone != e164:
-            state.patient_id = None
-        state.phone = e164
-        state.phone_verified = state.phone_verified or verified
+            return None
 
     async def _settle_language(
-        self, state: ConversationState, text: str, requested: str | None
+        self, state: ConversationState, text: str, requested: str | None, on_file: OnFile | None
     ) -> None:
         clinic = self.services.clinic()
         if requested:
@@ -281,10 +279,7 @@ class ConversationService:
             state.language_confirmed = True
         detected = detect_language(text, proper_names(clinic))
         if state.language is None:
-            known = None
-            if state.phone:
-                patient = await self.services.patients.find_by_phone(state.phone)
-                known = patient.language if patient else None
+            known = on_file.language if on_file is not None else None  # read with the state
             state.language = detected or known or clinic.default_language
         elif detected and detected != state.language and _long_enough(text, detected):
             state.language = detected
@@ -297,14 +292,13 @@ def _e164(phone: str, country: str) -> str:
 
 
 def _note_caller(state: ConversationState, ctx: ToolContext) -> None:
-    """Carry the turn's caller into the state: a phone claimed in the turn replaces the
-    conversation's, and the patient the turn looked up is remembered for the next turns."""
-    if ctx.caller_phone != state.phone:
-        state.phone, state.patient_id = ctx.caller_phone, None
+    """Carry the turn's caller into the state (a phone claimed in the turn replaces it)."""
+    state.phone = ctx.caller_phone
     state.phone_verified = ctx.phone_verified and ctx.caller_phone is not None
-    known = ctx.known_patient
-    if known is not None and state.phone is not None:
-        state.patient_id = known.id
+
+
+def _on_file(patient: Patient) -> OnFile:
+    return OnFile(patient.id, patient.full_name, patient.language)
 
 
 def _long_enough(text: str, detected: str) -> bool:

@@ -46,9 +46,6 @@ class ConversationState(BaseModel):
     language_confirmed: bool = False
     phone: str | None = None
     phone_verified: bool = False
-    patient_id: str | None = None
-    """The patient on file for ``phone`` once a turn looked them up (found or created): later
-    turns read that row by id instead of resolving the phone again; cleared with the phone."""
     stage: str = "start"
     goal: str | None = None
     service_id: str | None = None
@@ -77,6 +74,13 @@ class ConversationState(BaseModel):
     timeline_seq: int | None = None
     """The last ``conversation_turn`` entry number written for this conversation (``None``:
     unknown, read from the table)."""
+
+    def settle_phone(self, e164: str | None, verified: bool) -> None:
+        """The channel's caller (E.164) for this turn; a verified caller never changes."""
+        if not e164 or (self.phone_verified and self.phone != e164):
+            return
+        self.phone = e164
+        self.phone_verified = self.phone_verified or verified
 
     def trim_history(self) -> None:
         """Keep the last messages, starting at a user message so tool results keep their call."""

@@ -1,11 +1,12 @@
 """A text turn's two transactions: what it reads before it starts, what it writes after it.
 
-Before: the conversation state and, for the OpenAI loop's instructions, the name on file of the
-patient the conversation already knows (by id, one indexed row: a rename anywhere shows in the
-next turn). After: the state (so a restart carries on), the red flag, the turn's timeline rows
-and the to-do contact fill (``turn_log.py``), committed together. Each is one hop to a worker
-thread and one commit; they were five hops and four commits, the largest share of a text turn's
-own time.
+Before: the conversation state, with the channel's caller settled, and the caller's patient row
+(id; name for the OpenAI loop's instructions; language for a new conversation): one indexed row
+by the phone's keyed hash, so a rename anywhere shows in the next turn. After: the state (so a
+restart carries on), the red flag, the turn's timeline rows and the to-do contact fill
+(``turn_log.py``), committed together. Each is one hop to a worker thread and one commit; they
+were up to five hops (two of them ORM look-ups of the patient) and four commits, the largest
+share of a text turn's own time.
 
 The timeline's entry numbers continue from the state (``timeline_seq``) instead of a
 ``max(seq)`` query; when another process took them first (or the state was purged while its
@@ -42,16 +43,17 @@ class TurnStore:
         self._patients = patients
 
     def read(
-        self, key: str, channel: str, *, with_name: bool
+        self, key: str, channel: str, *, phone: str | None, verified: bool, with_patient: bool
     ) -> tuple[ConversationState, OnFile | None]:
-        """The state under ``key`` and, ``with_name``, its known patient's name on file."""
+        """The state under ``key`` with the channel's caller settled (``phone`` in E.164,
+        ``verified`` by the carrier) and, ``with_patient`` or while the conversation has no
+        language yet, the caller's patient row (``None``: no patient with that phone)."""
         with self._engine.begin() as db:
             state = self._states.read(db, key, channel)
+            state.settle_phone(phone, verified)
             on_file = None
-            if with_name and state.patient_id and state.phone:
-                on_file = self._patients.on_file(db, state.patient_id, state.phone)
-                if on_file is None:
-                    state.patient_id = None  # erased, or no longer this phone's: look up again
+            if state.phone and (with_patient or state.language is None):
+                on_file = self._patients.on_file(db, state.phone)
         return state, on_file
 
     def write(

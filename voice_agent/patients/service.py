@@ -60,19 +60,20 @@ def mask_phone(e164: str) -> str:
 
 
 _TABLE = Patient.__table__  # type: ignore[attr-defined]
-_ON_FILE = select(_TABLE.c.phone_hash, _TABLE.c.full_name).where(
-    _TABLE.c.id == bindparam("patient_id")
+_ON_FILE = select(_TABLE.c.id, _TABLE.c.full_name, _TABLE.c.language).where(
+    _TABLE.c.phone_hash == bindparam("digest")
 )
-"""Built once: a text turn runs it every time (constructing a statement costs more than
-running it on SQLite)."""
+"""Built once: every text turn runs it (constructing a statement costs more than running it
+on SQLite)."""
 
 
 @dataclass(frozen=True)
 class OnFile:
-    """What a conversation shows of the patient it already knows: the row's id and name."""
+    """What a conversation needs of its caller's patient row: id, name and language."""
 
     id: str
     full_name: str | None
+    language: str | None
 
 
 class PatientService:
@@ -108,14 +109,11 @@ class PatientService:
                 return session.execute(by_phone).scalar_one()
             return patient
 
-    def on_file(self, db: Connection, patient_id: str, e164: str) -> OnFile | None:
-        """The name on file of a patient a conversation already resolved, read on the caller's
-        connection: one indexed row, one column decrypted. ``None`` when the row no longer
-        belongs to ``e164`` (erased, or the id is stale): resolve the phone again."""
-        row = db.execute(_ON_FILE, {"patient_id": patient_id}).first()
-        if row is None or row.phone_hash != self.phone_hash(e164):
-            return None
-        return OnFile(patient_id, row.full_name)
+    def on_file(self, db: Connection, e164: str) -> OnFile | None:
+        """The patient of ``e164``, if any, read on the caller's connection: one row by the
+        phone's keyed hash (unique index), one column decrypted; no ORM object, no hop."""
+        row = db.execute(_ON_FILE, {"digest": self.phone_hash(e164)}).first()
+        return OnFile(row.id, row.full_name, row.language) if row is not None else None
 
     async def get(self, patient_id: str) -> Patient | None:
         return await asyncio.to_thread(self._get, patient_id)
