@@ -1,6 +1,6 @@
 """The OpenAI text receptionist: one turn on the Responses API, tools from the one registry.
 
-Each turn streams ``client.responses.create``: the instructions
+Each round streams one ``POST /responses`` (``client.py``): the instructions
 (``prompts/<language>/receptionist_text.md``), the items the model has not seen yet and the
 patient's message. Function calls go through ``ToolRegistry.dispatch`` with the channel's
 verified context; their outputs go back as ``function_call_output`` items, for at most
