@@ -85,6 +85,8 @@ class LocalHttpFake:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.connections = 0
+        """TCP connections accepted (a client that keeps its connections alive opens one)."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -131,5 +133,11 @@ class LocalHttpFake:
 
             return do
 
-        handlers = {f"do_{method}": route(method) for method in self.methods}
+        def setup(request: BaseHTTPRequestHandler) -> None:
+            with fake.lock:
+                fake.connections += 1
+            _QuietHandler.setup(request)
+
+        handlers: dict[str, object] = {f"do_{m}": route(m) for m in self.methods}
+        handlers["setup"] = setup
         return type("Handler", (_QuietHandler,), handlers)

@@ -144,3 +144,20 @@ async def test_the_timeline_goes_on_after_another_writer_and_a_restart(
     ]
     state = await restarted.store.load("web", "s1")
     assert state.turns == 3 and state.timeline_seq == 7
+
+
+async def test_the_requests_of_a_conversation_share_one_connection(
+    fake: FakeOpenAIResponses, services: Services
+) -> None:
+    """Each stream is read to its end after ``response.completed``: a response closed before
+    its last chunk cannot go back to the pool (a new TCP and TLS handshake every round)."""
+    conversations = ConversationService(services)
+    fake.script = [
+        Say("Olá!"),
+        Call([("clinic_info", {"topic": "hours", "about": None})]),
+        Say("Das 8h às 18h."),
+    ]
+    await conversations.handle("web", "s1", "Olá", phone=PHONE)
+    reply = await conversations.handle("web", "s1", "Qual o horário?", phone=PHONE)
+    assert reply.engine == "llm" and len(fake.requests) == 3 and fake.problems == []
+    assert fake.connections == 1

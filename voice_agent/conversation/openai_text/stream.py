@@ -10,7 +10,10 @@ tool (the web chat's "typing" state), and the round's result comes from the
 ``response.completed`` output (complete arguments and text); the function calls in it are
 validated with the SDK's ``ResponseFunctionToolCall``. A stream that ends without it, reports a
 failure or carries an unreadable event raises: the engine then lets the offline receptionist
-answer.
+answer. The stream is read to its end after ``response.completed`` (the server ends it there,
+with the chunked body's last chunk), as the SDK's own stream does: a response closed before its
+body ended cannot go back to the connection pool, and every request would open a new
+connection (a TCP and TLS handshake to OpenAI each round).
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ async def read_round(
 ) -> Round:
     """Consume one stream; ``lead`` is sent before this round's first text (a paragraph break)."""
     started = False
+    found: Round | None = None
     async for event in sse_events(lines):
+        if found is not None:
+            continue  # nothing follows response.completed; read to the end (see the docstring)
         kind = event.get("type")
         try:
             if kind == "response.output_text.delta":
@@ -77,7 +83,7 @@ async def read_round(
                 if item.get("type") == "function_call" and listener is not None:
                     await listener.working(str(item["name"]))
             elif kind == "response.completed":
-                return _round(event["response"])
+                found = _round(event["response"])
             elif kind in ("response.failed", "response.incomplete"):
                 response = event["response"]
                 problem = response.get("error") or response.get("incomplete_details")
@@ -86,7 +92,9 @@ async def read_round(
                 raise StreamFailed(f"error event: {event.get('code') or ''} {event.get('message')}")
         except (KeyError, TypeError, AttributeError, ValidationError) as exc:
             raise StreamFailed(f"malformed {kind} event: {exc!r}") from None
-    raise StreamFailed("the stream ended before response.completed")
+    if found is None:
+        raise StreamFailed("the stream ended before response.completed")
+    return found
 
 
 def _round(response: dict[str, Any]) -> Round:
