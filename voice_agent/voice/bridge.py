@@ -189,6 +189,7 @@ class CallBridge(CallTasks):
         self._bad_frames = BadFrameGuard()
         context.call_control = self
         context.recorder = recorder.tool
+        context.notes = recorder.note
 
     # Entry point --------------------------------------------------------------------------------
 

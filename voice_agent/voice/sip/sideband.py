@@ -155,6 +155,7 @@ class SidebandSession(CallTasks):
         self.turns = CallerTurns(context, recorder)
         context.call_control = self
         context.recorder = recorder.tool
+        context.notes = recorder.note
 
     # Entry point --------------------------------------------------------------------------------
 
