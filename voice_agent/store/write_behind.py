@@ -9,10 +9,10 @@ per table (no ORM objects), and hands the rest (an interaction row and its hooks
 session. A call's end awaits :meth:`WriteBehind.flush`, so its record is complete when it closes.
 
 Nothing is dropped quietly: a batch that fails is retried row by row, each in its own transaction
-(one bad row cannot take the others with it); rows that still fail while the database is down
-are kept for the next round (for ``MAX_OUTAGE_ROUNDS`` rounds, at most ``MAX_QUEUED`` rows); a row
-that fails while others go in is tried ``MAX_ATTEMPTS`` rounds. Either way what is finally given up
-is logged (its table, never its content).
+(one bad row cannot take the others with it); a row that fails because the database cannot be
+reached is kept for the next round (for ``MAX_OUTAGE_ROUNDS`` rounds, at most ``MAX_QUEUED``
+rows), one that fails on its own is tried ``MAX_ATTEMPTS`` rounds. What is finally given up is
+logged (its table, never its content).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Table, insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from voice_agent.store.db import transaction
@@ -34,9 +35,9 @@ logger = logging.getLogger(__name__)
 BATCH_SECONDS = 1.0
 """Rows are written at most this long after they are queued (and at once when flushed)."""
 MAX_ATTEMPTS = 3
-"""Rounds a row is retried while other rows go in (the row itself is at fault)."""
+"""Rounds a row that fails on its own (a constraint, bad data) is tried before it is given up."""
 MAX_OUTAGE_ROUNDS = 900
-"""Rounds everything is kept while nothing goes in (the database is down): 15 minutes."""
+"""Rounds a row is kept while the database cannot be reached: 15 minutes at one a second."""
 MAX_QUEUED = 50_000
 """Past this many unwritten items (the database down for long) new ones are refused, logged."""
 
@@ -143,15 +144,12 @@ class WriteBehind:
                     self._apply(session, [item])
             except Exception as exc:
                 failed.append((item, exc))
-        outage = len(failed) == len(batch)  # nothing went in: likely the database, not the rows
-        if outage:
-            logger.warning(
-                "write-behind: nothing written, %d rows kept for the next round", len(batch)
-            )
-        limit = MAX_OUTAGE_ROUNDS if outage else MAX_ATTEMPTS
+        if failed and len(failed) == len(batch):
+            logger.warning("write-behind: nothing written; %d rows kept", len(failed))
         kept: list[_Item] = []
-        for item, error in failed:  # rows that fail on their own get a few more tries, then a log
+        for item, error in failed:
             item.attempts += 1
+            limit = MAX_OUTAGE_ROUNDS if _unreachable(error) else MAX_ATTEMPTS
             if item.attempts < limit:
                 kept.append(item)
             else:
@@ -174,6 +172,13 @@ class WriteBehind:
         for item in batch:
             if item.work is not None:
                 item.work(session)
+
+
+def _unreachable(error: Exception) -> bool:
+    """The database could not be reached or was busy (not the row's fault): keep trying."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError)
 
 
 __all__ = ["BATCH_SECONDS", "WriteBehind"]
