@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
+from voice_agent.safety import default_detector
 from voice_agent.services import Services
 from voice_agent.store.tables import CallRecord
 from voice_agent.store.write_behind import WriteBehind
@@ -54,6 +55,8 @@ class VoiceRuntime:
         self.calls: set[asyncio.Task[None]] = set()
         self.registry = build_registry(settings.tool_timeout_seconds)
         """The tools this channel offers, built once per process (a build reads every signature)."""
+        self.registry.realtime_schemas()  # their JSON schemas built now (~70 ms the first time)
+        default_detector()  # the red-flag rules compiled now, not while the first caller waits
         self.writer = WriteBehind(services.engine)
         """Every call's events and question-only interaction rows, one transaction a second."""
 
