@@ -111,7 +111,7 @@ class ToolContext:
 
     @property
     def known_patient(self) -> Patient | None:
-        """The caller's patient if this conversation turn already looked them up (no query)."""
+        """The caller as a patient if already looked up (no database read)."""
         return self._patient
 
     def forget_patient(self) -> None:
