@@ -78,9 +78,8 @@ def make_engine_for(
         """A database of ``kind`` at the head migration with no rows (``migrated=False``: an
         empty one, for a test of the migrations themselves)."""
         if kind == "sqlite":
-            path = tmp_path / "test.db"  # a second call in a test: the same file, as it is
-            fresh = migrated and not path.exists()
-            url = migrated_sqlite(path) if fresh else f"sqlite:///{path}"
+            path = tmp_path / "test.db"
+            url = migrated_sqlite(path) if migrated else f"sqlite:///{path}"
         else:
             schema = _pg_schema(_worker(request))
             url = schema.migrated() if migrated else schema.empty()

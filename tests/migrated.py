@@ -40,9 +40,11 @@ def sqlite_template() -> Path:
 
 
 def migrated_sqlite(path: Path) -> str:
-    """A copy of the migrated template at ``path``; its URL."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(sqlite_template(), path)  # with its 0600 mode
+    """The URL of an SQLite file at ``path``: a copy of the migrated template, unless a
+    database is already there (a test opening its database again)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sqlite_template(), path)  # with its 0600 mode
     return f"sqlite:///{path}"
 
 

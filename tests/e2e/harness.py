@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import make_settings
 from tests.fakes.realtime_script import Step
 from tests.fakes.realtime_server import FakeRealtimeServer
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import Clock
@@ -72,7 +73,7 @@ async def live_app(
     tmp_path: Path, clock: Clock, realtime_base_url: str | None, **overrides: Any
 ) -> AsyncIterator[LiveApp]:
     settings = make_settings(
-        f"sqlite:///{tmp_path / 'live.db'}",
+        migrated_sqlite(tmp_path / "live.db"),
         public_url=PUBLIC_URL,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tests.conftest import NOW, make_settings
 from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
 from tests.integration.test_llm_text import MODEL, services_for
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -64,7 +65,7 @@ def _serving(services: Services) -> Iterator[str]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'page.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "page.db"))
     services = build_services(
         make_settings(str(engine.url)),
         clock=FixedClock(NOW),

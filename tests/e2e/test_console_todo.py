@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import NOW, make_settings
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -50,7 +51,7 @@ def _free_port() -> int:
 def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
     import uvicorn
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'console.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "console.db"))
     services = build_services(
         make_settings(str(engine.url)),
         clock=FixedClock(NOW),
