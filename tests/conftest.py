@@ -97,6 +97,9 @@ TEST_LOOKUP_KEY = "test-lookup-key-of-at-least-32-characters"
 
 
 def make_settings(database_url: str = "sqlite://", **overrides: object) -> Settings:
+    # argon2's cheapest parameters: the suite hashes and checks staff passwords hundreds of
+    # times (0.4 s each with the default); test_accounts checks the default and the upgrade.
+    overrides.setdefault("staff_password_profile", "CHEAPEST")
     if not database_url.startswith("sqlite"):  # a server database has no embedded default keys
         overrides.setdefault("encryption_keys", TEST_ENCRYPTION_KEY)
         overrides.setdefault("lookup_key", TEST_LOOKUP_KEY)

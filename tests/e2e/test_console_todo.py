@@ -18,7 +18,7 @@ from tests.e2e.browser import needs_chromium, serving
 from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clock import FixedClock
-from voice_agent.console.accounts import StaffAccounts
+from voice_agent.console.accounts import StaffAccounts, password_hasher
 from voice_agent.services import Services, build_services
 from voice_agent.settings import PROJECT_ROOT
 from voice_agent.store.db import make_engine
@@ -40,7 +40,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
         alerter=ConsoleAlerter(),
         engine=engine,
     )
-    accounts = StaffAccounts(services.engine, services.clock)
+    accounts = StaffAccounts(
+        services.engine, services.clock, password_hasher(services.settings.staff_password_profile)
+    )
     accounts.add("ana@clinica.test", PASSWORD, StaffRole.receptionist)
     accounts.add("admin@clinica.test", PASSWORD, StaffRole.admin)
     with serving(services) as url:
