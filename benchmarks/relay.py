@@ -679,7 +679,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 await asyncio.sleep(1.0)
                 idle_rss = rss_mb(app.pid)
                 cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(args.idle_seconds)  # the process's own timers and jobs
                 idle_cores = (cpu_seconds(app.pid) - cpu0) / (time.monotonic() - t0)
                 ticks = asyncio.create_task(ticker(callers, server, stop))
                 for start in range(0, args.calls, 10):  # ramp up 10 calls at a time
@@ -757,6 +757,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "app_cpu_cores": round(app_cores, 4),
         "app_cpu_idle_cores": round(idle_cores, 4),
         "cpu_per_call_pct_of_core": round(100 * app_cores / args.calls, 3),
+        "cpu_per_call_net_pct_of_core": round(100 * (app_cores - idle_cores) / args.calls, 3),
         "memory_per_call_mb": round((busy_rss - idle_rss) / args.calls, 3),
         "app_rss_mb": {
             "idle": round(idle_rss, 1),
@@ -780,6 +781,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        help="the app alone before the calls: its own timers' CPU, subtracted in the net figure",
+    )
     parser.add_argument("--barge-every", type=float, default=2.0)
     parser.add_argument(
         "--delta-ms", type=int, default=20, help="audio per model delta (20: the worst case)"

@@ -130,7 +130,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 await asyncio.sleep(1.0)
                 idle_rss = rss_mb(app.pid)
                 cpu0, t0 = cpu_seconds(app.pid), time.monotonic()
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(args.idle_seconds)  # the process's own timers and jobs
                 idle_cores = (cpu_seconds(app.pid) - cpu0) / (time.monotonic() - t0)
                 statuses: list[int] = []
                 for start in range(0, args.calls, 10):
@@ -175,6 +175,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "app_cpu_cores": round(app_cores, 4),
         "app_cpu_idle_cores": round(idle_cores, 4),
         "cpu_per_call_pct_of_core": round(100 * app_cores / args.calls, 4),
+        "cpu_per_call_net_pct_of_core": round(100 * (app_cores - idle_cores) / args.calls, 4),
         "memory_per_call_mb": round((busy_rss - idle_rss) / args.calls, 3),
         "load_generator_cpu_cores": round((own1 - own0) / elapsed, 3),
         "machine_idle_pct": round(100 * idle_share, 1),
@@ -194,11 +195,11 @@ def py_spy(pid: int, output: str | None, seconds: float) -> subprocess.Popen[byt
     )  # fmt: skip
 
 
-def run_relay(calls: int, seconds: float) -> dict[str, object]:
+def run_relay(calls: int, seconds: float, idle_seconds: float) -> dict[str, object]:
     """``benchmarks/relay.py`` with the same load, in its own processes; its JSON result."""
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "relay.py"), "--calls", str(calls),
-         "--seconds", f"{seconds:g}"],
+         "--seconds", f"{seconds:g}", "--idle-seconds", f"{idle_seconds:g}"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if done.returncode != 0:
@@ -210,6 +211,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        help="the app alone before the calls: its own timers' CPU, subtracted in the net figure",
+    )
     parser.add_argument("--speak-ms", type=int, default=3000, help="audio per model answer")
     parser.add_argument("--caller-pause", type=float, default=1.5, help="caller speaking time")
     parser.add_argument("--log", default=os.devnull, help="where the app's log goes")
@@ -225,20 +232,27 @@ def main() -> None:
     print(
         f"SIP: {sip['calls']} calls, {sip['accepted']} accepted: app CPU "
         f"{sip['cpu_per_call_pct_of_core']}% of a core per call "
-        f"({sip['tool_calls_per_call_minute']} tool calls per call-minute, "
+        f"({sip['cpu_per_call_net_pct_of_core']}% net of the idle app's own "
+        f"{sip['app_cpu_idle_cores']} core; "
+        f"{sip['tool_calls_per_call_minute']} tool calls per call-minute, "
         f"{sip['sideband_client_events_per_call_second']} sideband events sent per "
         f"call-second); webhook→accept p50 {sip['webhook_to_accept_ms']['p50']} / p99 "
         f"{sip['webhook_to_accept_ms']['p99']} ms; machine idle {sip['machine_idle_pct']}%"
     )
     if not args.no_relay:
-        relay = run_relay(args.calls, args.seconds)
+        relay = run_relay(args.calls, args.seconds, args.idle_seconds)
         print(json.dumps({"relay": relay}))
         relay_pct = float(relay["cpu_per_call_pct_of_core"])  # type: ignore[arg-type]
         sip_pct = float(sip["cpu_per_call_pct_of_core"])  # type: ignore[arg-type]
         ratio = relay_pct / sip_pct if sip_pct > 0 else float("inf")
+        relay_net = float(relay["cpu_per_call_net_pct_of_core"])  # type: ignore[arg-type]
+        sip_net = float(sip["cpu_per_call_net_pct_of_core"])  # type: ignore[arg-type]
+        net_ratio = relay_net / sip_net if sip_net > 0 else float("inf")
         print(
             f"Media Streams bridge, same run: {relay_pct}% of a core per call "
-            f"(machine idle {relay['machine_idle_pct']}%); SIP uses {ratio:.1f}x less CPU per call"
+            f"(machine idle {relay['machine_idle_pct']}%); SIP uses {ratio:.1f}x less CPU per "
+            f"call; net of each idle app's own timers: bridge {relay_net}%, SIP {sip_net}%, "
+            f"{net_ratio:.1f}x"
         )
     extra = " --no-tools" if args.no_tools else ""
     extra += " --no-relay" if args.no_relay else ""

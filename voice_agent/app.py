@@ -136,9 +136,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             scheduler.shutdown(wait=False)
-            await app.state.voice.close()
-            if app.state.sip is not None:
+            if app.state.sip is not None:  # its calls' last rows go through the voice writer
                 await app.state.sip.close()
+            await app.state.voice.close()
             if owned:
                 services.close()
 
@@ -155,7 +155,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.settings = settings
     app.state.voice = VoiceRuntime(services)
-    app.state.sip = sip_runtime(services, app.state.voice.tokens, app.state.voice.registry)
+    voice = app.state.voice
+    app.state.sip = sip_runtime(services, voice.tokens, voice.registry, voice.recorder)
     app.state.confirmations = ConfirmationRunner(services, app.state.voice.twilio_client)
     app.include_router(api.router)
     app.include_router(twilio_voice.router)

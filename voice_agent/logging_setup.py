@@ -37,6 +37,9 @@ QUIET_LOGGERS = {
     "httpcore": logging.WARNING,
     "googleapiclient.discovery": logging.WARNING,  # request URLs with query strings
     "openai": logging.WARNING,
+    # Two lines per job run ("Running job", "executed successfully"): a dozen a minute from
+    # the 5-second jobs, saying nothing; a failing or missed run still logs (error, warning).
+    "apscheduler.executors": logging.WARNING,
 }
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

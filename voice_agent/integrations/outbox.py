@@ -37,6 +37,10 @@ from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 
 logger = logging.getLogger(__name__)
 
+_EARLIER = aliased(OutboxRow)
+"""An earlier row of the same group, for the claim's ordering check; built once, since building
+an alias copies every column (1.3 of the 2 ms an idle claim cost, every 5 seconds)."""
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -192,7 +196,7 @@ class Outbox:
         kinds = list(self._handlers)
         if not kinds:
             return token, []
-        earlier = aliased(OutboxRow)
+        earlier = _EARLIER
         query = (
             select(OutboxRow)
             .where(

@@ -29,9 +29,8 @@ async def clinic_info(
     language = ctx.language
     answer = _answer(clinic, topic, about, language)
     patient_id = (await ctx.patient()).id if ctx.caller_phone else None
-    await ctx.services.interactions.record(
+    await ctx.note(
         InteractionKind.information,
-        channel=ctx.channel,
         patient_id=patient_id,
         details={"topic": topic, "about": (about or "")[:100]},
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voice_agent.alerts import StaffAlertDeps, alert_patient_request
-from voice_agent.interactions import Actor, acting_as
+from voice_agent.interactions import Actor, acting_as, current_actor
 from voice_agent.store.tables import InteractionKind, Patient
 from voice_agent.tools.registry import ToolError
 
@@ -28,6 +28,20 @@ if TYPE_CHECKING:
     from voice_agent.scheduling.booking import BookingService
 
 ToolRecorder = Callable[[str, dict[str, Any], dict[str, Any], bool], Awaitable[None]]
+
+
+class NoteSink(Protocol):
+    """Takes an interaction row that describes no change, to be written with a call's batch."""
+
+    def __call__(
+        self,
+        kind: InteractionKind,
+        *,
+        channel: str,
+        patient_id: str | None,
+        details: dict[str, Any],
+        actor: Actor,
+    ) -> None: ...
 
 
 class ToolServices(StaffAlertDeps, Protocol):
@@ -70,6 +84,8 @@ class ToolContext:
     call_sid: str | None = None
     call_control: CallControl | None = None
     recorder: ToolRecorder | None = None
+    notes: NoteSink | None = None
+    """Where a call sends its question-only interaction rows (batched); None: written at once."""
     appointment_scope: str | None = None
     """Confirmation calls may act on this one appointment only."""
     phone_verified: bool = False
@@ -154,6 +170,24 @@ class ToolContext:
     ) -> None:
         if self.recorder is not None:
             await self.recorder(name, arguments, output, ok)
+
+    async def note(
+        self, kind: InteractionKind, *, patient_id: str | None, details: dict[str, Any]
+    ) -> None:
+        """Log an interaction that changes nothing (a question answered): on a call it goes
+        with the call's next batch of rows (within a second), elsewhere it is written now."""
+        if self.notes is not None:
+            self.notes(
+                kind,
+                channel=self.channel,
+                patient_id=patient_id,
+                details=details,
+                actor=current_actor(),  # the caller acting now, as a row written now would say
+            )
+            return
+        await self.services.interactions.record(
+            kind, channel=self.channel, patient_id=patient_id, details=details
+        )
 
     async def report_failure(self, message: str, *, alert: str = "failure", **fields: Any) -> None:
         """A failure the clinic should know about: logged as an interaction, and alerted with

@@ -26,8 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from openai.types.realtime.realtime_response import RealtimeResponse
 from starlette.websockets import WebSocket
@@ -39,8 +38,9 @@ from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
+from voice_agent.voice.call_limits import CallLimits, PendingAction, ResponseState
 from voice_agent.voice.call_records import CallRecorder, set_call_fields
-from voice_agent.voice.call_tasks import CallEnded, CallTasks
+from voice_agent.voice.call_tasks import CallEnded
 from voice_agent.voice.lines import VoiceLines, voice_lines
 from voice_agent.voice.openai.connection import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.openai.events import (
@@ -85,7 +85,6 @@ MAX_FAILED_RESPONSES = 2
 # after the transcript) is let start this long, then cut if it is not already calling a tool.
 SAFETY_SETTLE = 0.3
 POLICY_VIOLATION = 1008  # close code for a Twilio stream that keeps sending garbage
-ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
 class TwilioSocket(Protocol):
@@ -108,22 +107,7 @@ class CallActions(Protocol):
     async def fall_back(self, call_sid: str, reason: str) -> None: ...
 
 
-@dataclass
-class PendingAction:
-    kind: ActionKind
-    summary: str = ""
-
-
-@dataclass
-class _ResponseState:
-    """What one model response contained, to decide what happens after it."""
-
-    function_calls: list[str] = field(default_factory=list)
-    had_audio: bool = False
-    out_of_band: bool = False
-
-
-class CallBridge(CallTasks):
+class CallBridge(CallLimits):
     def __init__(
         self,
         *,
@@ -168,7 +152,7 @@ class CallBridge(CallTasks):
         self._caller_audio = bytearray()  # the batch being filled
         self._batch_timer: asyncio.TimerHandle | None = None
         self._init_tasks(self.settings.tool_timeout_seconds)
-        self._responses: dict[str, _ResponseState] = {}
+        self._responses: dict[str, ResponseState] = {}
         self._response_idle = asyncio.Event()  # set while no model response is active
         self._response_idle.set()
         self._pending: PendingAction | None = None
@@ -189,6 +173,7 @@ class CallBridge(CallTasks):
         self._bad_frames = BadFrameGuard()
         context.call_control = self
         context.recorder = recorder.tool
+        context.notes = recorder.note
 
     # Entry point --------------------------------------------------------------------------------
 
@@ -339,7 +324,7 @@ class CallBridge(CallTasks):
                 self._touch()
             case ResponseCreated(response=response):
                 self._response_idle.clear()
-                self._responses[response.id or ""] = _ResponseState(
+                self._responses[response.id or ""] = ResponseState(
                     out_of_band=bool((response.metadata or {}).get("purpose"))
                 )
             case FunctionCallDone():
@@ -487,7 +472,7 @@ class CallBridge(CallTasks):
             await self.link.function_output(call_id, run.output)
 
     async def _on_response_done(self, response: RealtimeResponse) -> None:
-        state = self._responses.pop(response.id or "", _ResponseState())
+        state = self._responses.pop(response.id or "", ResponseState())
         for mark in self.tracker.flush_marks():  # audio whose item never said it was done
             await self._send_mark(mark)
         self._response_idle.set()
@@ -504,7 +489,7 @@ class CallBridge(CallTasks):
             self._act_after_next_response = False
             self._spawn(self._act_when_heard())
 
-    async def _on_response_failed(self, response: RealtimeResponse, state: _ResponseState) -> None:
+    async def _on_response_failed(self, response: RealtimeResponse, state: ResponseState) -> None:
         """The API failed to answer (a server error inside the response): the caller would hear
         silence. Ask once more; a second failure in a row hands the call over."""
         details = response.status_details
@@ -603,49 +588,15 @@ class CallBridge(CallTasks):
 
     # Limits ---------------------------------------------------------------------------------------
 
-    def _touch(self, *, caller: bool = True) -> None:
-        """Something happened on the call; the idle clock restarts from now."""
-        self._last_activity = self.clock()
-        if caller:
-            self._idle_prompted = False
+    def _busy(self) -> bool:
+        return (
+            not self._response_idle.is_set()
+            or self.tracker.has_unplayed_audio
+            or bool(self._tool_tasks)
+        )
 
-    async def _watchdog(self) -> None:
-        max_length = self.settings.max_call_seconds
-        idle = self.settings.idle_timeout_seconds
-        warned_length = False
-        while True:
-            await asyncio.sleep(0.5)
-            now = self.clock()
-            if now - self._started > max_length + 30:
-                self.outcome = CallOutcome.timed_out
-                self._ending = True
-                await self.actions.hang_up(self.call_sid)
-                raise CallEnded
-            if not warned_length and now - self._started > max_length:
-                warned_length = True
-                self.outcome = CallOutcome.timed_out
-                await self._say_then_hang_up(self.lines.get("max_length_goodbye"))
-                continue
-            busy = (
-                not self._response_idle.is_set()
-                or self.tracker.has_unplayed_audio
-                or self._tool_tasks
-            )
-            if busy or now - self._last_activity < idle:
-                continue
-            if not self._idle_prompted:
-                self._idle_prompted = True
-                self._last_activity = now
-                self._spawn(self._speak(self.lines.get("idle_prompt"), tools=False))
-            else:
-                self.outcome = CallOutcome.timed_out
-                self._last_activity = now
-                await self._say_then_hang_up(self.lines.get("idle_goodbye"))
-
-    async def _say_then_hang_up(self, instructions: str) -> None:
-        self._pending = PendingAction("hangup", "limit")
-        self._act_after_next_response = True
-        self._spawn(self._speak(instructions, tools=False))
+    async def _hang_up_now(self) -> None:
+        await self.actions.hang_up(self.call_sid)
 
     # Faults ---------------------------------------------------------------------------------------
 

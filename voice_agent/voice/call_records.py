@@ -4,7 +4,8 @@ timeline.
 
 Every call is recorded: sid, caller, times, outcome, transcript turns, tool calls, errors.
 Patient data (transcripts, arguments) goes to the database only, never to plain logs. Writes
-are queued and flushed by one task per call, so the audio path never waits on the database.
+are queued on the process's write-behind queue (``store/write_behind.py``: one transaction a
+second for all calls), so the audio path never waits on the database.
 These are blocking functions (the call path runs them with ``asyncio.to_thread``) except
 :class:`CallRecorder`, which owns its writer task.
 """
@@ -12,7 +13,6 @@ These are blocking functions (the call path runs them with ``asyncio.to_thread``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -22,11 +22,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, Select, func, select, update
 from sqlmodel import col
 
+from voice_agent.interactions import Actor, InteractionLog
 from voice_agent.store.db import transaction
-from voice_agent.store.tables import CallEvent, CallOutcome, CallRecord, Patient
+from voice_agent.store.tables import CallEvent, CallOutcome, CallRecord, InteractionKind, Patient
 from voice_agent.store.types import utcnow
+from voice_agent.store.write_behind import WriteBehind
 
 logger = logging.getLogger(__name__)
+
+CALL_EVENTS = CallEvent.__table__  # type: ignore[attr-defined]
+"""Written as plain rows: building an ORM object per event cost more than the insert."""
 
 
 # Opening a call ----------------------------------------------------------------------------------
@@ -80,20 +85,23 @@ def stream_already_ran(engine: Engine, call_sid: str) -> bool:
 # During the call ----------------------------------------------------------------------------------
 
 
-RECORD_BATCH_SECONDS = 1.0
-"""A call's events are written at most this long after they happen, several per transaction."""
-
-
 class CallRecorder:
-    """One call's events (transcript turns, tools, errors), written in batches by one task."""
+    """One call's events (transcript turns, tools, errors) and its question-only interaction
+    rows, queued on the process's :class:`WriteBehind` (one transaction a second for every
+    call); the call's end writes what is left before the record closes."""
 
-    def __init__(self, engine: Engine, call_sid: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        call_sid: str,
+        writer: WriteBehind | None = None,
+        interactions: InteractionLog | None = None,
+    ) -> None:
         self._engine = engine
         self.call_sid = call_sid
         self._seq = 0
-        self._queue: asyncio.Queue[CallEvent | None] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._writer = writer or WriteBehind(engine)
+        self._interactions = interactions
         self.transcript: list[tuple[str, str]] = []
 
     @property
@@ -102,7 +110,7 @@ class CallRecorder:
         return self._engine
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._drain(), name=f"call-log-{self.call_sid}")
+        """Nothing to start: the shared writer runs on its own (kept for the call's life cycle)."""
 
     def event(self, kind: str, content: dict[str, Any] | str) -> None:
         self._seq += 1
@@ -113,48 +121,42 @@ class CallRecorder:
         )
         if kind in ("caller", "receptionist"):
             self.transcript.append((kind, text))
-        self._queue.put_nowait(
-            CallEvent(call_sid=self.call_sid, seq=self._seq, kind=kind, content=text)
-        )
+        self._writer.insert(
+            CALL_EVENTS,
+            {"call_sid": self.call_sid, "seq": self._seq, "at": utcnow(), "kind": kind,
+             "content": text},
+        )  # fmt: skip
 
     async def tool(
         self, name: str, arguments: dict[str, Any], output: dict[str, Any], ok: bool
     ) -> None:
         self.event("tool", {"name": name, "arguments": arguments, "output": output, "ok": ok})
 
-    async def _drain(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is not None and not self._closing.is_set():
-                # Gather what follows (a turn is a few events: transcript, tool, answer) into
-                # one transaction; the call's end flushes at once.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RECORD_BATCH_SECONDS):
-                        await self._closing.wait()
-            batch = [first]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            events = [e for e in batch if e is not None]
-            if events:
-                try:
-                    await asyncio.to_thread(self._write, events)
-                except Exception:
-                    logger.exception("could not record %d call events", len(events))
-            if None in batch:
-                return
-
-    def _write(self, events: list[CallEvent]) -> None:
-        with transaction(self._engine) as session:
-            session.add_all(events)
+    def note(
+        self,
+        kind: InteractionKind,
+        *,
+        channel: str,
+        patient_id: str | None,
+        details: dict[str, Any],
+        actor: Actor,
+    ) -> None:
+        """An interaction row that describes no change (a question answered), written with the
+        next batch, its hooks in that transaction; without an interaction log, not kept."""
+        log = self._interactions
+        if log is None:
+            return
+        self._writer.later(
+            lambda session: log.record_in(
+                session, kind, channel=channel, patient_id=patient_id, details=details, actor=actor
+            )
+        )
 
     async def finish(
         self, outcome: CallOutcome, *, error: str | None = None, flagged: bool | None = None
     ) -> None:
         """Flush the events and close the record (outcome set once, first writer wins)."""
-        self._closing.set()
-        self._queue.put_nowait(None)
-        if self._writer is not None:
-            await self._writer
+        await self._writer.flush()
         await asyncio.to_thread(self._close, outcome, error, flagged, utcnow())
 
     def _close(

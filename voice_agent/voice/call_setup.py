@@ -46,6 +46,7 @@ async def prepare_call(services: Services, call: CallRecord, tools: ToolRegistry
         language=language,
         call_sid=call.call_sid,
         appointment_scope=call.appointment_id if call.mode == "confirmation" else None,
+        _patient=patient,  # already read: the first tool call needs no second look-up
     )
     registry = tools
     prompt, extra = "receptionist.md", None

@@ -17,8 +17,10 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from voice_agent.logging_setup import current_call
 from voice_agent.metrics import CALLS_IN_PROGRESS
+from voice_agent.safety import default_detector
 from voice_agent.services import Services
 from voice_agent.store.tables import CallRecord
+from voice_agent.store.write_behind import WriteBehind
 from voice_agent.tools.catalog import build_registry
 from voice_agent.voice.bridge import CallBridge
 from voice_agent.voice.call_records import CallRecorder, consume_token, get_call, set_call_fields
@@ -53,10 +55,19 @@ class VoiceRuntime:
         self.calls: set[asyncio.Task[None]] = set()
         self.registry = build_registry(settings.tool_timeout_seconds)
         """The tools this channel offers, built once per process (a build reads every signature)."""
+        self.registry.realtime_schemas()  # their JSON schemas built now (~70 ms the first time)
+        default_detector()  # the red-flag rules compiled now, not while the first caller waits
+        self.writer = WriteBehind(services.engine)
+        """Every call's events and question-only interaction rows, one transaction a second."""
+
+    def recorder(self, call_sid: str) -> CallRecorder:
+        """A call's recorder, writing through the process's shared queue."""
+        return CallRecorder(self.services.engine, call_sid, self.writer, self.services.interactions)
 
     async def close(self) -> None:
         if self.connector is not None:
             await self.connector.close()
+        await self.writer.close()
 
 
 async def serve_media_stream(runtime: VoiceRuntime, websocket: WebSocket) -> None:
@@ -129,7 +140,7 @@ async def run_call(
         connector=connector,
         registry=setup.registry,
         context=setup.context,
-        recorder=CallRecorder(services.engine, call.call_sid),
+        recorder=runtime.recorder(call.call_sid),
         actions=actions,
         alert=call_alert(services, call.call_sid),
         instructions=setup.instructions,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -57,13 +58,21 @@ Taken = Literal["accepted", "busy", "refused", "accept_failed"]
 class SipRuntime:
     """The OpenAI client for SIP control and sidebands, and the calls running in this process."""
 
-    def __init__(self, services: Services, tokens: CallTokens, registry: ToolRegistry) -> None:
+    def __init__(
+        self,
+        services: Services,
+        tokens: CallTokens,
+        registry: ToolRegistry,
+        recorders: Callable[[str], CallRecorder],
+    ) -> None:
         settings = services.settings
         if settings.openai_api_key is None:
             raise ValueError("OPENAI_API_KEY is required for the openai_sip transport")
         self.services = services
         self.tokens = tokens
         self.registry = registry
+        self.recorders = recorders
+        """A call's recorder on the process's shared write queue (``VoiceRuntime.recorder``)."""
         self.client = AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
@@ -131,7 +140,7 @@ class SipRuntime:
             actions=actions,
             registry=setup.registry,
             context=setup.context,
-            recorder=CallRecorder(services.engine, record.call_sid),
+            recorder=self.recorders(record.call_sid),
             alert=call_alert(services, record.call_sid),
             lines=setup.lines,
         )
@@ -213,10 +222,13 @@ class SipRuntime:
 
 
 def sip_runtime(
-    services: Services, tokens: CallTokens, registry: ToolRegistry
+    services: Services,
+    tokens: CallTokens,
+    registry: ToolRegistry,
+    recorders: Callable[[str], CallRecorder],
 ) -> SipRuntime | None:
     """The SIP runtime when OpenAI and the webhook secret are configured, else None."""
     settings = services.settings
     if settings.openai_api_key is None or settings.openai_webhook_secret is None:
         return None
-    return SipRuntime(services, tokens, registry)
+    return SipRuntime(services, tokens, registry, recorders)

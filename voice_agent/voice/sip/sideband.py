@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from openai.types.realtime.realtime_response import RealtimeResponse
@@ -38,8 +37,9 @@ from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
+from voice_agent.voice.call_limits import CallLimits, PendingAction, ResponseState
 from voice_agent.voice.call_records import CallRecorder, set_call_fields
-from voice_agent.voice.call_tasks import CallEnded, CallTasks
+from voice_agent.voice.call_tasks import CallEnded
 from voice_agent.voice.lines import VoiceLines, voice_lines
 from voice_agent.voice.openai.connection import RealtimeLink
 from voice_agent.voice.openai.events import (
@@ -69,7 +69,6 @@ MAX_FAILED_RESPONSES = 2
 SAFETY_SETTLE = 0.3
 NOT_FOUND = 404  # the sideband of a call that no longer exists
 RECONNECT_BACKOFF = (0.2, 0.5, 1.0, 2.0, 4.0)
-ActionKind = Literal["hangup", "transfer", "emergency"]
 
 
 class SidebandConnector(Protocol):
@@ -89,20 +88,7 @@ class SipCallActions(Protocol):
     async def fall_back(self, reason: str) -> None: ...
 
 
-@dataclass
-class _Pending:
-    kind: ActionKind
-    summary: str = ""
-
-
-@dataclass
-class _Response:
-    function_calls: list[str] = field(default_factory=list)
-    out_of_band: bool = False
-    had_audio: bool = False
-
-
-class SidebandSession(CallTasks):
+class SidebandSession(CallLimits):
     def __init__(
         self,
         *,
@@ -135,14 +121,14 @@ class SidebandSession(CallTasks):
         self.error: str | None = None
         self.reconnects = 0
         self._manager: Any = None
-        self._responses: dict[str, _Response] = {}
+        self._responses: dict[str, ResponseState] = {}
         self._response_idle = asyncio.Event()
         self._response_idle.set()
         self._playing: set[str] = set()  # responses whose audio OpenAI is still playing
         self._played = asyncio.Event()
         self._played.set()
         self._init_tasks(self.settings.tool_timeout_seconds)
-        self._pending: _Pending | None = None
+        self._pending: PendingAction | None = None
         self._act_after_next_response = False
         self._failed_responses = 0
         self._ending = False
@@ -155,6 +141,7 @@ class SidebandSession(CallTasks):
         self.turns = CallerTurns(context, recorder)
         context.call_control = self
         context.recorder = recorder.tool
+        context.notes = recorder.note
 
     # Entry point --------------------------------------------------------------------------------
 
@@ -264,7 +251,7 @@ class SidebandSession(CallTasks):
         match event:
             case ResponseCreated(response=response):
                 self._response_idle.clear()
-                self._responses[response.id or ""] = _Response(
+                self._responses[response.id or ""] = ResponseState(
                     out_of_band=bool((response.metadata or {}).get("purpose"))
                 )
             case PlayoutStarted(response_id=response_id):
@@ -334,7 +321,7 @@ class SidebandSession(CallTasks):
             await self.link.function_output(call_id, output)
 
     async def _on_response_done(self, response: RealtimeResponse) -> None:
-        state = self._responses.pop(response.id or "", _Response())
+        state = self._responses.pop(response.id or "", ResponseState())
         self._response_idle.set()
         self._touch(caller=False)
         status = response.status
@@ -350,7 +337,7 @@ class SidebandSession(CallTasks):
             self._act_after_next_response = False
             self._spawn(self._act_when_heard())
 
-    async def _on_response_failed(self, response: RealtimeResponse, state: _Response) -> None:
+    async def _on_response_failed(self, response: RealtimeResponse, state: ResponseState) -> None:
         details = response.status_details
         error = details.error if details is not None else None
         found = error.model_dump(exclude_none=True) if error is not None else {}
@@ -396,15 +383,15 @@ class SidebandSession(CallTasks):
     # Call control (the tools call these through ToolContext.call_control) ------------------------
 
     async def end_call(self, reason: str) -> None:
-        self._pending = _Pending("hangup", reason)
+        self._pending = PendingAction("hangup", reason)
 
     async def transfer_to_staff(self, summary: str) -> None:
-        self._pending = _Pending("transfer", summary)
+        self._pending = PendingAction("transfer", summary)
 
     async def flag_emergency(self, summary: str) -> None:
         self.flagged = True
         self.outcome = CallOutcome.emergency
-        self._pending = _Pending("emergency", summary)
+        self._pending = PendingAction("emergency", summary)
 
     async def _act_when_heard(self) -> None:
         """Carry out the pending action once OpenAI has played out everything said before it."""
@@ -447,7 +434,7 @@ class SidebandSession(CallTasks):
         self._touch()
         self.recorder.event("dtmf", digit)
         if digit == "0":
-            self._pending = _Pending("transfer", "caller pressed 0 for staff")
+            self._pending = PendingAction("transfer", "caller pressed 0 for staff")
             self._act_after_next_response = True
             self._spawn(self._speak(self.lines.get("dtmf_staff"), tools=False))
             return
@@ -510,44 +497,11 @@ class SidebandSession(CallTasks):
 
     # Limits ---------------------------------------------------------------------------------------
 
-    def _touch(self, *, caller: bool = True) -> None:
-        self._last_activity = self.clock()
-        if caller:
-            self._idle_prompted = False
+    def _busy(self) -> bool:
+        return not self._response_idle.is_set() or bool(self._playing) or bool(self._tool_tasks)
 
-    async def _watchdog(self) -> None:
-        max_length = self.settings.max_call_seconds
-        idle = self.settings.idle_timeout_seconds
-        warned_length = False
-        while True:
-            await asyncio.sleep(0.5)
-            now = self.clock()
-            if now - self._started > max_length + 30:
-                self.outcome = CallOutcome.timed_out
-                self._ending = True
-                await self._hang_up()
-                raise CallEnded
-            if not warned_length and now - self._started > max_length:
-                warned_length = True
-                self.outcome = CallOutcome.timed_out
-                self._say_then_hang_up(self.lines.get("max_length_goodbye"))
-                continue
-            busy = not self._response_idle.is_set() or self._playing or self._tool_tasks
-            if busy or now - self._last_activity < idle:
-                continue
-            if not self._idle_prompted:
-                self._idle_prompted = True
-                self._last_activity = now
-                self._spawn(self._speak(self.lines.get("idle_prompt"), tools=False))
-            else:
-                self.outcome = CallOutcome.timed_out
-                self._last_activity = now
-                self._say_then_hang_up(self.lines.get("idle_goodbye"))
-
-    def _say_then_hang_up(self, instructions: str) -> None:
-        self._pending = _Pending("hangup", "limit")
-        self._act_after_next_response = True
-        self._spawn(self._speak(instructions, tools=False))
+    async def _hang_up_now(self) -> None:
+        await self._hang_up()
 
     # Faults ---------------------------------------------------------------------------------------
 
