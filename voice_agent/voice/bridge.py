@@ -28,38 +28,26 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from openai.types.realtime.realtime_response import RealtimeResponse
 from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
-from voice_agent.safety import RedFlag
-from voice_agent.safety.guard import SafetyGuard
 from voice_agent.settings import Settings
 from voice_agent.store.tables import CallOutcome
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
-from voice_agent.voice.call_limits import CallLimits, PendingAction, ResponseState
-from voice_agent.voice.call_records import CallRecorder, set_call_fields
+from voice_agent.voice.call_records import CallRecorder
 from voice_agent.voice.call_tasks import CallEnded
-from voice_agent.voice.lines import VoiceLines, voice_lines
+from voice_agent.voice.lines import VoiceLines
 from voice_agent.voice.openai.connection import RealtimeConnector, RealtimeLink, session_config
 from voice_agent.voice.openai.events import (
-    AudioCommitted,
     AudioDelta,
     AudioDone,
-    AudioTranscriptDone,
-    FunctionCallDone,
-    RealtimeError,
-    ResponseCreated,
-    ResponseDone,
     ServerEvent,
     SpeechStarted,
     SpeechStopped,
-    TranscriptionCompleted,
-    TranscriptionFailed,
 )
-from voice_agent.voice.openai.turns import CallerTurns, Heard, run_tool_call
 from voice_agent.voice.playback import PlaybackTracker, PlaybackWaiter
+from voice_agent.voice.receptionist_call import CONNECT_TIMEOUT, DRAIN_TIMEOUT, ReceptionistCall
 from voice_agent.voice.relay_sockets import AsgiTextSocket
 from voice_agent.voice.twilio.protocol import (
     BadFrameGuard,
@@ -76,14 +64,6 @@ AUDIO_BATCH_BYTES = 480  # 60 ms of caller audio per input_audio_buffer.append
 AUDIO_BATCH_WAIT = 0.06  # a partial batch (the caller's stream paused) waits no longer
 AUDIO_BACKLOG_BATCHES = 84  # 5 s of caller audio waiting for a slow OpenAI; older batches drop
 MARK_EVERY_BYTES = 800  # a mark after every 100 ms of assistant audio (and after each item)
-CONNECT_TIMEOUT = 10.0
-DRAIN_TIMEOUT = 20.0
-# Responses that fail in a row (``response.done`` status ``failed``: a server error inside the
-# API) before the call is handed over as if the connection had dropped for good.
-MAX_FAILED_RESPONSES = 2
-# After a red flag, the server's own response to the caller's words (server VAD creates one right
-# after the transcript) is let start this long, then cut if it is not already calling a tool.
-SAFETY_SETTLE = 0.3
 POLICY_VIOLATION = 1008  # close code for a Twilio stream that keeps sending garbage
 
 
@@ -107,7 +87,7 @@ class CallActions(Protocol):
     async def fall_back(self, call_sid: str, reason: str) -> None: ...
 
 
-class CallBridge(CallLimits):
+class CallBridge(ReceptionistCall):
     def __init__(
         self,
         *,
@@ -145,35 +125,16 @@ class CallBridge(CallLimits):
         self.tracker = PlaybackTracker(mark_every=MARK_EVERY_BYTES)
         self.playback = PlaybackWaiter(self.tracker)
         self.link: RealtimeLink | None = None
-        self.outcome = CallOutcome.completed
-        self.flagged = False
-        self.error: str | None = None
+        self.record_sid = call_sid
+        self._init_receptionist()
         self._audio: asyncio.Queue[bytes] = asyncio.Queue()
         self._caller_audio = bytearray()  # the batch being filled
         self._batch_timer: asyncio.TimerHandle | None = None
-        self._init_tasks(self.settings.tool_timeout_seconds)
-        self._responses: dict[str, ResponseState] = {}
-        self._response_idle = asyncio.Event()  # set while no model response is active
-        self._response_idle.set()
-        self._pending: PendingAction | None = None
-        self._act_after_next_response = False
-        self._last_activity = clock()
-        self._idle_prompted = False
-        self._started = clock()
-        self._ending = False
         self._reconnected = False
-        self._failed_responses = 0
         self._link_ready = asyncio.Event()
-        self._booked = False
         self._out_of_band_items: set[str] = set()
-        self._ended = asyncio.Event()
         self._manager: Any = None
-        self._safety = SafetyGuard(context.services)
-        self.turns = CallerTurns(context, recorder)
         self._bad_frames = BadFrameGuard()
-        context.call_control = self
-        context.recorder = recorder.tool
-        context.notes = recorder.note
 
     # Entry point --------------------------------------------------------------------------------
 
@@ -285,10 +246,6 @@ class CallBridge(CallLimits):
             self._audio.get_nowait()
         self._audio.put_nowait(audio)
 
-    def _caller_left(self) -> None:
-        if not self._ending and not self.turns.red_flags:  # told to hang up and call the number
-            self.outcome = CallOutcome.booked if self._booked else CallOutcome.caller_hung_up
-
     async def _openai_writer(self) -> None:
         while True:
             audio = await self._audio.get()
@@ -317,35 +274,17 @@ class CallBridge(CallLimits):
         if type(event) is AudioDelta:  # the hot path first: ~50 a second
             await self._on_audio(event)
             return
+        await self._on_model_event(event)
+
+    async def _on_transport_event(self, event: ServerEvent) -> None:
         match event:
             case SpeechStarted():
-                await self._on_speech_started()
+                self._touch()
+                await self._cut_playout()  # barge-in
             case SpeechStopped():
                 self._touch()
-            case ResponseCreated(response=response):
-                self._response_idle.clear()
-                self._responses[response.id or ""] = ResponseState(
-                    out_of_band=bool((response.metadata or {}).get("purpose"))
-                )
-            case FunctionCallDone():
-                self._on_function_call(event)
-            case ResponseDone(response=response):
-                await self._on_response_done(response)
-            case AudioCommitted(item_id=item_id):
-                self.turns.committed(item_id)
-            case TranscriptionCompleted(item_id=item_id, transcript=transcript):
-                self._touch()
-                self._on_heard(self.turns.heard(transcript))
-                self.turns.arrived(item_id)
-            case TranscriptionFailed(item_id=item_id):
-                self.turns.arrived(item_id)
             case AudioDone(item_id=item_id):
                 await self._send_mark(self.tracker.flush_mark(item_id))
-            case AudioTranscriptDone(transcript=transcript):
-                self.recorder.event("receptionist", transcript)
-            case RealtimeError(error=error):
-                logger.warning("realtime error %s/%s", error.type, error.code)
-                self.recorder.event("error", {"realtime": error.model_dump(exclude_unset=True)})
 
     async def _on_audio(self, event: AudioDelta) -> None:
         item_id = event.item_id
@@ -373,8 +312,10 @@ class CallBridge(CallLimits):
             self._caller_left()
             raise CallEnded from None
 
-    async def _on_speech_started(self) -> None:
-        self._touch()
+    # What ReceptionistCall and CallLimits ask of this transport -----------------------------------
+
+    async def _cut_playout(self) -> None:
+        """Barge-in (or a red flag): clear Twilio's buffer, truncate what was not heard."""
         truncation = self.playback.barge_in()
         if truncation is None:
             return
@@ -386,207 +327,20 @@ class CallBridge(CallLimits):
             truncation.item_id, truncation.content_index, truncation.audio_end_ms
         )
 
-    def _on_heard(self, heard: Heard) -> None:
-        """The caller's words moved the call to another language, or raised a red flag.
-
-        Language: tools, fixed lines and the record follow (the model hears the caller and
-        answers in their language by itself). Red flag: the call is flagged at once, then told.
-        """
-        if heard.language is not None:
-            self.lines = voice_lines(self.settings.prompts_dir, heard.language)
-            engine = self.recorder.engine
-            self._spawn(
-                asyncio.to_thread(set_call_fields, engine, self.call_sid, language=heard.language)
-            )
-        if heard.red_flag is not None:
-            self.flagged = True
-            self.outcome = CallOutcome.emergency
-            self._spawn(self._on_red_flag(heard.red_flag))
-
-    # Safety -------------------------------------------------------------------------------------
-
-    async def _on_red_flag(self, flag: RedFlag) -> None:
-        services = self.context.services
-        clinic = services.clinic()
-        instruction = self._safety.texts.voice_instruction(clinic, flag, self.context.language)
-        self._spawn(
-            asyncio.to_thread(
-                set_call_fields,
-                self.recorder.engine,
-                self.call_sid,
-                flagged=True,
-                outcome=CallOutcome.emergency,
-            )
-        )
-        if self.link is not None and not self._ending:
-            await self.link.system_text(instruction)
-            self._spawn(self._say_safety(instruction))
-        await services.booking.release_holds(self.context.conversation_id)
-        await self._safety.raise_alarm(
-            flag, channel="voice", phone=self.context.caller_phone, where=("call", self.call_sid)
-        )
-
-    async def _say_safety(self, instruction: str) -> None:
-        """Cut the model's ordinary answer (unless it is calling a tool), then say ours."""
-        await asyncio.sleep(SAFETY_SETTLE)
-        active = [r for r in self._responses.values() if not r.out_of_band]
-        if active and not any(r.function_calls for r in active) and self.link is not None:
-            await self.link.cancel_response()
-            truncation = self.playback.barge_in()
-            if truncation is not None:
-                await self._to_twilio(self.frames.clear())
-                if truncation.item_id not in self._out_of_band_items:
-                    await self.link.truncate(
-                        truncation.item_id, truncation.content_index, truncation.audio_end_ms
-                    )
-        await self._speak(instruction)
-
-    # Tools --------------------------------------------------------------------------------------
-
-    def _on_function_call(self, event: FunctionCallDone) -> None:
-        call_id = event.call_id
-        name = event.name
-        arguments = event.arguments or "{}"
-        state = self._responses.get(event.response_id)
-        if state is not None:
-            state.function_calls.append(call_id)
-        self._touch(caller=False)
-        self._tool_tasks[call_id] = asyncio.create_task(
-            self._run_tool(call_id, name, arguments), name=f"tool-{name}"
-        )
-
-    async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
-        await self.turns.settled()
-        run = await run_tool_call(
-            self.registry,
-            self.context,
-            self.recorder,
-            name,
-            arguments,
-            red_flagged=bool(self.turns.red_flags),
-        )
-        self._booked = self._booked or run.booked
-        if run.failed:
-            await self.alert("tool_failure", f"call {self.call_sid}: tool {name} failed")
-        if self.link is not None and not self._ending:
-            await self.link.function_output(call_id, run.output)
-
-    async def _on_response_done(self, response: RealtimeResponse) -> None:
-        state = self._responses.pop(response.id or "", ResponseState())
+    async def _before_response_done(self) -> None:
         for mark in self.tracker.flush_marks():  # audio whose item never said it was done
             await self._send_mark(mark)
-        self._response_idle.set()
-        self._touch(caller=False)  # the model finished; only the caller answers an idle prompt
-        if response.status == "failed" and not state.function_calls:
-            await self._on_response_failed(response, state)
-            return
-        if response.status == "completed":
-            self._failed_responses = 0
-        if state.function_calls:
-            tasks = [self._tool_tasks[c] for c in state.function_calls if c in self._tool_tasks]
-            self._spawn(self._after_tools(tasks, had_audio=state.had_audio))
-        elif self._act_after_next_response:
-            self._act_after_next_response = False
-            self._spawn(self._act_when_heard())
 
-    async def _on_response_failed(self, response: RealtimeResponse, state: ResponseState) -> None:
-        """The API failed to answer (a server error inside the response): the caller would hear
-        silence. Ask once more; a second failure in a row hands the call over."""
-        details = response.status_details
-        error = details.error if details is not None else None
-        logger.warning(
-            "realtime response failed: %s/%s",
-            error.type if error else None,
-            error.code if error else None,
-        )
-        recorded = error.model_dump(exclude_unset=True) if error is not None else {}
-        self.recorder.event("error", {"realtime_response_failed": recorded})
-        if state.out_of_band:
-            return  # a filler line: the real answer is still to come
-        self._failed_responses += 1
-        if self._failed_responses >= MAX_FAILED_RESPONSES:
-            await self._fail_over("the AI voice service failed to answer twice in a row")
-            raise CallEnded
-        self._spawn(self._speak(None))
-
-    async def _after_tools(self, tasks: list[asyncio.Task[None]], *, had_audio: bool) -> None:
-        """Tools of one response finished: let the model speak on, or carry out a call action."""
-        _, pending = await asyncio.wait(tasks, timeout=self.settings.tool_filler_after_seconds)
-        if pending:
-            await self._speak(self.lines.get("filler"), tools=False)
-            await asyncio.wait(pending)
-        for call_id in [c for c, t in self._tool_tasks.items() if t.done()]:
-            del self._tool_tasks[call_id]
-        if self._pending is not None and self._pending.kind == "hangup" and had_audio:
-            await self._act_when_heard()
-            return
-        if self._pending is not None:
-            self._act_after_next_response = True
-        await self._speak(None)
-
-    async def _speak(self, instructions: str | None, *, tools: bool = True) -> None:
-        """Ask for a response once none is active (one response at a time, as the API requires)."""
-        while not self._response_idle.is_set():  # several may wait; one response at a time
-            await self._response_idle.wait()
-        if self.link is None or self._ending:
-            return
-        self._response_idle.clear()
-        if tools:
-            await self.link.create_response(instructions)
-        else:
-            # Out of band: spoken now, kept out of the conversation, so it cannot collide with
-            # a function call still waiting for its output.
-            await self.link.create_out_of_band_response(instructions or "")
-
-    # Call control (the tools call these through ToolContext.call_control) ------------------------
-
-    async def end_call(self, reason: str) -> None:
-        self._pending = PendingAction("hangup", reason)
-
-    async def transfer_to_staff(self, summary: str) -> None:
-        self._pending = PendingAction("transfer", summary)
-
-    async def flag_emergency(self, summary: str) -> None:
-        self.flagged = True
-        self.outcome = CallOutcome.emergency
-        self._pending = PendingAction("emergency", summary)
-
-    async def _act_when_heard(self) -> None:
-        """Carry out the pending action once the caller heard everything said before it."""
-        action = self._pending
-        if action is None:
-            return
+    async def _wait_heard(self) -> None:
         item = self.tracker.current_item_id
         if item is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAIN_TIMEOUT):
                     await self.playback.wait_drained(item)
-        self._ending = True
-        if action.kind == "transfer":
-            self.outcome = CallOutcome.transferred
-            await self.actions.transfer(self.call_sid, action.summary)
-        else:
-            if action.kind == "hangup" and self.outcome not in (
-                CallOutcome.emergency,
-                CallOutcome.timed_out,
-            ):
-                self.outcome = CallOutcome.booked if self._booked else CallOutcome.completed
-            await self.actions.hang_up(self.call_sid)
-        raise CallEnded
 
-    async def _on_dtmf(self, digit: str) -> None:
-        self._touch()
-        self.recorder.event("dtmf", digit)
-        if digit == "0":
-            self._pending = PendingAction("transfer", "caller pressed 0 for staff")
-            self._act_after_next_response = True
-            self._spawn(self._speak(self.lines.get("dtmf_staff"), tools=False))
-            return
-        if self.link is not None:
-            await self.link.user_text(f"[DTMF {digit}]")
-            self._spawn(self._speak(None))
-
-    # Limits ---------------------------------------------------------------------------------------
+    async def _transfer(self, summary: str) -> None:
+        self.outcome = CallOutcome.transferred
+        await self.actions.transfer(self.call_sid, summary)
 
     def _busy(self) -> bool:
         return (
