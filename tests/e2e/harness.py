@@ -72,6 +72,9 @@ class LiveApp:
 async def live_app(
     tmp_path: Path, clock: Clock, realtime_base_url: str | None, **overrides: Any
 ) -> AsyncIterator[LiveApp]:
+    # A spoken filler only where a test asks for one: on a loaded machine a tool may pass the
+    # 1 s default, and the fake's script would give its next line to the filler.
+    overrides.setdefault("tool_filler_after_seconds", 30.0)
     settings = make_settings(
         migrated_sqlite(tmp_path / "live.db"),
         public_url=PUBLIC_URL,

@@ -73,6 +73,9 @@ async def live_sip(
     script: Sequence[Step | CallerPresses | CallerHangsUp],
     **overrides: Any,
 ) -> AsyncIterator[SipApp]:
+    # A spoken filler only where a test asks for one: on a loaded machine a tool may pass the
+    # 1 s default, and the fake's script would give its next line to the filler.
+    overrides.setdefault("tool_filler_after_seconds", 30.0)
     fake_options = {k: overrides.pop(k) for k in ("audio_pace", "keep_history") if k in overrides}
     caller_pause = overrides.pop("caller_pause", None)
     async with FakeOpenAISip(script, **fake_options) as fake:

@@ -210,6 +210,8 @@ async def test_a_sideband_that_cannot_come_back_hands_the_caller_to_staff(
     assert record is not None and record.outcome == "failed"
     assert record.next_action == "fallback" and "sideband" in (record.error or "")
     assert any(k == "call_failure" for k, _ in app.services.alerter.sent)
+    items = app.services.worklist.items()
+    assert [(i.kind, i.call_sid) for i in items] == [("failure", record.call_sid)]
 
 
 async def test_dtmf_zero_puts_the_caller_through_to_staff(make_engine_for, clock) -> None:
@@ -228,6 +230,9 @@ async def test_dtmf_zero_puts_the_caller_through_to_staff(make_engine_for, clock
     assert [e.content for e in events if e.kind == "dtmf"] == ["0"]
     assert call.refer_targets == [STAFF_URI]
     assert record is not None and record.outcome == "transferred"
+    assert "transfer" in [kind for kind, _ in app.services.alerter.sent]
+    items = app.services.worklist.items()
+    assert [(i.kind, i.call_sid) for i in items] == [("handover", record.call_sid)]
 
 
 async def test_a_replayed_webhook_is_acknowledged_and_starts_nothing(

@@ -109,6 +109,9 @@ async def test_openai_failing_twice_apologises_transfers_and_alerts(tmp_path, cl
     assert record.ended_at is not None
     assert "/twilio/gather/start" in after.text and "Desculpe" in after.text
     assert [kind for kind, _ in app.services.alerter.sent] == ["call_failure"]
+    items = app.services.worklist.items()  # the caller may need calling back
+    assert [(i.kind, i.call_sid) for i in items] == [("failure", CALL_SID)]
+    assert items[0].asked  # the reason, for the staff
 
 
 async def test_a_failed_response_is_asked_again_so_the_caller_is_answered(tmp_path, clock) -> None:
@@ -155,6 +158,9 @@ async def test_responses_failing_twice_in_a_row_hand_the_call_over(tmp_path, clo
     assert record.outcome == "failed" and record.next_action == "fallback"
     assert "/twilio/gather/start" in after.text and "Desculpe" in after.text
     assert [kind for kind, _ in app.services.alerter.sent] == ["call_failure"]
+    items = app.services.worklist.items()  # the caller may need calling back
+    assert [(i.kind, i.call_sid) for i in items] == [("failure", CALL_SID)]
+    assert items[0].asked  # the reason, for the staff
 
 
 async def test_openai_unreachable_at_start_hands_the_call_to_staff(tmp_path, clock) -> None:
@@ -289,6 +295,13 @@ async def test_dtmf_zero_transfers_to_staff_with_a_summary(tmp_path, clock) -> N
     assert "<Dial" in after.text and "/twilio/whisper" in after.text
     assert "pressed 0" in whisper.text
     assert realtime.violations == []
+    # No tool was called, yet the staff hear of it as from the transfer tool: told, and a
+    # hand-over in the to-do pointing at this call (in case nobody picks up).
+    assert "transfer" in [kind for kind, _ in app.services.alerter.sent]
+    items = app.services.worklist.items()
+    assert [(i.kind, i.call_sid, i.asked) for i in items] == [
+        ("handover", CALL_SID, "caller pressed 0 for staff")
+    ]
 
 
 async def test_an_emergency_is_flagged_and_the_call_ends_after_the_advice(tmp_path, clock) -> None:

@@ -109,6 +109,11 @@ class ToolContext:
             )
         return self._patient
 
+    @property
+    def known_patient(self) -> Patient | None:
+        """The caller as a patient if already looked up (no database read)."""
+        return self._patient
+
     def forget_patient(self) -> None:
         """Drop the cached patient after its details changed."""
         self._patient = None

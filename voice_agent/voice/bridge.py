@@ -391,13 +391,8 @@ class CallBridge(ReceptionistCall):
         self._link_ready.set()
         await self._speak(None)
 
-    async def _fail_over(self, reason: str) -> None:
+    async def _fall_back(self, reason: str) -> None:
         """The caller hears an apology and is transferred (or handed to the no-AI path)."""
-        self.outcome = CallOutcome.failed
-        self.error = reason
-        self._ending = True
-        self.recorder.event("error", {"failover": reason})
-        await self.alert("call_failure", f"call {self.call_sid}: {reason}")
         await self.actions.fall_back(self.call_sid, reason)
 
     async def _open_link(self) -> bool:

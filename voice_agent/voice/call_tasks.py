@@ -28,9 +28,12 @@ class CallTasks:
         self._tool_timeout = tool_timeout
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         self._helpers: set[asyncio.Future[None]] = set()
+        self._essential: set[asyncio.Future[None]] = set()
 
     async def _settle_tools(self) -> None:
-        running = [t for t in self._tool_tasks.values() if not t.done()]
+        running: list[asyncio.Future[None]] = [
+            t for t in (*self._tool_tasks.values(), *self._essential) if not t.done()
+        ]
         if running:
             await asyncio.wait(running, timeout=self._tool_timeout)
             for task in running:
@@ -44,6 +47,18 @@ class CallTasks:
         task = asyncio.ensure_future(coroutine)
         self._helpers.add(task)
         task.add_done_callback(self._helper_done)
+
+    def _spawn_essential(self, coroutine: Awaitable[None]) -> None:
+        """Work the call's end waits for (up to the tool timeout) instead of cancelling it, as
+        for a running tool: a red flag's staff alarm must go out even if the caller hangs up."""
+        task = asyncio.ensure_future(coroutine)
+        self._essential.add(task)
+        task.add_done_callback(self._essential_done)
+
+    def _essential_done(self, task: asyncio.Future[None]) -> None:
+        self._essential.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call work failed: %s", type(task.exception()).__name__)
 
     def _helper_done(self, task: asyncio.Future[None]) -> None:
         self._helpers.discard(task)

@@ -21,13 +21,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from openai.types.realtime.realtime_response import RealtimeResponse
 from websockets.exceptions import ConnectionClosed
 
 from voice_agent.safety import RedFlag
 from voice_agent.safety.guard import SafetyGuard
-from voice_agent.store.tables import CallOutcome
+from voice_agent.store.tables import CallOutcome, InteractionKind
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
 from voice_agent.voice.call_limits import CallLimits, PendingAction, ResponseState
@@ -117,8 +118,8 @@ class ReceptionistCall(CallLimits):
     async def _transfer(self, summary: str) -> None:
         raise NotImplementedError
 
-    async def _fail_over(self, reason: str) -> None:
-        """No working session: the caller is handed over (transfer or the no-AI line)."""
+    async def _fall_back(self, reason: str) -> None:
+        """Hand the caller over without the AI receptionist (transfer or the no-AI line)."""
         raise NotImplementedError
 
     # Events -------------------------------------------------------------------------------------
@@ -279,14 +280,47 @@ class ReceptionistCall(CallLimits):
         self._touch()
         self.recorder.event("dtmf", digit)
         if digit == "0":
-            self._pending = PendingAction("transfer", "caller pressed 0 for staff")
+            summary = "caller pressed 0 for staff"
+            self._pending = PendingAction("transfer", summary)
             self._act_after_next_response = True
             self._spawn(self._speak(self.lines.get("dtmf_staff"), tools=False))
+            # As the transfer tool does: a hand-over item in the to-do, and the staff told.
+            await self._note_for_staff(InteractionKind.transfer, {"summary": summary})
+            self._spawn(
+                self.context.alert_staff("transfer", self.context.known_patient, summary=summary)
+            )
             return
         if self.link is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self.link.user_text(f"[DTMF {digit}]")
             self._spawn(self._speak(None))
+
+    async def _fail_over(self, reason: str) -> None:
+        """No working session: the call is recorded as failed, the staff alerted, a to-do item
+        opened (the caller may need calling back), and the caller handed over."""
+        self.outcome = CallOutcome.failed
+        self.error = reason
+        self._ending = True
+        self.recorder.event("error", {"failover": reason})
+        await self.alert("call_failure", f"call {self.record_sid}: {reason}")
+        await self._note_for_staff(InteractionKind.failure, {"message": reason})
+        await self._fall_back(reason)
+
+    async def _note_for_staff(self, kind: InteractionKind, details: dict[str, Any]) -> None:
+        """An interaction row the staff's to-do takes up (a hand-over, a failed call), for a
+        call whose path went through no tool; never lets a database fault stop the hand-over."""
+        context = self.context
+        patient = context.known_patient
+        try:
+            await context.services.interactions.record(
+                kind,
+                channel="voice",
+                patient_id=patient.id if patient is not None else None,
+                details={**details, "call_sid": self.record_sid},
+                actor=context.interaction_actor(),
+            )
+        except Exception as exc:
+            logger.error("could not record the call's %s for the staff: %s", kind, exc)
 
     def _caller_left(self) -> None:
         if not self._ending and not self.turns.red_flags:  # told to hang up and call the number
@@ -309,29 +343,33 @@ class ReceptionistCall(CallLimits):
         if heard.red_flag is not None:
             self.flagged = True
             self.outcome = CallOutcome.emergency
-            self._spawn(self._on_red_flag(heard.red_flag))
+            self._spawn_essential(self._raise_red_flag(heard.red_flag))
+            self._spawn(self._tell_red_flag(heard.red_flag))
 
-    async def _on_red_flag(self, flag: RedFlag) -> None:
+    async def _raise_red_flag(self, flag: RedFlag) -> None:
+        """The record flagged, the caller's holds released, the staff alarmed: finished even if
+        the caller hangs up at once (the call's end waits for it)."""
         services = self.context.services
-        clinic = services.clinic()
-        instruction = self._safety.texts.voice_instruction(clinic, flag, self.context.language)
-        self._spawn(
-            asyncio.to_thread(
-                set_call_fields,
-                self.recorder.engine,
-                self.record_sid,
-                flagged=True,
-                outcome=CallOutcome.emergency,
-            )
+        await asyncio.to_thread(
+            set_call_fields,
+            self.recorder.engine,
+            self.record_sid,
+            flagged=True,
+            outcome=CallOutcome.emergency,
         )
-        if self.link is not None and not self._ending:
-            with contextlib.suppress(ConnectionClosed):
-                await self.link.system_text(instruction)
-            self._spawn(self._say_safety(instruction))
         await services.booking.release_holds(self.context.conversation_id)
         await self._safety.raise_alarm(
             flag, channel="voice", phone=self.context.caller_phone, where=("call", self.record_sid)
         )
+
+    async def _tell_red_flag(self, flag: RedFlag) -> None:
+        """The model told (a system item in the call's language) and its ordinary answer cut."""
+        clinic = self.context.services.clinic()
+        instruction = self._safety.texts.voice_instruction(clinic, flag, self.context.language)
+        if self.link is not None and not self._ending:
+            with contextlib.suppress(ConnectionClosed):
+                await self.link.system_text(instruction)
+            self._spawn(self._say_safety(instruction))
 
     async def _say_safety(self, instruction: str) -> None:
         """Cut the model's ordinary answer (unless it is calling a tool), then say ours."""

@@ -272,13 +272,7 @@ class SidebandSession(ReceptionistCall):
         if not self._ending:
             await self._fail_over(reason)
 
-    async def _fail_over(self, reason: str) -> None:
-        """Without a working session the call has no receptionist: hand the caller over."""
-        self.outcome = CallOutcome.failed
-        self.error = reason
-        self._ending = True
-        self.recorder.event("error", {"failover": reason})
-        await self.alert("call_failure", f"call {self.record_sid}: {reason}")
+    async def _fall_back(self, reason: str) -> None:
         try:
             await self.actions.fall_back(reason)
         except Exception as exc:
