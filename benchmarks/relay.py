@@ -369,7 +369,7 @@ class RealtimeSession(asyncio.Protocol):
             self.open = True
             self.server.sessions.add(self)
             self._send(b'{"type":"session.created","event_id":"e0","session":{}}')
-        out = []
+        out, closing = [], False
         for opcode, payload in ws_parse(self.buffer):
             if opcode == 1:
                 if payload.startswith(b'{"type":"input_audio_buffer.append"'):
@@ -401,8 +401,11 @@ class RealtimeSession(asyncio.Protocol):
             elif opcode == 8:
                 out.append(ws_frame(payload[:2], 8))
                 self.open = False
+                closing = True
         if out and self.transport is not None:
             self.transport.write(b"".join(out))
+            if closing:  # a server ends the TCP connection after the close handshake
+                self.transport.close()
 
     def _send(self, payload: bytes) -> None:
         assert self.transport is not None

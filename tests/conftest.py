@@ -11,8 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from tests.migrated import PostgresSchema, migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clinic import Clinic, load_clinic_file
 from voice_agent.clock import FixedClock
@@ -41,16 +42,15 @@ def sample_clinic() -> Clinic:
     return load_clinic_file(DEFAULT_CLINIC_FILE)
 
 
-def _pg_engine(worker: str) -> Engine:
-    """A clean schema per xdist worker, so parallel workers never see each other's rows."""
-    schema = "t_" + re.sub(r"[^a-z0-9]", "", worker.lower())
-    admin = make_engine(PG_URL)  # type: ignore[arg-type]
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    admin.dispose()
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    return make_engine(url)
+_schemas: dict[str, PostgresSchema] = {}
+
+
+def _pg_schema(worker: str) -> PostgresSchema:
+    """A schema per xdist worker, so parallel workers never see each other's rows."""
+    if worker not in _schemas:
+        schema = "t_" + re.sub(r"[^a-z0-9]", "", worker.lower())
+        _schemas[worker] = PostgresSchema(PG_URL, schema)  # type: ignore[arg-type]
+    return _schemas[worker]
 
 
 def _worker(request: pytest.FixtureRequest) -> str:
@@ -71,14 +71,19 @@ def database_params() -> list[object]:
 @pytest.fixture
 def make_engine_for(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[str], Engine]]:
+) -> Iterator[Callable[..., Engine]]:
     engines: list[Engine] = []
 
-    def factory(kind: str) -> Engine:
+    def factory(kind: str, *, migrated: bool = True) -> Engine:
+        """A database of ``kind`` at the head migration with no rows (``migrated=False``: an
+        empty one, for a test of the migrations themselves)."""
         if kind == "sqlite":
-            engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+            path = tmp_path / "test.db"
+            url = migrated_sqlite(path) if migrated else f"sqlite:///{path}"
         else:
-            engine = _pg_engine(_worker(request))
+            schema = _pg_schema(_worker(request))
+            url = schema.migrated() if migrated else schema.empty()
+        engine = make_engine(url)
         engines.append(engine)
         return engine
 
@@ -92,6 +97,9 @@ TEST_LOOKUP_KEY = "test-lookup-key-of-at-least-32-characters"
 
 
 def make_settings(database_url: str = "sqlite://", **overrides: object) -> Settings:
+    # argon2's cheapest parameters: the suite hashes and checks staff passwords hundreds of
+    # times (0.4 s each with the default); test_accounts checks the default and the upgrade.
+    overrides.setdefault("staff_password_profile", "CHEAPEST")
     if not database_url.startswith("sqlite"):  # a server database has no embedded default keys
         overrides.setdefault("encryption_keys", TEST_ENCRYPTION_KEY)
         overrides.setdefault("lookup_key", TEST_LOOKUP_KEY)

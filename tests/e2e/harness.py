@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import make_settings
 from tests.fakes.realtime_script import Step
 from tests.fakes.realtime_server import FakeRealtimeServer
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import Clock
@@ -75,7 +76,7 @@ async def live_app(
     # 1 s default, and the fake's script would give its next line to the filler.
     overrides.setdefault("tool_filler_after_seconds", 30.0)
     settings = make_settings(
-        f"sqlite:///{tmp_path / 'live.db'}",
+        migrated_sqlite(tmp_path / "live.db"),
         public_url=PUBLIC_URL,
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,

@@ -4,12 +4,7 @@ page while it is written, after "typing" while the search runs."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,93 +12,42 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import NOW, make_settings
+from tests.e2e.browser import needs_chromium, serving
 from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
 from tests.integration.test_llm_text import MODEL, services_for
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
-from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _serving(services: Services) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(services.settings, services), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    services.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'page.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "page.db"))
     services = build_services(
         make_settings(str(engine.url)),
         clock=FixedClock(NOW),
         alerter=ConsoleAlerter(),
         engine=engine,
     )
-    with _serving(services) as url:
+    with serving(services) as url:
         yield url, services
 
 
 @pytest.fixture
 def served_with_openai(tmp_path: Path) -> Iterator[tuple[str, FakeOpenAIResponses]]:
-    with FakeOpenAIResponses(MODEL) as fake, _serving(services_for(tmp_path, fake)) as url:
+    with FakeOpenAIResponses(MODEL) as fake, serving(services_for(tmp_path, fake)) as url:
         yield url, fake
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")
-    options = Options()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--window-size=1000,900",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+def browser_window() -> tuple[int, int]:
+    return (1000, 900)
 
 
 def test_a_person_books_in_the_browser(served: tuple[str, Services], browser: object) -> None:

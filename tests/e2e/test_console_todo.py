@@ -7,11 +7,6 @@ Screenshots go to ``artifacts/screenshots/`` for a person to look at."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,87 +14,44 @@ import httpx
 import pytest
 
 from tests.conftest import NOW, make_settings
+from tests.e2e.browser import needs_chromium, serving
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
-from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
-from voice_agent.console.accounts import StaffAccounts
+from voice_agent.console.accounts import StaffAccounts, password_hasher
 from voice_agent.services import Services, build_services
 from voice_agent.settings import PROJECT_ROOT
 from voice_agent.store.db import make_engine
 from voice_agent.store.staff_tables import StaffRole
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-)
+pytestmark = needs_chromium
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery staple"
 PATIENT = "+5511987659101"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Services]]:
-    import uvicorn
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'console.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "console.db"))
     services = build_services(
         make_settings(str(engine.url)),
         clock=FixedClock(NOW),
         alerter=ConsoleAlerter(),
         engine=engine,
     )
-    accounts = StaffAccounts(services.engine, services.clock)
+    accounts = StaffAccounts(
+        services.engine, services.clock, password_hasher(services.settings.staff_password_profile)
+    )
     accounts.add("ana@clinica.test", PASSWORD, StaffRole.receptionist)
     accounts.add("admin@clinica.test", PASSWORD, StaffRole.admin)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(services.settings, services), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", services
-    server.should_exit = True
-    thread.join(timeout=10)
-    services.close()
+    with serving(services) as url:
+        yield url, services
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")
-    options = Options()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--window-size=1100,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+def browser_window() -> tuple[int, int]:
+    return (1100, 1000)
 
 
 def _shot(driver: object, name: str, *, phone: bool = False) -> None:

@@ -4,7 +4,6 @@ guarantee that a slot is booked once however many requests race for it."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import NOW, PG_URL, SAO_PAULO
+from tests.processes import app_processes
 from voice_agent.scheduling.availability import Slot
 from voice_agent.scheduling.booking import BookingError, BookingRequest, BookingService
 from voice_agent.scheduling.preferences import Preferences
@@ -236,7 +236,7 @@ async def test_processes_racing_on_postgresql_one_wins(make_engine_for, clock) -
         make_settings(url), clock=clock, alerter=ConsoleAlerter(), engine=engine
     )
     patients = [await new_patient(services, f"+5511987{653000 + i:06d}") for i in range(40)]
-    context = multiprocessing.get_context("spawn")
+    context = app_processes(__name__)
     processes_count = 4
     gate = context.Barrier(processes_count)
     results = context.Queue()

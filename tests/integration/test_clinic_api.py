@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 
 from tests.conftest import SAO_PAULO
 from tests.fakes.clinic_api_fake import ClinicApiFake
+from tests.fakes.polling import poll
 from tests.fakes.twilio_rest_fake import TwilioRestFake
 from tests.integration.integration_env import (
     ACCOUNT_SID,
@@ -172,7 +173,7 @@ async def test_a_lost_answer_leaves_no_phantom_and_the_retry_finds_the_one_recor
     with pytest.raises(BookingError) as caught:
         await cservices.booking.book(request, hold)
     assert caught.value.code == "booking_pending"
-    await asyncio.sleep(0.7)  # the fake finishes the slow create
+    await poll(lambda: api.state.creates_received == 2, timeout=5)  # the slow create lands
     assert await cservices.booking.retry_pending(request.patient_id, "c5") is not None
     assert len(api.active_records()) == 2 and api.state.creates_received == 2
     assert count(cservices, Appointment) == 2

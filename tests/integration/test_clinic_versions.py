@@ -29,7 +29,7 @@ from voice_agent.clinic.versions import (
     with_section,
 )
 from voice_agent.clock import FixedClock
-from voice_agent.console.accounts import StaffAccounts
+from voice_agent.console.accounts import StaffAccounts, password_hasher
 from voice_agent.services import Services
 from voice_agent.store.staff_tables import StaffRole
 
@@ -90,7 +90,11 @@ def test_a_saved_price_is_what_the_receptionist_says(any_services: Services) -> 
 
         assert "120" in ask()
         clinic = with_section(services.clinic(), "services", _priced(services.clinic(), "ecg", 145))
-        staff = StaffAccounts(services.engine, services.clock)
+        staff = StaffAccounts(
+            services.engine,
+            services.clock,
+            password_hasher(services.settings.staff_password_profile),
+        )
         author = staff.add("admin@clinic.test", "a long enough password", StaffRole.admin).id
         saved = save_version(services.engine, clinic, source="console", author_id=author)
         services.clinic.reload()  # the saving process answers with it at once

@@ -5,7 +5,6 @@ and place every call exactly once, and a restarted process repeats nothing."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy import Engine
 from tests.conftest import NOW, PG_URL
 from tests.fakes.twilio_rest_fake import TwilioRestFake
 from tests.integration.integration_env import ACCOUNT_SID, AUTH_TOKEN, build, twilio_settings
+from tests.processes import app_processes
 from voice_agent.clock import FixedClock
 from voice_agent.confirmations.steps import StepStore
 from voice_agent.scheduling.booking import BookingRequest
@@ -77,7 +77,7 @@ def _worker(url: str, overrides: dict[str, Any], gate: Any, results: Any) -> Non
 
 
 def run_processes(url: str, overrides: dict[str, Any], count: int) -> list[list[tuple[int, str]]]:
-    context = multiprocessing.get_context("spawn")
+    context = app_processes(__name__)
     gate = context.Barrier(count)
     results = context.Queue()
     processes = [

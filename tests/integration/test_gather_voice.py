@@ -12,6 +12,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import NOW, make_settings
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -28,7 +29,7 @@ CALLER = "+5511987656001"
 
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'gather.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "gather.db"))
     settings = make_settings(
         str(engine.url),
         twilio_account_sid="AC" + "2" * 32,

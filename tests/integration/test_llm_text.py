@@ -24,6 +24,7 @@ from tests.fakes.openai_responses import (
     Stall,
     last_tool_output,
 )
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clock import FixedClock
 from voice_agent.conversation.engine import ConversationService
@@ -43,7 +44,7 @@ def fake() -> Iterator[FakeOpenAIResponses]:
 
 
 def services_for(tmp_path: Path, fake: FakeOpenAIResponses, **settings: Any) -> Services:
-    engine = make_engine(f"sqlite:///{tmp_path / 'llm.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "llm.db"))
     values: dict[str, Any] = {
         "openai_api_key": "sk-test",
         "openai_base_url": fake.base_url,
@@ -331,7 +332,7 @@ async def test_a_state_saved_by_the_chat_completions_loop_carries_on(
 
 
 async def test_a_broken_openai_at_the_first_message_is_invisible(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "down.db"))
     settings = make_settings(
         str(engine.url), openai_api_key="sk-test", openai_base_url="http://127.0.0.1:9/v1"
     )

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import NOW, make_settings
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -22,7 +23,7 @@ LOCAL = ("127.0.0.1", 50000)
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'offers.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "offers.db"))
     services = build_services(
         make_settings(str(engine.url)),
         clock=FixedClock(NOW),

@@ -4,7 +4,6 @@ and several processes draining one PostgreSQL outbox deliver each row exactly on
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from tests.integration.integration_env import (
     google_settings,
     twilio_settings,
 )
+from tests.processes import app_processes
 from voice_agent.clock import FixedClock
 from voice_agent.integrations.sheets import HEADER
 from voice_agent.scheduling.booking import BookingRequest
@@ -103,7 +103,7 @@ def _worker(url: str, settings: dict[str, Any], mode: str, gate: Any, results: A
 def _run_processes(
     url: str, settings: dict[str, Any], mode: str, count: int
 ) -> tuple[list[int | None], list[dict[str, int]]]:
-    context = multiprocessing.get_context("spawn")
+    context = app_processes(__name__)
     gate = context.Barrier(count)
     results = context.Queue()
     processes = [

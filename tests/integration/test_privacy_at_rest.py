@@ -202,7 +202,7 @@ def test_a_server_database_without_keys_refuses_to_start(
 def test_migration_0009_encrypts_rows_written_in_clear(
     db_kind: str, make_engine_for: Callable[[str], Engine]
 ) -> None:
-    engine = make_engine_for(db_kind)
+    engine = make_engine_for(db_kind, migrated=False)
     upgrade(engine, "0005_merge_heads")
     with engine.begin() as db:
         db.execute(

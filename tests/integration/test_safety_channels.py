@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from tests.conftest import NOW, RUSSIAN_CLINIC_FILE, make_settings
 from tests.integration.test_confirmations import PHONE as CONFIRM_PHONE
 from tests.integration.test_confirmations import _call, book, env, twilio  # noqa: F401 (fixtures)
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clinic import load_clinic_file
@@ -34,7 +35,7 @@ CALL = "CA" + "5" * 32
 
 
 def _services(db: Path) -> Services:
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(migrated_sqlite(db))
     settings = make_settings(
         str(engine.url),
         twilio_account_sid="AC" + "1" * 32,

@@ -39,6 +39,7 @@ from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import make_settings
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clinic.lookup import fold
@@ -96,7 +97,7 @@ class Spy:
 def scenario_services(tmp_path: Path) -> Iterator[Services]:
     from tests.conftest import NOW
 
-    engine: Engine = make_engine(f"sqlite:///{tmp_path / 'scenario.db'}")
+    engine: Engine = make_engine(migrated_sqlite(tmp_path / "scenario.db"))
     settings = make_settings(
         str(engine.url),
         twilio_account_sid="AC" + "0" * 32,

@@ -27,6 +27,7 @@ from tests.integration.integration_env import (
     twilio_settings,
 )
 from tests.integration.test_google import CARLOS, book
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -60,7 +61,7 @@ def twilio(clock: FixedClock) -> Iterator[TwilioRestFake]:
 def test_a_hand_over_names_the_patient_the_number_the_question_and_the_conversation(
     tmp_path: Path, twilio: TwilioRestFake, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'handover.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "handover.db"))
     settings = make_settings(str(engine.url), public_url=PUBLIC, **twilio_settings(twilio.base_url))
     services = build_services(settings, clock=FixedClock(NOW), engine=engine)
     twilio.open_window(DOCTOR)
@@ -132,7 +133,7 @@ async def test_staff_texts_follow_the_clinic_language(tmp_path: Path) -> None:
     from tests.conftest import RUSSIAN_CLINIC_FILE
     from voice_agent.alerts import alert_staff
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'ru.db'}")
+    engine = make_engine(migrated_sqlite(tmp_path / "ru.db"))
     alerter = ConsoleAlerter()
     services = build_services(
         make_settings(str(engine.url), clinic_file=RUSSIAN_CLINIC_FILE),

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import NOW, make_settings
+from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.app import create_app
 from voice_agent.clock import FixedClock
@@ -26,7 +27,7 @@ URL = f"{PUBLIC}/twilio/messaging"
 
 
 def _services(db: Path) -> Services:
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(migrated_sqlite(db))
     settings = make_settings(
         str(engine.url),
         twilio_account_sid="AC" + "1" * 32,

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from voice_agent.app import create_app
-from voice_agent.console.accounts import StaffAccounts
+from voice_agent.console.accounts import StaffAccounts, password_hasher
 from voice_agent.integrations.outbox import Delivered, OutboxItem, PermanentFailure
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
@@ -32,7 +32,9 @@ ANA, BIA = 1, 2
 
 
 def add_staff(services: Services) -> None:
-    accounts = StaffAccounts(services.engine, services.clock)
+    accounts = StaffAccounts(
+        services.engine, services.clock, password_hasher(services.settings.staff_password_profile)
+    )
     for name in ("ana", "bia"):
         accounts.add(f"{name}@clinic.test", "a long enough password", StaffRole.receptionist)
 

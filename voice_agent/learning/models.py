@@ -15,10 +15,9 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-import joblib
-import sklearn
 from sqlalchemy import Engine, func, select, update
 from sqlmodel import col
 
@@ -32,9 +31,18 @@ class IncompatibleModel(Exception):
     """The stored model was trained with a scikit-learn this process cannot trust to load it."""
 
 
+@cache
+def installed_sklearn() -> str:
+    """The installed scikit-learn's version, read without importing it (its import, scipy
+    included, is most of the app's start-up: done only when a model is trained or loaded)."""
+    from importlib.metadata import version
+
+    return version("scikit-learn")
+
+
 def compatible(version: str, installed: str | None = None) -> bool:
     """Same major.minor as the installed scikit-learn (pickles are not portable across them)."""
-    mine = (installed or sklearn.__version__).split(".")[:2]
+    mine = (installed or installed_sklearn()).split(".")[:2]
     return version.split(".")[:2] == mine
 
 
@@ -78,6 +86,8 @@ def _info(row: LearnedModel) -> ModelInfo:
 
 def dumps(estimator: Any) -> bytes:
     buffer = io.BytesIO()
+    import joblib
+
     joblib.dump(estimator, buffer, compress=3)
     return buffer.getvalue()
 
@@ -123,7 +133,7 @@ class ModelStore:
                 created_at=now,
                 trained_until=trained_until,
                 examples=examples,
-                sklearn_version=sklearn_version or sklearn.__version__,
+                sklearn_version=sklearn_version or installed_sklearn(),
                 features=json.dumps(features),
                 metrics=json.dumps(metrics, sort_keys=True),
                 blob=blob,
@@ -168,8 +178,10 @@ class ModelStore:
         if not compatible(info.sklearn_version):
             raise IncompatibleModel(
                 f"{info.kind} model v{info.version} was trained with scikit-learn "
-                f"{info.sklearn_version}; this process has {sklearn.__version__}: retrain it"
+                f"{info.sklearn_version}; this process has {installed_sklearn()}: retrain it"
             )
+        import joblib
+
         return LoadedModel(info, joblib.load(io.BytesIO(blob)))
 
 

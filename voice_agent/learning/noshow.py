@@ -16,15 +16,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
@@ -34,6 +28,9 @@ from voice_agent.learning.models import ModelCache, ModelInfo, ModelStore
 from voice_agent.store.db import transaction
 from voice_agent.store.learning_tables import ModelKind
 from voice_agent.store.tables import Appointment, AppointmentStatus, Interaction, InteractionKind
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 ATTENDED = (AppointmentStatus.attended, AppointmentStatus.completed)
 HELD_OUT_SHARE = 0.25
@@ -142,6 +139,11 @@ def load_examples(engine: Engine, clinic: Clinic, *, until: datetime) -> list[Ex
 
 
 def new_no_show_pipeline() -> Pipeline:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("encode", DictVectorizer(sparse=False)),
@@ -157,6 +159,9 @@ def probability(estimator: Any, features: Sequence[Features]) -> np.ndarray:
 
 def calibration(labels: Sequence[bool], predicted: Sequence[float]) -> dict[str, Any]:
     """ROC AUC, Brier score (and the base rate's), and reliability bins (quintiles)."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     y = np.asarray(labels, dtype=int)
     p = np.asarray(predicted, dtype=float)
     base = float(y.mean()) if len(y) else 0.0

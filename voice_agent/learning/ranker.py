@@ -16,10 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.learning.features import Features, offers_features
@@ -69,6 +65,11 @@ class LinearModel:
 def fold_linear(estimator: Any) -> LinearModel | None:
     """The pipeline as a `LinearModel`, or None when it is not DictVectorizer [→ StandardScaler]
     → binary LogisticRegression (such a model is scored through ``predict_proba``)."""
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if not isinstance(estimator, Pipeline):
         return None
     steps = [step for _, step in estimator.steps]

@@ -14,12 +14,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
@@ -28,6 +24,9 @@ from voice_agent.learning.models import ModelInfo, ModelStore
 from voice_agent.learning.ranker import predict
 from voice_agent.store.db import transaction
 from voice_agent.store.learning_tables import ModelKind, OfferOutcome, OfferSet, OfferShown
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DECIDED = (OfferOutcome.chosen, OfferOutcome.rejected, OfferOutcome.other_times)
 """Sets that say something about the offers. Abandoned ones (the call dropped, the patient
@@ -129,6 +128,11 @@ def split_by_time(
 
 
 def new_ranking_pipeline() -> Pipeline:
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("encode", DictVectorizer(sparse=False)),

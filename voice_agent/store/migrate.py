@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -21,7 +22,12 @@ def _config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
-    """Bring the schema to ``revision``; safe to run on every start (a no-op when current)."""
+    """Bring the schema to ``revision``; safe to run on every start (a no-op when current).
+
+    A schema already at the heads is left alone before Alembic reads and executes every
+    migration file to find that out (~15 ms on each start, and on each test's services)."""
+    if revision == "heads" and current_revisions(engine) == head_revisions():
+        return
     config = _config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
@@ -33,10 +39,11 @@ def current_revisions(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
-def head_revisions() -> set[str]:
+@cache
+def head_revisions() -> frozenset[str]:
     """The heads of the migration history: one (a test keeps it so; a branch added beside
     another is joined with a merge revision, as 0005 joined the first three)."""
-    return set(ScriptDirectory.from_config(_config_without_engine()).get_heads())
+    return frozenset(ScriptDirectory.from_config(_config_without_engine()).get_heads())
 
 
 def _config_without_engine() -> Config:
