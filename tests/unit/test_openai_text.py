@@ -195,3 +195,17 @@ async def test_a_round_is_read_from_the_event_lines() -> None:
 async def test_a_broken_stream_raises(lines: tuple[str, ...]) -> None:
     with pytest.raises(StreamFailed):
         await read_round(_lines(*lines), None)
+
+
+async def test_the_echoing_events_are_not_decoded_but_every_other_is() -> None:
+    completed = {
+        "type": "response.completed",
+        "response": {"id": "resp_1", "output": [], "status": "completed"},
+    }
+    # response.created echoes instructions and tools: skipped by its event line, undecoded.
+    lines = _lines("event: response.created", "data: {not json", "", *_event(completed))
+    found = await read_round(lines, None)
+    assert found.response_id == "resp_1"
+    # The same bytes under any other name are read, and fail loudly.
+    with pytest.raises(StreamFailed, match="not JSON"):
+        await read_round(_lines("event: response.output_text.delta", "data: {not json", ""), None)

@@ -42,16 +42,28 @@ class Round:
     """The response's items as input items (reasoning, messages, calls), for resending."""
 
 
+UNREAD_EVENTS = frozenset({"response.created", "response.in_progress"})
+"""Events named in their ``event:`` line whose data is not decoded: nothing in them is used, and
+each echoes the request's instructions and tool schemas (the largest JSON of a round)."""
+
+
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
     """The JSON ``data`` of each server-sent event (WHATWG framing: ``data:`` lines up to a
-    blank line; ``event:``, ``id:`` and comments carry nothing the payload lacks)."""
+    blank line; ``id:`` and comments carry nothing the payload lacks). An event whose
+    ``event:`` line names one of ``UNREAD_EVENTS`` is skipped without decoding its data."""
     data: list[str] = []
+    name = ""
     async for line in lines:
         if line.startswith("data:"):
             data.append(line[6:] if line.startswith("data: ") else line[5:])
+        elif line.startswith("event:"):
+            name = line[6:].strip()
         elif not line and data:
             payload = "\n".join(data)
             data = []
+            skip, name = name in UNREAD_EVENTS, ""
+            if skip:
+                continue
             try:
                 event = json.loads(payload)
             except ValueError:
