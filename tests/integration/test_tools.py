@@ -263,3 +263,27 @@ async def test_call_control_is_refused_outside_calls(services: Services) -> None
 async def test_no_verified_caller_cannot_book(services: Services, phone: None) -> None:
     result = await call(services, context(services, phone), "list_my_appointments")
     assert result["code"] == "no_verified_caller"
+
+
+def test_a_known_patient_id_spares_the_look_up_and_a_claimed_number_drops_it(
+    services: Services,
+) -> None:
+    async def run() -> tuple[str, str, str]:
+        patient = await services.patients.find_or_create("+5511987650001", "pt-BR")
+        ctx = ToolContext(
+            services=services,
+            channel="whatsapp",
+            conversation_id="c-known",
+            caller_phone="+5511987650001",
+            language="pt-BR",
+            phone_verified=True,
+            known_patient_id=patient.id,
+        )
+        known = await ctx.patient_id()
+        assert ctx.known_patient is None  # no Patient read for it
+        ctx.claim_phone("+5511987650002")  # another number: another patient
+        other = await ctx.patient_id()
+        return patient.id, known, other
+
+    first, known, other = asyncio.run(run())
+    assert known == first and other != first

@@ -158,6 +158,7 @@ class ConversationService:
                     phone_verified=state.phone_verified and state.phone is not None,
                     call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
                     recorder=trace,
+                    known_patient_id=on_file.id if on_file is not None else None,
                 )
                 with ctx.acting():
                     turn, engine = await self._turn(state, text, ctx, listener, on_file)

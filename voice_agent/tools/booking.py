@@ -88,15 +88,15 @@ async def find_slots(
         )
     except ValueError as exc:
         raise ToolError(f"Those preferences do not fit together: {exc}") from None
-    patient = await ctx.patient() if ctx.caller_phone else None
-    if patient is not None and await ctx.verified_by() == "unverified":
-        patient = None  # ranking by the patient's history would tell who they saw before
+    patient_id = await ctx.patient_id() if ctx.caller_phone else None
+    if patient_id is not None and await ctx.verified_by() == "unverified":
+        patient_id = None  # ranking by the patient's history would tell who they saw before
     try:
         offers = await ctx.services.booking.find_offers(
             found.id,
             prefs,
             holder=ctx.conversation_id,
-            patient_id=patient.id if patient else None,
+            patient_id=patient_id,
             language=ctx.language,
         )
     except BookingError as exc:

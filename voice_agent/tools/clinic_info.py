@@ -28,7 +28,7 @@ async def clinic_info(
     clinic = ctx.services.clinic()
     language = ctx.language
     answer = _answer(clinic, topic, about, language)
-    patient_id = (await ctx.patient()).id if ctx.caller_phone else None
+    patient_id = await ctx.patient_id() if ctx.caller_phone else None
     await ctx.note(
         InteractionKind.information,
         patient_id=patient_id,

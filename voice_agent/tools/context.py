@@ -90,6 +90,9 @@ class ToolContext:
     """Confirmation calls may act on this one appointment only."""
     phone_verified: bool = False
     """The carrier vouches for ``caller_phone`` (caller id, WhatsApp/SMS ``From``)."""
+    known_patient_id: str | None = None
+    """The caller's patient id when the channel already read it (the text turn reads it with the
+    conversation's state): tools that need only the id then need no look-up."""
     _patient: Patient | None = field(default=None, repr=False)
     _identity: tuple[str, str] | None = field(default=None, repr=False)
     """(patient id, code | birth_date) once this conversation proved who it is."""
@@ -109,6 +112,14 @@ class ToolContext:
             )
         return self._patient
 
+    async def patient_id(self) -> str:
+        """The caller's patient id: as already known (no query), else looked up or created."""
+        if self._patient is not None:
+            return self._patient.id
+        if self.known_patient_id is not None:
+            return self.known_patient_id
+        return (await self.patient()).id
+
     @property
     def known_patient(self) -> Patient | None:
         """The caller as a patient if already looked up (no database read)."""
@@ -122,7 +133,7 @@ class ToolContext:
         """A number the caller said (their own is withheld or typed): never carrier-verified."""
         if phone != self.caller_phone:
             self.caller_phone, self.phone_verified = phone, False
-            self._patient, self._identity = None, None
+            self._patient, self._identity, self.known_patient_id = None, None, None
 
     async def verified_by(self) -> str:
         """How we know the caller is the patient: carrier | code | birth_date | unverified."""
