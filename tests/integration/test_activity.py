@@ -59,7 +59,6 @@ async def _call(services: Services, sid: str, phone: str) -> None:
             )
         )
     recorder = CallRecorder(services.engine, sid)
-    recorder.start()
     recorder.event("caller", "Здравствуйте, сколько стоит ЭКГ?")
     await recorder.tool("clinic_info", {"topic": "prices", "about": "ЭКГ"}, {"price": 120}, True)
     recorder.event("receptionist", "ЭКГ стоит 120 реалов.")

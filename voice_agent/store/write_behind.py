@@ -121,7 +121,9 @@ class WriteBehind:
             await asyncio.sleep(self.interval)  # gather what the next second brings
             self._wake.clear()
             try:
-                await self.flush()
+                # Shielded: close() cancels the timer, never a write under way (its rows would
+                # be neither written nor kept); close's own flush waits for it on the lock.
+                await asyncio.shield(self.flush())
             except Exception:  # the task must outlive any one bad batch
                 logger.exception("write-behind flush failed")
 

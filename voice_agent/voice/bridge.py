@@ -140,7 +140,6 @@ class CallBridge(ReceptionistCall):
 
     async def run(self) -> CallOutcome:
         """Run the call to its end and return its outcome; never raises for call faults."""
-        self.recorder.start()
         try:
             if not await self._open_link():
                 logger.error("realtime connection failed at call start")

@@ -10,6 +10,7 @@ tick alone was a visible share of the SIP transport's CPU).
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -46,7 +47,7 @@ class ResponseState:
     out_of_band: bool = False
 
 
-class CallLimits(CallTasks):
+class CallLimits(CallTasks, ABC):
     """Mixin: ``_touch`` on activity, ``_watchdog`` as one of the call's tasks. The class using
     it provides the state below, ``_busy`` (the model speaking, a tool running), ``_hang_up_now``
     and ``_speak``."""
@@ -61,14 +62,17 @@ class CallLimits(CallTasks):
     _pending: PendingAction | None
     _act_after_next_response: bool
 
+    @abstractmethod
     def _busy(self) -> bool:
-        raise NotImplementedError
+        """The model is speaking or being heard, or a tool runs: not idle."""
 
+    @abstractmethod
     async def _hang_up_now(self) -> None:
-        raise NotImplementedError
+        """End the call now (the maximum length is long past)."""
 
+    @abstractmethod
     def _speak(self, instructions: str | None, *, tools: bool = True) -> Awaitable[None]:
-        raise NotImplementedError
+        """Ask the model for a response (``tools=False``: out of band)."""
 
     def _touch(self, *, caller: bool = True) -> None:
         """Something happened on the call; the idle clock restarts from now."""

@@ -7,7 +7,7 @@ Patient data (transcripts, arguments) goes to the database only, never to plain 
 are queued on the process's write-behind queue (``store/write_behind.py``: one transaction a
 second for all calls), so the audio path never waits on the database.
 These are blocking functions (the call path runs them with ``asyncio.to_thread``) except
-:class:`CallRecorder`, which owns its writer task.
+:class:`CallRecorder`, which queues and flushes.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ class CallRecorder:
         self._engine = engine
         self.call_sid = call_sid
         self._seq = 0
+        self._own_writer = writer is None
+        """Without the process's queue (a test, a script) the recorder has its own, closed at
+        the call's end."""
         self._writer = writer or WriteBehind(engine)
         self._interactions = interactions
         self.transcript: list[tuple[str, str]] = []
@@ -108,9 +111,6 @@ class CallRecorder:
     def engine(self) -> Engine:
         """The database this call's record lives in (the bridge's own call-field writes use it)."""
         return self._engine
-
-    def start(self) -> None:
-        """Nothing to start: the shared writer runs on its own (kept for the call's life cycle)."""
 
     def event(self, kind: str, content: dict[str, Any] | str) -> None:
         self._seq += 1
@@ -156,7 +156,7 @@ class CallRecorder:
         self, outcome: CallOutcome, *, error: str | None = None, flagged: bool | None = None
     ) -> None:
         """Flush the events and close the record (outcome set once, first writer wins)."""
-        await self._writer.flush()
+        await (self._writer.close() if self._own_writer else self._writer.flush())
         await asyncio.to_thread(self._close, outcome, error, flagged, utcnow())
 
     def _close(

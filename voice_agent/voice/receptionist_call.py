@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -107,20 +108,21 @@ class ReceptionistCall(CallLimits):
     async def _before_response_done(self) -> None:
         """Anything to send before a finished response is acted on (the bridge's last marks)."""
 
+    @abstractmethod
     async def _cut_playout(self) -> None:
         """Stop what the caller is hearing of the model's current answer."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _wait_heard(self) -> None:
         """Return once the caller heard everything said so far (bounded by the caller)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _transfer(self, summary: str) -> None:
-        raise NotImplementedError
+        """Put the caller through to the staff (the outcome is the transport's to set)."""
 
+    @abstractmethod
     async def _fall_back(self, reason: str) -> None:
         """Hand the caller over without the AI receptionist (transfer or the no-AI line)."""
-        raise NotImplementedError
 
     # Events -------------------------------------------------------------------------------------
 

@@ -111,7 +111,6 @@ class SidebandSession(ReceptionistCall):
 
     async def run(self) -> CallOutcome:
         """Run the call to its end; never raises for call faults."""
-        self.recorder.start()
         try:
             if await self._open() != "open":
                 await self._fail_over("the sideband to the SIP call could not be opened")
@@ -251,9 +250,9 @@ class SidebandSession(ReceptionistCall):
             self.error = f"transfer failed: {type(exc).__name__}"
             self.recorder.event("error", {"transfer": type(exc).__name__})
             await self.alert("call_failure", f"call {self.record_sid}: {self.error}")
-            await self._hang_up()
+            await self._hang_up_now()
 
-    async def _hang_up(self) -> None:
+    async def _hang_up_now(self) -> None:
         try:
             await self.actions.hang_up()
         except Exception as exc:  # the call may already be over
@@ -261,9 +260,6 @@ class SidebandSession(ReceptionistCall):
 
     def _busy(self) -> bool:
         return not self._response_idle.is_set() or bool(self._playing) or bool(self._tool_tasks)
-
-    async def _hang_up_now(self) -> None:
-        await self._hang_up()
 
     # Faults ---------------------------------------------------------------------------------------
 
