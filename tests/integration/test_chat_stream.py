@@ -14,17 +14,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.fakes.openai_responses import Call, Cut, Fail, FakeOpenAIResponses, Say
-from tests.integration.test_llm_text import MODEL, PHONE, services_for
+from tests.integration.test_llm_text import PHONE, services_for
 from voice_agent.app import create_app
 from voice_agent.services import Services
 
 LOCAL = ("127.0.0.1", 50000)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAIResponses]:
-    with FakeOpenAIResponses(MODEL) as server:
-        yield server
 
 
 @pytest.fixture

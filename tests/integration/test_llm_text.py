@@ -5,7 +5,6 @@ patient's yes, and any OpenAI failure hands the turn to the offline receptionist
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,7 @@ from voice_agent.services import Services, build_services
 from voice_agent.store.db import make_engine, transaction
 from voice_agent.store.tables import Appointment
 
-MODEL = "gpt-4.1-mini"
 PHONE = "+5511987654321"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAIResponses]:
-    with FakeOpenAIResponses(MODEL) as server:
-        yield server
 
 
 def services_for(tmp_path: Path, fake: FakeOpenAIResponses, **settings: Any) -> Services:

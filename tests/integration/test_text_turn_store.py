@@ -6,7 +6,7 @@ writer taking the timeline's numbers and a process restart."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, select
 
 from tests.conftest import NOW, make_settings
 from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
+from tests.integration.test_llm_text import PHONE
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clinic.versions import save_version
 from voice_agent.clock import FixedClock
@@ -21,15 +22,6 @@ from voice_agent.conversation.engine import ConversationService
 from voice_agent.services import Services, build_services
 from voice_agent.store.db import transaction
 from voice_agent.store.worklist_tables import ConversationTurn
-
-MODEL = "gpt-4.1-mini"
-PHONE = "+5511987654321"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAIResponses]:
-    with FakeOpenAIResponses(MODEL) as server:
-        yield server
 
 
 @pytest.fixture
