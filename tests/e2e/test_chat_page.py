@@ -14,7 +14,8 @@ from sqlalchemy import select
 from tests.conftest import NOW, make_settings
 from tests.e2e.browser import needs_chromium, serving
 from tests.fakes.openai_responses import Call, FakeOpenAIResponses, Say
-from tests.integration.test_llm_text import MODEL, services_for
+from tests.integration.conftest import MODEL
+from tests.integration.test_llm_text import services_for
 from tests.migrated import migrated_sqlite
 from voice_agent.alerts import ConsoleAlerter
 from voice_agent.clock import FixedClock

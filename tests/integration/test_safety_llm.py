@@ -4,13 +4,13 @@ before the Responses loop, and the next turn's model sees what was said."""
 from __future__ import annotations
 
 from tests.fakes.openai_responses import FakeOpenAIResponses
-from tests.integration.test_llm_text import PHONE, fake, llm_services, say  # noqa: F401 (fixtures)
+from tests.integration.test_llm_text import PHONE, llm_services, say  # noqa: F401 (fixtures)
 from voice_agent.conversation.engine import ConversationService
 from voice_agent.services import Services
 
 
 async def test_the_guard_answers_before_the_model(
-    fake: FakeOpenAIResponses,  # noqa: F811
+    fake: FakeOpenAIResponses,
     llm_services: Services,  # noqa: F811
 ) -> None:
     conversations = ConversationService(llm_services)
