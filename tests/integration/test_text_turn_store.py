@@ -73,11 +73,46 @@ async def test_a_rename_by_the_model_or_the_staff_names_the_caller_in_the_next_t
     assert reply.engine == "llm" and fake.problems == []
     turns = [r for r in fake.requests if r["input"][-1].get("role") == "user"]
     assert [_name_line(r) for r in turns] == [
-        "- Nome no cadastro: —.",  # first contact: created without a name
+        "- Nome no cadastro: —.",  # first contact: nobody on file
         "- Nome no cadastro: Maria Silva.",
         "- Nome no cadastro: Maria Souza.",
         "- Nome no cadastro: Maria Oliveira.",
     ]
+
+
+async def test_a_greeting_makes_no_patient_row_and_a_registration_names_the_timeline(
+    fake: FakeOpenAIResponses, services: Services
+) -> None:
+    """A patient row is made when a tool needs one, not to fill the instructions' name line;
+    the timeline's rows name the patient from the turn that registered them on."""
+    conversations = ConversationService(services)
+    fake.script = [
+        Say("Olá! Em que posso ajudar?"),
+        Call([("register_patient", {"full_name": "Maria Silva", "email": None})]),
+        Say("Prazer, Maria!"),
+        Say("Claro."),
+    ]
+    say = "whatsapp", PHONE
+    await conversations.handle(*say, "Bom dia", phone=PHONE, phone_verified=True)
+    assert await services.patients.find_by_phone(PHONE) is None
+    await conversations.handle(*say, "Sou Maria Silva", phone=PHONE, phone_verified=True)
+    patient = await services.patients.find_by_phone(PHONE)
+    assert patient is not None and patient.full_name == "Maria Silva"
+    await conversations.handle(*say, "Quero marcar", phone=PHONE, phone_verified=True)
+    assert fake.problems == []
+    with transaction(services.engine) as session:
+        rows = session.execute(select(ConversationTurn).order_by(ConversationTurn.seq)).scalars()
+        owners = [(row.kind, row.patient_id) for row in rows]
+    assert owners == [
+        ("patient", None),
+        ("receptionist", None),
+        ("patient", patient.id),
+        ("tool", patient.id),
+        ("receptionist", patient.id),
+        ("patient", patient.id),
+        ("receptionist", patient.id),
+    ]
+    assert _name_line(fake.requests[-1]) == "- Nome no cadastro: Maria Silva."
 
 
 async def test_a_saved_clinic_version_reaches_the_next_turns_instructions(

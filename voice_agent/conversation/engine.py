@@ -30,7 +30,7 @@ from voice_agent.conversation.turn_store import TurnStore
 from voice_agent.errors import InvalidPatientData
 from voice_agent.i18n import language_or_default
 from voice_agent.metrics import TURNS
-from voice_agent.patients.service import OnFile, normalize_phone
+from voice_agent.patients.service import Looked, OnFile, normalize_phone
 from voice_agent.safety import RedFlag, default_detector
 from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
@@ -134,7 +134,7 @@ class ConversationService:
         trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             key = self.store.key(channel, session_key)
-            state, on_file = await asyncio.to_thread(
+            state, looked = await asyncio.to_thread(
                 self.turn_store.read,
                 key,
                 channel,
@@ -142,7 +142,7 @@ class ConversationService:
                 verified=phone_verified,
                 with_patient=self.llm is not None,  # the OpenAI instructions name the caller
             )
-            looked_up = state.phone
+            on_file = looked.on_file if looked is not None else None
             language_before = state.language
             await self._settle_language(state, text, language, on_file)
             if flag is not None:
@@ -161,10 +161,13 @@ class ConversationService:
                     known_patient_id=on_file.id if on_file is not None else None,
                 )
                 with ctx.acting():
-                    turn, engine = await self._turn(state, text, ctx, listener, on_file)
+                    turn, engine = await self._turn(state, text, ctx, listener, looked)
                 _note_caller(state, ctx)
                 if ctx.known_patient is not None:  # looked up (or created) in the turn
-                    on_file, looked_up = _on_file(ctx.known_patient), state.phone
+                    looked = Looked(state.phone or "", _on_file(ctx.known_patient))
+                elif trace.calls and on_file is None:
+                    looked = None  # a tool may have registered the caller: the record looks
+
             state.turns += 1
             record = TurnRecord(
                 conversation_id=state.conversation_id,
@@ -179,7 +182,7 @@ class ConversationService:
                 tools=trace.calls,
                 emergency=flag.category if flag is not None else None,
                 handoff=turn.handoff,
-                patient_id=on_file.id if on_file and looked_up == state.phone else None,
+                patient=looked if looked is not None and looked.phone == state.phone else None,
             )
             flagged_at = self.services.clock.now() if flag is not None else None
             await asyncio.to_thread(self.turn_store.write, key, state, record, flagged_at)
@@ -232,12 +235,12 @@ class ConversationService:
         text: str,
         ctx: ToolContext,
         listener: TurnListener | None = None,
-        on_file: OnFile | None = None,
+        looked: Looked | None = None,
     ) -> tuple[Turn, str]:
         if self.llm is not None and text.strip():
             turn = Turn()
             try:
-                await self.llm.respond(state, text, ctx, turn, listener, on_file=on_file)
+                await self.llm.respond(state, text, ctx, turn, listener, looked=looked)
                 return turn, "llm"
             except Exception as exc:  # any OpenAI failure: the offline receptionist takes the turn
                 logger.warning(

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from voice_agent.crypto.binding import engine_keyring
+from voice_agent.patients.service import Looked
 from voice_agent.store.tables import Patient
 from voice_agent.store.worklist_tables import ConversationTurn
 from voice_agent.worklist.service import Worklist
@@ -66,8 +67,8 @@ class TurnRecord:
     tools: list[dict[str, Any]]
     emergency: str | None = None
     handoff: bool = False
-    patient_id: str | None = None
-    """The patient of ``phone`` when the turn already knows it; else looked up by phone."""
+    patient: Looked | None = None
+    """Who is on file for ``phone`` when the turn already knows it; else looked up by phone."""
 
     def entries(self) -> list[tuple[str, str]]:
         """(kind, content) rows in the order they happened."""
@@ -123,7 +124,10 @@ class TurnLog:
     def _write(
         self, db: Connection, turn: TurnRecord, entries: list[tuple[str, str]], after: int
     ) -> None:
-        patient_id = turn.patient_id or self._patient_id(db, turn.phone)
+        if turn.patient is not None and turn.patient.phone == turn.phone:
+            patient_id = turn.patient.on_file.id if turn.patient.on_file is not None else None
+        else:
+            patient_id = self._patient_id(db, turn.phone)
         db.execute(
             _INSERT,
             [

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine
 
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
-from voice_agent.patients.service import OnFile, PatientService
+from voice_agent.patients.service import Looked, PatientService
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +44,17 @@ class TurnStore:
 
     def read(
         self, key: str, channel: str, *, phone: str | None, verified: bool, with_patient: bool
-    ) -> tuple[ConversationState, OnFile | None]:
+    ) -> tuple[ConversationState, Looked | None]:
         """The state under ``key`` with the channel's caller settled (``phone`` in E.164,
         ``verified`` by the carrier) and, ``with_patient`` or while the conversation has no
-        language yet, the caller's patient row (``None``: no patient with that phone)."""
+        language yet, who is on file for the caller's phone (``None``: not looked up)."""
         with self._engine.begin() as db:
             state = self._states.read(db, key, channel)
             state.settle_phone(phone, verified)
-            on_file = None
+            looked = None
             if state.phone and (with_patient or state.language is None):
-                on_file = self._patients.on_file(db, state.phone)
-        return state, on_file
+                looked = Looked(state.phone, self._patients.on_file(db, state.phone))
+        return state, looked
 
     def write(
         self,

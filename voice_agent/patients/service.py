@@ -76,6 +76,16 @@ class OnFile:
     language: str | None
 
 
+@dataclass(frozen=True)
+class Looked:
+    """A caller's phone looked up with the conversation's state: who is on file for it
+    (``None``: nobody, and nobody is created for that: a patient row is made when a tool needs
+    one, not for a greeting)."""
+
+    phone: str
+    on_file: OnFile | None
+
+
 class PatientService:
     """Patients are looked up by their verified phone number; nothing else identifies a caller.
 

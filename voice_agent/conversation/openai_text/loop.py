@@ -56,7 +56,7 @@ from voice_agent.conversation.openai_text.schemas import (
 from voice_agent.conversation.openai_text.stream import Round, read_round
 from voice_agent.conversation.state import ConversationState
 from voice_agent.conversation.streaming import TurnListener
-from voice_agent.patients.service import OnFile
+from voice_agent.patients.service import Looked
 from voice_agent.settings import Settings
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry
@@ -117,14 +117,14 @@ class ResponsesConversation:
         turn: Turn,
         listener: TurnListener | None = None,
         *,
-        on_file: OnFile | None = None,
+        looked: Looked | None = None,
     ) -> None:
         """Run one turn; fills ``turn`` and records the items in ``state`` only on success.
 
-        ``on_file``: the caller's name on file when the conversation already read it (the
-        instructions then need no look-up of the patient)."""
+        ``looked``: who is on file for the caller's phone when the conversation already read
+        it (the instructions then need no look-up of the patient)."""
         try:
-            await self._respond(state, text, ctx, turn, listener, on_file)
+            await self._respond(state, text, ctx, turn, listener, looked)
         except Exception:
             if listener is not None:
                 await listener.discard()
@@ -137,11 +137,11 @@ class ResponsesConversation:
         ctx: ToolContext,
         turn: Turn,
         listener: TurnListener | None,
-        on_file: OnFile | None,
+        looked: Looked | None,
     ) -> None:
         stats = self.last_stats = TurnStats()
         history = upgrade_history(state.history)
-        system = await instructions(self.prompts_dir, ctx, on_file)
+        system = await instructions(self.prompts_dir, ctx, looked)
         added: list[dict[str, Any]] = [user_message(text)]
         yes = affirms(text, ctx.language)
         previous = state.openai_response_id if self.store else None
