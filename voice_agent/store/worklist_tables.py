@@ -51,7 +51,11 @@ OPEN_WORK = (WorkStatus.open, WorkStatus.taken)
 
 class WorkItem(SQLModel, table=True):
     __tablename__ = "work_item"
-    __table_args__ = (Index("ix_work_item_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_work_item_status_created", "status", "created_at"),
+        # Every text turn reads its conversation's open items (``Worklist.fill_contact``).
+        Index("ix_work_item_conversation_status", "conversation_id", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16, description="A WorkKind (plain text: kinds get added).")
@@ -134,7 +138,7 @@ class ConversationTurn(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: str = Field(max_length=128, index=True)
+    conversation_id: str = Field(max_length=128)  # looked up through the unique constraint
     seq: int
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     channel: str = Field(max_length=16)

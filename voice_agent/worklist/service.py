@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
@@ -313,7 +313,8 @@ _OPEN_OF_CONVERSATION = select(
     _ITEMS.c.id, _ITEMS.c.phone, _ITEMS.c.language, _ITEMS.c.patient_id, _ITEMS.c.summary
 ).where(
     _ITEMS.c.conversation_id == bindparam("conversation_id"),
-    _ITEMS.c.status.in_([status.value for status in OPEN_WORK]),
+    # One plain parameter per status, not an expanding IN list re-rendered at every execution.
+    or_(*(_ITEMS.c.status == status.value for status in OPEN_WORK)),
 )
 
 
