@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Insert, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord, state_key
@@ -24,12 +24,19 @@ MAX_HISTORY = 40
 _TABLE = ConversationRecord.__table__  # type: ignore[attr-defined]
 # Built once: constructing a statement costs more than running it on SQLite.
 _LOAD = select(_TABLE.c.state).where(_TABLE.c.key == bindparam("key"))
-_UPDATE = (
-    update(_TABLE)
-    .where(_TABLE.c.key == bindparam("row_key"))
-    .values(state=bindparam("state"), updated_at=bindparam("updated_at"))
-)
-_INSERT = insert(_TABLE)
+
+
+def _upsert(dialect_insert: Any) -> Insert:
+    statement = dialect_insert(_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=[_TABLE.c.key],
+        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
+"""One statement per save on either database (an update, else an insert in a savepoint, was
+four statements for a new conversation's first turn)."""
 _DELETE = delete(_TABLE).where(_TABLE.c.key == bindparam("key"))
 _FLAG = (
     update(_TABLE)
@@ -135,7 +142,11 @@ class ConversationStore:
                 return ConversationState.model_validate_json(payload)
             except ValueError:
                 pass  # an unreadable state starts over rather than failing the patient
-        return ConversationState(channel=channel, conversation_id=f"conv-{key[:24]}")
+        # A new conversation's timeline starts at 0 (a timeline left by a purged state clashes
+        # at the first write, which then reads its last number: ``turn_store``).
+        return ConversationState(
+            channel=channel, conversation_id=f"conv-{key[:24]}", timeline_seq=0
+        )
 
     async def save(self, session_key: str, state: ConversationState) -> None:
         key = self.key(state.channel, session_key)
@@ -148,16 +159,10 @@ class ConversationStore:
 
     @staticmethod
     def write(db: Connection, key: str, channel: str, payload: str) -> None:
-        """Store ``payload`` (the state's JSON) under ``key``: an update, else an insert."""
-        change = {"row_key": key, "state": payload, "updated_at": utcnow()}
-        if db.execute(_UPDATE, change).rowcount:
-            return
-        row = {"key": key, "channel": channel, "state": payload, "updated_at": change["updated_at"]}
-        try:
-            with db.begin_nested():
-                db.execute(_INSERT, row)
-        except IntegrityError:  # another process created the row first: ours is newer
-            db.execute(_UPDATE, change)
+        """Store ``payload`` (the state's JSON) under ``key``: one upsert (a new conversation
+        and another process's first save of the same one included)."""
+        row = {"key": key, "channel": channel, "state": payload, "updated_at": utcnow()}
+        db.execute(_UPSERT[db.dialect.name], row)
 
     async def flag(self, channel: str, session_key: str, at: datetime) -> None:
         """Mark the conversation for staff (a red flag was heard); the first time is kept."""

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine
 from voice_agent.conversation.state import ConversationState, ConversationStore
 from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
 from voice_agent.patients.service import Looked, PatientService
+from voice_agent.store.db import reading
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class TurnStore:
         """The state under ``key`` with the channel's caller settled (``phone`` in E.164,
         ``verified`` by the carrier) and, ``with_patient`` or while the conversation has no
         language yet, who is on file for the caller's phone (``None``: not looked up)."""
-        with self._engine.begin() as db:
+        with reading(self._engine) as db:
             state = self._states.read(db, key, channel)
             state.settle_phone(phone, verified)
             looked = None

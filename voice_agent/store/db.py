@@ -71,7 +71,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            reader = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
     else:
         engine = create_engine(
@@ -83,6 +84,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
     install_key_slot(engine)  # the encrypted columns' keys (voice_agent.crypto.binding)
     return engine
+
+
+READ_ONLY = "voice_agent_read_only"
+"""Execution option of :func:`reading`'s connections."""
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A transaction that only reads: on SQLite a deferred ``BEGIN`` (a WAL reader takes no lock,
+    so it neither waits for a writer nor makes one wait), elsewhere a plain one."""
+    with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY: True})
+        with connection.begin():
+            yield connection
 
 
 @contextmanager
