@@ -13,6 +13,7 @@ emergency number in their language, the staff are alerted and the conversation i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -130,11 +131,10 @@ class ConversationService:
         ``listener`` hears the OpenAI reply as it is written (the web chat's stream)."""
         started = time.perf_counter()
         arrived = self.services.clock.now()
-        flag = self.red_flag(text)
         trace = ToolTrace()
         async with self._locks.get(f"{channel}\x00{session_key}"):
             key = self.store.key(channel, session_key)
-            state, looked = await asyncio.to_thread(
+            read = functools.partial(
                 self.turn_store.read,
                 key,
                 channel,
@@ -142,9 +142,16 @@ class ConversationService:
                 verified=phone_verified,
                 with_patient=self.llm is not None,  # the OpenAI instructions name the caller
             )
+            # Submitted at once: the checks that need no state run while a worker thread reads.
+            reading = asyncio.get_running_loop().run_in_executor(None, read)
+            try:
+                flag = self.red_flag(text)
+                detected = detect_language(text, proper_names(self.services.clinic()))
+            finally:
+                state, looked = await reading
             on_file = looked.on_file if looked is not None else None
             language_before = state.language
-            await self._settle_language(state, text, language, on_file)
+            self._settle_language(state, text, detected, language, on_file)
             if flag is not None:
                 turn = await self._emergency(state, text, flag, channel, session_key)
                 engine = "safety"
@@ -274,14 +281,19 @@ class ConversationService:
         except InvalidPatientData:
             return None
 
-    async def _settle_language(
-        self, state: ConversationState, text: str, requested: str | None, on_file: OnFile | None
+    def _settle_language(
+        self,
+        state: ConversationState,
+        text: str,
+        detected: str | None,
+        requested: str | None,
+        on_file: OnFile | None,
     ) -> None:
+        """``detected``: the message's language by ``detect_language`` (None: not sure)."""
         clinic = self.services.clinic()
         if requested:
             state.language = language_or_default(requested)
             state.language_confirmed = True
-        detected = detect_language(text, proper_names(clinic))
         if state.language is None:
             known = on_file.language if on_file is not None else None  # read with the state
             state.language = detected or known or clinic.default_language
