@@ -173,8 +173,7 @@ class ConversationService:
                 if ctx.known_patient is not None:  # looked up (or created) in the turn
                     looked = Looked(state.phone or "", _on_file(ctx.known_patient))
                 elif trace.calls and on_file is None:
-                    looked = None  # a tool may have registered the caller: the record looks
-
+                    looked = None  # a tool may have registered the caller: the record looks again
             state.turns += 1
             record = TurnRecord(
                 conversation_id=state.conversation_id,
