@@ -259,3 +259,22 @@ async def test_processes_racing_on_postgresql_one_wins(make_engine_for, clock) -
     assert len(outcomes) == len(patients)
     assert count_active(services) == 1
     assert os.getpid() > 0
+
+
+async def test_a_slot_search_reads_while_a_booking_holds_the_write_lock(
+    services: Services,
+) -> None:
+    """SQLite: a slot search's read is a deferred transaction, so searches on other calls go on
+    while one caller's booking holds the database's write lock (they queued behind it, up to
+    the 30 s busy timeout, when every transaction began IMMEDIATE)."""
+    prefs = Preferences()
+    with services.engine.begin() as writer:  # BEGIN IMMEDIATE: the write lock is held
+        writer.execute(select(func.count()).select_from(Appointment))
+        busy, _ = await asyncio.wait_for(
+            services.booking.busy_snapshot("cardio-consulta", prefs, NOW), timeout=10
+        )
+        ranked = await asyncio.wait_for(
+            services.booking.rank("cardio-consulta", prefs, now=NOW, limit=3), timeout=10
+        )
+    assert all(not spans for spans in busy.values())
+    assert len(ranked) == 3, "free times are listed while the write lock is held"

@@ -43,7 +43,7 @@ from voice_agent.scheduling.ranking import (
     Scorer,
     rank_offers,
 )
-from voice_agent.store.db import advisory_xact_lock, is_sqlite, transaction
+from voice_agent.store.db import advisory_xact_lock, is_sqlite, reading, transaction
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
     CELL_MINUTES,
@@ -301,7 +301,7 @@ class OfferDesk:
         external = await self._external_busy(span)
 
         def _read() -> tuple[dict[str, list[Interval]], dict[str, int], dict[str, str]]:
-            with self._engine.begin() as db:
+            with reading(self._engine) as db:  # a snapshot: the hold re-checks under the lock
                 busy, load = self._read_busy(db, span, now)
                 return busy, load, self._read_previous(db, clinic, patient_id)
 
@@ -321,7 +321,7 @@ class OfferDesk:
         external = await self._external_busy(span)
 
         def _read() -> tuple[dict[str, list[Interval]], dict[str, int]]:
-            with self._engine.begin() as db:
+            with reading(self._engine) as db:
                 return self._read_busy(db, span, now)
 
         busy, load = await asyncio.to_thread(_read)
