@@ -23,7 +23,7 @@ from voice_agent.identity.codes import code_matches, hash_code, new_code, new_sa
 from voice_agent.identity.sender import CodeNotSent, CodeSender
 from voice_agent.identity.texts import IdentityTexts
 from voice_agent.patients.service import mask_phone
-from voice_agent.store.db import transaction
+from voice_agent.store.db import read_session, transaction
 from voice_agent.store.identity_tables import IdentityCheck
 from voice_agent.store.tables import Patient
 
@@ -83,7 +83,7 @@ class IdentityService:
         """``code`` or ``birth_date`` when this conversation proved it is this patient."""
 
         def _read() -> str | None:
-            with transaction(self._engine) as session:
+            with read_session(self._engine) as session:
                 row = _row(session, conversation_id)
                 if row is not None and row.verified_patient_id == patient_id:
                     return row.verified_by

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from voice_agent.crypto.binding import engine_keyring
 from voice_agent.errors import InvalidPatientData
-from voice_agent.store.db import transaction
+from voice_agent.store.db import read_session, transaction
 from voice_agent.store.tables import Patient
 from voice_agent.store.types import utcnow
 
@@ -129,7 +129,7 @@ class PatientService:
         return await asyncio.to_thread(self._get, patient_id)
 
     def _get(self, patient_id: str) -> Patient | None:
-        with transaction(self._engine) as session:
+        with read_session(self._engine) as session:
             return session.get(Patient, patient_id)
 
     async def find_by_phone(self, phone: str) -> Patient | None:
@@ -138,7 +138,7 @@ class PatientService:
 
     def _find_by_phone(self, e164: str) -> Patient | None:
         by_phone = select(Patient).where(col(Patient.phone_hash) == self.phone_hash(e164))
-        with transaction(self._engine) as session:
+        with read_session(self._engine) as session:
             return session.execute(by_phone).scalar_one_or_none()
 
     async def update(

@@ -101,6 +101,14 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """An ORM session that only reads, in a :func:`reading` transaction (deferred on SQLite).
+    Nothing is committed; loaded objects stay readable after it closes."""
+    with reading(engine) as connection, Session(bind=connection, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed on success, rolled back on any exception."""
     with Session(engine, expire_on_commit=False) as session:
