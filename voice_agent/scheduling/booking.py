@@ -155,7 +155,10 @@ class BookingService(OfferDesk):
         if existing is not None:
             return existing
         if self._confirmed is not None and hold_id is None:
-            # The clinic's API must accept it first: hold the slot, then book the hold.
+            # The clinic's API must accept it first: hold the slot, then book the hold. The
+            # rules (no busy time yet) are checked before the hold, so a refused time (past,
+            # too soon, off the grid) leaves no hold claiming its cells until it expires.
+            self._check_policy(slot, request.insurance_id, [], request.rules)
             held = await asyncio.to_thread(self._hold_slot, request.holder, slot)
             return await self._confirmed.book(request, held)
         await self._check(slot, request.insurance_id, request.rules)
