@@ -27,7 +27,7 @@ from tests.integration.integration_env import (
     twilio_settings,
 )
 from voice_agent.clock import FixedClock
-from voice_agent.scheduling.availability import Slot
+from voice_agent.scheduling.availability import BookingRules, Slot
 from voice_agent.scheduling.booking import BookingError, BookingRequest
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.services import Services
@@ -508,3 +508,38 @@ async def test_a_pending_cancellation_keeps_the_appointment_until_the_api_confir
     assert await cservices.booking.list_for_patient(request.patient_id) == []
     assert api.active_records() == []
     assert len(outbox_rows(cservices, "patient_notice")) == 1
+
+
+async def test_the_desks_rules_travel_through_the_api_path(
+    cservices: Services, api: ClinicApiFake
+) -> None:
+    """A same-day booking and move at the desk are checked by the desk's rules before the
+    clinic's API is asked; the clinic's policy still refuses the same time for a patient, and
+    that refusal leaves no hold on the time (the desk books it right after)."""
+    patient = await cservices.patients.find_or_create("+5511987658030")
+    await cservices.patients.update(patient.id, full_name="Ana Maria Costa")
+    now = cservices.clock.now()  # Monday 10:00: Dra. Ana Souza works until 17:00
+    today = Slot(
+        "dr-ana-souza", "cardio-consulta", now + timedelta(minutes=30), now + timedelta(hours=1)
+    )
+    patient_request = BookingRequest(patient_id=patient.id, channel="voice", holder="c30")
+    with pytest.raises(BookingError) as caught:
+        await cservices.booking.book_slot(patient_request, today)
+    assert caught.value.code == "too_short_notice" and api.active_records() == []
+    desk = BookingRequest(
+        patient_id=patient.id, channel="console", holder="desk-1", rules=BookingRules.desk
+    )
+    appointment = await cservices.booking.book_slot(desk, today)
+    [record] = api.active_records()
+    assert appointment.external_id == record["id"] and appointment.start == today.start
+    later = Slot(
+        "dr-ana-souza",
+        "cardio-consulta",
+        now + timedelta(hours=1),
+        now + timedelta(hours=1, minutes=30),
+    )
+    hold = await cservices.booking.hold_slot("desk-1", later, rules=BookingRules.desk)
+    moved = await cservices.booking.reschedule(desk, appointment.id, hold)
+    assert moved.start == later.start
+    [record] = api.active_records()
+    assert record["start"] == later.start.astimezone(SAO_PAULO).isoformat()

@@ -14,6 +14,7 @@ import pytest
 import voice_agent.clinic as clinic_package
 from voice_agent.clinic import Clinic, load_clinic_file
 from voice_agent.scheduling.availability import (
+    BookingRules,
     Interval,
     ProblemCode,
     Slot,
@@ -51,6 +52,7 @@ def variant(clinic: Clinic = CLINIC, **changes: Any) -> Clinic:
     return Clinic.model_validate({**clinic.model_dump(), **changes})
 
 
+MON = date(2026, 11, 23)  # NOW's day: today
 TUE = date(2026, 11, 24)
 WED = date(2026, 11, 25)
 FRI = date(2026, 11, 27)
@@ -266,29 +268,108 @@ def test_check_slot_accepts_a_free_slot_and_the_notice_boundary() -> None:
     assert "2 hours" in late.message
 
 
-def test_check_slot_agrees_with_free_slots() -> None:
+@pytest.mark.parametrize(
+    ("rules", "now"),
+    [
+        (BookingRules.policy, NOW),
+        (BookingRules.desk, NOW),  # today from 10:00 on, the 10:00 slot starting now included
+        (BookingRules.desk, NOW + timedelta(minutes=7)),  # between two grid times
+        (BookingRules.desk, at(MON, "12:40")),  # in Dra. Ana's lunch
+        (BookingRules.desk, at(MON, "16:59")),  # her last start is gone
+    ],
+)
+def test_check_slot_agrees_with_free_slots(rules: BookingRules, now: datetime) -> None:
     busy = {
-        "dr-ana-souza": [Interval(at(WED, "09:10"), at(WED, "10:00"))],
+        "dr-ana-souza": [
+            Interval(at(WED, "09:10"), at(WED, "10:00")),
+            Interval(at(MON, "14:00"), at(MON, "14:20")),
+        ],
         "dr-carlos-lima": [Interval(at(TUE, "15:00"), at(TUE, "16:20"))],
     }
     offered = {
         (s.doctor_id, s.start)
         for s in free_slots(
-            CLINIC, "cardio-consulta", now=NOW, busy=busy, last_day=date(2026, 11, 28)
+            CLINIC, "cardio-consulta", now=now, busy=busy, last_day=date(2026, 11, 28), rules=rules
         )
     }
     checked = 0
-    for day in (TUE, WED, FRI):
+    for day in (MON, TUE, WED, FRI):
         for doctor in ("dr-ana-souza", "dr-carlos-lima"):
             for minute in range(6 * 60, 20 * 60, 5):
                 start = datetime.combine(day, time(minute // 60, minute % 60), SP)
                 problem = check_slot(
                     CLINIC, doctor_id=doctor, service_id="cardio-consulta",
-                    start=start, now=NOW, busy=busy,
+                    start=start, now=now, busy=busy, rules=rules,
                 )  # fmt: skip
-                assert (problem is None) == ((doctor, start.astimezone(UTC)) in offered)
+                assert (problem is None) == ((doctor, start.astimezone(UTC)) in offered), start
                 checked += 1
     assert checked > 1000
+    today = {start.astimezone(SP).date() for _, start in offered} & {MON}
+    assert today == (set() if rules is BookingRules.policy or now.hour >= 16 else {MON})
+
+
+# The front desk's rules: from now on, today included, no notice; everything else as the policy's
+
+
+def test_desk_window_starts_today_with_the_same_horizon() -> None:
+    policy_first, policy_last = booking_window(CLINIC, NOW)
+    assert booking_window(CLINIC, NOW, BookingRules.desk) == (MON, policy_last)
+    assert policy_first == TUE
+    by_day = free_slots_by_day(CLINIC, "ecg", now=NOW, busy={}, rules=BookingRules.desk)
+    days = [day for day, _ in by_day]
+    assert days[0] == MON and days[-1] <= policy_last
+
+
+def test_desk_lists_today_from_now_with_no_notice() -> None:
+    assert slots_on(MON) == []  # the clinic's policy: from tomorrow
+    ana = local_starts(slots_on(MON, rules=BookingRules.desk))
+    assert ana[:3] == ["10:00", "10:15", "10:30"]  # 10:00 starts now: still bookable
+    assert "11:30" in ana and "12:00" not in ana and "13:30" in ana  # lunch stays out
+    later = local_starts(slots_on(MON, now=NOW + timedelta(seconds=1), rules=BookingRules.desk))
+    assert later[0] == "10:15"  # a time already started is never listed
+    busy = {"dr-ana-souza": [Interval(at(MON, "10:00"), at(MON, "11:00"))]}
+    assert local_starts(slots_on(MON, busy=busy, rules=BookingRules.desk))[0] == "11:00"
+    # An explicit notice still applies under the desk's rules (a caller's own choice).
+    noticed = slots_on(MON, min_notice=timedelta(minutes=30), rules=BookingRules.desk)
+    assert local_starts(noticed)[0] == "10:30"
+
+
+DESK_CHECKS = [
+    ("in_past", "dr-ana-souza", at(MON, "09:45")),
+    ("in_past", "dr-ana-souza", at(MON, "08:00")),
+    ("beyond_horizon", "dr-ana-souza", at(date(2027, 3, 1), "09:00")),
+    ("closed", "dr-carlos-lima", at(date(2026, 12, 24), "09:00")),
+    ("closed", "dr-carlos-lima", at(date(2027, 1, 12), "09:00")),
+    ("outside_hours", "dr-ana-souza", at(MON, "12:15")),
+    ("outside_hours", "dr-carlos-lima", at(MON, "14:00")),
+    ("misaligned", "dr-ana-souza", at(MON, "14:05")),
+    ("busy", "dr-ana-souza", at(MON, "15:00")),
+]
+
+
+@pytest.mark.parametrize(("code", "doctor", "start"), DESK_CHECKS)
+def test_desk_rules_keep_every_other_check(code: str, doctor: str, start: datetime) -> None:
+    busy = {"dr-ana-souza": [Interval(at(MON, "15:00"), at(MON, "15:30"))]}
+    problem = check_slot(
+        CLINIC, doctor_id=doctor, service_id="cardio-consulta", start=start, now=NOW, busy=busy,
+        rules=BookingRules.desk,
+    )  # fmt: skip
+    assert problem is not None and problem.code == code and problem.message
+
+
+def test_desk_books_today_where_the_policy_refuses() -> None:
+    args: dict[str, Any] = {
+        "doctor_id": "dr-ana-souza", "service_id": "cardio-consulta", "now": NOW, "busy": {}
+    }  # fmt: skip
+    for hhmm in ("10:00", "10:15", "16:30"):
+        assert check_slot(CLINIC, start=at(MON, hhmm), rules=BookingRules.desk, **args) is None
+        refused = check_slot(CLINIC, start=at(MON, hhmm), **args)
+        assert refused is not None and refused.code == ProblemCode.too_short_notice
+    # A clinic that books today keeps its notice for patients; the desk has none.
+    same_day = variant(booking={**CLINIC.booking.model_dump(), "start_tomorrow": False})
+    soon = check_slot(same_day, start=at(MON, "10:30"), **args)
+    assert soon is not None and soon.code == ProblemCode.too_short_notice
+    assert check_slot(same_day, start=at(MON, "10:30"), rules=BookingRules.desk, **args) is None
 
 
 def test_insurance_is_checked_separately() -> None:

@@ -1,6 +1,7 @@
 """Scheduling: pure availability, preferences and ranking; the booking service builds on them."""
 
 from voice_agent.scheduling.availability import (
+    BookingRules,
     Interval,
     ProblemCode,
     Slot,
@@ -24,6 +25,7 @@ from voice_agent.scheduling.ranking import (
 )
 
 __all__ = [
+    "BookingRules",
     "DefaultScorer",
     "Interval",
     "Offer",

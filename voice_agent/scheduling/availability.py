@@ -66,6 +66,19 @@ class ProblemCode(StrEnum):
     insurance_not_accepted = "insurance_not_accepted"
 
 
+class BookingRules(StrEnum):
+    """Whose rules judge a time; passed explicitly by each caller, never a global.
+
+    ``policy`` is the clinic's booking policy (start tomorrow, minimum notice, horizon): what the
+    AI receptionist offers patients on every channel. ``desk`` is the front desk's: staff book a
+    walk-in or a same-day call for any free time from now on (today, no notice), within the same
+    horizon, hours, closures, blocks and busy time.
+    """
+
+    policy = "policy"
+    desk = "desk"
+
+
 @dataclass(frozen=True, slots=True)
 class SlotProblem:
     """A reason a slot is not bookable: a stable ``code`` and a short English ``message``."""
@@ -74,14 +87,18 @@ class SlotProblem:
     message: str
 
 
-def booking_window(clinic: Clinic, now: datetime) -> tuple[date, date]:
-    """First and last local day the booking policy allows, both inclusive.
+def booking_window(
+    clinic: Clinic, now: datetime, rules: BookingRules = BookingRules.policy
+) -> tuple[date, date]:
+    """First and last local day the rules allow, both inclusive.
 
-    Starts today or tomorrow (``start_tomorrow``) and ends ``horizon_days`` after today.
+    Starts today or tomorrow (``start_tomorrow``; the desk always today) and ends
+    ``horizon_days`` after today.
     """
     today = now.astimezone(clinic.tz).date()
     policy = clinic.booking
-    first = today + timedelta(days=1) if policy.start_tomorrow else today
+    tomorrow = policy.start_tomorrow and rules is BookingRules.policy
+    first = today + timedelta(days=1) if tomorrow else today
     return first, today + timedelta(days=policy.horizon_days)
 
 
@@ -113,11 +130,12 @@ def free_slots(
     doctor_ids: Collection[str] | None = None,
     min_notice: timedelta | None = None,
     days: Callable[[date], bool] | None = None,
+    rules: BookingRules = BookingRules.policy,
 ) -> Iterator[Slot]:
     """Free slots for a service in chronological order (ties by doctor id), generated lazily.
 
     ``busy`` maps doctor id to busy intervals in any order, overlapping or not. The day window is
-    clamped to the booking policy; ``days`` can skip whole days cheaply (e.g. "not on Mondays").
+    clamped to the ``rules``' window; ``days`` can skip whole days cheaply (e.g. "not on Mondays").
     Raises ValueError for an unknown service or a naive ``now``: those are caller bugs.
     """
     batches = free_slots_by_day(
@@ -130,6 +148,7 @@ def free_slots(
         doctor_ids=doctor_ids,
         min_notice=min_notice,
         days=days,
+        rules=rules,
     )
     return (slot for _, slots in batches for slot in slots)
 
@@ -145,6 +164,7 @@ def free_slots_by_day(
     doctor_ids: Collection[str] | None = None,
     min_notice: timedelta | None = None,
     days: Callable[[date], bool] | None = None,
+    rules: BookingRules = BookingRules.policy,
 ) -> Iterator[tuple[date, list[Slot]]]:
     """Like `free_slots`, one local day at a time (days without any free slot are left out).
 
@@ -158,10 +178,10 @@ def free_slots_by_day(
     if doctor_ids is not None:
         wanted = set(doctor_ids)
         doctors = [doctor for doctor in doctors if doctor.id in wanted]
-    policy_first, policy_last = booking_window(clinic, now)
+    policy_first, policy_last = booking_window(clinic, now, rules)
     first = max(first_day, policy_first) if first_day else policy_first
     last = min(last_day, policy_last) if last_day else policy_last
-    notice = _notice(clinic, min_notice)
+    notice = _notice(clinic, min_notice, rules)
     earliest = math.ceil((now + notice).timestamp())
     return _generate(clinic, service, doctors, busy, first, last, earliest, days)
 
@@ -175,10 +195,12 @@ def check_slot(
     now: datetime,
     busy: Mapping[str, Sequence[Interval]],
     min_notice: timedelta | None = None,
+    rules: BookingRules = BookingRules.policy,
 ) -> SlotProblem | None:
     """Whether this doctor can see this service at ``start``; None if bookable, else why not.
 
-    Agrees with `free_slots`: a time is bookable exactly when `free_slots` would offer it.
+    Agrees with `free_slots` under the same ``rules``: a time is bookable exactly when
+    `free_slots` would offer it. A time already started is ``in_past`` under any rules.
     Insurance is a separate question: see `check_insurance`.
     """
     _require_aware(start, "start")
@@ -200,11 +222,11 @@ def check_slot(
         )
     if start < now:
         return SlotProblem(ProblemCode.in_past, "That time has already passed.")
-    first, last = booking_window(clinic, now)
+    first, last = booking_window(clinic, now, rules)
     tz = clinic.tz
     local = start.astimezone(tz)
     day = local.date()
-    notice = _notice(clinic, min_notice)
+    notice = _notice(clinic, min_notice, rules)
     if day < first or start < now + notice:
         if day < first:
             message = "Appointments can be booked from tomorrow on."
@@ -447,9 +469,12 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
 
 
-def _notice(clinic: Clinic, min_notice: timedelta | None) -> timedelta:
+def _notice(clinic: Clinic, min_notice: timedelta | None, rules: BookingRules) -> timedelta:
+    """An explicit ``min_notice`` wins; else the policy's notice, none at the desk."""
     if min_notice is not None:
         return min_notice
+    if rules is BookingRules.desk:
+        return timedelta(0)
     return timedelta(minutes=clinic.booking.min_notice_minutes)
 
 

@@ -28,7 +28,13 @@ from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.errors import CalendarUnavailable
 from voice_agent.interactions import InteractionLog
-from voice_agent.scheduling.availability import Interval, ProblemCode, Slot, check_slot
+from voice_agent.scheduling.availability import (
+    BookingRules,
+    Interval,
+    ProblemCode,
+    Slot,
+    check_slot,
+)
 from voice_agent.scheduling.confirmed import Alert, ConfirmedBookings
 from voice_agent.scheduling.offers import (
     CELL,
@@ -66,6 +72,9 @@ class BookingRequest:
     attendee_name: str | None = None
     """The child or relative who attends, when the patient books for them (the patient stays
     the contact)."""
+    rules: BookingRules = BookingRules.policy
+    """Whose rules judge the time: the clinic's policy for the AI channels, ``desk`` for staff
+    at the console (today, no notice); carried so a booking and a move check what was offered."""
 
 
 class BookingService(OfferDesk):
@@ -133,7 +142,7 @@ class BookingService(OfferDesk):
                     raise offer_expired()
                 slot = Slot(hold.doctor_id, hold.service_id, hold.start, hold.end, None)
                 busy = [*(external or ()), *self._blocks_in(session, slot)]
-                self._check_policy(slot, request.insurance_id, busy)
+                self._check_policy(slot, request.insurance_id, busy, request.rules)
                 return self._insert_in(session, request, slot, hold_id)
         except IntegrityError:
             return self._after_collision(request)
@@ -146,10 +155,13 @@ class BookingService(OfferDesk):
         if existing is not None:
             return existing
         if self._confirmed is not None and hold_id is None:
-            # The clinic's API must accept it first: hold the slot, then book the hold.
+            # The clinic's API must accept it first: hold the slot, then book the hold. The
+            # rules (no busy time yet) are checked before the hold, so a refused time (past,
+            # too soon, off the grid) leaves no hold claiming its cells until it expires.
+            self._check_policy(slot, request.insurance_id, [], request.rules)
             held = await asyncio.to_thread(self._hold_slot, request.holder, slot)
             return await self._confirmed.book(request, held)
-        await self._check(slot, request.insurance_id)
+        await self._check(slot, request.insurance_id, request.rules)
         return await asyncio.to_thread(self._insert, request, slot, hold_id)
 
     def _hold_slot(self, holder: str, slot: Slot) -> str:
@@ -179,21 +191,23 @@ class BookingService(OfferDesk):
             ) from None
         return hold.id
 
-    async def _check(self, slot: Slot, insurance_id: str | None) -> None:
+    async def _check(self, slot: Slot, insurance_id: str | None, rules: BookingRules) -> None:
         """Policy checks with specific reasons; the database still decides who wins a race."""
         busy = await self._external_intervals(slot)
         if not self._blocks_in_db:  # staff blocks live in our tables whatever the calendar
             busy += await asyncio.to_thread(self._blocks_sync, slot)
-        self._check_policy(slot, insurance_id, busy)
+        self._check_policy(slot, insurance_id, busy, rules)
 
     def _blocks_sync(self, slot: Slot) -> list[Interval]:
         with transaction(self._engine) as session:
             return self._blocks_in(session, slot)
 
-    async def hold_slot(self, holder: str, slot: Slot) -> str:
-        """Hold one given slot for ``holder`` (staff moving an appointment to a chosen time);
-        ``slot_taken`` when its cells are claimed."""
-        await self._check(slot, None)
+    async def hold_slot(
+        self, holder: str, slot: Slot, *, rules: BookingRules = BookingRules.policy
+    ) -> str:
+        """Hold one given slot for ``holder`` (staff moving an appointment to a chosen time),
+        checked under ``rules``; ``slot_taken`` when its cells are claimed."""
+        await self._check(slot, None, rules)
         return await asyncio.to_thread(self._hold_slot, holder, slot)
 
     async def _external_intervals(self, slot: Slot) -> list[Interval]:
@@ -218,7 +232,13 @@ class BookingService(OfferDesk):
         ).all()
         return [Interval(start, end) for start, end in rows]
 
-    def _check_policy(self, slot: Slot, insurance_id: str | None, busy: list[Interval]) -> None:
+    def _check_policy(
+        self,
+        slot: Slot,
+        insurance_id: str | None,
+        busy: list[Interval],
+        rules: BookingRules,
+    ) -> None:
         clinic = self.clinic
         problem = check_slot(
             clinic,
@@ -227,6 +247,7 @@ class BookingService(OfferDesk):
             start=slot.start,
             now=self._clock.now(),
             busy={slot.doctor_id: busy},
+            rules=rules,
         )
         if problem is not None:
             if problem.code == ProblemCode.busy:
@@ -368,7 +389,7 @@ class BookingService(OfferDesk):
         current = await self.get_own(request.patient_id, appointment_id)
         if current.start == slot.start and current.doctor_id == slot.doctor_id:
             return current
-        await self._check(slot, current.insurance_id)
+        await self._check(slot, current.insurance_id, request.rules)
         return await asyncio.to_thread(self._move, request, current.id, slot, hold_id)
 
     def _move(
@@ -607,6 +628,7 @@ def _describe(appointment: Appointment) -> dict[str, str | None]:
 __all__ = [
     "BookingError",
     "BookingRequest",
+    "BookingRules",
     "BookingService",
     "HeldOffer",
     "cells",

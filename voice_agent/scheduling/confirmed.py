@@ -139,7 +139,7 @@ class ConfirmedBookings:
             if existing is not None:
                 return existing
             hold, slot = _held(session, hold_id, request.holder)
-            self._service._check_policy(slot, request.insurance_id, busy)
+            self._service._check_policy(slot, request.insurance_id, busy, request.rules)
             base = intent_key(
                 "book", request.holder, request.patient_id, slot.doctor_id, slot.start
             )
@@ -283,7 +283,7 @@ class ConfirmedBookings:
         with transaction(self._engine) as session:
             appointment = self._service._lock_own(session, request.patient_id, appointment_id, now)
             hold, slot = _held(session, hold_id, request.holder)
-            self._service._check_policy(slot, appointment.insurance_id, busy)
+            self._service._check_policy(slot, appointment.insurance_id, busy, request.rules)
             if appointment.external_id is None:
                 raise BookingError(
                     "reschedule_refused", "This appointment is not in the clinic's system."

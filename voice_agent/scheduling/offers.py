@@ -34,7 +34,7 @@ from voice_agent.calendars.base import CalendarBackend
 from voice_agent.calendars.local import LocalCalendar
 from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
-from voice_agent.scheduling.availability import Interval, Slot
+from voice_agent.scheduling.availability import BookingRules, Interval, Slot
 from voice_agent.scheduling.preferences import Preferences, window
 from voice_agent.scheduling.ranking import (
     DEFAULT_SCORER,
@@ -174,9 +174,15 @@ class _Span:
     end: datetime
 
 
-def _span(clinic: Clinic, service_id: str, prefs: Preferences, now: datetime) -> _Span | None:
+def _span(
+    clinic: Clinic,
+    service_id: str,
+    prefs: Preferences,
+    now: datetime,
+    rules: BookingRules = BookingRules.policy,
+) -> _Span | None:
     """The doctors and local days the preferences allow; None when no day is left."""
-    first_day, last_day = window(prefs, clinic, now)
+    first_day, last_day = window(prefs, clinic, now, rules)
     if last_day < first_day:
         return None
     return _Span(
@@ -311,11 +317,15 @@ class OfferDesk:
         )
 
     async def busy_snapshot(
-        self, service_id: str, prefs: Preferences, now: datetime
+        self,
+        service_id: str,
+        prefs: Preferences,
+        now: datetime,
+        rules: BookingRules = BookingRules.policy,
     ) -> tuple[dict[str, list[Interval]], dict[str, int]]:
         """Busy time per doctor (appointments, live holds, external calendar) and their load,
-        over the days the preferences allow."""
-        span = _span(self.clinic, service_id, prefs, now)
+        over the days the preferences allow under ``rules`` (the desk's include today)."""
+        span = _span(self.clinic, service_id, prefs, now, rules)
         if span is None:
             return {}, {}
         external = await self._external_busy(span)

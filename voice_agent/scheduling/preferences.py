@@ -14,7 +14,12 @@ from datetime import date, datetime, time, timedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from voice_agent.clinic.model import Clinic, Doctor, Weekday
-from voice_agent.scheduling.availability import Slot, booking_window, eligible_doctors
+from voice_agent.scheduling.availability import (
+    BookingRules,
+    Slot,
+    booking_window,
+    eligible_doctors,
+)
 
 _WEEKDAYS = tuple(Weekday)
 
@@ -134,12 +139,17 @@ class Preferences(BaseModel):
         return found
 
 
-def window(prefs: Preferences, clinic: Clinic, now: datetime) -> tuple[date, date]:
-    """The local days worth scanning: the booking policy's window narrowed by the preferences.
+def window(
+    prefs: Preferences,
+    clinic: Clinic,
+    now: datetime,
+    rules: BookingRules = BookingRules.policy,
+) -> tuple[date, date]:
+    """The local days worth scanning: the rules' booking window narrowed by the preferences.
 
     Empty when ``last < first`` (e.g. a date range that ended yesterday).
     """
-    first, last = booking_window(clinic, now)
+    first, last = booking_window(clinic, now, rules)
     if prefs.date_from:
         first = max(first, prefs.date_from)
     if prefs.date_to:

@@ -7,6 +7,10 @@ Attendance marks and blocks are recorded here, with the same interaction log.
 
 Reading is per doctor and local day: appointments with the patient decrypted for staff, the
 doctor's blocks, and the free slots the slot engine would offer for one service.
+
+The desk books by the desk's rules (`BookingRules.desk`): from now on, today included, with no
+minimum notice; the clinic's booking policy is for what the AI receptionist offers patients.
+Every listing and every change here passes them explicitly, so what the desk lists it can book.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from voice_agent.clinic.model import Clinic
 from voice_agent.clock import Clock
 from voice_agent.interactions import Actor, InteractionLog, acting_as
 from voice_agent.patients.service import PatientService
-from voice_agent.scheduling.availability import Slot, free_slots_by_day
+from voice_agent.scheduling.availability import BookingRules, Slot, free_slots_by_day
 from voice_agent.scheduling.booking import BookingError, BookingRequest, BookingService
 from voice_agent.scheduling.preferences import Preferences
 from voice_agent.store.db import advisory_xact_lock, transaction
@@ -39,6 +43,8 @@ from voice_agent.store.tables import (
 
 CHANNEL = "console"
 """The interaction channel of a change made at the front desk."""
+RULES = BookingRules.desk
+"""The booking rules of the front desk: any free time from now on."""
 SHOWN_STATUSES = (*ACTIVE_STATUSES, AppointmentStatus.attended, AppointmentStatus.no_show)
 ATTENDANCE = (AppointmentStatus.attended, AppointmentStatus.no_show)
 
@@ -202,7 +208,7 @@ class StaffDesk:
             prefs = Preferences(
                 date_from=first, date_to=first + timedelta(days=days - 1), doctor_id=doctor_id
             )
-            busy, _ = await self._booking.busy_snapshot(service_id, prefs, now)
+            busy, _ = await self._booking.busy_snapshot(service_id, prefs, now, RULES)
             for day, slots in free_slots_by_day(
                 clinic,
                 service_id,
@@ -211,6 +217,7 @@ class StaffDesk:
                 first_day=first,
                 last_day=first + timedelta(days=days - 1),
                 doctor_ids=[doctor_id],
+                rules=RULES,
             ):
                 if (doctor_id, day) in result:
                     result[(doctor_id, day)].free.extend(slots)
@@ -263,21 +270,24 @@ class StaffDesk:
     async def free_for(
         self, doctor_id: str, service_id: str, first: date, days: int = 7, limit: int = 40
     ) -> list[Slot]:
-        """Free slots of one doctor and service (the times a move or a booking may take)."""
+        """Free slots of one doctor and service (the times a move or a booking may take), by
+        the desk's rules: from ``first`` (today: its remaining times) with no notice."""
         clinic = self.clinic
+        now = self.now()
         prefs = Preferences(
             date_from=first, date_to=first + timedelta(days=days - 1), doctor_id=doctor_id
         )
-        busy, _ = await self._booking.busy_snapshot(service_id, prefs, self.now())
+        busy, _ = await self._booking.busy_snapshot(service_id, prefs, now, RULES)
         found: list[Slot] = []
         for _, slots in free_slots_by_day(
             clinic,
             service_id,
-            now=self.now(),
+            now=now,
             busy={doctor_id: busy.get(doctor_id, [])},
             first_day=first,
             last_day=first + timedelta(days=days - 1),
             doctor_ids=[doctor_id],
+            rules=RULES,
         ):
             found.extend(slots)
             if len(found) >= limit:
@@ -318,6 +328,7 @@ class StaffDesk:
                 channel=CHANNEL,
                 holder=f"console:{staff_id}",
                 request_key=request_key,
+                rules=RULES,
             )
             return await self._booking.book_slot(request, slot)
 
@@ -330,8 +341,10 @@ class StaffDesk:
         slot = self._slot(current.doctor_id, current.service_id, start)
         holder = f"console:{staff_id}:{appointment_id}"
         with acting_as(_staff(staff_id)):
-            hold_id = await self._booking.hold_slot(holder, slot)
-            request = BookingRequest(patient_id=current.patient_id, channel=CHANNEL, holder=holder)
+            hold_id = await self._booking.hold_slot(holder, slot, rules=RULES)
+            request = BookingRequest(
+                patient_id=current.patient_id, channel=CHANNEL, holder=holder, rules=RULES
+            )
             try:
                 return await self._booking.reschedule(request, appointment_id, hold_id)
             finally:
