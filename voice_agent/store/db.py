@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from voice_agent.crypto.binding import install_key_slot, protect_sqlite_file
@@ -71,8 +73,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(connection: Any) -> None:
-            reader = connection.get_execution_options().get(READ_ONLY, False)
-            connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+            # On the driver's connection: a statement through SQLAlchemy's execution machinery
+            # cost more than the BEGIN itself, on every transaction. Errors are wrapped as
+            # SQLAlchemy's own (a busy database is an ``OperationalError`` as elsewhere).
+            sql = "BEGIN" if connection.get_execution_options().get(READ_ONLY) else _IMMEDIATE
+            try:
+                connection.connection.driver_connection.execute(sql)
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(
+                    sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=engine.dialect
+                ) from exc
 
     else:
         engine = create_engine(
@@ -86,6 +96,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return engine
 
 
+_IMMEDIATE = "BEGIN IMMEDIATE"
 READ_ONLY = "voice_agent_read_only"
 """Execution option of :func:`reading`'s connections."""
 
