@@ -28,6 +28,8 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         Index("ix_outbox_group", "group_key", "status"),
+        # Twilio's failure callback finds its row by the message's SID (``fail_after_delivery``).
+        Index("ix_outbox_external_id", "external_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
