@@ -188,7 +188,7 @@ class ConversationService:
                 tools=trace.calls,
                 emergency=flag.category if flag is not None else None,
                 handoff=turn.handoff,
-                patient=looked if looked is not None and looked.phone == state.phone else None,
+                patient=looked,
             )
             flagged_at = self.services.clock.now() if flag is not None else None
             await asyncio.to_thread(self.turn_store.write, key, state, record, flagged_at)

@@ -68,7 +68,8 @@ class TurnRecord:
     emergency: str | None = None
     handoff: bool = False
     patient: Looked | None = None
-    """Who is on file for ``phone`` when the turn already knows it; else looked up by phone."""
+    """Who is on file for a phone, as the turn read it: used when it is ``phone`` (the caller
+    may have claimed another number in the turn), else the patient is looked up by phone."""
 
     def entries(self) -> list[tuple[str, str]]:
         """(kind, content) rows in the order they happened."""
