@@ -11,14 +11,16 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from voice_agent.app import create_app
+from voice_agent.conversation.state import ConversationStore, conversation_id_of
 from voice_agent.console.accounts import StaffAccounts, password_hasher
 from voice_agent.integrations.outbox import Delivered, OutboxItem, PermanentFailure
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
+from voice_agent.store.tables import InteractionKind
 from voice_agent.store.staff_tables import StaffRole
 from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 from voice_agent.worklist.service import WorkError
@@ -127,6 +129,55 @@ def test_a_red_flag_is_an_emergency_item(client: TestClient, any_services: Servi
     [item] = any_services.worklist.items()
     assert item.kind == "emergency" and item.details["category"]
     assert item.phone == "+5511987654403"  # learnt from the conversation after the turn
+
+
+def test_an_item_opened_outside_a_turn_gets_the_contact_of_the_next_turn(
+    client: TestClient, any_services: Services
+) -> None:
+    """A need recorded for the conversation by another writer (no phone known then) is filled
+    by the conversation's next turn: the turn reads that it has open items with its state."""
+    store = ConversationStore(any_services.engine)
+    conversation = conversation_id_of(store.key("web", "w-7"))
+    asyncio.run(
+        any_services.interactions.record(
+            InteractionKind.transfer,
+            channel="web",
+            details={"conversation": conversation, "reason": "asked for a person"},
+        )
+    )
+    [opened] = any_services.worklist.items()
+    assert opened.conversation_id == conversation
+    _say(client, "w-7", "bom dia", phone="+5511987654407")
+    with transaction(any_services.engine) as session:
+        row = session.get(WorkItem, opened.id)
+        assert row is not None and row.phone == "+5511987654407" and row.language == "pt-BR"
+
+
+def test_a_conversation_without_items_does_not_look_for_them(
+    client: TestClient, any_services: Services
+) -> None:
+    """The to-do contact fill runs only where there is something to fill: a conversation with
+    no open items and no need in the turn sends no query about items with its write."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(any_services.engine, "before_cursor_execute", seen)
+    try:
+        _say(client, "w-8", "bom dia", phone="+5511987654408")
+        _say(client, "w-8", "qual o horário de vocês?", phone="+5511987654408")
+        alone = [s for s in statements if "work_item.conversation_id" in s]
+        statements.clear()
+        _say(client, "w-8", "quero falar com uma atendente", phone="+5511987654408")
+        opened = [s for s in statements if "work_item.conversation_id" in s]
+    finally:
+        event.remove(any_services.engine, "before_cursor_execute", seen)
+    # Asked once per turn, with the state, and nowhere else.
+    assert len(alone) == 2 and all("EXISTS" in s.upper() for s in alone)
+    [item] = any_services.worklist.items()
+    # The turn that opened it filled it.
+    assert item.kind == "handover" and any("EXISTS" not in s.upper() for s in opened)
 
 
 class Failing:

@@ -37,6 +37,7 @@ from voice_agent.safety.guard import SafetyGuard
 from voice_agent.services import Services
 from voice_agent.tools.catalog import build_registry, text_registry
 from voice_agent.tools.context import ToolContext
+from voice_agent.worklist.feed import noting_needs
 
 if TYPE_CHECKING:
     from voice_agent.conversation.openai_text import ResponsesConversation
@@ -148,32 +149,19 @@ class ConversationService:
                 flag = self.red_flag(text)
                 detected = detect_language(text, proper_names(self.services.clinic()))
             finally:
-                state, looked = await reading
+                state, looked, open_work = await reading
             on_file = looked.on_file if looked is not None else None
             language_before = state.language
             self._settle_language(state, text, detected, language, on_file)
-            if flag is not None:
-                turn = await self._emergency(state, text, flag, channel, session_key)
-                engine = "safety"
-            else:
-                ctx = ToolContext(
-                    services=self.services,
-                    channel=channel,
-                    conversation_id=state.conversation_id,
-                    caller_phone=state.phone,
-                    language=state.language or "en",
-                    phone_verified=state.phone_verified and state.phone is not None,
-                    call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
-                    recorder=trace,
-                    known_patient_id=on_file.id if on_file is not None else None,
-                )
-                with ctx.acting():
-                    turn, engine = await self._turn(state, text, ctx, listener, looked)
-                _note_caller(state, ctx)
-                if ctx.known_patient is not None:  # looked up (or created) in the turn
-                    looked = Looked(state.phone or "", _on_file(ctx.known_patient))
-                elif trace.calls and on_file is None:
-                    looked = None  # a tool may have registered the caller: the record looks again
+            # Needs recorded in the turn (a hand-over, a red flag) open items to fill.
+            with noting_needs() as needs:
+                if flag is not None:
+                    turn = await self._emergency(state, text, flag, channel, session_key)
+                    engine = "safety"
+                else:
+                    turn, engine, looked = await self._answer(
+                        state, text, channel, session_key, trace, listener, looked
+                    )
             state.turns += 1
             record = TurnRecord(
                 conversation_id=state.conversation_id,
@@ -189,6 +177,7 @@ class ConversationService:
                 emergency=flag.category if flag is not None else None,
                 handoff=turn.handoff,
                 patient=looked,
+                fill_contact=open_work or state.conversation_id in needs,
             )
             flagged_at = self.services.clock.now() if flag is not None else None
             await asyncio.to_thread(self.turn_store.write, key, state, record, flagged_at)
@@ -207,6 +196,39 @@ class ConversationService:
             emergency=flag.category if flag is not None else None,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+
+    async def _answer(
+        self,
+        state: ConversationState,
+        text: str,
+        channel: str,
+        session_key: str,
+        trace: ToolTrace,
+        listener: TurnListener | None,
+        looked: Looked | None,
+    ) -> tuple[Turn, str, Looked | None]:
+        """The receptionist's turn with the channel's caller; returns it, the engine that
+        answered and who is on file for the caller as the turn leaves it (``None``: unknown)."""
+        on_file = looked.on_file if looked is not None else None
+        ctx = ToolContext(
+            services=self.services,
+            channel=channel,
+            conversation_id=state.conversation_id,
+            caller_phone=state.phone,
+            language=state.language or "en",
+            phone_verified=state.phone_verified and state.phone is not None,
+            call_sid=session_key if channel == "voice" else None,  # the no-AI line's call
+            recorder=trace,
+            known_patient_id=on_file.id if on_file is not None else None,
+        )
+        with ctx.acting():
+            turn, engine = await self._turn(state, text, ctx, listener, looked)
+        _note_caller(state, ctx)
+        if ctx.known_patient is not None:  # looked up (or created) in the turn
+            looked = Looked(state.phone or "", _on_file(ctx.known_patient))
+        elif trace.calls and on_file is None:
+            looked = None  # a tool may have registered the caller: the record looks again
+        return turn, engine, looked
 
     def red_flag(self, text: str) -> RedFlag | None:
         """The deterministic red-flag check every channel runs before anything else."""

@@ -23,7 +23,13 @@ from voice_agent.store.types import utcnow
 MAX_HISTORY = 40
 _TABLE = ConversationRecord.__table__  # type: ignore[attr-defined]
 # Built once: constructing a statement costs more than running it on SQLite.
-_LOAD = select(_TABLE.c.state).where(_TABLE.c.key == bindparam("key"))
+STATE_OF_KEY = select(_TABLE.c.state).where(_TABLE.c.key == bindparam("key"))
+"""The encrypted state under ``:key`` (a text turn reads it in a statement of its own)."""
+
+
+def conversation_id_of(key: str) -> str:
+    """The conversation's id: derived from the row key, never a phone number."""
+    return f"conv-{key[:24]}"
 
 
 def _upsert(dialect_insert: Any) -> Insert:
@@ -136,7 +142,12 @@ class ConversationStore:
     @staticmethod
     def read(db: Connection, key: str, channel: str) -> ConversationState:
         """The state under ``key``, or a fresh one (also for a state that cannot be read)."""
-        payload = db.execute(_LOAD, {"key": key}).scalar()
+        payload = db.execute(STATE_OF_KEY, {"key": key}).scalar()
+        return ConversationStore.parse(payload, key, channel)
+
+    @staticmethod
+    def parse(payload: str | None, key: str, channel: str) -> ConversationState:
+        """The state in ``payload`` (decrypted), or a fresh one for ``key``."""
         if payload is not None:
             try:
                 return ConversationState.model_validate_json(payload)
@@ -145,7 +156,7 @@ class ConversationStore:
         # A new conversation's timeline starts at 0 (a timeline left by a purged state clashes
         # at the first write, which then reads its last number: ``turn_store``).
         return ConversationState(
-            channel=channel, conversation_id=f"conv-{key[:24]}", timeline_seq=0
+            channel=channel, conversation_id=conversation_id_of(key), timeline_seq=0
         )
 
     async def save(self, session_key: str, state: ConversationState) -> None:

@@ -70,6 +70,9 @@ class TurnRecord:
     patient: Looked | None = None
     """Who is on file for a phone, as the turn read it: used when it is ``phone`` (the caller
     may have claimed another number in the turn), else the patient is looked up by phone."""
+    fill_contact: bool = True
+    """The conversation has open to-do items (or may: a need was recorded in the turn) whose
+    contact the turn fills; most conversations have none, and skip the query."""
 
     def entries(self) -> list[tuple[str, str]]:
         """(kind, content) rows in the order they happened."""
@@ -146,6 +149,8 @@ class TurnLog:
                 for number, (kind, content) in enumerate(entries, start=1)
             ],
         )
+        if not turn.fill_contact:
+            return
         self._worklist.fill_contact(
             db,
             turn.conversation_id,

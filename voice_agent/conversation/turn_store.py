@@ -19,15 +19,36 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
-from voice_agent.conversation.state import ConversationState, ConversationStore
+from voice_agent.conversation.state import (
+    STATE_OF_KEY,
+    ConversationState,
+    ConversationStore,
+    conversation_id_of,
+)
 from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
 from voice_agent.patients.service import Looked, PatientService
 from voice_agent.store.db import reading
+from voice_agent.worklist.service import OPEN_WORK_OF_CONVERSATION
 
 logger = logging.getLogger(__name__)
+
+_READ = select(
+    STATE_OF_KEY.scalar_subquery().label("state"),
+    OPEN_WORK_OF_CONVERSATION.label("open_work"),
+)
+"""The state and whether its conversation has open to-do items, in one statement."""
+
+
+class TurnRead(NamedTuple):
+    state: ConversationState
+    looked: Looked | None
+    """Who is on file for the caller's phone (``None``: not looked up)."""
+    open_work: bool
+    """The conversation had open to-do items (their contact is filled with the turn's write)."""
 
 
 class TurnStore:
@@ -45,17 +66,21 @@ class TurnStore:
 
     def read(
         self, key: str, channel: str, *, phone: str | None, verified: bool, with_patient: bool
-    ) -> tuple[ConversationState, Looked | None]:
+    ) -> TurnRead:
         """The state under ``key`` with the channel's caller settled (``phone`` in E.164,
         ``verified`` by the carrier) and, ``with_patient`` or while the conversation has no
-        language yet, who is on file for the caller's phone (``None``: not looked up)."""
+        language yet, who is on file for the caller's phone."""
+        conversation_id = conversation_id_of(key)
         with reading(self._engine) as db:
-            state = self._states.read(db, key, channel)
+            row = db.execute(_READ, {"key": key, "conversation_id": conversation_id}).one()
+            state = self._states.parse(row.state, key, channel)
             state.settle_phone(phone, verified)
             looked = None
             if state.phone and (with_patient or state.language is None):
                 looked = Looked(state.phone, self._patients.on_file(db, state.phone))
-        return state, looked
+        # A state saved under another id (none is) would have had its items asked by that id.
+        open_work = bool(row.open_work) or state.conversation_id != conversation_id
+        return TurnRead(state, looked, open_work)
 
     def write(
         self,

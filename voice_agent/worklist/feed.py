@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Engine, exists, select
@@ -46,6 +49,22 @@ then asked to be called back about is a callback)."""
 MAX_SUMMARY = 600
 
 
+_NEEDS_NOTED: ContextVar[set[str] | None] = ContextVar("work_needs_noted", default=None)
+
+
+@contextmanager
+def noting_needs() -> Iterator[set[str]]:
+    """Collects the conversation ids a need was recorded for inside this block (and in the
+    threads started inside it: ``to_thread`` copies the context): a text turn fills the contact
+    of its conversation's open items only when it has some (``Worklist.fill_contact``)."""
+    noted: set[str] = set()
+    token = _NEEDS_NOTED.set(noted)
+    try:
+        yield noted
+    finally:
+        _NEEDS_NOTED.reset(token)
+
+
 class WorkFeed:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -65,6 +84,9 @@ class WorkFeed:
             or details.get("call_sid")
         )
         call_sid, conversation_id = _split_where(session, where)
+        noted = _NEEDS_NOTED.get()
+        if noted is not None and conversation_id:
+            noted.add(conversation_id)  # before the write: a failed one is filled later
         group = "person" if kind in PERSON_NEEDS else kind.value
         open_key: str | None
         if kind == WorkKind.unreached:

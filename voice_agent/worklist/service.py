@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, exists, func, or_, select, update
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
@@ -291,8 +291,9 @@ class Worklist:
         opened (the first message asked for a person): open items get what they lack, and the
         patient's words of the turn that opened them when the source named no question.
 
-        Runs in every text turn's transaction, on its connection: one prepared Core query that
-        almost always finds nothing (an ORM query here cost a text turn 2 ms)."""
+        Runs in the text turn's transaction, on its connection, when the conversation has open
+        items (read with its state) or the turn recorded a need (``feed.noting_needs``): one
+        prepared Core query (an ORM query here cost a text turn 2 ms)."""
         rows = db.execute(_OPEN_OF_CONVERSATION, {"conversation_id": conversation_id}).all()
         for row in rows:
             changes: dict[str, Any] = {}
@@ -309,13 +310,17 @@ class Worklist:
 
 
 _ITEMS = WorkItem.__table__  # type: ignore[attr-defined]
-_OPEN_OF_CONVERSATION = select(
-    _ITEMS.c.id, _ITEMS.c.phone, _ITEMS.c.language, _ITEMS.c.patient_id, _ITEMS.c.summary
-).where(
+_OF_CONVERSATION_OPEN = (
     _ITEMS.c.conversation_id == bindparam("conversation_id"),
     # One plain parameter per status, not an expanding IN list re-rendered at every execution.
     or_(*(_ITEMS.c.status == status.value for status in OPEN_WORK)),
 )
+_OPEN_OF_CONVERSATION = select(
+    _ITEMS.c.id, _ITEMS.c.phone, _ITEMS.c.language, _ITEMS.c.patient_id, _ITEMS.c.summary
+).where(*_OF_CONVERSATION_OPEN)
+OPEN_WORK_OF_CONVERSATION = exists().where(*_OF_CONVERSATION_OPEN)
+"""Whether the conversation ``:conversation_id`` has open items (a text turn asks it with its
+state, and fills the items' contact only when it has some)."""
 
 
 def _refuse(session: Session, item_id: int, staff_id: int, action: str) -> None:
