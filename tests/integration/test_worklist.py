@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from voice_agent.app import create_app
-from voice_agent.conversation.state import ConversationStore, conversation_id_of
 from voice_agent.console.accounts import StaffAccounts, password_hasher
+from voice_agent.conversation.state import ConversationStore, conversation_id_of
 from voice_agent.integrations.outbox import Delivered, OutboxItem, PermanentFailure
 from voice_agent.services import Services
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
-from voice_agent.store.tables import InteractionKind
 from voice_agent.store.staff_tables import StaffRole
+from voice_agent.store.tables import InteractionKind
 from voice_agent.store.worklist_tables import ConversationTurn, WorkItem, WorkStatus
 from voice_agent.worklist.service import WorkError
 
