@@ -53,7 +53,8 @@ async def find_slots(
         str | None, Field(description="The patient's health plan (convênio), if any.")
     ] = None,
 ) -> dict[str, Any]:
-    """Find the best free appointment times from tomorrow on and hold them for a few minutes.
+    """Find the best free appointment times from the first day the clinic books (tomorrow, or
+    today where the clinic takes same-day appointments) and hold them for a few minutes.
 
     Returns up to three numbered options. Offer them to the patient (day, time, doctor) and book
     the one they choose with book_appointment(option=...). A new search replaces old options.

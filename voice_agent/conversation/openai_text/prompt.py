@@ -8,6 +8,7 @@ from pathlib import Path
 from voice_agent.conversation.offline.replies import _Fields
 from voice_agent.i18n import language_or_default, say_date
 from voice_agent.patients.service import Looked
+from voice_agent.scheduling.availability import booking_window
 from voice_agent.tools.context import ToolContext
 
 
@@ -22,6 +23,7 @@ async def instructions(prompts_dir: Path, ctx: ToolContext, looked: Looked | Non
     """
     clinic = ctx.services.clinic()
     now = ctx.services.clock.now().astimezone(clinic.tz)
+    first, _ = booking_window(clinic, now)
     name = "—"
     known = looked is not None and looked.phone == ctx.caller_phone
     on_file = looked.on_file if looked is not None and known else None
@@ -34,6 +36,7 @@ async def instructions(prompts_dir: Path, ctx: ToolContext, looked: Looked | Non
         _Fields(
             clinic_name=clinic.name,
             today=f"{say_date(now.date(), ctx.language)} ({now.date().isoformat()})",
+            first_day=f"{say_date(first, ctx.language)} ({first.isoformat()})",
             caller=ctx.caller_phone or "—",
             patient_name=name,
             emergency_number=clinic.emergency_number,

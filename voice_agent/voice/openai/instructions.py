@@ -9,6 +9,7 @@ from string import Template
 
 from voice_agent.clinic.model import Clinic
 from voice_agent.i18n import language_or_default, say_date, say_money, say_time
+from voice_agent.scheduling.availability import booking_window
 from voice_agent.store.tables import Patient
 from voice_agent.voice.lines import call_disclosure, read_prompt, voice_lines
 
@@ -56,6 +57,7 @@ def render_instructions(
         "doctors": doctors,
         "insurances": ", ".join(i.name for i in clinic.insurances) or "-",
         "today": say_date(local.date(), language),
+        "first_day": say_date(booking_window(clinic, now)[0], language),
         "now_time": say_time(local, language),
         "timezone": clinic.timezone,
         "caller": caller,

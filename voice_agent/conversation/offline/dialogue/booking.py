@@ -45,9 +45,9 @@ class Booking(Part):
             state.insurance_id = None
         if for_whom := relative(self.text, self.lang):
             state.for_whom = for_whom
-        self.past_asked = [
-            Obstacle("date_in_past", {"date": say_date(d, self.lang)}) for d in u.wish.past
-        ]
+        # A day gone: the search goes on from the first day the clinic books.
+        gone = "date_in_past" if self.clinic.booking.start_tomorrow else "date_in_past_today"
+        self.past_asked = [Obstacle(gone, {"date": say_date(d, self.lang)}) for d in u.wish.past]
         if not u.wish.empty:
             old = TimeWish.from_args(state.wish)
             state.wish = u.wish.merged_over(old).to_args()
@@ -157,13 +157,21 @@ class Booking(Part):
             common["insurance"] = state.insurance_id
         prefix = ""
         result: ToolResult | None = None
+        today = self.today.isoformat()
+        same_day = not self.clinic.booking.start_tomorrow
         for wish in [state.wish] if wishes is None else wishes:
             arguments = {**common, **wish}
-            if self.today_asked or (
-                wish.get("dates") and min(wish["dates"]) <= self.today.isoformat()
+            if same_day and self.today_asked:
+                # Today first; when nothing is left today, the same wishes from tomorrow on.
+                result = await self.call("find_slots", **{**arguments, "dates": [today]})
+                if not result.ok or result.output.get("options"):
+                    break
+                prefix = self.text_of("today_full")
+            elif not same_day and (
+                self.today_asked or (wish.get("dates") and min(wish["dates"]) <= today)
             ):
                 prefix = self.text_of("same_day")
-                dates = [d for d in wish.get("dates", []) if d > self.today.isoformat()]
+                dates = [d for d in wish.get("dates", []) if d > today]
                 arguments.pop("dates", None)
                 if dates:
                     arguments["dates"] = dates
