@@ -13,7 +13,11 @@ minus the tools' own time. Three kinds of turn: a plain answer (one request), a 
 answered with ``clinic_info`` and a slot search (two requests each).
 
     python benchmarks/text_turn.py --openai [--turns 200] [--openai-warmup 20] [--no-store]
-        [--profile FILE]
+        [--profile FILE] [--loop auto|asyncio]
+
+``--loop``: the event loop the turns run on. ``auto`` (the default) is what ``voice-agent serve``
+runs the app on: uvicorn's ``loop="auto"``, uvloop when it is installed (``uvicorn[standard]``
+installs it), else asyncio's own; ``asyncio`` forces the latter.
 
 ``--profile FILE``: a deterministic profile of the measured turns on the CPU clock, every thread
 (the database work runs in worker threads), with yappi (``pip install yappi``), saved as pstats
@@ -38,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, SupportsIndex
@@ -249,10 +254,26 @@ def _save_profile(path: Path) -> None:
     pstats.Stats(str(path)).sort_stats("cumulative").print_stats(r"voice_agent", 25)
 
 
-def report_openai(timings: dict[str, list[float]], args: argparse.Namespace) -> None:
+def event_loop_factory(choice: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop ``voice-agent serve`` runs on (uvicorn's ``loop="auto"``: uvloop when installed),
+    or asyncio's own; with its name for the report."""
+    if choice == "auto":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return f"uvloop {uvloop.__version__}", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
+
+
+def report_openai(
+    timings: dict[str, list[float]], args: argparse.Namespace, loop_name: str
+) -> None:
     store = "off (items resent)" if args.no_store else "on (previous_response_id)"
     print(
-        f"OpenAI text turn: app time outside the model (ms), fake Responses server, store {store}"
+        f"OpenAI text turn: app time outside the model (ms), fake Responses server, store {store}, "
+        f"{loop_name} event loop"
     )
     print(
         f"{'turns':>8} {'count':>6} {'p50':>7} {'p95':>7} {'max':>7}  "
@@ -275,7 +296,9 @@ def report_openai(timings: dict[str, list[float]], args: argparse.Namespace) -> 
         "p50/p95/max: wall time outside the model; cpu: the process's CPU time outside the model "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
-    flags = " --no-store" if args.no_store else ""
+    flags = (" --no-store" if args.no_store else "") + (
+        " --loop asyncio" if args.loop == "asyncio" else ""
+    )
     print(
         f"reproduce: python benchmarks/text_turn.py --openai --turns {args.turns} "
         f"--openai-warmup {args.openai_warmup}{flags}"
@@ -295,16 +318,22 @@ def main() -> None:
     )
     parser.add_argument("--no-store", action="store_true", help="--openai: store=false")
     parser.add_argument("--profile", type=Path, default=None, help="--openai: yappi pstats file")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio"),
+        default="auto",
+        help="--openai: auto = as voice-agent serve runs (uvloop when installed)",
+    )
     args = parser.parse_args()
     if args.openai:
-        report_openai(
-            asyncio.run(
+        loop_name, new_loop = event_loop_factory(args.loop)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            timings = runner.run(
                 run_openai(
                     args.turns, args.openai_warmup, store=not args.no_store, profile=args.profile
                 )
-            ),
-            args,
-        )
+            )
+        report_openai(timings, args, loop_name)
         return
     timings = asyncio.run(
         run(args.rounds, args.warmup, args.scenarios, fixed_clock=args.fixed_clock)
