@@ -48,7 +48,7 @@ from voice_agent.scheduling.offers import (
 from voice_agent.scheduling.ranking import (
     Scorer,
 )
-from voice_agent.store.db import transaction
+from voice_agent.store.db import read_session, transaction
 from voice_agent.store.intent_tables import BackendIntent
 from voice_agent.store.tables import (
     ACTIVE_STATUSES,
@@ -199,7 +199,10 @@ class BookingService(OfferDesk):
         self._check_policy(slot, insurance_id, busy, rules)
 
     def _blocks_sync(self, slot: Slot) -> list[Interval]:
-        with transaction(self._engine) as session:
+        """Read only (deferred on SQLite: it neither waits for a booking's write lock nor holds
+        one): a check ahead of the write, which runs in a transaction of its own as before (a
+        held slot's booking reads the blocks again in it, ``_book_held``)."""
+        with read_session(self._engine) as session:
             return self._blocks_in(session, slot)
 
     async def hold_slot(
