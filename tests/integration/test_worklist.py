@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -154,28 +155,30 @@ def test_an_item_opened_outside_a_turn_gets_the_contact_of_the_next_turn(
 
 
 def test_a_conversation_without_items_does_not_look_for_them(
-    client: TestClient, any_services: Services
+    services: Services, db_kind: str
 ) -> None:
     """The to-do contact fill runs only where there is something to fill: a conversation with
-    no open items and no need in the turn sends no query about items with its write."""
+    no open items and no need in the turn asks about items once, with its state. Seen by
+    SQLite's own statement trace (the turn's statements run on the driver, store.prepared)."""
+    if db_kind != "sqlite":
+        pytest.skip("SQLite's statement trace; the same code runs on PostgreSQL")
     statements: list[str] = []
+    services.engine.dispose()  # connections made from here on trace their statements
 
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
+    def trace(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
 
-    event.listen(any_services.engine, "before_cursor_execute", seen)
-    try:
+    event.listen(services.engine, "connect", trace)
+    with TestClient(create_app(services.settings, services), client=LOCAL) as client:
         _say(client, "w-8", "bom dia", phone="+5511987654408")
         _say(client, "w-8", "qual o horário de vocês?", phone="+5511987654408")
         alone = [s for s in statements if "work_item.conversation_id" in s]
         statements.clear()
         _say(client, "w-8", "quero falar com uma atendente", phone="+5511987654408")
         opened = [s for s in statements if "work_item.conversation_id" in s]
-    finally:
-        event.remove(any_services.engine, "before_cursor_execute", seen)
     # Asked once per turn, with the state, and nowhere else.
-    assert len(alone) == 2 and all("EXISTS" in s.upper() for s in alone)
-    [item] = any_services.worklist.items()
+    assert len(alone) == 2 and all("EXISTS" in s.upper() for s in alone), alone
+    [item] = services.worklist.items()
     # The turn that opened it filled it.
     assert item.kind == "handover" and any("EXISTS" not in s.upper() for s in opened)
 

@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, Insert, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from voice_agent.crypto.binding import engine_keyring
 from voice_agent.store.conversation_tables import ConversationRecord, state_key
+from voice_agent.store.prepared import Prepared
 from voice_agent.store.types import utcnow
 
 MAX_HISTORY = 40
@@ -32,17 +33,21 @@ def conversation_id_of(key: str) -> str:
     return f"conv-{key[:24]}"
 
 
-def _upsert(dialect_insert: Any) -> Insert:
-    statement = dialect_insert(_TABLE)
-    return statement.on_conflict_do_update(
-        index_elements=[_TABLE.c.key],
-        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+def _upsert(dialect_insert: Any) -> Prepared:
+    statement = dialect_insert(_TABLE).values(
+        {name: bindparam(name) for name in ("key", "channel", "state", "updated_at")}
+    )
+    return Prepared(
+        statement.on_conflict_do_update(
+            index_elements=[_TABLE.c.key],
+            set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+        )
     )
 
 
 _UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
 """One statement per save on either database (an update, else an insert in a savepoint, was
-four statements for a new conversation's first turn)."""
+four statements for a new conversation's first turn), on the driver (``store.prepared``)."""
 _DELETE = delete(_TABLE).where(_TABLE.c.key == bindparam("key"))
 _FLAG = (
     update(_TABLE)
@@ -173,7 +178,7 @@ class ConversationStore:
         """Store ``payload`` (the state's JSON) under ``key``: one upsert (a new conversation
         and another process's first save of the same one included)."""
         row = {"key": key, "channel": channel, "state": payload, "updated_at": utcnow()}
-        db.execute(_UPSERT[db.dialect.name], row)
+        _UPSERT[db.dialect.name].run(db, row)
 
     async def flag(self, channel: str, session_key: str, at: datetime) -> None:
         """Mark the conversation for staff (a red flag was heard); the first time is kept."""

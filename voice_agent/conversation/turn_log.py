@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from voice_agent.crypto.binding import engine_keyring
 from voice_agent.patients.service import Looked
+from voice_agent.store.prepared import Prepared
 from voice_agent.store.tables import Patient
 from voice_agent.store.worklist_tables import ConversationTurn
 from voice_agent.worklist.service import Worklist
@@ -46,7 +47,25 @@ _TURNS = ConversationTurn.__table__  # type: ignore[attr-defined]
 _LAST_SEQ = select(func.max(_TURNS.c.seq)).where(
     _TURNS.c.conversation_id == bindparam("conversation_id")
 )
-_INSERT = insert(_TURNS)
+_INSERT = Prepared(
+    insert(_TURNS).values(
+        {
+            name: bindparam(name)
+            for name in (
+                "conversation_id",
+                "seq",
+                "at",
+                "channel",
+                "patient_id",
+                "language",
+                "kind",
+                "engine",
+                "content",
+            )
+        }
+    )
+)
+"""On the driver (``store.prepared``): every text turn inserts its entries."""
 _PATIENTS = Patient.__table__  # type: ignore[attr-defined]
 _PATIENT_BY_HASH = select(_PATIENTS.c.id).where(_PATIENTS.c.phone_hash == bindparam("digest"))
 
@@ -132,8 +151,8 @@ class TurnLog:
             patient_id = turn.patient.on_file.id if turn.patient.on_file is not None else None
         else:
             patient_id = self._patient_id(db, turn.phone)
-        db.execute(
-            _INSERT,
+        _INSERT.run_many(
+            db,
             [
                 {
                     "conversation_id": turn.conversation_id,

@@ -32,15 +32,19 @@ from voice_agent.conversation.state import (
 from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
 from voice_agent.patients.service import Looked, PatientService
 from voice_agent.store.db import reading
+from voice_agent.store.prepared import Prepared
 from voice_agent.worklist.service import OPEN_WORK_OF_CONVERSATION
 
 logger = logging.getLogger(__name__)
 
-_READ = select(
-    STATE_OF_KEY.scalar_subquery().label("state"),
-    OPEN_WORK_OF_CONVERSATION.label("open_work"),
+_READ = Prepared(
+    select(
+        STATE_OF_KEY.scalar_subquery().label("state"),
+        OPEN_WORK_OF_CONVERSATION.label("open_work"),
+    )
 )
-"""The state and whether its conversation has open to-do items, in one statement."""
+"""The state and whether its conversation has open to-do items, in one statement run on the
+driver (``store.prepared``)."""
 
 
 class TurnRead(NamedTuple):
@@ -72,14 +76,16 @@ class TurnStore:
         language yet, who is on file for the caller's phone."""
         conversation_id = conversation_id_of(key)
         with reading(self._engine) as db:
-            row = db.execute(_READ, {"key": key, "conversation_id": conversation_id}).one()
-            state = self._states.parse(row.state, key, channel)
+            [(payload, open_work)] = _READ.rows(
+                db, {"key": key, "conversation_id": conversation_id}
+            )
+            state = self._states.parse(payload, key, channel)
             state.settle_phone(phone, verified)
             looked = None
             if state.phone and (with_patient or state.language is None):
                 looked = Looked(state.phone, self._patients.on_file(db, state.phone))
         # A state saved under another id (none is) would have had its items asked by that id.
-        open_work = bool(row.open_work) or state.conversation_id != conversation_id
+        open_work = bool(open_work) or state.conversation_id != conversation_id
         return TurnRead(state, looked, open_work)
 
     def write(

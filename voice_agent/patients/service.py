@@ -14,6 +14,7 @@ from sqlmodel import col
 from voice_agent.crypto.binding import engine_keyring
 from voice_agent.errors import InvalidPatientData
 from voice_agent.store.db import read_session, transaction
+from voice_agent.store.prepared import Prepared
 from voice_agent.store.tables import Patient
 from voice_agent.store.types import utcnow
 
@@ -60,11 +61,12 @@ def mask_phone(e164: str) -> str:
 
 
 _TABLE = Patient.__table__  # type: ignore[attr-defined]
-_ON_FILE = select(_TABLE.c.id, _TABLE.c.full_name, _TABLE.c.language).where(
-    _TABLE.c.phone_hash == bindparam("digest")
+_ON_FILE = Prepared(
+    select(_TABLE.c.id, _TABLE.c.full_name, _TABLE.c.language).where(
+        _TABLE.c.phone_hash == bindparam("digest")
+    )
 )
-"""Built once: every text turn runs it (constructing a statement costs more than running it
-on SQLite)."""
+"""Built once and run on the driver (``store.prepared``): every text turn runs it."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,8 @@ class PatientService:
     def on_file(self, db: Connection, e164: str) -> OnFile | None:
         """The patient of ``e164``, if any, read on the caller's connection: one row by the
         phone's keyed hash (unique index), one column decrypted; no ORM object, no hop."""
-        row = db.execute(_ON_FILE, {"digest": self.phone_hash(e164)}).first()
-        return OnFile(row.id, row.full_name, row.language) if row is not None else None
+        rows = _ON_FILE.rows(db, {"digest": self.phone_hash(e164)})
+        return OnFile(*rows[0]) if rows else None
 
     async def get(self, patient_id: str) -> Patient | None:
         return await asyncio.to_thread(self._get, patient_id)
