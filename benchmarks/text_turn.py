@@ -203,6 +203,8 @@ async def run_openai(
                 if index % 12 == 0:  # as in production, time passes and old holds expire
                     clock.advance(timedelta(minutes=6))
                     await services.booking.purge_expired_holds()
+                    if index >= warmup:
+                        timings.setdefault("reference", []).append(reference_ms())
                 started, cpu = time.perf_counter(), time.process_time()
                 reply = await conversations.handle(
                     "whatsapp",
@@ -232,6 +234,29 @@ async def run_openai(
         stop.set()
         server.join(timeout=10)
     return timings
+
+
+REFERENCE_DOCUMENT = {
+    "items": [{"role": "user", "content": f"mensagem {n} " * 8, "n": n} for n in range(40)]
+}
+
+
+def reference_ms() -> float:
+    """A fixed piece of pure-Python work (JSON out and back, a regex pass, sorting), timed
+    between conversations: the machine's speed at that moment. This VM's speed drifts (the
+    same tree's turn p50 varies ≈ 2× within minutes, and this figure with it), so a run's
+    figures are read against its own reference (the report prints both)."""
+    import json
+    import re
+
+    started = time.perf_counter()
+    for _ in range(20):
+        text = json.dumps(REFERENCE_DOCUMENT, ensure_ascii=False)
+        parsed = json.loads(text)
+        words = re.findall(r"\w+", text)
+        sorted(words)
+        assert len(parsed["items"]) == 40
+    return (time.perf_counter() - started) * 1000
 
 
 def _start_profile() -> None:
@@ -296,6 +321,13 @@ def report_openai(
         "p50/p95/max: wall time outside the model; cpu: the process's CPU time outside the model "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
+    reference = timings.get("reference")
+    if reference:
+        print(
+            f"machine speed: a fixed reference workload took p50 {statistics.median(reference):.2f}"
+            f" ms during the run ({len(reference)} times, between conversations); the turn's own "
+            f"p95 is {percentile(timings['all'], 0.95) / statistics.median(reference):.2f}× it"
+        )
     flags = (" --no-store" if args.no_store else "") + (
         " --loop asyncio" if args.loop == "asyncio" else ""
     )
