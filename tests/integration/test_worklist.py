@@ -16,9 +16,10 @@ from sqlalchemy import event, select
 
 from voice_agent.app import create_app
 from voice_agent.console.accounts import StaffAccounts, password_hasher
-from voice_agent.conversation.state import ConversationStore, conversation_id_of
+from voice_agent.conversation.state import ConversationStore
 from voice_agent.integrations.outbox import Delivered, OutboxItem, PermanentFailure
 from voice_agent.services import Services
+from voice_agent.store.conversation_tables import conversation_id_of
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.staff_tables import StaffRole

@@ -17,7 +17,11 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from voice_agent.crypto.binding import engine_keyring
-from voice_agent.store.conversation_tables import ConversationRecord, state_key
+from voice_agent.store.conversation_tables import (
+    ConversationRecord,
+    conversation_id_of,
+    state_key,
+)
 from voice_agent.store.prepared import Prepared
 from voice_agent.store.types import utcnow
 
@@ -26,11 +30,6 @@ _TABLE = ConversationRecord.__table__  # type: ignore[attr-defined]
 # Built once: constructing a statement costs more than running it on SQLite.
 STATE_OF_KEY = select(_TABLE.c.state).where(_TABLE.c.key == bindparam("key"))
 """The encrypted state under ``:key`` (a text turn reads it in a statement of its own)."""
-
-
-def conversation_id_of(key: str) -> str:
-    """The conversation's id: derived from the row key, never a phone number."""
-    return f"conv-{key[:24]}"
 
 
 def _upsert(dialect_insert: Any) -> Prepared:

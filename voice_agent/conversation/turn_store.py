@@ -23,14 +23,10 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, select
 
-from voice_agent.conversation.state import (
-    STATE_OF_KEY,
-    ConversationState,
-    ConversationStore,
-    conversation_id_of,
-)
+from voice_agent.conversation.state import STATE_OF_KEY, ConversationState, ConversationStore
 from voice_agent.conversation.turn_log import NotRecorded, TurnLog, TurnRecord
 from voice_agent.patients.service import Looked, PatientService
+from voice_agent.store.conversation_tables import conversation_id_of
 from voice_agent.store.db import reading
 from voice_agent.store.prepared import Prepared
 from voice_agent.worklist.service import OPEN_WORK_OF_CONVERSATION

@@ -20,7 +20,11 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from voice_agent.crypto.binding import engine_keyring
-from voice_agent.store.conversation_tables import ConversationRecord, state_key
+from voice_agent.store.conversation_tables import (
+    ConversationRecord,
+    conversation_id_of,
+    state_key,
+)
 from voice_agent.store.db import transaction
 from voice_agent.store.tables import Appointment, CallEvent, CallRecord, Patient
 from voice_agent.store.worklist_tables import ConversationTurn
@@ -312,7 +316,7 @@ def call_entries(engine: Engine, call_sid: str) -> Timeline | None:
         return None
     record, events = found
     entries = [_call_entry(event) for event in events]
-    gather = f"conv-{state_key('voice', call_sid, engine_keyring(engine).lookup_key)[:24]}"
+    gather = conversation_id_of(state_key("voice", call_sid, engine_keyring(engine).lookup_key))
     with transaction(engine) as session:
         names = _Names(session)
         entries += _turn_entries(session, gather)

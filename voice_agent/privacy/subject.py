@@ -20,7 +20,11 @@ from voice_agent.crypto.binding import engine_keyring
 from voice_agent.crypto.keys import ERASED_HASH_PREFIX
 from voice_agent.interactions import InteractionLog
 from voice_agent.store.confirmation_tables import OPEN_STATUSES, ConfirmationStep, StepStatus
-from voice_agent.store.conversation_tables import ConversationRecord, state_key
+from voice_agent.store.conversation_tables import (
+    ConversationRecord,
+    conversation_id_of,
+    state_key,
+)
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow
 from voice_agent.store.tables import (
@@ -93,7 +97,7 @@ class _Holdings:
             for record in session.execute(select(ConversationRecord)).scalars()
             if record.key in voice_keys or _state_phone(record.state) == e164
         ]
-        conversation_ids = {f"conv-{record.key[:24]}" for record in self.conversations}
+        conversation_ids = {conversation_id_of(record.key) for record in self.conversations}
         self.turns = list(
             session.execute(
                 select(ConversationTurn)

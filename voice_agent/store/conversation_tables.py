@@ -41,3 +41,9 @@ def state_key(channel: str, session_key: str, secret: bytes) -> str:
     plain hash of one is found by trying the few billion possible numbers."""
     message = f"{channel}\x00{session_key}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()[:40]
+
+
+def conversation_id_of(key: str) -> str:
+    """A conversation's id (the holder of its offers, the key of its timeline and to-do items):
+    derived from its state's row key, never a phone number."""
+    return f"conv-{key[:24]}"

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from voice_agent.clock import Clock
-from voice_agent.store.conversation_tables import ConversationRecord
+from voice_agent.store.conversation_tables import ConversationRecord, conversation_id_of
 from voice_agent.store.db import transaction
 from voice_agent.store.outbox_tables import OutboxRow, OutboxStatus
 from voice_agent.store.tables import Appointment, CallRecord, Interaction, InteractionKind, Patient
@@ -181,7 +181,7 @@ class WorkFeed:
                 )
             ).all()
             for key, channel in flagged:
-                conversation_id = f"conv-{key[:24]}"
+                conversation_id = conversation_id_of(key)
                 known = session.execute(
                     select(col(WorkItem.id)).where(
                         col(WorkItem.conversation_id) == conversation_id,
