@@ -220,3 +220,44 @@ def test_a_doctor_may_have_his_own_price_for_a_shared_service(clinic: Clinic) ->
             doctor["prices"] = {"derma-consulta": "100"}  # not one of his services
     with pytest.raises(ValidationError):
         Clinic.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "today", "day"),
+    [
+        ("dia 2", "pt-BR", date(2026, 12, 3), date(2027, 1, 2)),  # next month, not next year
+        ("the 2nd", "en", date(2026, 12, 3), date(2027, 1, 2)),
+        ("2-го числа", "ru", date(2026, 12, 3), date(2027, 1, 2)),
+        ("dia 3", "pt-BR", date(2026, 12, 3), date(2026, 12, 3)),
+        ("dia 2", "pt-BR", date(2026, 11, 23), date(2026, 12, 2)),
+        ("dia 31", "pt-BR", date(2026, 11, 3), date(2026, 12, 31)),  # November has no 31st
+        ("dia 30", "pt-BR", date(2027, 1, 31), date(2027, 3, 30)),  # nor February a 30th
+    ],
+)
+def test_a_day_of_the_month_is_the_next_one_to_come(
+    clinic: Clinic, text: str, language: str, today: date, day: date
+) -> None:
+    assert parse(text, language, clinic, today).wish.dates == [day]
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Maria Aparecida da Silva, nasci em 3 de abril de 1961", "pt-BR"),
+        ("03/04/1961", "pt-BR"),
+        ("I was born on April 3, 1961", "en"),
+        ("я родилась 3 апреля 1961 года", "ru"),
+    ],
+)
+def test_a_date_years_back_is_no_wish(clinic: Clinic, text: str, language: str) -> None:
+    """A birth date said unprompted is not a day to book (it was read as April 3 of next
+    year, its year dropped, or as "today is too soon")."""
+    wish = parse(text, language, clinic, TODAY).wish
+    assert wish.empty and not wish.past
+
+
+def test_a_date_with_its_year(clinic: Clinic) -> None:
+    assert parse("dia 20/11/2026", "pt-BR", clinic, TODAY).wish.past == [date(2026, 11, 20)]
+    assert parse("dia 20/11/2026", "pt-BR", clinic, TODAY).wish.dates == []
+    assert parse("15 de janeiro de 2027", "pt-BR", clinic, TODAY).wish.dates == [date(2027, 1, 15)]
+    assert parse("December 10, 2026", "en", clinic, TODAY).wish.dates == [date(2026, 12, 10)]

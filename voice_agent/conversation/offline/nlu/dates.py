@@ -373,6 +373,10 @@ def _explicit_dates(text: str, lex: Lexicon, today: date, wish: TimeWish) -> lis
         if year is None and this_year is not None and 0 < (today - this_year).days <= PAST_DAYS:
             wish.past.append(this_year)
             return
+        if year is not None and (this_year is None or this_year < today):
+            if this_year is not None and (today - this_year).days <= PAST_YEAR_DAYS:
+                wish.past.append(this_year)  # "02/12/2026" said on the 3rd: a day gone
+            return  # "03/04/1961": a birth date or a past event, not a day to book
         value = _date(day, month, year, today)
         if value:
             found.append(value)
@@ -386,27 +390,34 @@ def _explicit_dates(text: str, lex: Lexicon, today: date, wish: TimeWish) -> lis
             day, month = month, day
         add(day, month, year, match.group(0))
     for index, month_pattern in enumerate(lex.months, 1):
-        rx_after = rx(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{month_pattern}\w*\b")
-        rx_before = rx(rf"\b{month_pattern}\w*\s+(\d{{1,2}})(?:st|nd|rd|th)?\b")
+        rx_after = rx(
+            rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:de\s+|of\s+)?{month_pattern}\w*\b"
+            r"(?:,?\s+(?:de\s+)?(\d{4})\b)?"
+        )
+        rx_before = rx(
+            rf"\b{month_pattern}\w*\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?"
+        )
         for month_rx in (rx_after, rx_before):
             for match in month_rx.finditer(text):
-                add(int(match.group(1)), index, None, match.group(0))
+                said_year = int(match.group(2)) if match.group(2) else None
+                add(int(match.group(1)), index, said_year, match.group(0))
     months = "|".join(lex.months)
     for match in rx(lex.day_of_month).finditer(text):
         if rx(rf"^\s+(de\s+|of\s+)?({months})").match(text[match.end() :]):
             continue  # "dia 10 de novembro": read above with its month
-        day = int(match.group(1))
-        value = _date(day, today.month, None, today)
-        if value is None or value < today:
-            nxt = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
-            value = _date(day, nxt.month, nxt.year, today)
-        if value:
-            found.append(value)
+        if re.match(r"[/.]\d", text[match.end() :]):
+            continue  # "dia 2/12/2026": read above as a full date
+        found_day = _next_day_of_month(int(match.group(1)), today)
+        if found_day:
+            found.append(found_day)
     return found
 
 
 PAST_DAYS = 62
 """A date without a year up to two months back is a date gone, not one of next year."""
+PAST_YEAR_DAYS = 366
+"""A date said with its year, up to a year back, is a day gone the patient is told about; an
+older one (a birth date, "since 2019") is no wish at all."""
 
 
 def _date(day: int, month: int, year: int | None, today: date) -> date | None:
@@ -420,6 +431,22 @@ def _date(day: int, month: int, year: int | None, today: date) -> date | None:
         except ValueError:
             return None
     return value
+
+
+def _next_day_of_month(day: int, today: date) -> date | None:
+    """ "dia 2" said on December 3 is January 2 (not December 2 of next year): this month's
+    day when it is still ahead, else the next month that has it ("dia 31" in November: the
+    31st of December)."""
+    first = today.replace(day=1)
+    for _ in range(3):
+        try:
+            value = first.replace(day=day)
+        except ValueError:
+            value = None
+        if value is not None and value >= today:
+            return value
+        first = (first + timedelta(days=32)).replace(day=1)
+    return None
 
 
 def _next_weekday(today: date, weekday: int) -> date:
