@@ -77,9 +77,12 @@ class ConversationState(BaseModel):
     last_change: dict[str, Any] | None = None
     misunderstood: int = 0
     unanswered: str | None = None
+    """A question the receptionist could not answer, offered to the staff in the last turn."""
     for_whom: str | None = None
     """The relative the booking is for ("minha filha Sofia"); the caller stays the contact."""
-    """A question the receptionist could not answer, offered to the staff in the last turn."""
+    given_name: str | None = None
+    """The name the caller gave before they could be registered (with or instead of the phone
+    number asked for); the registration uses it instead of asking again."""
     turns: int = 0
     history: list[dict[str, Any]] = Field(default_factory=list)
     """Responses API input items of the conversation (messages, function calls and outputs),

@@ -70,13 +70,14 @@ class Booking(Part):
             return
         patient = await self.patient_or_none()
         if patient is not None and not patient.full_name:
-            given = self.given_name
+            given = self.given_name or state.given_name
             if given:
                 arguments: dict[str, Any] = {"full_name": given}
                 if self.given_email:
                     arguments["email"] = self.given_email
                 result = await self.call("register_patient", **arguments)
                 if result.ok:
+                    state.given_name = None
                     self.say("thanks_name_email", name=address(given, self.lang))
                     await self.continue_booking_registered()
                     return

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from voice_agent.conversation.offline.dialogue import identity
 from voice_agent.conversation.offline.dialogue.part import Part
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.nlu import TimeWish, Understanding, extract_name
+from voice_agent.conversation.offline.nlu.person_names import PARTICLES
 from voice_agent.errors import InvalidPatientData
 from voice_agent.patients.service import normalize_phone
 
@@ -45,10 +47,16 @@ class Stages(Part):
 
     async def on_phone(self, text: str, u: Understanding) -> bool:
         candidate = u.phone or (text if sum(c.isdigit() for c in text) >= 8 else None)
+        name = self.volunteered_name(text, u)
+        if name is not None:
+            self.state.given_name = name
         if candidate is None:
             if self.switches_goal(u) and (u.question or u.unknown_question):
                 return False
-            self.say("ask_phone")
+            if name is not None:
+                self.say("ask_phone_after_name", name=address(name, self.lang))
+            else:
+                self.say("ask_phone")
             return True
         try:
             phone = normalize_phone(candidate, self.clinic.country)
@@ -61,6 +69,27 @@ class Stages(Part):
         self.state.stage = "idle"
         await self.run.resume_goal()
         return True
+
+    def volunteered_name(self, text: str, u: Understanding) -> str | None:
+        """A name said while the number is asked for ("meu nome é João Pereira", "Maria Silva,
+        11 98765-4000"): kept for the registration that follows. A bare name counts only when
+        the message says nothing else and is written as a name is (capitalised), so that
+        "meu telefone é fixo" is not taken for one."""
+        if u.name:
+            return u.name
+        if u.intents - {"greeting", "thanks"} or u.question or u.unknown_question:
+            return None
+        if u.service_id or u.doctor_id or u.insurance_id or not u.wish.empty:
+            return None
+        name = extract_name(text, self.lang)
+        if name is None or len(name) < 3:
+            return None
+        # extract_name capitalises: the case is read as the caller wrote it.
+        written = set(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", text))
+        words = [w for w in name.split() if w.lower() not in PARTICLES]
+        if len(words) < 2 or not all(w in written and w[:1].isupper() for w in words):
+            return None
+        return name
 
     async def on_identity(self, text: str, u: Understanding) -> bool:
         return await identity.answer(self.run, text, u)
@@ -86,6 +115,7 @@ class Stages(Part):
         if not result.ok:
             self.say("bad_name")
             return True
+        self.state.given_name = None
         first = address(name, self.lang)
         if u.email or self.state.goal:
             # E-mail is optional and asked once the slot is agreed, not before the offers.

@@ -119,7 +119,8 @@ _NOT_NAME_WORDS = frozenset(
     """.split()  # noqa: SIM905
 )
 """Words no name is made of: a sentence answered to "what is your name?" is not a name."""
-_PARTICLES = {"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"}
+PARTICLES = frozenset({"da", "de", "do", "das", "dos", "e", "van", "von", "del", "la"})
+"""Lower-case words inside a name ("Maria da Silva", "Ludwig van Beethoven")."""
 _NOT_NAMES = (
     r"\b(primeir|segund|terceir|ultim)[ao]\b",
     r"\b(first|second|third|last|one|option)\b",
@@ -128,7 +129,7 @@ _NOT_NAMES = (
 
 
 def _capitalize(word: str) -> str:
-    if word.lower() in _PARTICLES:
+    if word.lower() in PARTICLES:
         return word.lower()
     return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
 

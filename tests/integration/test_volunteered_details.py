@@ -1,0 +1,103 @@
+"""What the patient says before being asked for it, through /api/chat with the offline
+receptionist: a name given while the phone number is asked for is the name registered (it was
+dropped, and asked for again), and a birth date said unprompted is not a day to book."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from voice_agent.app import create_app
+from voice_agent.services import Services
+from voice_agent.store.db import read_session
+from voice_agent.store.tables import Patient
+
+LOCAL = ("127.0.0.1", 50000)  # the web chat serves this machine only unless a token is set
+
+
+@pytest.fixture
+def client(any_services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(any_services.settings, any_services), client=LOCAL) as client:
+        yield client
+
+
+def _say(client: TestClient, session: str, text: str, language: str = "pt-BR") -> dict:
+    response = client.post(
+        "/api/chat", json={"session_id": session, "text": text, "language": language}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def _names(services: Services) -> list[str]:
+    with read_session(services.engine) as session:
+        return [p.full_name or "" for p in session.execute(select(Patient)).scalars()]
+
+
+@pytest.mark.parametrize(
+    ("language", "request_text", "name", "phone", "thanks", "address"),
+    [
+        ("pt-BR", "quero marcar dermatologia", "meu nome é João Pereira", "11 98765-4001",
+         "Obrigada, João", "João Pereira"),
+        ("en", "I'd like to book a dermatology appointment", "John Smith", "+1 415 555 0100",
+         "Thank you, John", "John Smith"),
+        ("ru", "хочу записаться к дерматологу", "Иванова Мария Петровна", "+7 916 123-45-67",
+         "Спасибо, Мария Петровна", "Иванова Мария Петровна"),
+    ],
+)  # fmt: skip
+def test_a_name_given_before_the_phone_is_registered_with_it(
+    client: TestClient,
+    any_services: Services,
+    language: str,
+    request_text: str,
+    name: str,
+    phone: str,
+    thanks: str,
+    address: str,
+) -> None:
+    assert _say(client, "s1", request_text, language)["state"]["stage"] == "ask_phone"
+    noted = _say(client, "s1", name, language)
+    assert noted["state"]["stage"] == "ask_phone"
+    assert thanks in noted["reply"]
+    offered = _say(client, "s1", phone, language)
+    assert offered["state"]["stage"] == "offering", offered["reply"]
+    assert thanks in offered["reply"]
+    assert "register_patient" in offered["tool_calls"]
+    assert _names(any_services) == [address]
+
+
+def test_a_name_written_with_the_phone_is_registered(
+    client: TestClient, any_services: Services
+) -> None:
+    _say(client, "s2", "quero marcar dermatologia")
+    offered = _say(client, "s2", "Maria da Silva, 11 98765-4000")
+    assert offered["state"]["stage"] == "offering", offered["reply"]
+    assert "Obrigada, Maria" in offered["reply"]
+    assert _names(any_services) == ["Maria da Silva"]
+
+
+@pytest.mark.parametrize(
+    "text", ["meu telefone é fixo", "não tenho celular", "Só Tenho Fixo", "pode ser a primeira"]
+)
+def test_what_is_not_a_name_is_not_taken_for_one(
+    client: TestClient, any_services: Services, text: str
+) -> None:
+    _say(client, "s3", "quero marcar dermatologia")
+    reply = _say(client, "s3", text)
+    assert reply["state"]["stage"] == "ask_phone"
+    assert "Obrigada" not in reply["reply"]
+    asked = _say(client, "s3", "11 98765-4002")
+    assert asked["state"]["stage"] == "ask_name"  # asked for, not invented
+    assert not any(_names(any_services))
+
+
+def test_a_birth_date_said_among_the_offers_is_not_a_day_to_book(client: TestClient) -> None:
+    _say(client, "s4", "quero marcar dermatologia")
+    _say(client, "s4", "Maria da Silva, 11 98765-4003")
+    reply = _say(client, "s4", "03/04/1961")
+    assert "hoje" not in reply["reply"].lower()  # was "Para hoje não consigo mais..."
+    assert "find_slots" not in reply["tool_calls"]
+    assert reply["state"]["stage"] == "offering"
