@@ -101,3 +101,39 @@ def test_a_birth_date_said_among_the_offers_is_not_a_day_to_book(client: TestCli
     assert "hoje" not in reply["reply"].lower()  # was "Para hoje não consigo mais..."
     assert "find_slots" not in reply["tool_calls"]
     assert reply["state"]["stage"] == "offering"
+
+
+@pytest.mark.parametrize(
+    ("language", "question", "said", "listed"),
+    [
+        ("pt-BR", "quanto custa a consulta com o ortopedista particular?",
+         "não temos ortopedia", "Atendemos: consulta de cardiologia"),
+        ("en", "do you have a dentist?", "we don't offer dentistry",
+         "What we do offer: cardiology consultation"),
+        ("ru", "а гинеколог у вас есть?", "гинеколога у нас в клинике нет",
+         "У нас есть: консультация кардиолога"),
+    ],
+)  # fmt: skip
+def test_a_specialty_the_clinic_does_not_offer_is_said_plainly(
+    client: TestClient, language: str, question: str, said: str, listed: str
+) -> None:
+    """It answered with every price of the clinic (a price question) or offered to pass the
+    question to the staff (a "do you have" question)."""
+    reply = _say(client, "s5", question, language)
+    assert said in reply["reply"] and listed in reply["reply"]
+    assert "R$" not in reply["reply"] and not reply["handoff"]
+    assert reply["state"]["stage"] == "idle"
+
+
+def test_booking_a_specialty_the_clinic_does_not_offer_asks_for_one_it_does(
+    client: TestClient, any_services: Services
+) -> None:
+    _say(client, "s6", "quero marcar dermatologia")
+    _say(client, "s6", "Maria da Silva, 11 98765-4006")  # offers of dermatology
+    reply = _say(client, "s6", "quero marcar com ortopedista")
+    assert "não temos ortopedia" in reply["reply"]
+    assert reply["state"]["stage"] == "ask_service"  # not dermatology again
+    asked = _say(client, "s6", "e oftalmologista, tem?")
+    assert "não temos oftalmologia" in asked["reply"]
+    assert asked["reply"].count("consulta de cardiologia") == 1  # listed once
+    assert _names(any_services) == ["Maria da Silva"]

@@ -261,3 +261,33 @@ def test_a_date_with_its_year(clinic: Clinic) -> None:
     assert parse("dia 20/11/2026", "pt-BR", clinic, TODAY).wish.dates == []
     assert parse("15 de janeiro de 2027", "pt-BR", clinic, TODAY).wish.dates == [date(2027, 1, 15)]
     assert parse("December 10, 2026", "en", clinic, TODAY).wish.dates == [date(2026, 12, 10)]
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "specialty"),
+    [
+        ("quanto custa o ortopedista?", "pt-BR", "ortopedia"),
+        ("vcs tem ginecologista?", "pt-BR", "ginecologia"),
+        ("do you have a dentist?", "en", "dentistry"),
+        ("I need an eye doctor", "en", "ophthalmology"),
+        ("можно к лору?", "ru", "ЛОРа"),
+        ("cardiologista", "pt-BR", None),  # the clinic offers it
+        ("dermatologist", "en", None),
+        ("Лорд", "ru", None),
+    ],
+)
+def test_a_specialty_the_clinic_does_not_offer(
+    clinic: Clinic, text: str, language: str, specialty: str | None
+) -> None:
+    assert parse(text, language, clinic, TODAY).other_specialty == specialty
+
+
+def test_a_specialty_is_judged_against_the_clinic_at_hand(clinic: Clinic, moscow: Clinic) -> None:
+    assert parse("к неврологу", "ru", moscow, TODAY).other_specialty is None
+    assert parse("к неврологу", "ru", clinic, TODAY).other_specialty == "невролога"
+    assert parse("нужен кардиолог", "ru", moscow, TODAY).other_specialty == "кардиолога"
+
+
+def test_a_name_does_not_start_with_a_particle() -> None:
+    assert extract_name("e oftalmologista, tem?", "pt-BR") is None
+    assert extract_name("Maria da Silva", "pt-BR") == "Maria da Silva"

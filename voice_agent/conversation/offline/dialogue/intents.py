@@ -18,6 +18,9 @@ class Intents(Part):
 
     async def by_intent(self, u: Understanding) -> bool:
         state = self.state
+        if u.other_specialty and u.service_id is None and u.doctor_id is None:
+            await self.other_specialty(u)
+            return True
         if u.unknown_question:
             await self.unknown_question()
             return True
@@ -65,6 +68,24 @@ class Intents(Part):
             self.say("how_can_help")
             return True
         return False
+
+    async def other_specialty(self, u: Understanding) -> None:
+        """A specialty the clinic does not offer, asked about or asked for: said plainly, with
+        what the clinic does offer; a booking request goes on to "which service?"."""
+        state = self.state
+        self.say("other_specialty", specialty=u.other_specialty)
+        if u.has("book") or (not u.question and not u.asks):
+            state.goal = "book"
+            state.service_id = state.doctor_id = None
+            self.run.booking.absorb(u)
+            await self.run.booking.continue_booking()
+            return
+        if state.stage != "ask_service":  # that stage's question lists them already
+            self.say("our_services", services=self.run.service_list())
+        self.run.reprompt()
+        if state.stage in ("idle", "start"):
+            state.stage = "idle"
+            self.say("anything_else")
 
     async def greet_new_contact(self) -> None:
         """A first message that starts with a request still gets a hello, if we do not know

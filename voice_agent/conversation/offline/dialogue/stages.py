@@ -43,6 +43,7 @@ class Stages(Part):
             u.has("cancel", "reschedule", "list", "confirm_attendance")
             or u.question is not None
             or u.unknown_question
+            or u.other_specialty is not None
         )
 
     async def on_phone(self, text: str, u: Understanding) -> bool:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from voice_agent.clinic.lookup import fold
 from voice_agent.clinic.model import Clinic
-from voice_agent.conversation.offline.nlu.patterns import CYRILLIC, normalize, words_only
+from voice_agent.conversation.offline.nlu.patterns import CYRILLIC, normalize, rx, words_only
 from voice_agent.conversation.offline.nlu.person_names import (
     given_name_words,
     name_key,
     same_name,
     surname_words,
 )
+from voice_agent.conversation.offline.specialties import SPECIALTIES
 
 _CYRILLIC_ENDING = re.compile(r"[аяоеиыуюь]$")
 
@@ -106,6 +107,21 @@ def _best(phrases: tuple[_Phrase, ...], text: str) -> str | None:
 
 def find_service(clinic: Clinic, text: str) -> str | None:
     return _best(_index(clinic).services, text)
+
+
+def find_other_specialty(clinic: Clinic, folded: str, language: str) -> str | None:
+    """A specialty the patient names that none of the clinic's services is ("ortopedista" at
+    a clinic without orthopaedics), as the reply names it; None when the clinic offers it (a
+    service's name or synonym shares the word's first five letters: "cardiologista" at a clinic
+    with "consulta de cardiologia") or nothing is named."""
+    for pattern, said in SPECIALTIES.get(language, ()):
+        match = rx(pattern).search(folded)
+        if match is None:
+            continue
+        stem = words_only(match.group(0)).split()[0][:5]
+        words = (w for phrase in _index(clinic).services for w in phrase.text.split())
+        return None if any(w.startswith(stem) for w in words) else said
+    return None
 
 
 def find_insurance(clinic: Clinic, text: str) -> str | None:

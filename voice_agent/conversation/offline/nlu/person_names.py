@@ -93,8 +93,8 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     raw = re.split(r"[,.;!?\n]| e meu| и мо| and my", raw)[0].strip()
     raw = _AFTER_NAME.split(raw)[0].strip()
     words = raw.split()
-    if not 1 <= len(words) <= 6:
-        return None
+    if not 1 <= len(words) <= 6 or words[0].lower() in PARTICLES:
+        return None  # "e oftalmologista, tem?": a name does not start with "e" or "da"
     if not all(re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", w) for w in words):
         return None
     if max(len(w) for w in words) < 2 or any(rx(p).search(fold(raw)) for p in _NOT_NAMES):

@@ -12,6 +12,7 @@ from voice_agent.conversation.offline.lexicon import INTENTS, LEXICONS
 from voice_agent.conversation.offline.nlu.clinic_index import (
     find_doctor,
     find_insurance,
+    find_other_specialty,
     find_service,
     without_name,
 )
@@ -51,6 +52,8 @@ class Understanding:
     """A night hour asked for ("3 da manhã"), when the clinic is closed."""
     asks: bool = False
     """Phrased as a question ("…?", "do you…", "есть ли…", "vocês têm…")."""
+    other_specialty: str | None = None
+    """A specialty named that the clinic does not offer ("ortopedista"), as replies name it."""
 
     def has(self, *intents: str) -> bool:
         return any(i in self.intents for i in intents)
@@ -62,7 +65,14 @@ class Understanding:
             return False
         if self.intents - _SMALL_TALK:
             return False
-        entities = (self.service_id, self.doctor_id, self.insurance_id, self.email, self.phone)
+        entities = (
+            self.service_id,
+            self.doctor_id,
+            self.insurance_id,
+            self.email,
+            self.phone,
+            self.other_specialty,
+        )
         return not any(entities) and self.option is None and self.clock is None and self.wish.empty
 
     @property
@@ -98,6 +108,8 @@ def parse(
             found.intents.add(intent)
     refine_intents(found, without_email, lex)
     found.service_id = find_service(clinic, with_aliases(without_email, lex))
+    if found.service_id is None:
+        found.other_specialty = find_other_specialty(clinic, without_email, language)
     found.name = extract_name(text, language, prefixed_only=True)
     found.doctor_id = find_doctor(clinic, without_name(without_email, found.name))
     found.insurance_id = find_insurance(clinic, without_email)
