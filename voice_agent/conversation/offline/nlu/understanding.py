@@ -26,6 +26,7 @@ from voice_agent.conversation.offline.nlu.intents import (
 )
 from voice_agent.conversation.offline.nlu.patterns import EMAIL, PHONE, normalize, rx
 from voice_agent.conversation.offline.nlu.person_names import extract_name
+from voice_agent.conversation.offline.specialties import SPECIALTIES
 
 _QUESTION_WORD = re.compile(r"\b[a-z\u0430-\u044f]{2,}\b")
 """Words of our scripts: "hmm 漢字 ???" is not a question we could route."""
@@ -149,6 +150,8 @@ def warm_up(clinic: Clinic) -> None:
         for patterns in lex.intents.values():
             for pattern in patterns:
                 rx(pattern)
+        for pattern, _ in SPECIALTIES.get(language, ()):
+            rx(pattern)
         for text in _WARM_UP:
             parse(text, language, clinic, date(2026, 1, 5), expecting_choice=True)
             extract_name(text, language)
