@@ -33,10 +33,15 @@ CATEGORIES = (
     "unconscious",
     "chest_pain",
     "stroke",
+    "head",
     "seizure",
     "bleeding",
     "poisoning",
     "child",
+    "infection",
+    "blood_pressure",
+    "abdomen",
+    "injury",
 )
 """Every category, most specific first: when two rules fire, the earlier category is reported
 (a pregnant woman bleeding is a pregnancy emergency; suicidal intent with pills is suicide)."""
