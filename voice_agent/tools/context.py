@@ -162,7 +162,10 @@ class ToolContext:
         outcome = await self.services.identity.send_code(
             self.conversation_id, self.channel, patient, self.language
         )
-        raise ToolError(verify_first_message(outcome), code=verify_first_code(outcome))
+        raise ToolError(
+            verify_first_message(outcome, has_birth_date=patient.birth_date is not None),
+            code=verify_first_code(outcome),
+        )
 
     def interaction_actor(self) -> Actor:
         """Who the interaction log names for changes made in this conversation."""
@@ -238,7 +241,7 @@ def verify_first_code(outcome: SendOutcome) -> str:
     return "identity_locked" if outcome.status == "locked" else "verify_first"
 
 
-def verify_first_message(outcome: SendOutcome) -> str:
+def verify_first_message(outcome: SendOutcome, *, has_birth_date: bool = True) -> str:
     """What the model reads when a tool waits for the caller to prove who they are."""
     birth_date = "ask their date of birth and call verify_identity(birth_date=...)"
     if outcome.status in ("sent", "pending"):
@@ -252,6 +255,13 @@ def verify_first_message(outcome: SendOutcome) -> str:
         return (
             "The caller's identity could not be verified (too many wrong answers). Do not read "
             "out or change appointments; offer to transfer them to the clinic staff."
+        )
+    if not has_birth_date:
+        return (
+            "The caller's identity cannot be verified in this conversation: codes cannot be "
+            "sent and there is no date of birth on file. Do not read out, move or cancel any "
+            "appointment. Offer to pass the request to the clinic staff (request_callback), who "
+            "will call back, or give the clinic's phone number."
         )
     return (
         f"Verify first: codes cannot be sent right now, so {birth_date}. Do not read out, move "

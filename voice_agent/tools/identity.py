@@ -46,7 +46,10 @@ async def send_verification_code(ctx: ToolContext, phone: ClaimedPhone = None) -
             "valid_minutes": outcome.minutes,
             "next": "Ask the caller for the code and call verify_identity(code=...).",
         }
-    raise ToolError(verify_first_message(outcome), code=_send_problem(outcome.status))
+    raise ToolError(
+        verify_first_message(outcome, has_birth_date=patient.birth_date is not None),
+        code=_send_problem(outcome.status),
+    )
 
 
 async def verify_identity(

@@ -56,6 +56,9 @@ async def ask(run: Run, goal: str) -> None:
         return
     elif run.ctx.services.identity.can_send_codes:
         _say(run, "code_not_sent")
+    elif not await _birth_date_on_file(run):
+        _cannot_verify(run)
+        return
     else:
         _say(run, "ask_birth_date")
     run.state.stage = STAGE
@@ -67,7 +70,8 @@ async def answer(run: Run, text: str, u: Understanding) -> bool:
     code = spoken_code(text)
     born = None if code is not None else parse_birth_date(text, run.lang)
     if code is None and born is None:
-        if u.has("no", "reject", "bye"):
+        # "nenhum desses serve, tem sábado?" is about slots, not a refusal to verify.
+        if u.has("no", "reject", "bye") and u.wish.empty and u.service_id is None:
             state.stage, state.goal, state.target = "idle", None, None
             run.say("how_can_help")
             return True
@@ -99,6 +103,9 @@ async def answer(run: Run, text: str, u: Understanding) -> bool:
             _say(run, "code_expired")
         await ask(run, state.goal or "list")
     elif reason == "no_birth_date":
+        if not run.ctx.services.identity.can_send_codes:
+            _give_up(run)  # no code was sent either: the front desk's number
+            return True
         _say(run, "no_birth_date")
     else:
         _give_up(run)
@@ -106,7 +113,23 @@ async def answer(run: Run, text: str, u: Understanding) -> bool:
 
 
 def reprompt(run: Run) -> None:
-    _say(run, "reprompt")
+    # Without a way to send codes none was sent: only the birth date is asked for.
+    _say(run, "reprompt" if run.ctx.services.identity.can_send_codes else "reprompt_birth_date")
+
+
+async def _birth_date_on_file(run: Run) -> bool:
+    patient = await run.patient_or_none()
+    return patient is not None and patient.birth_date is not None
+
+
+def _cannot_verify(run: Run) -> None:
+    """No code can be sent and there is no birth date to ask for: said plainly, with the
+    staff's call-back offered ("sim" passes this message, the request, on, as with a question
+    we cannot answer) instead of asking for a birth date we cannot check."""
+    _say(run, "cannot_verify", phone=run.clinic.phone)
+    state = run.state
+    state.stage, state.goal, state.target, state.candidates = "idle", None, None, []
+    state.unanswered = run.text[:300]
 
 
 def _give_up(run: Run) -> None:
