@@ -358,6 +358,29 @@ class BookingService(OfferDesk):
 
         return await asyncio.to_thread(_read)
 
+    async def made_in(self, patient_id: str, key_prefix: str) -> list[Appointment]:
+        """The patient's upcoming active appointments booked under request keys starting with
+        ``key_prefix`` (one conversation; a move keeps the row and its key): the ones that
+        conversation may change without proving who it is — it made them, it knows them."""
+        now = self._clock.now()
+
+        def _read() -> list[Appointment]:
+            with read_session(self._engine) as session:
+                return list(
+                    session.execute(
+                        select(Appointment)
+                        .where(
+                            col(Appointment.patient_id) == patient_id,
+                            col(Appointment.request_key).startswith(key_prefix, autoescape=True),
+                            col(Appointment.status).in_(ACTIVE_STATUSES),
+                            col(Appointment.end) > now,
+                        )
+                        .order_by(col(Appointment.start))
+                    ).scalars()
+                )
+
+        return await asyncio.to_thread(_read)
+
     async def _by_request_key(self, request: BookingRequest) -> Appointment | None:
         if request.request_key is None:
             return None

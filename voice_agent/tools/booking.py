@@ -20,6 +20,7 @@ from voice_agent.scheduling.describe import describe_appointment
 from voice_agent.scheduling.offers import HeldOffer
 from voice_agent.scheduling.outcome_texts import outcome_text
 from voice_agent.scheduling.preferences import Preferences
+from voice_agent.store.tables import Appointment
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolError
 
@@ -193,7 +194,7 @@ async def reschedule_appointment(
     """Move one of the caller's appointments to a newly found option (find_slots first)."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.verified_patient()
+    patient = await ctx.verified_patient(appointment_id)
     hold = await _hold(ctx, option)
     request = BookingRequest(
         patient_id=patient.id,
@@ -219,7 +220,7 @@ async def cancel_appointment(
     """Cancel one of the caller's appointments after they confirmed which one."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.verified_patient()
+    patient = await ctx.verified_patient(appointment_id)
     try:
         with ctx.acting():
             appointment = await ctx.services.booking.cancel(
@@ -237,7 +238,7 @@ async def confirm_appointment(
     """Record that the caller confirmed they will attend this appointment."""
     _require_confirmation(confirmed_by_patient)
     _in_scope(ctx, appointment_id)
-    patient = await ctx.verified_patient()
+    patient = await ctx.verified_patient(appointment_id)
     try:
         with ctx.acting():
             appointment = await ctx.services.booking.confirm(
@@ -251,14 +252,28 @@ async def confirm_appointment(
 
 async def list_my_appointments(ctx: ToolContext) -> dict[str, Any]:
     """The caller's upcoming appointments (with their appointment_id for changes)."""
-    patient = await ctx.verified_patient()
-    appointments = await ctx.services.booking.list_for_patient(patient.id)
+    made_here: list[Appointment] = []
+    if ctx.caller_phone is not None and await ctx.verified_by() == "unverified":
+        made_here = await ctx.made_here(await ctx.patient_id())
+    if made_here:  # "I just booked it, move it to 2 pm": no check for what was booked here
+        appointments = made_here
+        note = (
+            "Only the appointments booked in this conversation are listed; the caller's "
+            "others need send_verification_code first."
+        )
+    else:
+        patient = await ctx.verified_patient()
+        appointments = await ctx.services.booking.list_for_patient(patient.id)
+        note = ""
     if ctx.appointment_scope is not None:
         appointments = [a for a in appointments if a.id == ctx.appointment_scope]
     clinic = ctx.services.clinic()
-    return {
+    listed: dict[str, Any] = {
         "appointments": [describe_appointment(clinic, a, ctx.language) for a in appointments],
     }
+    if note:
+        listed["note"] = note
+    return listed
 
 
 def _describe_offer(

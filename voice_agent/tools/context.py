@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from voice_agent.alerts import StaffAlertDeps, alert_patient_request
 from voice_agent.interactions import Actor, acting_as, current_actor
-from voice_agent.store.tables import InteractionKind, Patient
+from voice_agent.store.tables import Appointment, InteractionKind, Patient
 from voice_agent.tools.registry import ToolError
 
 if TYPE_CHECKING:
@@ -150,14 +150,25 @@ class ToolContext:
         self._identity = (patient.id, how)
         return how
 
+    async def made_here(self, patient_id: str) -> list[Appointment]:
+        """The patient's upcoming appointments booked in this conversation (its request keys,
+        ``<conversation>:book:<hold>``): changing them reveals nothing the conversation does
+        not know, so they need no identity check."""
+        return await self.services.booking.made_in(patient_id, f"{self.conversation_id}:book:")
+
     def note_verified(self, patient_id: str, how: str) -> None:
         self._identity = (patient_id, how)
 
-    async def verified_patient(self) -> Patient:
-        """The caller as a patient, if they proved it; otherwise a code goes to the phone on
-        file and the tool refuses with words that tell the model how to go on."""
+    async def verified_patient(self, appointment_id: str | None = None) -> Patient:
+        """The caller as a patient, if they proved it, or if ``appointment_id`` is one this
+        conversation booked; otherwise a code goes to the phone on file and the tool refuses
+        with words that tell the model how to go on."""
         patient = await self.patient()
         if await self.verified_by() != "unverified":
+            return patient
+        if appointment_id is not None and any(
+            a.id == appointment_id for a in await self.made_here(patient.id)
+        ):
             return patient
         outcome = await self.services.identity.send_code(
             self.conversation_id, self.channel, patient, self.language

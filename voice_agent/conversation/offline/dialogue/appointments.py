@@ -94,6 +94,8 @@ class Appointments(Part):
             self.say("no_appointments")
         else:
             self.say("list", appointments=self.appointment_lines(appointments))
+            if result.output.get("note"):  # unverified: only what was booked here is shown
+                self.say("list_booked_here_only")
 
     def appointment_lines(self, appointments: list[dict[str, Any]]) -> str:
         return "\n".join(
