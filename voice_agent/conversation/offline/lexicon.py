@@ -117,7 +117,7 @@ _PT = Lexicon(
         ),
         "book_weak": (r"\bconsulta\b", r"\bexame\b", r"\bhorario\b"),
         "ask_prices": (
-            r"\bquanto (custa|e|fica|sai)\b",
+            r"\bquanto (que )?(custa|e|fica|sai|vai (custar|ficar|sair|dar))\b",
             r"\bquanto (eu )?(pago|vou pagar|vai custar)\b",
             r"\bcoparticipacao\b",
             r"\bprec(o|os)\b",
@@ -313,7 +313,8 @@ _RU = Lexicon(
         ),
         "book_weak": (r"\bпри[её]м\w*", r"\bконсультац\w*", r"\bврач\w*"),
         "ask_prices": (
-            r"\bсколько стоит\b",
+            r"\bсколько (\w+ ){0,3}(стоит|стоить|стоят|обойдет\w*)\b",
+            r"\bпочем\b",
             r"\bдоплат\w*",
             r"\bсколько (платить|заплачу)\b",
             r"\bцен(а|ы|у)\b",

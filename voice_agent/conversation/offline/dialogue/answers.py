@@ -51,6 +51,8 @@ class ClinicAnswers(Part):
             about = u.insurance_id
         elif topic in ("prices", "services", "insurances") and u.service_id:
             about = u.service_id
+        elif topic == "prices" and self.state.service_id:
+            about = self.state.service_id  # "and how much will it cost?": what we talk about
         elif topic == "doctors":
             about = u.doctor_id or u.service_id
         arguments: dict[str, Any] = {"topic": topic}

@@ -1,6 +1,7 @@
-"""What the patient says before being asked for it, through /api/chat with the offline
-receptionist: a name given while the phone number is asked for is the name registered (it was
-dropped, and asked for again), and a birth date said unprompted is not a day to book."""
+"""Phrasings the offline receptionist met from outside, through /api/chat: a name given while
+the phone number is asked for (it was dropped, and asked for again), a birth date said unprompted
+(taken for a day to book), a specialty the clinic does not offer (the whole price list, or the
+staff), a price asked about the service in hand ("сколько это будет стоить?": not understood)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,28 @@ def test_booking_a_specialty_the_clinic_does_not_offer_asks_for_one_it_does(
     assert "não temos oftalmologia" in asked["reply"]
     assert asked["reply"].count("consulta de cardiologia") == 1  # listed once
     assert _names(any_services) == ["Maria da Silva"]
+
+
+@pytest.mark.parametrize(
+    ("language", "request_text", "question", "price"),
+    [
+        ("ru", "хочу записаться к педиатру", "а сколько это будет стоить?", "R$ 350,00"),
+        ("pt-BR", "quero marcar dermatologia", "e quanto vai ficar?", "R$ 400,00"),
+    ],
+)
+def test_the_price_of_the_service_in_hand(
+    client: TestClient, language: str, request_text: str, question: str, price: str
+) -> None:
+    _say(client, "s7", request_text, language)
+    _say(
+        client,
+        "s7",
+        "Maria da Silva, 11 98765-4007"
+        if language == "pt-BR"
+        else "Иванова Мария Петровна, +7 916 123-45-67",
+        language,
+    )
+    reply = _say(client, "s7", question, language)
+    assert price in reply["reply"], reply["reply"]
+    assert "R$ 450,00" not in reply["reply"]  # cardiology: not the whole price list
+    assert reply["state"]["stage"] == "offering" and not reply["handoff"]
