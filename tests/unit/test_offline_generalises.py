@@ -291,3 +291,15 @@ def test_a_specialty_is_judged_against_the_clinic_at_hand(clinic: Clinic, moscow
 def test_a_name_does_not_start_with_a_particle() -> None:
     assert extract_name("e oftalmologista, tem?", "pt-BR") is None
     assert extract_name("Maria da Silva", "pt-BR") == "Maria da Silva"
+
+
+def test_a_weekday_the_service_is_not_offered_on_is_not_a_closed_clinic(clinic: Clinic) -> None:
+    """The dermatologist is off on Mondays; the clinic is open (it said "the clinic is closed
+    on Monday")."""
+    monday = check(clinic, TimeWish(weekdays=["mon"]), "derma-consulta", None, None, "en")
+    assert [(o.key, o.fields["days"]) for o in monday.obstacles] == [
+        ("service_not_on_day", "Tuesday, Thursday, Friday")
+    ]
+    assert monday.wish.weekdays == []
+    sunday = check(clinic, TimeWish(weekdays=["sun"]), "derma-consulta", None, None, "en")
+    assert [o.key for o in sunday.obstacles] == ["closed_on_day"]

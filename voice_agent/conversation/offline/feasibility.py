@@ -44,6 +44,8 @@ def check(
     names = WEEKDAYS[language]
     doctor = clinic.doctor(doctor_id) if doctor_id else None
     doctors = [doctor] if doctor else clinic.doctors_for(service_id)
+    service = clinic.service(service_id)
+    not_working = _Asked(clinic, doctor, doctors, service.name(language) if service else "", names)
     obstacles: list[Obstacle] = []
     kept_dates = []
     for day in wish.dates:
@@ -53,7 +55,7 @@ def check(
             if reason:
                 obstacles[-1].fields["date"] += f" ({reason})"
         elif not any(_works_on(d, WEEKDAY_IDS[day.weekday()]) for d in doctors):
-            obstacles.append(_not_working(doctor, names[day.weekday()], names))
+            obstacles.append(_not_working(not_working, WEEKDAY_IDS[day.weekday()]))
         else:
             kept_dates.append(day)
     kept_weekdays = []
@@ -61,7 +63,7 @@ def check(
         if any(_works_on(d, weekday) for d in doctors):
             kept_weekdays.append(weekday)
         else:
-            obstacles.append(_not_working(doctor, names[WEEKDAY_IDS.index(weekday)], names))
+            obstacles.append(_not_working(not_working, weekday))
     relaxed = replace(wish)
     if wish.dates and not kept_dates:
         relaxed = replace(relaxed, dates=[])
@@ -94,8 +96,30 @@ def _works_on(doctor: Doctor, weekday: str) -> bool:
     return any(day.value == weekday for day in doctor.working_hours)
 
 
-def _not_working(doctor: Doctor | None, day: str, names: tuple[str, ...] | list[str]) -> Obstacle:
-    if doctor is None:
+@dataclass(frozen=True)
+class _Asked:
+    """Who the request is for, to say why a weekday cannot be."""
+
+    clinic: Clinic
+    doctor: Doctor | None
+    doctors: list[Doctor]
+    service: str
+    names: tuple[str, ...] | list[str]
+
+
+def _not_working(asked: _Asked, weekday: str) -> Obstacle:
+    """The doctor asked for is off that weekday; or no doctor of the service works it (the
+    clinic may well be open: "the clinic is closed on Monday" was said of a clinic whose
+    dermatologist alone is off on Mondays); or nobody works it: the clinic is closed."""
+    names = asked.names
+    day = names[WEEKDAY_IDS.index(weekday)]
+    if asked.doctor is not None:
+        days = ", ".join(names[WEEKDAY_IDS.index(d.value)] for d in asked.doctor.working_hours)
+        return Obstacle(
+            "doctor_not_on_day", {"doctor": asked.doctor.name, "day": day, "days": days}
+        )
+    if not any(_works_on(d, weekday) for d in asked.clinic.doctors):
         return Obstacle("closed_on_day", {"day": day})
-    days = ", ".join(names[WEEKDAY_IDS.index(d.value)] for d in doctor.working_hours)
-    return Obstacle("doctor_not_on_day", {"doctor": doctor.name, "day": day, "days": days})
+    worked = {d.value for doctor in asked.doctors for d in doctor.working_hours}
+    days = ", ".join(names[i] for i, w in enumerate(WEEKDAY_IDS) if w in worked)
+    return Obstacle("service_not_on_day", {"service": asked.service, "day": day, "days": days})
