@@ -163,3 +163,14 @@ def test_the_price_of_the_service_in_hand(
     assert price in reply["reply"], reply["reply"]
     assert "R$ 450,00" not in reply["reply"]  # cardiology: not the whole price list
     assert reply["state"]["stage"] == "offering" and not reply["handoff"]
+
+
+def test_a_question_at_the_name_question_is_not_taken_for_a_bad_name(client: TestClient) -> None:
+    """It answered "Não entendi seu nome" to a question about blood tests."""
+    asked = _say(client, "s8", "quero marcar uma consulta")
+    assert asked["state"]["stage"] == "ask_phone"
+    assert _say(client, "s8", "11 98765-4008")["state"]["stage"] == "ask_name"
+    reply = _say(client, "s8", "vocês fazem exame de sangue?")
+    assert "não tenho essa informação" in reply["reply"] and "nome completo" in reply["reply"]
+    assert "Não entendi seu nome" not in reply["reply"]
+    assert reply["state"]["stage"] == "ask_name"

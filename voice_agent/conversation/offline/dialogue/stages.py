@@ -107,6 +107,9 @@ class Stages(Part):
                 self.state.goal = self.state.goal or "book"
                 self.say("ask_name_first")
                 return True
+            if u.asks:  # "vocês fazem exame de sangue?": a question we cannot answer, not a name
+                await self.run.intents.unknown_question()
+                return True
             self.say("bad_name")
             return True
         arguments: dict[str, Any] = {"full_name": name}
