@@ -303,3 +303,16 @@ def test_a_weekday_the_service_is_not_offered_on_is_not_a_closed_clinic(clinic: 
     assert monday.wish.weekdays == []
     sunday = check(clinic, TimeWish(weekdays=["sun"]), "derma-consulta", None, None, "en")
     assert [o.key for o in sunday.obstacles] == ["closed_on_day"]
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("qual o horário de vocês?", "ask_hours"),  # was a booking request
+        ("que horas vocês atendem?", "ask_hours"),
+        ("qual o horário da clínica no sábado?", "ask_hours"),
+        ("tem horário amanhã?", None),  # a slot, not the opening hours
+    ],
+)
+def test_opening_hours_and_a_free_time(clinic: Clinic, text: str, question: str | None) -> None:
+    assert parse(text, "pt-BR", clinic, TODAY).question == question

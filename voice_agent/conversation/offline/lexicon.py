@@ -138,6 +138,8 @@ _PT = Lexicon(
         ),
         "ask_hours": (
             r"\bhorario de (funcionamento|atendimento)\b",
+            r"\bhorarios? (de voces|da clinica|do consultorio)\b",
+            r"\bque horas (voces )?(atende|atendem|funciona|funcionam)\b",
             r"\b(em )?(que|quais) dias\b",
             r"\bque horas (voces )?(abre|abrem|fecha|fecham)\b",
             r"\b(abre|abrem|fecha|fecham|funciona|funcionam) (que horas|ate|aos|no|sabado)",
