@@ -251,3 +251,47 @@ def test_terminal_chat_red_flag_and_the_flagged_list(tmp_path: Path) -> None:
     assert listed.exit_code == 0, listed.output
     assert "2026-11-23 10:00" in listed.output and "cli" in listed.output
     assert "+55*******3021" in listed.output and "+5511987653021" not in listed.output
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "label"),
+    [
+        ("sangramento forte depois do parto", "pregnancy", "gestação"),
+        ("to com a pior dor de cabeça da minha vida e vomitando", "head", "dor de cabeça súbita"),
+        ("fui picado por uma cobra", "poisoning", "intoxicação"),
+        ("a pressão ta 22 por 13 e to com dor de cabeça", "blood_pressure", "pressão muito alta"),
+        ("у ребенка 2 месяца температура 39", "child", "criança em perigo"),
+        ("I was bitten by a snake", "poisoning", "intoxicação"),
+    ],
+)
+def test_emergencies_found_from_outside_reach_the_patient_and_the_staff(
+    client: TestClient, services: Services, text: str, category: str, label: str
+) -> None:
+    """Phrasings written outside the rules' corpus that the guard missed (a postpartum
+    haemorrhage, a thunderclap headache, a snake bite, a hypertensive crisis, a feverish
+    newborn): the number, and the staff's alert names the danger in the clinic's language."""
+    response = client.post(
+        "/api/chat", json={"session_id": "web-new", "text": text, "phone": "+5511987654325"}
+    )
+    body = response.json()
+    assert body["emergency"] == category and "192" in body["reply"], body
+    alert = next(m for k, m in services.alerter.sent if k.startswith("emergency"))  # type: ignore[attr-defined]
+    assert label in alert, alert
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "quero desmarcar minha consulta de amanhã",  # "desmarcou" read as "desmaiou"
+        "quero marcar a vacina de meningite para meu filho",
+        "minha pressão anda alta, quero um cardiologista",
+    ],
+)
+def test_everyday_requests_near_the_new_rules_are_not_emergencies(
+    client: TestClient, services: Services, text: str
+) -> None:
+    response = client.post(
+        "/api/chat", json={"session_id": "web-ok2", "text": text, "phone": "+5511987654326"}
+    )
+    assert response.json()["emergency"] is None
+    assert _emergencies(services) == []

@@ -16,7 +16,8 @@ from functools import lru_cache
 from voice_agent.safety.normalize import Speller, fold, has_cyrillic, has_latin, to_cyrillic
 from voice_agent.safety.rules import CATEGORIES, RuleSet, load_rule_sets
 
-_SENTENCES = re.compile(r"[.!?;\n]+|\s+-\s+")
+_SENTENCES = re.compile(r"(?:(?<!\d)\.|\.(?!\d)|[!?;\n])+|\s+-\s+")
+"""Sentence ends; a dot between two digits is a decimal ("febre de 38.5 e nuca dura"), not one."""
 MAX_CHARS = 5000
 """Only the start of a very long text is read: a message is not a novel, and time is bounded."""
 
@@ -58,7 +59,7 @@ class RedFlagDetector:
                 found += _judge(self._latin, latin)
                 if not has_cyrillic(raw):
                     translit = self._cyrillic_speller.correct(to_cyrillic(sentence))
-                    found += _judge(self._cyrillic, translit)
+                    found += _judge(self._cyrillic, translit, transliterated=True)
             if has_cyrillic(raw):
                 found += _judge(self._cyrillic, self._cyrillic_speller.correct(sentence))
         if not found:
@@ -66,7 +67,9 @@ class RedFlagDetector:
         return min(found, key=lambda flag: self._rank[flag.category])
 
 
-def _judge(rule_sets: list[RuleSet], sentence: str) -> list[RedFlag]:
+def _judge(
+    rule_sets: list[RuleSet], sentence: str, *, transliterated: bool = False
+) -> list[RedFlag]:
     """Rules of every set of one script; a soft rule is vetoed by the markers of any of them
     ("convulsão há dois anos" is past whichever language's seizure rule fired)."""
     found = []
@@ -75,7 +78,7 @@ def _judge(rule_sets: list[RuleSet], sentence: str) -> list[RedFlag]:
         if rule_set.any_trigger.search(sentence) is None:
             continue
         for rule in rule_set.rules:
-            if not rule.fires(sentence):
+            if (transliterated and rule.native_script) or not rule.fires(sentence):
                 continue
             if rule.soft:
                 if vetoed is None:
