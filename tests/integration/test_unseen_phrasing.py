@@ -174,3 +174,21 @@ def test_a_question_at_the_name_question_is_not_taken_for_a_bad_name(client: Tes
     assert "não tenho essa informação" in reply["reply"] and "nome completo" in reply["reply"]
     assert "Não entendi seu nome" not in reply["reply"]
     assert reply["state"]["stage"] == "ask_name"
+
+
+def test_sooner_searches_before_the_offers_and_says_when_there_is_nothing(
+    client: TestClient,
+) -> None:
+    """ "Tem mais cedo?" gave three later times of the same day (read as "tem mais")."""
+    _say(client, "s9", "quero marcar um check-up no dia 26")  # the clock: Monday, November 23
+    first = _say(client, "s9", "Paulo Santos, 11 98765-4009")
+    assert first["state"]["stage"] == "offering" and "26 de novembro" in first["reply"]
+    sooner = _say(client, "s9", "tem mais cedo?")
+    assert "find_slots" in sooner["tool_calls"]
+    assert "24 de novembro" in sooner["reply"] and "26 de novembro" not in sooner["reply"]
+    nothing = _say(client, "s9", "tem mais cedo?")  # the 24th is the first bookable day
+    assert "Antes desses não tenho horário livre" in nothing["reply"]
+    assert "24 de novembro" in nothing["reply"] and nothing["state"]["stage"] == "offering"
+    chosen = _say(client, "s9", "a primeira")
+    assert chosen["state"]["stage"] == "confirm" and "24 de novembro" in chosen["reply"]
+    assert "marcado" in _say(client, "s9", "sim")["reply"]

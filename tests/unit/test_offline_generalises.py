@@ -316,3 +316,28 @@ def test_a_weekday_the_service_is_not_offered_on_is_not_a_closed_clinic(clinic: 
 )
 def test_opening_hours_and_a_free_time(clinic: Clinic, text: str, question: str | None) -> None:
     assert parse(text, "pt-BR", clinic, TODAY).question == question
+
+
+def test_sooner_than_an_offer() -> None:
+    """ "Tem mais cedo?": the bookable days before the first offer (its days dropped), then its
+    day before its time; "mais cedo na quinta": the same days, before that time."""
+    wish = TimeWish(dates=[date(2026, 12, 10)], periods=["morning"])
+    sooner = wish.before(date(2026, 12, 10), time(9, 0), date(2026, 12, 4))
+    assert [w.to_args() for w in sooner] == [
+        {"date_from": "2026-12-04", "date_to": "2026-12-09", "periods": ["morning"]},
+        {"dates": ["2026-12-10"], "periods": ["morning"], "latest": "08:59"},
+    ]
+    thursdays = TimeWish(weekdays=["thu"]).before(
+        date(2026, 12, 10), time(13, 0), date(2026, 12, 4), keep_days=True
+    )
+    assert [w.to_args() for w in thursdays] == [{"weekdays": ["thu"], "latest": "12:59"}]
+    assert TimeWish().before(date(2026, 12, 4), time(0, 0), date(2026, 12, 4)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [("tem mais cedo?", "pt-BR"), ("а пораньше нет?", "ru"), ("anything sooner?", "en")],
+)
+def test_sooner_is_not_more(clinic: Clinic, text: str, language: str) -> None:
+    u = parse(text, language, clinic, TODAY, expecting_choice=True)
+    assert u.has("earlier") and not u.has("more")

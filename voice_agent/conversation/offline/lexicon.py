@@ -25,6 +25,7 @@ INTENTS = (
     "ask_address",
     "ask_services",
     "ask_accepts",
+    "earlier",
     "more",
     "reject",
     "yes",
@@ -163,6 +164,12 @@ _PT = Lexicon(
         ),
         # Resolved once entities are known: a plan → insurances, a service → services.
         "ask_accepts": (r"\baceita(m)?\b", r"\batende(m)?\b", r"\btrata(m)?\b"),
+        "earlier": (
+            r"\bmais cedo\b",
+            r"\bantes (disso|desse|dessa|desses|dessas)\b",
+            r"\bmais (proximo|perto|rapido)\b",
+            r"\b(nada|algo|alguma coisa) antes\b",
+        ),
         "more": (
             r"\boutr[ao]s?\b(?! (medic|doutor|dr|especial|servic|exame|clinica|plano|convenio))",
             r"\bmais (opcoes|horarios|datas)\b",
@@ -358,6 +365,12 @@ _RU = Lexicon(
             r"\bлечите\b",
             r"\bведете\b",
         ),
+        "earlier": (
+            r"\bпораньше\b",
+            r"\bраньше\b",
+            r"\bпобыстрее\b",
+            r"\bближе\b",
+        ),
         "more": (
             r"\bдруг(ие|ое|ои|ую|ая|ого|ом)\b(?! (врач|доктор|специалист|услуг|клиник|страхов))",
             r"\bещ[её] (вариант\w*|время|что-нибудь|что-то)\b",
@@ -518,6 +531,11 @@ _EN = Lexicon(
         ),
         "ask_services": (r"\bwhat services\b", r"\bwhich (services|specialties)\b"),
         "ask_accepts": (r"\bdo you (accept|take|see|treat)\b", r"\bdo you work with\b"),
+        "earlier": (
+            r"\bearlier\b",
+            r"\bsooner\b",
+            r"\banything before\b",
+        ),
         "more": (
             r"\bany others?\b",
             r"\bothers\b",

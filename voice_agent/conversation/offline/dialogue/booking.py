@@ -3,6 +3,7 @@ read back and, on an explicit yes, booked (or moved, for a reschedule)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -101,14 +102,40 @@ class Booking(Part):
     async def more(self, u: Understanding) -> bool:
         """ "Other times" / "другие" / "outros": the next times after the last one offered,
         under the wishes so far and any named now ("others, but in the afternoon")."""
-        if not u.has("more") or u.option is not None or u.clock is not None:
+        if not u.has("more", "earlier") or u.option is not None or u.clock is not None:
             return False
         if u.service_id and u.service_id != self.state.service_id:
             return False  # another service altogether: a new search, not "more of the same"
         self.absorb(u)
         self.state.chosen = None
-        await self.search_after_offers()
+        if u.has("earlier"):
+            await self.search_before_offers(keep_days=u.wish.has_day())
+        else:
+            await self.search_after_offers()
         return True
+
+    async def search_before_offers(self, keep_days: bool = False) -> None:
+        """ "Tem mais cedo?" / "пораньше" / "sooner": the bookable days before the first offer,
+        then its day before its time; with nothing sooner, the offers stay and the patient is
+        told so (not "more" times later that day, as before)."""
+        state = self.state
+        first = min(((o["date"], o["time"]) for o in state.offers), default=None)
+        if first is None:
+            await self.search()
+            return
+        start = self.today + timedelta(days=1 if self.clinic.booking.start_tomorrow else 0)
+        sooner = TimeWish.from_args(state.wish).before(
+            date.fromisoformat(first[0]), time.fromisoformat(first[1]), start, keep_days=keep_days
+        )
+        # With nothing sooner the offers' days are searched again (their holds were released).
+        again = replace(
+            TimeWish.from_args(state.wish),
+            dates=sorted({date.fromisoformat(o["date"]) for o in state.offers}),
+            date_from=None,
+            date_to=None,
+            weekdays=[],
+        )
+        await self.search([w.to_args() for w in sooner], sooner=again.to_args())
 
     async def search_after_offers(self) -> None:
         """Search past the latest offer: the rest of its day, then the days after it."""
@@ -122,9 +149,18 @@ class Booking(Part):
         )
         await self.search([w.to_args() for w in (rest, later) if w is not None], after=True)
 
-    async def search(self, wishes: list[dict[str, Any]] | None = None, after: bool = False) -> None:
+    async def search(
+        self,
+        wishes: list[dict[str, Any]] | None = None,
+        after: bool = False,
+        sooner: dict[str, Any] | None = None,
+        prefix: str = "",
+    ) -> None:
         """Find and offer slots for the wishes (``state.wish`` unless ``wishes`` are given: then
-        each is tried in turn until one has free times)."""
+        each is tried in turn until one has free times). ``sooner``: the wishes ask for times
+        before the offers; when they find nothing, the patient is told so and these wishes (the
+        offers' days) are searched again: the search released the offers' holds. ``prefix``:
+        said before the offers."""
         state = self.state
         if state.goal is None:
             state.goal = "book"
@@ -156,7 +192,6 @@ class Booking(Part):
             common["doctor"] = state.doctor_id
         if state.insurance_id:
             common["insurance"] = state.insurance_id
-        prefix = ""
         result: ToolResult | None = None
         today = self.today.isoformat()
         same_day = not self.clinic.booking.start_tomorrow
@@ -179,6 +214,11 @@ class Booking(Part):
             result = await self.call("find_slots", **arguments)
             if not result.ok or result.output.get("options"):
                 break
+        if sooner is not None and (
+            result is None or (result.ok and not result.output.get("options"))
+        ):
+            await self.search([sooner], prefix=self.text_of("nothing_sooner"))
+            return
         if result is None:  # the wishes leave no day after the last offer
             state.stage = "ask_wish"
             self.say("no_more_slots", service=self.service_name(service))

@@ -96,6 +96,38 @@ class TimeWish:
             return False
         return weekday not in self.exclude_weekdays
 
+    def before(
+        self, day: date, at: time, first_day: date, *, keep_days: bool = False
+    ) -> list[TimeWish]:
+        """Sooner than a slot offered on ``day`` at ``at`` ("tem mais cedo?"): the bookable days
+        before it (the days asked for are dropped: sooner is the wish now; times of day kept),
+        then that day before ``at``. ``keep_days`` ("mais cedo na quinta"): the same days, before
+        ``at``. Empty when nothing is left before it."""
+        minutes = at.hour * 60 + at.minute - 1
+        latest = time(minutes // 60, minutes % 60) if minutes >= 0 else None
+        if latest is not None and self.latest is not None:
+            latest = min(latest, self.latest)
+        earlier_in_day = latest is not None and (self.earliest is None or self.earliest < latest)
+        if keep_days:
+            return [replace(self, latest=latest, today_asked=False)] if earlier_in_day else []
+        sooner: list[TimeWish] = []
+        if first_day < day:
+            days = replace(self, dates=[], date_from=first_day, date_to=day - timedelta(days=1))
+            sooner.append(replace(days, weekdays=[], today_asked=False))
+        if earlier_in_day:
+            sooner.append(
+                replace(
+                    self,
+                    dates=[day],
+                    date_from=None,
+                    date_to=None,
+                    weekdays=[],
+                    latest=latest,
+                    today_asked=False,
+                )
+            )
+        return sooner
+
     def after(self, day: date, at: time) -> tuple[TimeWish | None, TimeWish | None]:
         """These wishes moved past a slot offered on ``day`` at ``at``: the rest of that day,
         and the days after it. Either is None when the wishes leave nothing there.

@@ -21,6 +21,8 @@ def refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
         # "quanto custa a consulta?" asks a price; "quero uma consulta" asks to book.
         if not any(i.startswith("ask_") for i in intents):
             intents.add("book")
+    if "earlier" in intents:
+        intents.discard("more")  # "tem mais cedo?": earlier, not more of the later times
     if "cancel" in intents and "reschedule" in intents:
         intents.discard("cancel")
     if intents & {"cancel", "reschedule", "list", "confirm_attendance"}:
