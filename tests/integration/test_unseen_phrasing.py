@@ -192,3 +192,19 @@ def test_sooner_searches_before_the_offers_and_says_when_there_is_nothing(
     chosen = _say(client, "s9", "a primeira")
     assert chosen["state"]["stage"] == "confirm" and "24 de novembro" in chosen["reply"]
     assert "marcado" in _say(client, "s9", "sim")["reply"]
+
+
+@pytest.mark.parametrize(
+    ("language", "bye", "said", "not_said"),
+    [
+        ("pt-BR", "tchau", "Até logo", "Por nada"),
+        ("pt-BR", "obrigada, tchau", "Por nada", "xyz"),
+        ("en", "bye", "Goodbye", "welcome"),
+        ("ru", "до свидания", "До свидания", "Пожалуйста"),
+    ],
+)
+def test_a_goodbye_is_not_answered_with_you_are_welcome(
+    client: TestClient, language: str, bye: str, said: str, not_said: str
+) -> None:
+    reply = _say(client, "s10", bye, language)["reply"]
+    assert said in reply and not_said not in reply, reply

@@ -58,7 +58,8 @@ class Intents(Part):
                 self.say("anything_else")
             return True
         if u.has("thanks", "bye"):
-            self.say("goodbye")
+            # "Por nada!" answers a thanks; a bare "tchau" gets a goodbye, not "you're welcome".
+            self.say("goodbye" if u.has("thanks") else "farewell")
             self.turn.end = u.has("bye") or state.stage in ("idle", "start")
             return True
         if u.has("greeting"):
