@@ -115,18 +115,23 @@ class TimeWish:
             days = replace(self, dates=[], date_from=first_day, date_to=day - timedelta(days=1))
             sooner.append(replace(days, weekdays=[], today_asked=False))
         if earlier_in_day:
-            sooner.append(
-                replace(
-                    self,
-                    dates=[day],
-                    date_from=None,
-                    date_to=None,
-                    weekdays=[],
-                    latest=latest,
-                    today_asked=False,
-                )
-            )
+            sooner.append(self.on_day(day, latest=latest))
         return sooner
+
+    def on_day(
+        self, day: date, earliest: time | None = None, latest: time | None = None
+    ) -> TimeWish:
+        """These wishes on ``day`` alone, from ``earliest`` / until ``latest`` when given."""
+        return replace(
+            self,
+            dates=[day],
+            date_from=None,
+            date_to=None,
+            weekdays=[],
+            earliest=earliest or self.earliest,
+            latest=latest or self.latest,
+            today_asked=False,
+        )
 
     def after(self, day: date, at: time) -> tuple[TimeWish | None, TimeWish | None]:
         """These wishes moved past a slot offered on ``day`` at ``at``: the rest of that day,
@@ -140,15 +145,7 @@ class TimeWish:
             start = time(at.hour, at.minute + 1) if at.minute < 59 else time(at.hour + 1, 0)
             earliest = max(self.earliest or start, start)
             if self.latest is None or earliest < self.latest:
-                rest = replace(
-                    self,
-                    dates=[day],
-                    date_from=None,
-                    date_to=None,
-                    weekdays=[],
-                    earliest=earliest,
-                    today_asked=False,
-                )
+                rest = self.on_day(day, earliest=earliest)
         following = day + timedelta(days=1)
         later = replace(
             self,
