@@ -208,3 +208,24 @@ def test_a_goodbye_is_not_answered_with_you_are_welcome(
 ) -> None:
     reply = _say(client, "s10", bye, language)["reply"]
     assert said in reply and not_said not in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Hi, I'm looking for a dermatologist next week", "en"),
+        ("hello, this is urgent, I need a pediatrician", "en"),
+    ],
+)
+def test_an_ordinary_sentence_is_not_registered_as_the_name(
+    client: TestClient, any_services: Services, text: str, language: str
+) -> None:
+    """ "Thank you, Looking! You are registered." — the words after "I'm" became the name."""
+    response = client.post(
+        "/api/chat",
+        json={"session_id": "s11", "text": text, "phone": "+5511987650091", "language": language},
+    )
+    reply = response.json()
+    assert reply["state"]["stage"] == "ask_name", reply["reply"]
+    assert "register_patient" not in reply["tool_calls"]
+    assert not any(_names(any_services))

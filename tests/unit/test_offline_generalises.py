@@ -341,3 +341,24 @@ def test_sooner_than_an_offer() -> None:
 def test_sooner_is_not_more(clinic: Clinic, text: str, language: str) -> None:
     u = parse(text, language, clinic, TODAY, expecting_choice=True)
     assert u.has("earlier") and not u.has("more")
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "name"),
+    [
+        ("Hi, I'm looking for a dermatologist next week", "en", None),  # was "Looking For A…"
+        ("hello, this is urgent, I need a pediatrician", "en", None),  # was "Urgent"
+        ("it's for my son, he needs a pediatrician", "en", None),  # was "For My Son"
+        ("eu sou paciente de vocês", "pt-BR", None),
+        ("Hi, I'm Kate Miller", "en", "Kate Miller"),
+        ("i'm john smith", "en", "John Smith"),
+        ("I'm John", "en", "John"),
+        ("aqui é a Joana", "pt-BR", "Joana"),
+        ("my number is 11 98765-4321 and my name is Ana Lima", "en", "Ana Lima"),
+        ("meu celular é 11 98765-4321 e meu nome é Ana Lima", "pt-BR", "Ana Lima"),
+    ],
+)
+def test_a_name_after_an_ordinary_sentence_start(
+    text: str, language: str, name: str | None
+) -> None:
+    assert extract_name(text, language, prefixed_only=True) == name

@@ -4,8 +4,10 @@ the rough spelling key doctors' names are matched by ("Силва" == "Silva")."
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from rapidfuzz.distance import OSA
+from stop_words import get_stop_words
 
 from voice_agent.clinic.lookup import fold
 from voice_agent.conversation.offline.lexicon import LEXICONS
@@ -79,14 +81,14 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     """A person's name from "meu nome é Maria Silva" or a bare "Maria Silva"."""
     lex = LEXICONS.get(language, LEXICONS["en"])
     raw = " ".join(EMAIL.sub(" ", text).split()).strip(" .,!?;:")
-    raw = PHONE.sub(" ", raw).strip(" .,!?;:")
+    raw = " ".join(PHONE.sub(" ", raw).split()).strip(" .,!?;:")
     lowered = fold(raw)
-    prefixed = False
+    prefixed = weak = False
     for prefix in lex.name_prefixes:
-        match = rx(rf"^(?:.*?[,.!]\s*)?{prefix}\s+").match(lowered)
+        match = rx(rf"^(?:.*?(?:[,.!]|\b(?:and|e|и))\s*)?{prefix}\s+").match(lowered)
         if match and (not prefixed_only or len(prefix) > 3):
             raw = raw[len(match.group(0)) :] if len(raw) >= len(match.group(0)) else raw
-            prefixed = True
+            prefixed, weak = True, not _NAMING.search(prefix)
             break
     if prefixed_only and not prefixed:
         return None
@@ -95,6 +97,8 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     words = raw.split()
     if not 1 <= len(words) <= 6 or words[0].lower() in PARTICLES:
         return None  # "e oftalmologista, tem?": a name does not start with "e" or "da"
+    if weak and not _reads_as_a_name(words, language):
+        return None
     if not all(re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", w) for w in words):
         return None
     if max(len(w) for w in words) < 2 or any(rx(p).search(fold(raw)) for p in _NOT_NAMES):
@@ -102,6 +106,27 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     if any(fold(w) in _NOT_NAME_WORDS for w in words):
         return None
     return " ".join(_capitalize(w) for w in words)
+
+
+_NAMING = re.compile(r"nome|name|chamo|зовут|им[яе]|фио")
+"""Prefixes that say a name follows ("my name is"); the others also start ordinary sentences
+("I'm looking for…", "this is urgent", "sou paciente", "это срочно")."""
+
+
+def _reads_as_a_name(words: list[str], language: str) -> bool:
+    """After "I'm", "this is", "sou", "это": no common word of the language (stop-words'
+    lists: "for", "my", "de vocês", "для"; name particles aside), and a single word only as
+    written with a capital ("I'm John", not "this is urgent")."""
+    common = _stop_words(language)
+    if any(fold(w) in common for w in words if w.lower() not in PARTICLES):
+        return False
+    return len(words) > 1 or words[0][:1].isupper()
+
+
+@cache
+def _stop_words(language: str) -> frozenset[str]:
+    name = {"pt-BR": "portuguese", "ru": "russian"}.get(language, "english")
+    return frozenset(fold(w) for w in get_stop_words(name))
 
 
 _AFTER_NAME = re.compile(
