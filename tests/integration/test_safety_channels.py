@@ -262,6 +262,8 @@ def test_terminal_chat_red_flag_and_the_flagged_list(tmp_path: Path) -> None:
         ("a pressão ta 22 por 13 e to com dor de cabeça", "blood_pressure", "pressão muito alta"),
         ("у ребенка 2 месяца температура 39", "child", "criança em perigo"),
         ("I was bitten by a snake", "poisoning", "intoxicação"),
+        ("é uma emergência, socorro", "declared", "emergência relatada pelo paciente"),
+        ("вызовите скорую!", "declared", "emergência relatada pelo paciente"),
     ],
 )
 def test_emergencies_found_from_outside_reach_the_patient_and_the_staff(
@@ -285,6 +287,8 @@ def test_emergencies_found_from_outside_reach_the_patient_and_the_staff(
         "quero desmarcar minha consulta de amanhã",  # "desmarcou" read as "desmaiou"
         "quero marcar a vacina de meningite para meu filho",
         "minha pressão anda alta, quero um cardiologista",
+        "vocês têm pronto-socorro?",
+        "em caso de emergência, qual o telefone?",
     ],
 )
 def test_everyday_requests_near_the_new_rules_are_not_emergencies(

@@ -229,3 +229,23 @@ def test_an_ordinary_sentence_is_not_registered_as_the_name(
     assert reply["state"]["stage"] == "ask_name", reply["reply"]
     assert "register_patient" not in reply["tool_calls"]
     assert not any(_names(any_services))
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "note"),
+    [
+        ("pt-BR", "preciso de um cardiologista com urgência", "Se for uma emergência, ligue"),
+        ("ru", "мне срочно нужен терапевт", "Если это неотложный случай, звоните"),
+        ("en", "I need to see a doctor asap", "If this is an emergency, call"),
+    ],
+)
+def test_an_urgent_request_gets_the_emergency_number_first(
+    client: TestClient, language: str, text: str, note: str
+) -> None:
+    """Urgency with no symptom named is no red flag, but the patient hears whom to call if it is
+    one before the booking goes on; "não é urgente" / "не срочно" does not."""
+    reply = _say(client, "s12", text, language)
+    assert note in reply["reply"] and "192" in reply["reply"], reply["reply"]
+    assert reply["emergency"] is None
+    calm = {"pt-BR": "não é urgente", "ru": "это не срочно", "en": "it's not urgent"}[language]
+    assert note not in _say(client, "s12", calm, language)["reply"]

@@ -44,6 +44,7 @@ CATEGORIES = (
     "blood_pressure",
     "abdomen",
     "injury",
+    "declared",
 )
 """Every category, most specific first: when two rules fire, the earlier category is reported
 (a pregnant woman bleeding is a pregnancy emergency; suicidal intent with pills is suicide)."""

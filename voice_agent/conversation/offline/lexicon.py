@@ -35,6 +35,7 @@ INTENTS = (
     "thanks",
     "bye",
     "greeting",
+    "urgent",
 )
 
 
@@ -205,6 +206,7 @@ _PT = Lexicon(
         "any": (r"\bqualquer\b", r"\btanto faz\b", r"\bo (mais cedo|primeiro) possivel\b"),
         "thanks": (r"\bobrigad\w*", r"\bvaleu\b", r"\bagradec\w*"),
         "bye": (r"\btchau\b", r"\bate (logo|mais|breve)\b", r"\bso isso\b", r"\bera so isso\b"),
+        "urgent": (r"(?<!nao e )(?<!nao eh )\burgen(te|cia|tissim[oa])\b", r"\burgentemente\b"),
         "greeting": (
             r"^(oi|ola|oie|alo|e ai)\b",
             r"\bbo(m|a) (dia|tarde|noite)\b",
@@ -397,6 +399,7 @@ _RU = Lexicon(
         "any": (r"\bлюб(ои|ое|ая|ую|ые)\b", r"\bвсе равно\b", r"\bкак можно раньше\b"),
         "thanks": (r"\bспасиб\w*", r"\bблагодар\w*"),
         "bye": (r"\bдо свидания\b", r"\bпока\b", r"\bвсего доброго\b"),
+        "urgent": (r"(?<!\bне )\bсрочн\w*", r"\bкак можно (скорее|быстрее)\b"),
         "greeting": (
             r"^(здравствуите|здравствуи|привет|алло|добрыи день|доброе утро|добрыи вечер)\b",
             r"\bздравствуите\b",
@@ -567,6 +570,7 @@ _EN = Lexicon(
         ),
         "thanks": (r"\bthanks?\b", r"\bthank you\b", r"\bcheers\b"),
         "bye": (r"\bbye\b", r"\bgoodbye\b", r"\bsee you\b", r"\bthat'?s all\b"),
+        "urgent": (r"(?<!not )\burgent(ly)?\b", r"\basap\b"),
         "greeting": (r"^(hi|hello|hey|hiya)\b", r"\bgood (morning|afternoon|evening)\b"),
     },
     weekdays={

@@ -27,6 +27,7 @@ from voice_agent.conversation.offline.names import warm_up as warm_up_names
 from voice_agent.conversation.offline.nlu import name_correction, parse, warm_up
 from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.state import ConversationState
+from voice_agent.safety.texts import EmergencyTexts
 from voice_agent.store.tables import Patient
 from voice_agent.tools.context import ToolContext
 from voice_agent.tools.registry import ToolRegistry, ToolResult
@@ -139,6 +140,8 @@ class Run:
                 state.stage = "ask_wish"
             self.say("ask_wish")
             return
+        if u.has("urgent"):  # "preciso de um cardiologista com urgência": the number first
+            self.say("urgent_note", call=self.emergency_call())
         if u.night is not None:
             self.say("closed_at_night", hour=u.night.strftime("%H:%M"), hours=self.hours())
         if await self.stages.by_stage(stripped, u):
@@ -244,6 +247,11 @@ class Run:
     def copay(self, price: str) -> str:
         """A co-payment of zero is "coberto pelo convênio", not "R$ 0,00"."""
         return self.text_of("covered") if not any(ch in "123456789" for ch in price) else price
+
+    def emergency_call(self) -> str:
+        """Whom to call in an emergency, as the clinic set it ("o SAMU (192)")."""
+        texts = EmergencyTexts(self.ctx.services.settings.prompts_dir)
+        return texts.numbers(self.clinic, self.lang)["call"]
 
     def hours(self) -> str:
         hours = self.clinic.hours

@@ -65,7 +65,7 @@ class Intents(Part):
         if u.has("greeting"):
             await self.greet(u)
             return True
-        if u.has("yes", "no"):
+        if u.has("yes", "no", "urgent"):  # "é urgente": the emergency number was said first
             self.say("how_can_help")
             return True
         return False

@@ -98,7 +98,7 @@ class Stages(Part):
     async def on_name(self, text: str, u: Understanding) -> bool:
         if self.switches_goal(u):
             return False
-        spoken = u.intents - {"greeting", "thanks"}
+        spoken = u.intents - {"greeting", "thanks", "urgent"}
         request = bool(u.service_id or not u.wish.empty or u.insurance_id)
         name = u.name or (None if spoken or request else extract_name(text, self.lang))
         if name is None or len(name) < 3:
