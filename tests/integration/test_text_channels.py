@@ -108,6 +108,37 @@ def test_odd_messages_get_a_clear_answer(client: TestClient, body: str, fragment
     assert reply.strip() and fragment.casefold() in reply.casefold()
 
 
+@pytest.mark.parametrize(
+    ("media", "fragment"),
+    [
+        ({"NumMedia": "1", "MediaContentType0": "audio/ogg"}, "não consigo ouvir áudios"),
+        ({"NumMedia": "1", "MediaContentType0": "image/jpeg"}, "só consigo ler mensagens de texto"),
+        ({"NumMedia": "2", "MediaContentType0": "application/pdf"}, "+55 11 3456-7800"),
+        ({"NumMedia": "x"}, "Não recebi"),  # not a count: an empty message
+    ],
+)
+def test_a_voice_note_or_a_photo_without_text_gets_asked_for_text(
+    client: TestClient, media: dict[str, str], fragment: str
+) -> None:
+    """WhatsApp voice notes are how many patients write; they got "Não recebi nenhum texto"."""
+    params = {"From": "whatsapp:+5511987653009", "To": "whatsapp:+551134567800", "Body": ""}
+    params |= {k: v for k, v in media.items()} | {
+        f"MediaUrl{i}": f"https://api.twilio.com/media/{i}" for i in range(2)
+    }
+    response = client.post("/twilio/messaging", data=params, headers=_signed(params))
+    assert response.status_code == 200
+    assert fragment in _message(response.text)
+
+
+def test_a_voice_note_is_answered_in_the_patients_language(client: TestClient) -> None:
+    sender = "whatsapp:+5511987653010"
+    _whatsapp(client, "Hello, I would like to book a dermatology appointment", sender)
+    params = {"From": sender, "To": "whatsapp:+551134567800", "Body": "", "NumMedia": "1"}
+    params["MediaContentType0"] = "audio/ogg"
+    response = client.post("/twilio/messaging", data=params, headers=_signed(params))
+    assert "can't listen to audio" in _message(response.text)
+
+
 def test_api_chat_validates_and_never_fails(client: TestClient) -> None:
     assert client.post("/api/chat", json={"session_id": "bad id!", "text": "hi"}).status_code == 422
     assert client.post("/api/chat", content=b"{not json").status_code == 422

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.conversation.engine import ConversationService
+from voice_agent.conversation.offline.replies import Replies
 from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import normalize_phone
@@ -132,6 +133,8 @@ async def _message_turn(
     params: dict[str, str],
 ) -> Response:
     body = params.get("Body", "")
+    if not body.strip() and _media_count(params):
+        return await _media_only(conversations, channel, phone, params)
     confirmations = getattr(request.app.state, "confirmations", None)
     red_flag = conversations.red_flag(body) is not None  # an emergency is never a "1/2/3"
     if confirmations is not None and not red_flag:  # a reply to "1 confirm, 2 cancel, 3 change"?
@@ -151,6 +154,30 @@ async def _message_turn(
         reply.duration_ms,
     )
     return Response(message_twiml(reply.text), media_type=XML)
+
+
+def _media_count(params: dict[str, str]) -> int:
+    try:
+        return max(0, int(params.get("NumMedia", "0") or 0))
+    except ValueError:
+        return 0
+
+
+async def _media_only(
+    conversations: ConversationService, channel: str, phone: str, params: dict[str, str]
+) -> Response:
+    """A voice note, photo or document with no text (WhatsApp voice notes are how many
+    patients write): the receptionist reads text only, and says so in the patient's language
+    instead of "I received no text"."""
+    kind = params.get("MediaContentType0", "").split("/")[0]
+    services = conversations.services
+    clinic = services.clinic()
+    patient = await services.patients.find_by_phone(phone)
+    language = (patient.language if patient is not None else None) or clinic.default_language
+    key = "media_audio" if kind == "audio" else "media_file"
+    text = Replies(services.settings.prompts_dir).say(language, key, phone=clinic.phone)
+    logger.info("%s message with %s media and no text: asked for text", channel, kind or "other")
+    return Response(message_twiml(text), media_type=XML)
 
 
 class ChatRequest(BaseModel):
