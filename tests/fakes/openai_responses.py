@@ -24,6 +24,8 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
@@ -119,6 +121,10 @@ class FakeOpenAIResponses(LocalHttpFake):
         self._ids = 0
         self._closing = threading.Event()
         self._server.handle_error = _quiet  # type: ignore[method-assign]
+        self.transcripts: list[str | Fail] = []
+        """Scripted answers of ``POST /v1/audio/transcriptions``, in order."""
+        self.transcribed: list[dict[str, Any]] = []
+        """What each transcription request carried (model, language, file name, type, bytes)."""
         warm_up()
 
     @property
@@ -145,7 +151,40 @@ class FakeOpenAIResponses(LocalHttpFake):
             return self._models(request)
         if method == "POST" and request.path == "/v1/responses":
             return self._create(request)
+        if method == "POST" and request.path == "/v1/audio/transcriptions":
+            return self._transcribe(request)
         return self._error(request, 404, f"no route {method} {request.path}", "not_found")
+
+    def _transcribe(self, request: BaseHTTPRequestHandler) -> None:
+        """The Transcriptions API: a multipart form with ``model`` and ``file`` (and an optional
+        ISO-639-1 ``language``), answered ``{"text": ...}``; anything else is the API's 400."""
+        fields = _multipart(request.headers.get("Content-Type", ""), read_body(request))
+        upload = fields.get("file")
+        problem = None
+        if not isinstance(fields.get("model"), str) or not fields["model"]:
+            problem = "model is required"
+        elif not isinstance(upload, tuple) or not upload[2]:
+            problem = "file is required"
+        elif fields.get("language") not in (None, "pt", "en", "ru"):
+            problem = f"language {fields.get('language')!r} is not ISO-639-1"
+        elif fields.get("response_format") not in (None, "json"):
+            problem = "only json answers are scripted"
+        with self.lock:
+            if problem is not None:
+                self.problems.append(problem)
+                return self._error(request, 400, problem, "invalid_request_error")
+            assert isinstance(upload, tuple)
+            self.transcribed.append(
+                {"model": fields["model"], "language": fields.get("language"), "name": upload[0],
+                 "type": upload[1], "bytes": upload[2]}
+            )  # fmt: skip
+            if not self.transcripts:
+                self.problems.append("transcription beyond the script")
+                return self._error(request, 500, "no script left", "server_error")
+            answer = self.transcripts.pop(0)
+        if isinstance(answer, Fail):
+            return self._error(request, answer.status, "scripted failure", "server_error")
+        write_response(request, 200, json.dumps({"text": answer}).encode(), "application/json")
 
     def _models(self, request: BaseHTTPRequestHandler) -> None:
         data = [
@@ -508,3 +547,25 @@ def last_tool_output(body: dict[str, Any]) -> dict[str, Any]:
         if item.get("type") == "function_call_output":
             return json.loads(item["output"])  # type: ignore[no-any-return]
     raise AssertionError("no function call output in the request")
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, str | tuple[str, str, bytes]]:
+    """A multipart/form-data body read with the standard library's MIME parser: text fields as
+    strings, files as (file name, content type, bytes)."""
+    if not content_type.startswith("multipart/form-data"):
+        return {}
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, str | tuple[str, str, bytes]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if not isinstance(name, str):
+            continue
+        if filename is not None:
+            fields[name] = (filename, part.get_content_type(), payload)
+        else:
+            fields[name] = payload.decode()
+    return fields

@@ -45,6 +45,10 @@ class TwilioState:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     numbers: set[str] = field(default_factory=set)
     """Phone numbers the account owns (IncomingPhoneNumbers)."""
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """Media of incoming messages by ``ME…`` sid: (content type, bytes)."""
+    media_fetches: list[tuple[str, str | None]] = field(default_factory=list)
+    """Each fetch of stored media: (path, the Authorization header it carried)."""
 
 
 class TwilioError(Exception):
@@ -132,8 +136,24 @@ class TwilioRestFake(LocalHttpFake):
 
     # HTTP -------------------------------------------------------------------------------------
 
+    def add_media(self, content_type: str, data: bytes) -> str:
+        """Media of an incoming message; returns its ``MediaUrl`` (as in the webhook)."""
+        message, media = "MM" + uuid.uuid4().hex, "ME" + uuid.uuid4().hex
+        with self.lock:
+            self.state.media[media] = (content_type, data)
+        account = f"{self.root_url}/2010-04-01/Accounts/{self.account_sid}"
+        return f"{account}/Messages/{message}/Media/{media}"
+
     def _serve(self, request: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(request.path)
+        if parts.path.startswith("/media-store/"):  # where Twilio's media URL redirects to
+            return self._stored_media(request, parts.path)
+        media = re.fullmatch(
+            rf"/2010-04-01/Accounts/{self.account_sid}/Messages/MM[0-9a-f]{{32}}/Media/(ME[0-9a-f]{{32}})",
+            parts.path,
+        )
+        if media and method == "GET":
+            return self._media(request, media[1])
         form = parse_qs(read_body(request).decode(), keep_blank_values=True)
         query = parse_qs(parts.query, keep_blank_values=True)
         fault = self._next_fault(self.state.faults, method, parts.path)
@@ -160,6 +180,34 @@ class TwilioRestFake(LocalHttpFake):
             with self.lock:
                 self.state.rejected.append((error.code, parts.path))
         write_response(request, status, json.dumps(payload).encode(), "application/json")
+
+    def _media(self, request: BaseHTTPRequestHandler, sid: str) -> None:
+        """Twilio's media URL: HTTP Basic auth (the account's "enforce HTTP auth on media URLs"),
+        then a 307 to the media store, as the real API answers."""
+        try:
+            self._check_auth(request.headers.get("Authorization"))
+        except TwilioError as error:
+            body = json.dumps({"code": error.code, "message": error.message}).encode()
+            return write_response(request, error.status, body, "application/json")
+        with self.lock:
+            known = sid in self.state.media
+        if not known:
+            return write_response(request, 404, b'{"code": 20404}', "application/json")
+        request.send_response(307)
+        # Another origin, as Twilio's media store is: a client must not send it the credentials.
+        store = self.root_url.replace("127.0.0.1", "localhost")
+        request.send_header("Location", f"{store}/media-store/{sid}")
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    def _stored_media(self, request: BaseHTTPRequestHandler, path: str) -> None:
+        sid = path.rsplit("/", 1)[-1]
+        with self.lock:
+            self.state.media_fetches.append((path, request.headers.get("Authorization")))
+            stored = self.state.media.get(sid)
+        if stored is None:
+            return write_response(request, 404, b"", None)
+        write_response(request, 200, stored[1], stored[0])
 
     def _check_auth(self, header: str | None) -> None:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()

@@ -19,6 +19,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.conversation.engine import ConversationService
 from voice_agent.conversation.offline.replies import Replies
+from voice_agent.conversation.voice_notes import VoiceNotes
 from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
 from voice_agent.patients.service import normalize_phone
@@ -134,7 +135,10 @@ async def _message_turn(
 ) -> Response:
     body = params.get("Body", "")
     if not body.strip() and _media_count(params):
-        return await _media_only(conversations, channel, phone, params)
+        heard = await _voice_note(request, conversations, phone, params)
+        if heard is None:
+            return await _media_only(conversations, channel, phone, params)
+        body = heard
     confirmations = getattr(request.app.state, "confirmations", None)
     red_flag = conversations.red_flag(body) is not None  # an emergency is never a "1/2/3"
     if confirmations is not None and not red_flag:  # a reply to "1 confirm, 2 cancel, 3 change"?
@@ -163,17 +167,42 @@ def _media_count(params: dict[str, str]) -> int:
         return 0
 
 
+async def _patient_language(conversations: ConversationService, phone: str) -> str:
+    patient = await conversations.services.patients.find_by_phone(phone)
+    language = patient.language if patient is not None else None
+    return language or conversations.services.clinic().default_language
+
+
+async def _voice_note(
+    request: Request, conversations: ConversationService, phone: str, params: dict[str, str]
+) -> str | None:
+    """A voice note's transcript (``conversation.voice_notes``), or ``None``: not audio, or no
+    OpenAI, or it could not be fetched or heard."""
+    content_type = params.get("MediaContentType0", "")
+    url = params.get("MediaUrl0", "")
+    if not content_type.startswith("audio/") or not url:
+        return None
+    state = request.app.state
+    if not hasattr(state, "voice_notes"):  # built once per app, None without OpenAI or Twilio
+        client = conversations.llm.client if conversations.llm is not None else None
+        state.voice_notes = VoiceNotes.of(conversations.services.settings, client)
+    notes: VoiceNotes | None = state.voice_notes
+    if notes is None:
+        return None
+    language = await _patient_language(conversations, phone)
+    return await notes.transcribe(url, content_type, language)
+
+
 async def _media_only(
     conversations: ConversationService, channel: str, phone: str, params: dict[str, str]
 ) -> Response:
-    """A voice note, photo or document with no text (WhatsApp voice notes are how many
-    patients write): the receptionist reads text only, and says so in the patient's language
-    instead of "I received no text"."""
+    """A voice note, photo or document with no text that could not be read (WhatsApp voice
+    notes are how many patients write): said in the patient's language, instead of "I received
+    no text"."""
     kind = params.get("MediaContentType0", "").split("/")[0]
     services = conversations.services
     clinic = services.clinic()
-    patient = await services.patients.find_by_phone(phone)
-    language = (patient.language if patient is not None else None) or clinic.default_language
+    language = await _patient_language(conversations, phone)
     key = "media_audio" if kind == "audio" else "media_file"
     text = Replies(services.settings.prompts_dir).say(language, key, phone=clinic.phone)
     logger.info("%s message with %s media and no text: asked for text", channel, kind or "other")
