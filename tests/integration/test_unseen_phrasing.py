@@ -249,3 +249,39 @@ def test_an_urgent_request_gets_the_emergency_number_first(
     assert reply["emergency"] is None
     calm = {"pt-BR": "não é urgente", "ru": "это не срочно", "en": "it's not urgent"}[language]
     assert note not in _say(client, "s12", calm, language)["reply"]
+
+
+def _book_here(client: TestClient, session: str, text: str, language: str = "pt-BR") -> None:
+    _say(client, session, text, language)
+    _say(client, session, "1", language)
+    yes = {"pt-BR": "sim", "en": "yes", "ru": "да"}[language]
+    assert "book_appointment" in _say(client, session, yes, language)["tool_calls"]
+
+
+@pytest.mark.parametrize(
+    ("language", "booking", "postpone", "after"),
+    [
+        ("pt-BR", "sou a Beatriz Lima, 11 98765-4012, quero dermatologia na terça",
+         "não vou conseguir ir, preciso adiar pra semana seguinte", "1 de dezembro"),
+        ("en", "I'm Tom Baker, 11 98765-4013, I need a GP on Wednesday",
+         "can I postpone it to next week?", "November 30"),
+    ],
+)  # fmt: skip
+def test_postponing_offers_times_after_the_appointment(
+    client: TestClient, language: str, booking: str, postpone: str, after: str
+) -> None:
+    """ "Adiar pra semana seguinte" of an appointment next week (the clock: Monday, November
+    23) offered that same week, the appointment's own day included; and "não vou conseguir ir"
+    was read as a "no" that dropped the move."""
+    _book_here(client, "s13", booking, language)
+    moved = _say(client, "s13", postpone, language)
+    assert moved["state"]["stage"] == "offering", moved["reply"]
+    assert after in moved["reply"], moved["reply"]  # the week after the appointment's
+
+
+def test_any_of_the_offers_and_pode_ser(client: TestClient) -> None:
+    """ "Qualquer um" was not understood and "pode ser" was taken for a question."""
+    _say(client, "s14", "Maria da Silva, 11 98765-4014, quero marcar dermatologia")
+    chosen = _say(client, "s14", "qualquer um")
+    assert chosen["state"]["stage"] == "confirm", chosen["reply"]
+    assert "marcado" in _say(client, "s14", "pode ser")["reply"]

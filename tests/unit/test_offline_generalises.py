@@ -356,9 +356,31 @@ def test_sooner_is_not_more(clinic: Clinic, text: str, language: str) -> None:
         ("aqui é a Joana", "pt-BR", "Joana"),
         ("my number is 11 98765-4321 and my name is Ana Lima", "en", "Ana Lima"),
         ("meu celular é 11 98765-4321 e meu nome é Ana Lima", "pt-BR", "Ana Lima"),
+        ("oi sou a Beatriz Lima, quero marcar dermatologia", "pt-BR", "Beatriz Lima"),
+        ("здравствуйте меня зовут Анна Петрова", "ru", "Анна Петрова"),
+        ("oi tudo bem", "pt-BR", None),
     ],
 )
 def test_a_name_after_an_ordinary_sentence_start(
     text: str, language: str, name: str | None
 ) -> None:
     assert extract_name(text, language, prefixed_only=True) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "name", "doctor"),
+    [
+        ("Смирнова Анна, запишите к терапевту на среду", "ru", "Смирнова Анна", None),
+        ("Maria da Silva, 11 98765-4014, quero dermatologia", "pt-BR", "Maria da Silva", None),
+        ("Carla Souza, quero cardiologia", "pt-BR", "Carla Souza", None),  # not Dra. Ana Souza
+        ("Ана Соуза, пожалуйста", "ru", None, "dr-ana-souza"),  # the doctor, not the caller
+        ("Bom Dia, quero marcar", "pt-BR", None, None),
+        ("Bradesco Saúde, vocês aceitam?", "pt-BR", None, None),
+        ("Dra. Ana, tem horário?", "pt-BR", None, "dr-ana-souza"),
+    ],
+)  # fmt: skip
+def test_a_name_said_first_before_a_comma(
+    clinic: Clinic, text: str, language: str, name: str | None, doctor: str | None
+) -> None:
+    u = parse(text, language, clinic, TODAY)
+    assert (u.name, u.doctor_id) == (name, doctor)

@@ -13,6 +13,7 @@ INTENTS = (
     "handoff",
     "cancel",
     "reschedule",
+    "postpone",
     "list",
     "confirm_attendance",
     "book",
@@ -91,13 +92,23 @@ _PT = Lexicon(
             r"\brecepcionista\b",
             r"\bsecretaria\b",
         ),
-        "cancel": (r"\bcancel\w*", r"\bdesmarc\w*", r"\bnao vou (poder )?(ir|comparecer)\b"),
+        "cancel": (
+            r"\bcancel\w*",
+            r"\bdesmarc\w*",
+            r"\bnao vou (poder |conseguir )?(ir|comparecer)\b",
+        ),
         "reschedule": (
             r"\bremarc\w*",
             r"\breagend\w*",
             r"\b(mudar|trocar|alterar) (a|o|minha|meu)? ?(data|horario|dia|consulta|agendamento)\b",
             r"\badiar\b",
             r"\bantecipar\b",
+        ),
+        "postpone": (
+            r"\badiar\b",
+            r"\bpostergar\b",
+            r"\b(mais|pra) (pra )?frente\b",
+            r"\bempurrar\b",
         ),
         "list": (
             r"\bminhas consultas\b",
@@ -239,7 +250,7 @@ _PT = Lexicon(
         (r"\bhoje\b", 0),
     ),
     this_week=r"\b(esta|essa|nesta|nessa) semana\b",
-    next_week=r"\b(proxima semana|semana que vem)\b",
+    next_week=r"\b(proxima semana|semana que vem|semana seguinte)\b",
     weekend=r"\bfi(m|nal) de semana\b",
     next_month=r"\b(proximo mes|mes que vem)\b",
     in_days=r"\bdaqui a (\d{1,2}) dias\b",
@@ -283,7 +294,9 @@ _PT = Lexicon(
     ),
     private=r"\bparticular\b|\bsem (convenio|plano)\b",
     question=(
-        r"^(e )?(voces|voce|vcs|tem|ha|existe|posso|pode|da pra|qual|quais|onde|como|quando"
+        r"^(e )?(voces|voce|vcs|tem|ha|existe|posso"
+        r"|pode(?! (ser|marcar|confirmar|agendar|cancelar|remarcar|mudar|trocar)\b)"
+        r"|da pra|qual|quais|onde|como|quando"
         r"|quem|por que|porque|e possivel|aceitam|atendem|fazem|trabalham)\b"
     ),
     after_lunch=r"\b(depois|apos) (do|o) almoco\b",
@@ -307,6 +320,7 @@ _RU = Lexicon(
             r"\bперезапис\w*",
             r"\b(поменять|изменить|сменить) (время|дату|запись)\b",
         ),
+        "postpone": (r"\bотложить\b", r"\bпопозже\b", r"\bна позже\b", r"\bпереносим на позже\b"),
         "list": (
             r"\bмои записи\b",
             r"\bкогда (у меня )?(при[её]м|запись)\b",
@@ -485,6 +499,12 @@ _EN = Lexicon(
             r"\bmove (my|the) appointment\b",
             r"\bchange (my|the) (appointment|time|date|booking)\b",
             r"\bpostpone\b",
+        ),
+        "postpone": (
+            r"\bpostpone\b",
+            r"\bput (it |this )?off\b",
+            r"\bpush (it |this )?back\b",
+            r"\blater date\b",
         ),
         "list": (
             r"\bmy appointments\b",

@@ -69,7 +69,7 @@ class Appointments(Part):
                 self.tool_problem(result)
         else:
             state.service_id = appointment.get("service_id")
-            if u is not None and (not u.wish.empty or u.doctor_id):
+            if u is not None and (not u.wish.empty or u.doctor_id or u.has("postpone")):
                 self.run.booking.absorb(u)
                 await self.run.booking.search()
             else:

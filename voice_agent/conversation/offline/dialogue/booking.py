@@ -55,6 +55,9 @@ class Booking(Part):
             self.today_asked = u.wish.today_asked
         else:
             self.today_asked = False
+        if u.has("postpone") and state.goal == "reschedule" and state.target:
+            day = date.fromisoformat(state.target["date"])
+            state.wish = TimeWish.from_args(state.wish).later_than(day).to_args()
 
     def new_request(self, u: Understanding) -> bool:
         state = self.state

@@ -125,6 +125,8 @@ class Run:
         if u.has("handoff") or (unanswered and just_yes):
             await self.intents.handoff(question=unanswered)
             return
+        if state.phone is None and u.phone and state.stage != "ask_phone":
+            self.stages.take_phone(u.phone)  # "Maria Silva, 11 98765-4321, quero…": up front
         if state.turns == 0 and not u.has("greeting", "handoff"):
             await self.intents.greet_new_contact()
         corrected = name_correction(stripped, self.lang)

@@ -59,16 +59,22 @@ class Stages(Part):
             else:
                 self.say("ask_phone")
             return True
+        if not self.take_phone(candidate):
+            self.say("bad_phone")
+            return True
+        self.state.stage = "idle"
+        await self.run.resume_goal()
+        return True
+
+    def take_phone(self, candidate: str) -> bool:
+        """The caller's number as they typed it (never carrier-verified); False if it is none."""
         try:
             phone = normalize_phone(candidate, self.clinic.country)
         except InvalidPatientData:
-            self.say("bad_phone")
-            return True
+            return False
         self.state.phone = phone
         self.ctx.caller_phone = phone
         self.ctx.forget_patient()
-        self.state.stage = "idle"
-        await self.run.resume_goal()
         return True
 
     def volunteered_name(self, text: str, u: Understanding) -> str | None:
@@ -162,7 +168,8 @@ class Stages(Part):
             if not result.ok:
                 self.state.stage = "ask_email_optional"
             return True
-        if u.has("skip", "no") and not u.has("book"):
+        # "não vou conseguir ir, preciso adiar": a change of the booking, not a "no" to e-mail.
+        if u.has("skip", "no") and not u.has("book") and not self.switches_goal(u):
             self.say("email_skipped")
             return True
         return False
@@ -199,6 +206,11 @@ class Stages(Part):
         if u.has("reject", "no"):
             state.stage = "ask_wish"
             self.say("ask_wish")
+            return True
+        if u.has("any") and state.offers:  # "qualquer um" / "любой": the first one offered
+            offer = state.offers[0]
+            state.chosen, state.stage = offer["option"], "confirm"
+            self.run.booking.read_back(offer)
             return True
         if u.has("yes") and len(state.offers) == 1:
             state.chosen = state.offers[0]["option"]
@@ -308,8 +320,12 @@ class Stages(Part):
                 self.state.wish = TimeWish(exclude_weekdays=excluded).to_args()
             await self.run.booking.search_after_offers()
             return True
-        if u.has("no"):
+        if u.has("no") and not u.has(self.state.goal or "-"):
+            # "não vou conseguir ir, preciso adiar" asks again for the move: not a "no".
             self.state.stage, self.state.goal = "idle", None
             self.say("how_can_help")
+            return True
+        if u.has(self.state.goal or "-"):
+            self.say("ask_wish")
             return True
         return False

@@ -118,6 +118,18 @@ class TimeWish:
             sooner.append(self.on_day(day, latest=latest))
         return sooner
 
+    def later_than(self, day: date) -> TimeWish:
+        """Postponed past ``day`` ("adiar pra semana seguinte" with the appointment next week):
+        a window that reaches ``day`` moves on by weeks until it starts after it ("next week"
+        said of an appointment next week is the week after), and no day up to ``day`` is kept."""
+        start, end = self.date_from, self.date_to
+        if start is not None and end is not None:
+            while start <= day:
+                start, end = start + timedelta(days=7), end + timedelta(days=7)
+        start = max(start or day, day + timedelta(days=1))
+        dates = [d for d in self.dates if d > day]
+        return replace(self, dates=dates, date_from=start, date_to=end)
+
     def on_day(
         self, day: date, earliest: time | None = None, latest: time | None = None
     ) -> TimeWish:

@@ -23,6 +23,8 @@ def refine_intents(found: Understanding, text: str, lex: Lexicon) -> None:
             intents.add("book")
     if "earlier" in intents:
         intents.discard("more")  # "tem mais cedo?": earlier, not more of the later times
+    if "postpone" in intents:
+        intents.add("reschedule")  # "quero empurrar a consulta pra frente": a move, later
     if "cancel" in intents and "reschedule" in intents:
         intents.discard("cancel")
     if intents & {"cancel", "reschedule", "list", "confirm_attendance"}:

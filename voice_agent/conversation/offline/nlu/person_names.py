@@ -85,7 +85,9 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     lowered = fold(raw)
     prefixed = weak = False
     for prefix in lex.name_prefixes:
-        match = rx(rf"^(?:.*?(?:[,.!]|\b(?:and|e|и))\s*)?{prefix}\s+").match(lowered)
+        match = rx(rf"^(?:.*?(?:[,.!]|\b(?:and|e|и))\s*|{_GREETINGS}\s+)?{prefix}\s+").match(
+            lowered
+        )
         if match and (not prefixed_only or len(prefix) > 3):
             raw = raw[len(match.group(0)) :] if len(raw) >= len(match.group(0)) else raw
             prefixed, weak = True, not _NAMING.search(prefix)
@@ -108,6 +110,11 @@ def extract_name(text: str, language: str, *, prefixed_only: bool = False) -> st
     return " ".join(_capitalize(w) for w in words)
 
 
+_GREETINGS = (
+    r"(?:oi|ola|hi|hello|hey|bom dia|boa tarde|boa noite|good (?:morning|afternoon|evening)"
+    r"|привет|здравствуите|добрыи (?:день|вечер)|доброе утро)"
+)
+"""A greeting before the name with no comma between ("oi sou a Beatriz Lima")."""
 _NAMING = re.compile(r"nome|name|chamo|зовут|им[яе]|фио")
 """Prefixes that say a name follows ("my name is"); the others also start ordinary sentences
 ("I'm looking for…", "this is urgent", "sou paciente", "это срочно")."""
@@ -157,6 +164,31 @@ def _capitalize(word: str) -> str:
     if word.lower() in PARTICLES:
         return word.lower()
     return word if any(ch.isupper() for ch in word) else word[:1].upper() + word[1:]
+
+
+_LEADING = re.compile(
+    r"^\s*((?:[^\W\d_]+(?:['-][^\W\d_]+)*\.?\s+){1,3}[^\W\d_]+(?:['-][^\W\d_]+)*)\s*,"
+)
+
+
+def leading_name(text: str, language: str) -> str | None:
+    """A name said first, before a comma, with no "my name is": "Смирнова Анна, запишите к
+    терапевту", "Maria da Silva, quero marcar". Two to four words, each written with a capital
+    (particles aside), none a common word of the language or a title ("Bom Dia," and "Dra.
+    Ana," are not the caller)."""
+    match = _LEADING.match(text)
+    if match is None:
+        return None
+    words = match.group(1).split()
+    named = [w for w in words if w.lower() not in PARTICLES]
+    if len(named) < 2 or not all(w[:1].isupper() for w in named):
+        return None
+    folded = [fold(w).rstrip(".") for w in named]
+    if any(w in TITLES or w in _NOT_NAME_WORDS for w in folded):
+        return None
+    if not _reads_as_a_name(words, language):
+        return None
+    return " ".join(words)
 
 
 _CORRECTIONS = (

@@ -24,8 +24,14 @@ from voice_agent.conversation.offline.nlu.intents import (
     with_aliases,
     without_dates,
 )
-from voice_agent.conversation.offline.nlu.patterns import EMAIL, PHONE, normalize, rx
-from voice_agent.conversation.offline.nlu.person_names import extract_name
+from voice_agent.conversation.offline.nlu.patterns import CYRILLIC, EMAIL, PHONE, normalize, rx
+from voice_agent.conversation.offline.nlu.person_names import (
+    extract_name,
+    given_name_words,
+    leading_name,
+    name_key,
+    same_name,
+)
 from voice_agent.conversation.offline.specialties import SPECIALTIES
 
 _QUESTION_WORD = re.compile(r"\b[a-z\u0430-\u044f]{2,}\b")
@@ -84,6 +90,31 @@ class Understanding:
         return None
 
 
+def _leading_name(text: str, language: str, clinic: Clinic) -> str | None:
+    """A name before the first comma, unless it is one of the clinic's plans or services
+    ("Bradesco Saúde, vocês aceitam?")."""
+    name = leading_name(text, language)
+    if name is None:
+        return None
+    folded = normalize(name)
+    if find_insurance(clinic, folded) or find_service(clinic, folded):
+        return None
+    doctor_id = find_doctor(clinic, folded)
+    doctor = clinic.doctor(doctor_id) if doctor_id else None
+    if doctor is not None and _names_the_doctor(folded, doctor.name):
+        return None  # "Ана Соуза, пожалуйста": the doctor asked for, by first name and surname
+    return name
+
+
+def _names_the_doctor(folded: str, doctor_name: str) -> bool:
+    said = [(name_key(w), bool(CYRILLIC.search(w))) for w in folded.split()]
+    return any(
+        same_name(key, name_key(given), inflected)
+        for key, inflected in said
+        for given in given_name_words(doctor_name)
+    )
+
+
 def parse(
     text: str,
     language: str,
@@ -111,7 +142,9 @@ def parse(
     found.service_id = find_service(clinic, with_aliases(without_email, lex))
     if found.service_id is None:
         found.other_specialty = find_other_specialty(clinic, without_email, language)
-    found.name = extract_name(text, language, prefixed_only=True)
+    found.name = extract_name(text, language, prefixed_only=True) or _leading_name(
+        text, language, clinic
+    )
     found.doctor_id = find_doctor(clinic, without_name(without_email, found.name))
     found.insurance_id = find_insurance(clinic, without_email)
     found.private = bool(rx(lex.private).search(without_email))
