@@ -285,3 +285,13 @@ def test_any_of_the_offers_and_pode_ser(client: TestClient) -> None:
     chosen = _say(client, "s14", "qualquer um")
     assert chosen["state"]["stage"] == "confirm", chosen["reply"]
     assert "marcado" in _say(client, "s14", "pode ser")["reply"]
+
+
+def test_what_a_question_was_about_is_what_the_booking_is_for(client: TestClient) -> None:
+    """ "Do you take Amil for pediatrics?" then "can I bring my daughter on Friday?" asked
+    "which service?" (the question's service and plan were forgotten)."""
+    _say(client, "s15", "Hi there! Do you take Amil insurance for pediatrics?", "en")
+    _say(client, "s15", "great, can I bring my daughter in on Friday morning?", "en")
+    offers = _say(client, "s15", "Laura Gomez, 11 98765-4015", "en")
+    assert offers["state"]["stage"] == "offering", offers["reply"]
+    assert "pediatric consultation" in offers["reply"] and "R$ 30,00" in offers["reply"]  # Amil

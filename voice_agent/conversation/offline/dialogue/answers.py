@@ -36,6 +36,7 @@ class ClinicAnswers(Part):
         topic = TOPICS[intent]
         if u.doctor_id and u.insurance_id and topic in ("insurances", "prices", "services"):
             self.turn.parts.append(self.plan_with_doctor(u.insurance_id, u.doctor_id))
+            self.remember(u)
             return
         if u.insurance_id and u.service_id and topic in ("insurances", "prices", "services"):
             covered = check(self.clinic, TimeWish(), u.service_id, None, u.insurance_id, self.lang)
@@ -64,6 +65,21 @@ class ClinicAnswers(Part):
             return
         self.asked_doctor = u.doctor_id
         self.turn.parts.append(self.format_info(topic, result.output))
+        self.remember(u)
+
+    def remember(self, u: Understanding) -> None:
+        """What a question was about is what a booking that follows is for: "Do you take Amil
+        for pediatrics?" then "can I bring my daughter on Friday?" books pediatrics with Amil
+        (it asked "which service?")."""
+        state = self.state
+        if state.stage not in ("idle", "start") or state.goal not in (None, "book"):
+            return
+        if u.service_id:
+            state.service_id = u.service_id
+        if u.doctor_id:
+            state.doctor_id = u.doctor_id
+        if u.insurance_id:
+            state.insurance_id = u.insurance_id
 
     def doctor_prices(self, service: dict[str, Any]) -> str:
         """ " (Dra. Ana Souza: R$ 550,00)": doctors whose own price differs from the service's."""
