@@ -35,15 +35,6 @@ XML = "application/xml"
 MESSAGE_LIMIT = 1600
 """Twilio's limit for one WhatsApp/SMS body."""
 
-PROBLEMS = {
-    "malformed": {
-        "pt-BR": "Não consegui ler essa mensagem. Pode enviar de novo?",
-        "en": "I could not read that message. Could you send it again?",
-        "ru": "Не удалось прочитать сообщение. Отправьте его, пожалуйста, ещё раз.",
-    },
-}
-
-
 def get_conversations(request: Request) -> ConversationService:
     """One conversation service per app, built on first use."""
     conversations = getattr(request.app.state, "conversations", None)
@@ -64,7 +55,7 @@ def message_twiml(text: str) -> str:
 
 def _problem(request: Request, status: int) -> Response:
     language = request.app.state.services.clinic().default_language
-    text = PROBLEMS["malformed"].get(language, PROBLEMS["malformed"]["en"])
+    text = Replies(request.app.state.settings.prompts_dir).say(language, "malformed_message")
     return Response(message_twiml(text), status_code=status, media_type=XML)
 
 
