@@ -295,3 +295,31 @@ def test_what_a_question_was_about_is_what_the_booking_is_for(client: TestClient
     offers = _say(client, "s15", "Laura Gomez, 11 98765-4015", "en")
     assert offers["state"]["stage"] == "offering", offers["reply"]
     assert "pediatric consultation" in offers["reply"] and "R$ 30,00" in offers["reply"]  # Amil
+
+
+@pytest.mark.parametrize(
+    ("language", "question", "said"),
+    [
+        ("pt-BR", "vocês aceitam Hapvida?", "Não trabalhamos com Hapvida. Aceitamos: Unimed"),
+        ("en", "do you accept Cigna?", "We don't work with Cigna. We accept: Unimed"),
+        ("ru", "принимаете Альфастрахование?", "С «АльфаСтрахование» мы не работаем"),
+    ],
+)
+def test_a_plan_the_clinic_does_not_take_is_said_plainly(
+    client: TestClient, language: str, question: str, said: str
+) -> None:
+    """It said "I don't have that information" and offered the staff: the clinic's list of
+    plans is the answer."""
+    reply = _say(client, "s16", question, language)
+    assert said in reply["reply"] and not reply["handoff"], reply["reply"]
+    assert reply["state"]["stage"] == "idle"
+
+
+def test_booking_with_a_plan_the_clinic_does_not_take_goes_on_as_private(
+    client: TestClient,
+) -> None:
+    reply = _say(client, "s17", "Maria da Silva, 11 98765-4017, quero clínico geral pelo Hapvida")
+    assert "Não trabalhamos com Hapvida" in reply["reply"]
+    assert reply["state"]["stage"] == "offering" and "R$ 300,00" in reply["reply"]  # private
+    unknown = _say(client, "s18", "vocês aceitam cartão de crédito?")
+    assert "não tenho essa informação" in unknown["reply"]  # payment: the staff's to answer

@@ -21,6 +21,8 @@ class Intents(Part):
         if u.other_specialty and u.service_id is None and u.doctor_id is None:
             await self.other_specialty(u)
             return True
+        if u.other_insurer and u.insurance_id is None and self.other_insurer(u):
+            return True
         if u.unknown_question:
             await self.unknown_question()
             return True
@@ -69,6 +71,21 @@ class Intents(Part):
             self.say("how_can_help")
             return True
         return False
+
+    def other_insurer(self, u: Understanding) -> bool:
+        """A plan the clinic does not take: said plainly, with the plans it does take (it said
+        "I don't have that information" and offered the staff). A booking request goes on as
+        a private one (returns False: not done yet)."""
+        plans = ", ".join(plan.name for plan in self.clinic.insurances)
+        self.say("other_insurer", plan=u.other_insurer, plans=plans)
+        self.state.insurance_id = None
+        if u.has("book") or u.service_id or u.doctor_id or not u.wish.empty:
+            return False
+        self.run.reprompt()
+        if self.state.stage in ("idle", "start"):
+            self.state.stage = "idle"
+            self.say("anything_else")
+        return True
 
     async def other_specialty(self, u: Understanding) -> None:
         """A specialty the clinic does not offer, asked about or asked for: said plainly, with

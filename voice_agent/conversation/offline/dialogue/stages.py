@@ -44,6 +44,7 @@ class Stages(Part):
             or u.question is not None
             or u.unknown_question
             or u.other_specialty is not None
+            or u.other_insurer is not None
         )
 
     async def on_phone(self, text: str, u: Understanding) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from voice_agent.clinic.lookup import fold
 from voice_agent.clinic.model import Clinic
+from voice_agent.conversation.offline.insurers import INSURERS
 from voice_agent.conversation.offline.nlu.patterns import CYRILLIC, normalize, rx, words_only
 from voice_agent.conversation.offline.nlu.person_names import (
     given_name_words,
@@ -121,6 +122,15 @@ def find_other_specialty(clinic: Clinic, folded: str, language: str) -> str | No
         stem = words_only(match.group(0)).split()[0][:5]
         words = (w for phrase in _index(clinic).services for w in phrase.text.split())
         return None if any(w.startswith(stem) for w in words) else said
+    return None
+
+
+def find_other_insurer(clinic: Clinic, folded: str) -> str | None:
+    """A health plan the patient names that is none of the clinic's ("Hapvida" at a clinic
+    without it), as the reply names it; None when the clinic lists it or none is named."""
+    for pattern, said in INSURERS:
+        if rx(pattern).search(folded) and find_insurance(clinic, normalize(said)) is None:
+            return said
     return None
 
 

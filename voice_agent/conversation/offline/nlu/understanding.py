@@ -12,6 +12,7 @@ from voice_agent.conversation.offline.lexicon import INTENTS, LEXICONS
 from voice_agent.conversation.offline.nlu.clinic_index import (
     find_doctor,
     find_insurance,
+    find_other_insurer,
     find_other_specialty,
     find_service,
     without_name,
@@ -61,6 +62,8 @@ class Understanding:
     """Phrased as a question ("…?", "do you…", "есть ли…", "vocês têm…")."""
     other_specialty: str | None = None
     """A specialty named that the clinic does not offer ("ortopedista"), as replies name it."""
+    other_insurer: str | None = None
+    """A health plan named that the clinic does not take ("Hapvida"), as replies name it."""
 
     def has(self, *intents: str) -> bool:
         return any(i in self.intents for i in intents)
@@ -79,6 +82,7 @@ class Understanding:
             self.email,
             self.phone,
             self.other_specialty,
+            self.other_insurer,
         )
         return not any(entities) and self.option is None and self.clock is None and self.wish.empty
 
@@ -147,6 +151,8 @@ def parse(
     )
     found.doctor_id = find_doctor(clinic, without_name(without_email, found.name))
     found.insurance_id = find_insurance(clinic, without_email)
+    if found.insurance_id is None:
+        found.other_insurer = find_other_insurer(clinic, without_email)
     found.private = bool(rx(lex.private).search(without_email))
     found.asks = bool(rx(lex.question).search(without_email)) or (
         text.rstrip().endswith("?") and len(_QUESTION_WORD.findall(without_email)) >= 2
