@@ -8,6 +8,7 @@ import pytest
 from voice_agent.clinic import Clinic
 from voice_agent.clinic.model import EmergencyPolicy
 from voice_agent.safety import RedFlag
+from voice_agent.safety.rules import CATEGORIES
 from voice_agent.safety.texts import EmergencyTexts
 from voice_agent.settings import Settings
 
@@ -96,3 +97,13 @@ def test_voice_instruction_and_transfer_answers(
     )
     assert texts.is_yes("sim, por favor", "pt-BR") and texts.is_yes("1", "pt-BR")
     assert texts.is_yes("да", "ru") and not texts.is_yes("não", "pt-BR")
+
+
+@pytest.mark.parametrize("language", ["pt-BR", "en", "ru"])
+def test_every_red_flag_category_is_named_for_the_staff(language: str) -> None:
+    """The staff alert and the call's instruction name the danger; a category without a label
+    would be named by its id ("blood_pressure") in the clinic's WhatsApp."""
+    texts = EmergencyTexts(Settings().prompts_dir)
+    for category in CATEGORIES:
+        label = texts.category(RedFlag(category, "rule", language), language)
+        assert label and label != category, (language, category)
