@@ -35,6 +35,7 @@ XML = "application/xml"
 MESSAGE_LIMIT = 1600
 """Twilio's limit for one WhatsApp/SMS body."""
 
+
 def get_conversations(request: Request) -> ConversationService:
     """One conversation service per app, built on first use."""
     conversations = getattr(request.app.state, "conversations", None)
