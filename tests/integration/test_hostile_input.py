@@ -354,6 +354,25 @@ def test_a_whatsapp_message_delivered_twice_is_processed_once(
         assert session.get(ProcessedRequest, key) is not None
 
 
+def test_a_message_keyed_by_the_older_sid_names_is_processed_once(
+    client: TestClient, app_services: Services
+) -> None:
+    """Without MessageSid the message was processed with no replay guard; Twilio sends the same
+    sid as SmsMessageSid and SmsSid too."""
+    sid = f"SM{next(_SIDS):032d}"
+    params = {
+        "From": "whatsapp:+5511987650889",
+        "To": "whatsapp:+551134567800",
+        "Body": "quero marcar uma consulta",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+    }
+    assert _message(_post_signed(client, "/twilio/messaging", params).text)
+    assert _message(_post_signed(client, "/twilio/messaging", params).text) is None
+    with transaction(app_services.engine) as session:
+        assert session.get(ProcessedRequest, f"msg:{sid}") is not None
+
+
 def _follow(client: TestClient, root: ElementTree.Element, **fields: str) -> Any:
     gather = root.find("Gather")
     assert gather is not None, ElementTree.tostring(root)

@@ -99,7 +99,10 @@ async def twilio_messaging(request: Request, conversations: ConversationsDep) ->
     if retry_after is not None:
         logger.warning("%s sender over its rate limit", channel)
         return too_many(retry_after)
-    message_sid = params.get("MessageSid", "")
+    # Twilio sends the same sid under its older names too; any of them keys the replay guard.
+    message_sid = (
+        params.get("MessageSid") or params.get("SmsMessageSid") or params.get("SmsSid") or ""
+    )
     current_call.set(message_sid or None)
     if not message_sid:
         return await _message_turn(request, conversations, channel, phone, params)
