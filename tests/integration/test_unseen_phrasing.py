@@ -323,3 +323,27 @@ def test_booking_with_a_plan_the_clinic_does_not_take_goes_on_as_private(
     assert reply["state"]["stage"] == "offering" and "R$ 300,00" in reply["reply"]  # private
     unknown = _say(client, "s18", "vocês aceitam cartão de crédito?")
     assert "não tenho essa informação" in unknown["reply"]  # payment: the staff's to answer
+
+
+@pytest.mark.parametrize(
+    ("language", "booking", "confirm", "confirmed", "ask_time"),
+    [
+        ("en", "I'm Tom Baker, 11 98765-4018, I need a GP on Wednesday",
+         "I'll be there, thanks", "confirmed", "what time is my appointment?"),
+        ("ru", "Смирнова Анна, +7 916 123-45-18, запишите к терапевту на среду",
+         "обязательно приду", "подтверждён", "во сколько у меня приём?"),
+        ("pt-BR", "sou a Beatriz Lima, 11 98765-4018, quero clínico geral na quarta",
+         "estarei lá, obrigada", "confirmad", "que horas é minha consulta?"),
+    ],
+)  # fmt: skip
+def test_attending_and_asking_the_time(
+    client: TestClient, language: str, booking: str, confirm: str, confirmed: str, ask_time: str
+) -> None:
+    """ "I'll be there, thanks" got "You're welcome! Goodbye!"; "во сколько у меня приём?"
+    started a new booking."""
+    _book_here(client, "s19", booking, language)
+    reply = _say(client, "s19", confirm, language)
+    assert "confirm_appointment" in reply["tool_calls"] and confirmed in reply["reply"]
+    listed = _say(client, "s19", ask_time, language)
+    assert "list_my_appointments" in listed["tool_calls"], listed["reply"]
+    assert listed["state"]["stage"] != "offering"

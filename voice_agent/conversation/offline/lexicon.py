@@ -114,11 +114,15 @@ _PT = Lexicon(
             r"\bminhas consultas\b",
             r"\bmeus (agendamentos|horarios)\b",
             r"\bquando e (a )?minha consulta\b",
+            r"\b(que horas|que dia|qual dia|qual (o )?horario) (e|eh|ficou|sera)"
+            r" (a )?minha consulta\b",
             r"\btenho (alguma )?consulta marcada\b",
         ),
         "confirm_attendance": (
             r"\bconfirm(o|ar) (a |minha )?(presenca|consulta)\b",
             r"\bvou comparecer\b",
+            r"\bestarei (la|ai)\b",
+            r"\bpode contar comigo\b",
         ),
         "book": (
             r"\bmarcar\b",
@@ -325,9 +329,15 @@ _RU = Lexicon(
             r"\bмои записи\b",
             r"\bкогда (у меня )?(при[её]м|запись)\b",
             r"\bна когда я записан\w*",
+            r"\bво сколько (у меня )?(при[её]м|запись)\b",
+            r"\bво сколько я записан\w*",
             r"\bесть ли у меня запись\b",
         ),
-        "confirm_attendance": (r"\bподтвер\w* (запись|при[её]м|визит)\b", r"\bя приду\b"),
+        "confirm_attendance": (
+            r"\bподтвер\w* (запись|при[её]м|визит)\b",
+            r"\bя приду\b",
+            r"\bобязательно (буду|приду)\b",
+        ),
         "book": (
             r"\bзапис\w*",
             r"\bзапиш\w*",
@@ -509,11 +519,14 @@ _EN = Lexicon(
         "list": (
             r"\bmy appointments\b",
             r"\bwhen is my appointment\b",
+            r"\bwhat (time|day) is my appointment\b",
             r"\bdo i have (an|any) appointments?\b",
         ),
         "confirm_attendance": (
             r"\bconfirm (my|the) (appointment|visit|attendance)\b",
             r"\bi will (be there|attend|come)\b",
+            r"\bi'?ll be there\b",
+            r"\bsee you (then|there)\b",
         ),
         "book": (
             r"\bbook\w*",
