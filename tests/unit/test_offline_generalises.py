@@ -377,6 +377,8 @@ def test_a_name_after_an_ordinary_sentence_start(
         ("Bom Dia, quero marcar", "pt-BR", None, None),
         ("Bradesco Saúde, vocês aceitam?", "pt-BR", None, None),
         ("Dra. Ana, tem horário?", "pt-BR", None, "dr-ana-souza"),
+        ("Hospital Vila Mariana, qual o endereço?", "pt-BR", None, None),
+        ("Vila Mariana, tem estacionamento?", "pt-BR", None, None),  # in the clinic's address
     ],
 )  # fmt: skip
 def test_a_name_said_first_before_a_comma(

@@ -103,11 +103,26 @@ def _leading_name(text: str, language: str, clinic: Clinic) -> str | None:
     folded = normalize(name)
     if find_insurance(clinic, folded) or find_service(clinic, folded):
         return None
+    if _INSTITUTION.search(folded) or any(folded in place for place in _places(clinic)):
+        return None  # "Hospital Vila Mariana, qual o endereço?": a place, not the caller
     doctor_id = find_doctor(clinic, folded)
     doctor = clinic.doctor(doctor_id) if doctor_id else None
     if doctor is not None and _names_the_doctor(folded, doctor.name):
         return None  # "Ана Соуза, пожалуйста": the doctor asked for, by first name and surname
     return name
+
+
+_INSTITUTION = re.compile(
+    r"\b(hospital|clinica|clinic|consultorio|laboratorio|centro|instituto|pronto socorro"
+    r"|больниц\w*|клиник\w*|центр\w*|госпитал\w*|поликлиник\w*)\b"
+)
+
+
+def _places(clinic: Clinic) -> list[str]:
+    """The clinic's and its hospitals' names and addresses, folded."""
+    names = [clinic.name, clinic.address]
+    names += [part for hospital in clinic.hospitals for part in (hospital.name, hospital.address)]
+    return [normalize(name) for name in names]
 
 
 def _names_the_doctor(folded: str, doctor_name: str) -> bool:
