@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field, field_validator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.conversation.engine import ConversationService
-from voice_agent.conversation.offline.replies import Replies
 from voice_agent.conversation.voice_notes import VoiceNotes
 from voice_agent.errors import InvalidPatientData
 from voice_agent.logging_setup import current_call
@@ -54,9 +53,9 @@ def message_twiml(text: str) -> str:
     return str(response)
 
 
-def _problem(request: Request, status: int) -> Response:
-    language = request.app.state.services.clinic().default_language
-    text = Replies(request.app.state.settings.prompts_dir).say(language, "malformed_message")
+def _problem(conversations: ConversationService, status: int) -> Response:
+    language = conversations.services.clinic().default_language
+    text = conversations.replies.say(language, "malformed_message")
     return Response(message_twiml(text), status_code=status, media_type=XML)
 
 
@@ -86,14 +85,14 @@ async def twilio_messaging(request: Request, conversations: ConversationsDep) ->
     except HTTPException as exc:
         if exc.status_code in (403, 503):
             return Response("forbidden", status_code=exc.status_code, media_type="text/plain")
-        return _problem(request, 400)
+        return _problem(conversations, 400)
     sender = params.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     try:
         phone = normalize_phone(sender, conversations.services.clinic().country)
     except InvalidPatientData:
         logger.info("messaging webhook without a usable From (%s)", channel)
-        return _problem(request, 400)
+        return _problem(conversations, 400)
     limited = request.app.state.settings.rate_limit_scale > 0
     retry_after = _senders(request).take(phone) if limited else None
     if retry_after is not None:
@@ -130,9 +129,10 @@ async def _message_turn(
 ) -> Response:
     body = params.get("Body", "")
     if not body.strip() and _media_count(params):
-        heard = await _voice_note(request, conversations, phone, params)
+        language = await _patient_language(conversations, phone)
+        heard = await _voice_note(request, conversations, language, params)
         if heard is None:
-            return await _media_only(conversations, channel, phone, params)
+            return _media_only(conversations, channel, language, params)
         body = heard
     confirmations = getattr(request.app.state, "confirmations", None)
     red_flag = conversations.red_flag(body) is not None  # an emergency is never a "1/2/3"
@@ -169,7 +169,7 @@ async def _patient_language(conversations: ConversationService, phone: str) -> s
 
 
 async def _voice_note(
-    request: Request, conversations: ConversationService, phone: str, params: dict[str, str]
+    request: Request, conversations: ConversationService, language: str, params: dict[str, str]
 ) -> str | None:
     """A voice note's transcript (``conversation.voice_notes``), or ``None``: not audio, or no
     OpenAI, or it could not be fetched or heard."""
@@ -184,22 +184,18 @@ async def _voice_note(
     notes: VoiceNotes | None = state.voice_notes
     if notes is None:
         return None
-    language = await _patient_language(conversations, phone)
     return await notes.transcribe(url, content_type, language)
 
 
-async def _media_only(
-    conversations: ConversationService, channel: str, phone: str, params: dict[str, str]
+def _media_only(
+    conversations: ConversationService, channel: str, language: str, params: dict[str, str]
 ) -> Response:
     """A voice note, photo or document with no text that could not be read (WhatsApp voice
     notes are how many patients write): said in the patient's language, instead of "I received
     no text"."""
     kind = params.get("MediaContentType0", "").split("/")[0]
-    services = conversations.services
-    clinic = services.clinic()
-    language = await _patient_language(conversations, phone)
     key = "media_audio" if kind == "audio" else "media_file"
-    text = Replies(services.settings.prompts_dir).say(language, key, phone=clinic.phone)
+    text = conversations.replies.say(language, key, phone=conversations.services.clinic().phone)
     logger.info("%s message with %s media and no text: asked for text", channel, kind or "other")
     return Response(message_twiml(text), media_type=XML)
 
