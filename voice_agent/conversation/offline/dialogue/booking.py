@@ -119,20 +119,21 @@ class Booking(Part):
 
     async def search_before_offers(self, keep_days: bool = False) -> None:
         """ "Tem mais cedo?" / "пораньше" / "sooner": the bookable days before the first offer,
-        then its day before its time; with nothing sooner, the offers stay and the patient is
-        told so (not "more" times later that day, as before)."""
+        then its day before its time (not "more" times later that day, as before); with nothing
+        sooner the patient is told so and the offers' days are searched again."""
         state = self.state
         first = min(((o["date"], o["time"]) for o in state.offers), default=None)
         if first is None:
             await self.search()
             return
+        wish = TimeWish.from_args(state.wish)
         start = self.today + timedelta(days=1 if self.clinic.booking.start_tomorrow else 0)
-        sooner = TimeWish.from_args(state.wish).before(
+        sooner = wish.before(
             date.fromisoformat(first[0]), time.fromisoformat(first[1]), start, keep_days=keep_days
         )
         # With nothing sooner the offers' days are searched again (their holds were released).
         again = replace(
-            TimeWish.from_args(state.wish),
+            wish,
             dates=sorted({date.fromisoformat(o["date"]) for o in state.offers}),
             date_from=None,
             date_to=None,

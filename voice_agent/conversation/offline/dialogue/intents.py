@@ -55,9 +55,7 @@ class Intents(Part):
             await self.run.booking.continue_booking()
             return True
         if handled:
-            self.run.reprompt()
-            if state.stage in ("idle", "start"):
-                self.say("anything_else")
+            self.after_answer()
             return True
         if u.has("thanks", "bye"):
             # "Por nada!" answers a thanks; a bare "tchau" gets a goodbye, not "you're welcome".
@@ -81,10 +79,7 @@ class Intents(Part):
         self.state.insurance_id = None
         if u.has("book") or u.service_id or u.doctor_id or not u.wish.empty:
             return False
-        self.run.reprompt()
-        if self.state.stage in ("idle", "start"):
-            self.state.stage = "idle"
-            self.say("anything_else")
+        self.after_answer(settle=True)
         return True
 
     async def other_specialty(self, u: Understanding) -> None:
@@ -100,9 +95,15 @@ class Intents(Part):
             return
         if state.stage != "ask_service":  # that stage's question lists them already
             self.say("our_services", services=self.run.service_list())
+        self.after_answer(settle=True)
+
+    def after_answer(self, *, settle: bool = False) -> None:
+        """After an answer: what the stage waits for, asked again, or "anything else?" when
+        nothing is pending (``settle``: a conversation that had not started is idle now)."""
         self.run.reprompt()
-        if state.stage in ("idle", "start"):
-            state.stage = "idle"
+        if self.state.stage in ("idle", "start"):
+            if settle:
+                self.state.stage = "idle"
             self.say("anything_else")
 
     async def greet_new_contact(self) -> None:

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from voice_agent.conversation.offline.dialogue import identity
 from voice_agent.conversation.offline.dialogue.part import Part
 from voice_agent.conversation.offline.names import address
 from voice_agent.conversation.offline.nlu import TimeWish, Understanding, extract_name
-from voice_agent.conversation.offline.nlu.person_names import PARTICLES
+from voice_agent.conversation.offline.nlu.person_names import bare_name
 from voice_agent.errors import InvalidPatientData
 from voice_agent.patients.service import normalize_phone
 
@@ -89,15 +88,7 @@ class Stages(Part):
             return None
         if u.service_id or u.doctor_id or u.insurance_id or not u.wish.empty:
             return None
-        name = extract_name(text, self.lang)
-        if name is None or len(name) < 3:
-            return None
-        # extract_name capitalises: the case is read as the caller wrote it.
-        written = set(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", text))
-        words = [w for w in name.split() if w.lower() not in PARTICLES]
-        if len(words) < 2 or not all(w in written and w[:1].isupper() for w in words):
-            return None
-        return name
+        return bare_name(text, self.lang)
 
     async def on_identity(self, text: str, u: Understanding) -> bool:
         return await identity.answer(self.run, text, u)

@@ -112,8 +112,17 @@ class TimeWish:
             return [replace(self, latest=latest, today_asked=False)] if earlier_in_day else []
         sooner: list[TimeWish] = []
         if first_day < day:
-            days = replace(self, dates=[], date_from=first_day, date_to=day - timedelta(days=1))
-            sooner.append(replace(days, weekdays=[], today_asked=False))
+            before_day = day - timedelta(days=1)
+            sooner.append(
+                replace(
+                    self,
+                    dates=[],
+                    date_from=first_day,
+                    date_to=before_day,
+                    weekdays=[],
+                    today_asked=False,
+                )
+            )
         if earlier_in_day:
             sooner.append(self.on_day(day, latest=latest))
         return sooner

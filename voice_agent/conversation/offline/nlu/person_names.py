@@ -180,15 +180,34 @@ def leading_name(text: str, language: str) -> str | None:
     if match is None:
         return None
     words = match.group(1).split()
-    named = [w for w in words if w.lower() not in PARTICLES]
-    if len(named) < 2 or not all(w[:1].isupper() for w in named):
+    if not _written_as_a_name(words):
         return None
-    folded = [fold(w).rstrip(".") for w in named]
+    folded = [fold(w).rstrip(".") for w in words if w.lower() not in PARTICLES]
     if any(w in TITLES or w in _NOT_NAME_WORDS for w in folded):
         return None
     if not _reads_as_a_name(words, language):
         return None
     return " ".join(words)
+
+
+def bare_name(text: str, language: str) -> str | None:
+    """A name said alone, with no "my name is" ("John Smith", "Maria Silva, 11 98765-4000"),
+    only as written with capitals: ``extract_name`` capitalises, so "meu telefone é fixo" would
+    read as a name otherwise."""
+    name = extract_name(text, language)
+    if name is None or len(name) < 3:
+        return None
+    written = set(re.findall(r"[^\W\d_]+(?:['-][^\W\d_]+)*\.?", text))
+    words = name.split()
+    if not all(w in written for w in words if w.lower() not in PARTICLES):
+        return None
+    return name if _written_as_a_name(words) else None
+
+
+def _written_as_a_name(words: list[str]) -> bool:
+    """Two or more words, each (particles aside) with a capital as the caller wrote it."""
+    named = [w for w in words if w.lower() not in PARTICLES]
+    return len(named) >= 2 and all(w[:1].isupper() for w in named)
 
 
 _CORRECTIONS = (
